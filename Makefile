@@ -1,0 +1,48 @@
+# pg_billops — PGXS build.
+#
+#   make                 build the module and the install script
+#   make install         install into the server found by pg_config
+#   make installcheck    pg_regress against a running server (PGHOST/PGPORT)
+#   make bench           benchmarks (test/bench/run.sh); prints name=value lines
+#
+# The install script is generated: the SQL sources live one domain per file in
+# sql/install/ and are concatenated in name order into sql/pg_billops--<ver>.sql.
+# Upgrade scripts (sql/pg_billops--A--B.sql) are written by hand and shipped as-is.
+
+EXTENSION  = pg_billops
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_billops.control)
+
+MODULE_big = pg_billops
+OBJS = \
+	src/pg_billops.o \
+	src/sigv4.o \
+	src/aws_credentials.o \
+	src/http.o \
+	src/byte_source.o \
+	src/s3.o \
+	src/cur_columns.o \
+	src/cur_load.o \
+	src/sql_api.o
+
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+
+PG_CPPFLAGS = -I$(srcdir)/include
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers -Wno-cast-function-type
+SHLIB_LINK = -lcurl -lssl -lcrypto -lz
+
+# pg_regress: test scripts in sql/*.sql (not the install sources), outputs in expected/.
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/[0-9][0-9]_*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=pg_billops
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
+	cat $^ > $@
+
+.PHONY: bench
+bench:
+	bash test/bench/run.sh

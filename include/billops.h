@@ -1,0 +1,34 @@
+/*
+ * billops.h — settings and small helpers shared by every pg_billops C file.
+ *
+ * Each C file owns one concern (signing, credentials, HTTP, S3, CUR loading);
+ * this header holds only what they all need: the GUC variables and the
+ * error-reporting conventions.
+ */
+#ifndef BILLOPS_H
+#define BILLOPS_H
+
+#include "postgres.h"
+
+/* GUCs (defined in pg_billops.c) */
+extern char *billops_aws_shared_credentials_file;
+extern char *billops_ca_bundle;
+extern int	billops_http_connect_timeout_ms;
+extern int	billops_http_stall_timeout_ms;
+extern int	billops_http_request_timeout_ms;
+extern int	billops_s3_max_retries;
+extern int	billops_s3_retry_base_ms;
+extern int	billops_load_batch_rows;
+
+/* pg_billops.c */
+extern bool billops_is_loopback_host(const char *host);
+
+/* Wipe memory that held a secret, in a way the compiler may not elide. */
+static inline void
+billops_wipe(void *p, size_t len)
+{
+	if (p != NULL && len > 0)
+		explicit_bzero(p, len);
+}
+
+#endif							/* BILLOPS_H */

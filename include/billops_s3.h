@@ -1,0 +1,44 @@
+/*
+ * billops_s3.h — the S3 client: ListObjectsV2, GetObject (streamed), small GETs.
+ */
+#ifndef BILLOPS_S3_H
+#define BILLOPS_S3_H
+
+#include "postgres.h"
+
+#include "billops_byte_source.h"
+#include "nodes/pg_list.h"
+
+typedef struct S3Location
+{
+	char	   *endpoint;		/* NULL: https://s3.<region>.amazonaws.com */
+	char	   *region;
+	char	   *bucket;
+	bool		path_style;		/* /bucket/key instead of bucket.host/key */
+	char	   *credentials;	/* a credentials reference, never a key */
+} S3Location;
+
+typedef struct S3Object
+{
+	char	   *key;			/* or the common prefix when is_prefix */
+	int64		size;
+	char	   *etag;
+	char	   *last_modified;
+	bool		is_prefix;
+} S3Object;
+
+/* All objects (and common prefixes, with a delimiter) under prefix, paging through. */
+extern List *s3_list(const S3Location *loc, const char *prefix, const char *delimiter);
+
+/* GET a small object whole (manifests); errors past max_bytes. */
+extern char *s3_get_small(const S3Location *loc, const char *key, size_t max_bytes, size_t *len);
+
+/*
+ * A streamed GetObject.  expected_size (-1: unknown) and etag come from the
+ * listing; a body cut short is resumed with Range + If-Match, and a body that
+ * ends at the wrong length is an error, never silently accepted.
+ */
+extern ByteSource *s3_object_source(const S3Location *loc, const char *key,
+									int64 expected_size, const char *etag);
+
+#endif							/* BILLOPS_S3_H */

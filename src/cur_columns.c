@@ -1,0 +1,213 @@
+/*
+ * cur_columns.c — from a CUR header row to the columns of billops.cur_line_item.
+ *
+ * The table's own definition is the list of typed columns: a header whose
+ * CUR 2.0 name matches a column goes there, so adding a typed column later is
+ * an ALTER TABLE, not a code change.  Legacy category columns that CUR 2.0
+ * turned into map columns (resourceTags/, costCategory/, product/, discount/)
+ * become keys of the matching jsonb column; everything else is kept in
+ * "extras" under its original header.  Schema drift therefore never loses
+ * data, and never fails a load.
+ *
+ * Tag keys are kept exactly as AWS wrote them ("user:Owner"): Athena's
+ * lower-case/underscore rewrite is lossy, and CUR 2.0's key spelling inside
+ * resource_tags is not documented verbatim, so we do not invent one.
+ */
+#include "postgres.h"
+
+#include "billops_cur.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+
+static const char *const required_columns[] = {
+	"bill_payer_account_id",
+	"bill_billing_period_start_date",
+	"line_item_usage_account_id",
+	"line_item_line_item_type",
+	"line_item_unblended_cost",
+};
+
+/* Map columns: CUR 2.0 name, and the legacy category that feeds it. */
+static const struct
+{
+	const char *column;
+	const char *legacy_category;
+	bool		snake_keys;		/* product/discount attributes are attribute names */
+}			map_columns[] = {
+	{"resource_tags", "resourceTags", false},
+	{"cost_category", "costCategory", false},
+	{"product", "product", true},
+	{"discount", "discount", true},
+};
+
+static void
+append_snake(StringInfo out, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c >= 'A' && c <= 'Z')
+		{
+			if (out->len > 0 && out->data[out->len - 1] != '_')
+				appendStringInfoChar(out, '_');
+			appendStringInfoChar(out, (char) (c - 'A' + 'a'));
+		}
+		else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+			appendStringInfoChar(out, (char) c);
+		else if (out->len > 0 && out->data[out->len - 1] != '_')
+			appendStringInfoChar(out, '_');
+	}
+}
+
+char *
+cur_snake_name(const char *header)
+{
+	StringInfoData out;
+	const char *slash = strchr(header, '/');
+
+	initStringInfo(&out);
+	if (slash == NULL)
+	{
+		/* already CUR 2.0 / Athena style: keep it, just lower-case */
+		for (const char *p = header; *p; p++)
+			appendStringInfoChar(&out, pg_ascii_tolower((unsigned char) *p));
+		return out.data;
+	}
+	append_snake(&out, header, slash - header);
+	appendStringInfoChar(&out, '_');
+	append_snake(&out, slash + 1, strlen(slash + 1));
+	while (out.len > 0 && out.data[out.len - 1] == '_')
+		out.data[--out.len] = '\0';
+	return out.data;
+}
+
+static AttrNumber
+find_attnum(TupleDesc tupdesc, const char *name)
+{
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(tupdesc, i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0)
+			return a->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+CurColumn *
+cur_map_header(char **fields, int nfields, TupleDesc tupdesc, const char *file_name,
+			   AttrNumber *extras_attnum)
+{
+	CurColumn  *cols = palloc0(sizeof(CurColumn) * Max(nfields, 1));
+	int		   *owner = palloc0(sizeof(int) * (tupdesc->natts + 1));	/* attnum → header index + 1 */
+	bool		has_json_map[lengthof(map_columns)] = {0};
+
+	*extras_attnum = find_attnum(tupdesc, "extras");
+
+	/* pass 1: CUR 2.0 map columns given whole as JSON */
+	for (int i = 0; i < nfields; i++)
+	{
+		char	   *h = fields[i] ? fields[i] : "";
+
+		/* a UTF-8 byte order mark before the first header is not part of the name */
+		if (i == 0 && (unsigned char) h[0] == 0xEF && (unsigned char) h[1] == 0xBB && (unsigned char) h[2] == 0xBF)
+			h += 3;
+		cols[i].header = pstrdup(h);
+		cols[i].name = cur_snake_name(h);
+		for (int m = 0; m < lengthof(map_columns); m++)
+			if (strchr(h, '/') == NULL && strcmp(cols[i].name, map_columns[m].column) == 0)
+				has_json_map[m] = true;
+	}
+
+	for (int i = 0; i < nfields; i++)
+	{
+		CurColumn  *c = &cols[i];
+		AttrNumber	att = InvalidAttrNumber;
+		const char *slash = strchr(c->header, '/');
+		bool		done = false;
+
+		if (strcmp(c->name, "extras") != 0)
+			att = find_attnum(tupdesc, c->name);
+		if (att != InvalidAttrNumber)
+		{
+			Oid			typ = TupleDescAttr(tupdesc, att - 1)->atttypid;
+
+			c->kind = (typ == JSONBOID) ? CUR_COL_MAP_JSON : CUR_COL_TYPED;
+			if (c->kind == CUR_COL_MAP_JSON && slash != NULL)
+				att = InvalidAttrNumber;	/* "product/product" is an attribute, not the map */
+			else
+			{
+				if (owner[att] != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+							 errmsg("CUR file \"%s\" has two columns for %s: \"%s\" and \"%s\"",
+									file_name, c->name, cols[owner[att] - 1].header, c->header),
+							 errhint("A report should use one header style; remove the duplicate column.")));
+				owner[att] = i + 1;
+				c->attnum = att;
+				done = true;
+			}
+		}
+		if (!done && slash != NULL)
+		{
+			for (int m = 0; m < lengthof(map_columns); m++)
+			{
+				size_t		catlen = strlen(map_columns[m].legacy_category);
+
+				if ((size_t) (slash - c->header) == catlen &&
+					strncmp(c->header, map_columns[m].legacy_category, catlen) == 0 &&
+					!has_json_map[m])
+				{
+					att = find_attnum(tupdesc, map_columns[m].column);
+					if (att == InvalidAttrNumber)
+						break;
+					c->kind = CUR_COL_MAP_ENTRY;
+					c->attnum = att;
+					if (map_columns[m].snake_keys)
+					{
+						StringInfoData k;
+
+						initStringInfo(&k);
+						append_snake(&k, slash + 1, strlen(slash + 1));
+						c->key = k.data;
+					}
+					else
+						c->key = pstrdup(slash + 1);
+					done = true;
+					break;
+				}
+			}
+		}
+		if (!done)
+		{
+			c->kind = CUR_COL_EXTRA;
+			c->attnum = *extras_attnum;
+			c->key = c->header;
+		}
+	}
+
+	for (int r = 0; r < lengthof(required_columns); r++)
+	{
+		AttrNumber	att = find_attnum(tupdesc, required_columns[r]);
+
+		if (att == InvalidAttrNumber || owner[att] == 0)
+		{
+			StringInfoData seen;
+
+			initStringInfo(&seen);
+			for (int i = 0; i < nfields && i < 12; i++)
+				appendStringInfo(&seen, "%s\"%s\"", i ? ", " : "", cols[i].header);
+			if (nfields > 12)
+				appendStringInfo(&seen, ", … (%d columns)", nfields);
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("CUR file \"%s\" lacks the required column %s", file_name, required_columns[r]),
+					 errdetail("The header has: %s.", seen.data),
+					 errhint("Legacy reports name it with a category prefix (e.g. \"lineItem/UnblendedCost\"); CUR 2.0 uses snake case. Check that the file is a Cost and Usage Report.")));
+		}
+	}
+	pfree(owner);
+	return cols;
+}

@@ -1,0 +1,693 @@
+/*
+ * cur_load.c — stream one CUR delivery into fresh staging tables.
+ *
+ *   S3 GetObject (or a local file) → gunzip → COPY's CSV parser
+ *   (BeginCopyFrom with a data-source callback, NextCopyFromRawFields)
+ *   → per-column input functions / jsonb building → table_multi_insert
+ *
+ * Rows are routed by (billing period, payer) to one staging table each,
+ * created on first sight through billops._staging_table(); the SQL side then
+ * swaps them in atomically (billops._swap_delivery).  Nothing here touches the
+ * live partitions, so any error leaves the previous delivery untouched.
+ *
+ * We use COPY's parser but not CopyFrom() itself, because a CUR row is not a
+ * table row: legacy tag columns become jsonb keys, unknown columns go to
+ * "extras", and each row is routed by its own period and payer.  Insertion is
+ * batched like COPY's (table_multi_insert with a bulk-insert ring, skipping the
+ * FSM for tables created in this transaction).
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "billops.h"
+#include "billops_byte_source.h"
+#include "billops_cur.h"
+#include "billops_s3.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "utils/acl.h"
+#include "catalog/pg_type.h"
+#include "commands/copy.h"
+#include "commands/progress.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "pgstat.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(billops_ingest_delivery);
+
+/* Progress slots we add to pg_stat_progress_copy's parameter array (param11..). */
+#define PROG_DELIVERY_ID	10
+#define PROG_FILE_NO		11
+#define PROG_FILE_COUNT		12
+#define PROG_FILE_RAW_BYTES 13
+#define PROG_FILE_SIZE		14
+#define PROG_DELIVERY_ROWS	15
+#define PROG_DELIVERY_RAW	16
+
+#define MAX_BATCH_SLOTS 1000
+#define MAX_INVOICE_IDS 64
+
+typedef struct Route
+{
+	DateADT		period;
+	char	   *payer;
+	Relation	rel;
+	AttrNumber *attmap;			/* parent attno → this table's attno (by name) */
+	TupleTableSlot **slots;
+	int			nused;
+	BulkInsertState bistate;
+	int			ti_options;
+	int64		rows;
+	int64		rows_with_invoice;
+	List	   *invoice_ids;
+	char	   *last_invoice;
+} Route;
+
+typedef struct LoadState
+{
+	int64		delivery_id;
+	Relation	parent;
+	TupleDesc	ptupdesc;
+	FmgrInfo   *in_funcs;		/* per parent attribute */
+	Oid		   *typioparams;
+	List	   *routes;
+	Route	   *current;
+	char	   *cur_payer_raw;
+	char	   *cur_period_raw;
+	MemoryContext batch_cxt;
+	int			batch_rows;
+
+	/* per file, for messages */
+	const char *file_name;
+	int64		row_no;
+	const char *column;
+
+	/* totals */
+	int64		delivery_rows;
+	uint64		delivery_raw;
+} LoadState;
+
+/* COPY's data-source callback takes no argument: the stream it reads is here. */
+static ByteSource *copy_source = NULL;
+static uint64 copy_bytes = 0;
+
+static int
+copy_read_cb(void *outbuf, int minread, int maxread)
+{
+	int			got = 0;
+
+	while (got < minread)
+	{
+		size_t		n = copy_source->read(copy_source, (char *) outbuf + got, maxread - got);
+
+		if (n == 0)
+			break;
+		got += (int) n;
+	}
+	copy_bytes += got;
+	return got;
+}
+
+static void
+load_error_context(void *arg)
+{
+	LoadState  *st = arg;
+
+	if (st->file_name == NULL)
+		return;
+	if (st->row_no <= 0)
+		errcontext("CUR file \"%s\", header row", st->file_name);
+	else if (st->column)
+		errcontext("CUR file \"%s\", data row %lld, column \"%s\"",
+				   st->file_name, (long long) st->row_no, st->column);
+	else
+		errcontext("CUR file \"%s\", data row %lld", st->file_name, (long long) st->row_no);
+}
+
+/* --- routes: one staging table per (period, payer) ------------------------ */
+
+static Route *
+route_open(LoadState *st, DateADT period, const char *payer)
+{
+	Route	   *r;
+	Oid			relid;
+	Datum		args[3];
+	Oid			argtypes[3] = {INT8OID, DATEOID, TEXTOID};
+	bool		isnull;
+	TupleDesc	rdesc;
+	MemoryContext old;
+
+	args[0] = Int64GetDatum(st->delivery_id);
+	args[1] = DateADTGetDatum(period);
+	args[2] = CStringGetTextDatum(payer);
+	if (SPI_execute_with_args("SELECT billops._staging_table($1, $2, $3)::oid",
+							  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "billops._staging_table() failed");
+	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	r = palloc0(sizeof(Route));
+	r->period = period;
+	r->payer = pstrdup(payer);
+	r->rel = table_open(relid, RowExclusiveLock);
+	rdesc = RelationGetDescr(r->rel);
+	r->attmap = palloc0(sizeof(AttrNumber) * st->ptupdesc->natts);
+	for (int i = 0; i < st->ptupdesc->natts; i++)
+	{
+		Form_pg_attribute pa = TupleDescAttr(st->ptupdesc, i);
+
+		if (pa->attisdropped)
+			continue;
+		for (int j = 0; j < rdesc->natts; j++)
+			if (!TupleDescAttr(rdesc, j)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(rdesc, j)->attname), NameStr(pa->attname)) == 0)
+				r->attmap[i] = j + 1;
+	}
+	r->slots = palloc0(sizeof(TupleTableSlot *) * MAX_BATCH_SLOTS);
+	for (int i = 0; i < MAX_BATCH_SLOTS; i++)
+		r->slots[i] = table_slot_create(r->rel, NULL);
+	r->bistate = GetBulkInsertState();
+	/* like COPY: a table created in this (sub)transaction needs no free-space map lookups */
+	if (r->rel->rd_createSubid != InvalidSubTransactionId ||
+		r->rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
+		r->ti_options |= TABLE_INSERT_SKIP_FSM;
+	st->routes = lappend(st->routes, r);
+	MemoryContextSwitchTo(old);
+	return r;
+}
+
+static void
+routes_flush(LoadState *st)
+{
+	ListCell   *lc;
+	CommandId	cid = GetCurrentCommandId(true);
+
+	foreach(lc, st->routes)
+	{
+		Route	   *r = lfirst(lc);
+
+		if (r->nused == 0)
+			continue;
+		table_multi_insert(r->rel, r->slots, r->nused, cid, r->ti_options, r->bistate);
+		for (int i = 0; i < r->nused; i++)
+			ExecClearTuple(r->slots[i]);
+		r->nused = 0;
+	}
+	MemoryContextReset(st->batch_cxt);
+	st->batch_rows = 0;
+}
+
+static void
+route_note_invoice(Route *r, const char *inv)
+{
+	ListCell   *lc;
+	MemoryContext old;
+
+	r->rows_with_invoice++;
+	if (r->last_invoice && strcmp(r->last_invoice, inv) == 0)
+		return;
+	foreach(lc, r->invoice_ids)
+		if (strcmp((char *) lfirst(lc), inv) == 0)
+		{
+			r->last_invoice = lfirst(lc);
+			return;
+		}
+	if (list_length(r->invoice_ids) >= MAX_INVOICE_IDS)
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	r->invoice_ids = lappend(r->invoice_ids, pstrdup(inv));
+	r->last_invoice = llast(r->invoice_ids);
+	MemoryContextSwitchTo(old);
+}
+
+/* --- one row --------------------------------------------------------------- */
+
+typedef struct JsonTarget
+{
+	AttrNumber	attnum;
+	JsonbParseState *ps;
+	bool		any;
+} JsonTarget;
+
+static void
+json_put(JsonTarget *jt, const char *key, const char *value)
+{
+	JsonbValue	k,
+				v;
+
+	if (!jt->any)
+	{
+		jt->ps = NULL;
+		pushJsonbValue(&jt->ps, WJB_BEGIN_OBJECT, NULL);
+		jt->any = true;
+	}
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(&jt->ps, WJB_KEY, &k);
+	pushJsonbValue(&jt->ps, WJB_VALUE, &v);
+}
+
+typedef struct FileMap
+{
+	CurColumn  *cols;
+	int			ncols;
+	int			payer_idx;
+	int			period_idx;
+	int			invoice_idx;
+	JsonTarget *targets;		/* jsonb columns fed by entries/extras */
+	int			ntargets;
+	int		   *target_of;		/* column → targets[] index or -1 */
+} FileMap;
+
+static FileMap *
+file_map_build(LoadState *st, char **fields, int nfields)
+{
+	FileMap    *fm = palloc0(sizeof(FileMap));
+	AttrNumber	extras;
+
+	fm->cols = cur_map_header(fields, nfields, st->ptupdesc, st->file_name, &extras);
+	fm->ncols = nfields;
+	fm->payer_idx = fm->period_idx = fm->invoice_idx = -1;
+	fm->targets = palloc0(sizeof(JsonTarget) * (nfields + 1));
+	fm->target_of = palloc(sizeof(int) * Max(nfields, 1));
+	for (int i = 0; i < nfields; i++)
+	{
+		CurColumn  *c = &fm->cols[i];
+
+		fm->target_of[i] = -1;
+		if (strcmp(c->name, "bill_payer_account_id") == 0 && c->kind == CUR_COL_TYPED)
+			fm->payer_idx = i;
+		else if (strcmp(c->name, "bill_billing_period_start_date") == 0 && c->kind == CUR_COL_TYPED)
+			fm->period_idx = i;
+		else if (strcmp(c->name, "bill_invoice_id") == 0 && c->kind == CUR_COL_TYPED)
+			fm->invoice_idx = i;
+		if (c->kind == CUR_COL_MAP_ENTRY || c->kind == CUR_COL_EXTRA)
+		{
+			int			t;
+
+			if (c->attnum == InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("billops.cur_line_item has no \"extras\" column to keep unknown CUR columns")));
+			for (t = 0; t < fm->ntargets; t++)
+				if (fm->targets[t].attnum == c->attnum)
+					break;
+			if (t == fm->ntargets)
+				fm->targets[fm->ntargets++].attnum = c->attnum;
+			fm->target_of[i] = t;
+		}
+	}
+	return fm;
+}
+
+static void
+load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
+{
+	const char *payer;
+	const char *period_str;
+	Route	   *r;
+	TupleTableSlot *slot;
+	int			natts = st->ptupdesc->natts;
+
+	payer = fields[fm->payer_idx];
+	period_str = fields[fm->period_idx];
+	if (payer == NULL || payer[0] == '\0' || period_str == NULL || period_str[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("row has no %s", (payer == NULL || payer[0] == '\0') ? "payer account id" : "billing period start date"),
+				 errdetail("Every CUR line item names its payer account and billing period; pg_billops partitions by both.")));
+
+	/*
+	 * Route first, from the raw strings: opening a route may flush the batch,
+	 * which frees the batch memory this row's values are about to live in.
+	 */
+	if (st->current == NULL || strcmp(st->cur_payer_raw, payer) != 0 ||
+		strcmp(st->cur_period_raw, period_str) != 0)
+	{
+		DateADT		period;
+		ListCell   *lc;
+		MemoryContext old;
+
+		st->column = fm->cols[fm->period_idx].header;
+		period = DatumGetDateADT(DirectFunctionCall1(date_in, CStringGetDatum(period_str)));
+		st->column = NULL;
+		r = NULL;
+		foreach(lc, st->routes)
+		{
+			Route	   *x = lfirst(lc);
+
+			if (x->period == period && strcmp(x->payer, payer) == 0)
+				r = x;
+		}
+		if (r == NULL)
+		{
+			routes_flush(st);	/* SPI below must not see half-filled batches */
+			r = route_open(st, period, payer);
+		}
+		st->current = r;
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		if (st->cur_payer_raw)
+			pfree(st->cur_payer_raw);
+		if (st->cur_period_raw)
+			pfree(st->cur_period_raw);
+		st->cur_payer_raw = pstrdup(payer);
+		st->cur_period_raw = pstrdup(period_str);
+		MemoryContextSwitchTo(old);
+	}
+	r = st->current;
+
+	memset(nulls, true, sizeof(bool) * natts);
+	for (int t = 0; t < fm->ntargets; t++)
+		fm->targets[t].any = false;
+
+	for (int i = 0; i < fm->ncols; i++)
+	{
+		CurColumn  *c = &fm->cols[i];
+		char	   *f = fields[i];
+		int			a;
+
+		if (f == NULL || f[0] == '\0')
+			continue;
+		st->column = c->header;
+		a = c->attnum - 1;
+		switch (c->kind)
+		{
+			case CUR_COL_TYPED:
+			case CUR_COL_MAP_JSON:
+				if (TupleDescAttr(st->ptupdesc, a)->atttypid == TEXTOID)
+					values[a] = PointerGetDatum(cstring_to_text(f));
+				else
+					values[a] = InputFunctionCall(&st->in_funcs[a], f, st->typioparams[a],
+												  TupleDescAttr(st->ptupdesc, a)->atttypmod);
+				nulls[a] = false;
+				break;
+			case CUR_COL_MAP_ENTRY:
+			case CUR_COL_EXTRA:
+				json_put(&fm->targets[fm->target_of[i]], c->key, f);
+				break;
+		}
+	}
+	st->column = NULL;
+	for (int t = 0; t < fm->ntargets; t++)
+	{
+		JsonTarget *jt = &fm->targets[t];
+
+		if (jt->any)
+		{
+			JsonbValue *res = pushJsonbValue(&jt->ps, WJB_END_OBJECT, NULL);
+
+			values[jt->attnum - 1] = JsonbPGetDatum(JsonbValueToJsonb(res));
+			nulls[jt->attnum - 1] = false;
+		}
+	}
+
+	if (fm->invoice_idx >= 0 && fields[fm->invoice_idx] && fields[fm->invoice_idx][0])
+		route_note_invoice(r, fields[fm->invoice_idx]);
+
+	slot = r->slots[r->nused++];
+	ExecClearTuple(slot);
+	for (int i = 0; i < natts; i++)
+	{
+		AttrNumber	ta = r->attmap[i];
+
+		if (ta == 0)
+			continue;
+		slot->tts_values[ta - 1] = values[i];
+		slot->tts_isnull[ta - 1] = nulls[i];
+	}
+	ExecStoreVirtualTuple(slot);
+	r->rows++;
+	st->delivery_rows++;
+	if (r->nused >= MAX_BATCH_SLOTS || ++st->batch_rows >= billops_load_batch_rows)
+		routes_flush(st);
+}
+
+/* --- one file -------------------------------------------------------------- */
+
+static List *
+copy_options(void)
+{
+	List	   *opts = NIL;
+
+	opts = lappend(opts, makeDefElem("format", (Node *) makeString("csv"), -1));
+	/* CUR files are UTF-8 (manifest "charset"); COPY validates and converts */
+	opts = lappend(opts, makeDefElem("encoding", (Node *) makeString("UTF8"), -1));
+	return opts;
+}
+
+static int64
+load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64 file_size)
+{
+	ParseState *pstate = make_parsestate(NULL);
+	CopyFromState cstate;
+	char	  **fields;
+	int			nfields;
+	FileMap    *fm = NULL;
+	Datum	   *values = palloc(sizeof(Datum) * st->ptupdesc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * st->ptupdesc->natts);
+	int64		rows = 0;
+	int64		last_report = 0;
+	const int	prog_idx[] = {PROG_DELIVERY_ID, PROG_FILE_NO, PROG_FILE_COUNT, PROG_FILE_SIZE,
+	PROGRESS_COPY_BYTES_TOTAL};
+	int64		prog_val[5];
+
+	copy_source = src;
+	copy_bytes = 0;
+	st->file_name = src->name;
+	st->row_no = 0;
+	cstate = BeginCopyFrom(pstate, st->parent, NULL, NULL, false, copy_read_cb, NIL, copy_options());
+
+	/* BeginCopyFrom started a fresh progress report: add ours to it */
+	prog_val[0] = st->delivery_id;
+	prog_val[1] = file_no;
+	prog_val[2] = file_count;
+	prog_val[3] = file_size;
+	prog_val[4] = file_size;
+	pgstat_progress_update_multi_param(5, prog_idx, prog_val);
+
+	if (!NextCopyFromRawFields(cstate, &fields, &nfields))
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("CUR file \"%s\" is empty", src->name),
+				 errdetail("Even a report with no line items has a header row.")));
+	fm = file_map_build(st, fields, nfields);
+
+	while (NextCopyFromRawFields(cstate, &fields, &nfields))
+	{
+		MemoryContext old;
+
+		st->row_no++;
+		if (nfields != fm->ncols)
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("row has %d fields but the header has %d", nfields, fm->ncols),
+					 errhint("The file is damaged or was cut short.")));
+		old = MemoryContextSwitchTo(st->batch_cxt);
+		load_row(st, fm, fields, values, nulls);
+		MemoryContextSwitchTo(old);
+		rows++;
+		if (rows - last_report >= 10000)
+		{
+			const int	idx[] = {PROGRESS_COPY_TUPLES_PROCESSED, PROG_FILE_RAW_BYTES, PROG_DELIVERY_ROWS, PROG_DELIVERY_RAW};
+			int64		val[4] = {rows, (int64) byte_source_raw_bytes(src), st->delivery_rows,
+			(int64) (st->delivery_raw + byte_source_raw_bytes(src))};
+
+			pgstat_progress_update_multi_param(4, idx, val);
+			last_report = rows;
+		}
+	}
+	routes_flush(st);
+	EndCopyFrom(cstate);		/* also ends the progress report for this file */
+	st->file_name = NULL;
+	free_parsestate(pstate);
+	return rows;
+}
+
+/*
+ * billops._ingest_delivery(delivery_id bigint) RETURNS bigint
+ *
+ * Loads every file of a delivery (billops.cur_delivery_file, in order) into
+ * staging tables and records per-file figures.  Returns the rows loaded.
+ */
+Datum
+billops_ingest_delivery(PG_FUNCTION_ARGS)
+{
+	int64		delivery_id = PG_GETARG_INT64(0);
+	LoadState	st;
+	ErrorContextCallback errcb;
+	S3Location	loc;
+	char	   *storage;
+	char	   *compression;
+	bool		isnull;
+	int			nfiles;
+	SPITupleTable *files;
+	Oid			parent_oid;
+	Datum		arg[1] = {Int64GetDatum(delivery_id)};
+	Oid			argt[1] = {INT8OID};
+	ListCell   *lc;
+
+	memset(&st, 0, sizeof(st));
+	st.delivery_id = delivery_id;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (SPI_execute_with_args(
+							  "SELECT s.storage, s.bucket, s.endpoint_url, s.region, s.path_style, s.credentials, "
+							  "       coalesce(d.compression, 'auto') "
+							  "FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) "
+							  "WHERE d.delivery_id = $1", 1, argt, arg, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("delivery %lld does not exist", (long long) delivery_id)));
+	{
+		HeapTuple	t = SPI_copytuple(SPI_tuptable->vals[0]);
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		storage = SPI_getvalue(t, d, 1);
+		loc.bucket = SPI_getvalue(t, d, 2);
+		loc.endpoint = SPI_getvalue(t, d, 3);
+		loc.region = SPI_getvalue(t, d, 4);
+		loc.path_style = DatumGetBool(SPI_getbinval(t, d, 5, &isnull));
+		loc.credentials = SPI_getvalue(t, d, 6);
+		compression = SPI_getvalue(t, d, 7);
+	}
+	if (strcmp(storage, "file") == 0 &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to load CUR files from the server's file system"),
+				 errdetail("Only superusers and members of pg_read_server_files may read server files.")));
+
+	if (SPI_execute_with_args("SELECT object_key, expected_bytes, etag FROM billops.cur_delivery_file "
+							  "WHERE delivery_id = $1 ORDER BY file_no", 1, argt, arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read delivery files");
+	files = SPI_tuptable;
+	nfiles = (int) SPI_processed;
+	if (nfiles == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("delivery %lld names no report files", (long long) delivery_id),
+				 errhint("The manifest's reportKeys (or dataFiles) list is empty.")));
+
+	parent_oid = RangeVarGetRelid(makeRangeVar("billops", "cur_line_item", -1), AccessShareLock, false);
+	st.parent = table_open(parent_oid, AccessShareLock);
+	st.ptupdesc = RelationGetDescr(st.parent);
+	st.in_funcs = palloc0(sizeof(FmgrInfo) * st.ptupdesc->natts);
+	st.typioparams = palloc0(sizeof(Oid) * st.ptupdesc->natts);
+	for (int i = 0; i < st.ptupdesc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(st.ptupdesc, i);
+		Oid			infunc;
+
+		if (a->attisdropped)
+			continue;
+		getTypeInputInfo(a->atttypid, &infunc, &st.typioparams[i]);
+		fmgr_info(infunc, &st.in_funcs[i]);
+	}
+	st.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billops CUR batch", ALLOCSET_DEFAULT_SIZES);
+
+	errcb.callback = load_error_context;
+	errcb.arg = &st;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	for (int f = 0; f < nfiles; f++)
+	{
+		HeapTuple	t = files->vals[f];
+		char	   *key = SPI_getvalue(t, files->tupdesc, 1);
+		Datum		sz = SPI_getbinval(t, files->tupdesc, 2, &isnull);
+		int64		size = isnull ? -1 : DatumGetInt64(sz);
+		char	   *etag = SPI_getvalue(t, files->tupdesc, 3);
+		ByteSource *src;
+		instr_time	start,
+					dur;
+		int64		rows;
+		uint64		raw;
+		Datum		uargs[6];
+		Oid			uargt[6] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID, FLOAT8OID};
+
+		INSTR_TIME_SET_CURRENT(start);
+		if (strcmp(storage, "file") == 0)
+			src = byte_source_gunzip(byte_source_file(key), false);
+		else
+			src = byte_source_gunzip(s3_object_source(&loc, key, size, etag),
+									 strcmp(compression, "GZIP") == 0);
+		rows = load_one_file(&st, src, f + 1, nfiles, size);
+		raw = byte_source_raw_bytes(src);
+		byte_source_close(src);
+		INSTR_TIME_SET_CURRENT(dur);
+		INSTR_TIME_SUBTRACT(dur, start);
+		st.delivery_raw += raw;
+
+		uargs[0] = Int64GetDatum(delivery_id);
+		uargs[1] = Int32GetDatum(f + 1);
+		uargs[2] = Int64GetDatum((int64) raw);
+		uargs[3] = Int64GetDatum((int64) copy_bytes);
+		uargs[4] = Int64GetDatum(rows);
+		uargs[5] = Float8GetDatum(INSTR_TIME_GET_MILLISEC(dur));
+		if (SPI_execute_with_args("UPDATE billops.cur_delivery_file SET bytes_read = $3, "
+								  "uncompressed_bytes = $4, rows_loaded = $5, load_ms = $6 "
+								  "WHERE delivery_id = $1 AND file_no = $2",
+								  6, uargt, uargs, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record file figures");
+		ereport(NOTICE,
+				(errmsg("billops: file %d/%d %s: %lld rows, %.1f MB (%.1f MB read) in %.1f s",
+						f + 1, nfiles, src->name, (long long) rows,
+						copy_bytes / 1048576.0, raw / 1048576.0, INSTR_TIME_GET_DOUBLE(dur))));
+	}
+	error_context_stack = errcb.previous;
+	copy_source = NULL;
+
+	/* close the staging tables and tell the SQL side what each one holds */
+	foreach(lc, st.routes)
+	{
+		Route	   *r = lfirst(lc);
+		Datum		a[5];
+		Oid			at[5] = {INT8OID, OIDOID, INT8OID, INT8OID, TEXTARRAYOID};
+		Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(r->invoice_ids), 1));
+		int			n = 0;
+		ListCell   *ic;
+
+		foreach(ic, r->invoice_ids)
+			ids[n++] = CStringGetTextDatum((char *) lfirst(ic));
+		FreeBulkInsertState(r->bistate);
+		table_finish_bulk_insert(r->rel, r->ti_options);
+		for (int i = 0; i < MAX_BATCH_SLOTS; i++)
+			ExecDropSingleTupleTableSlot(r->slots[i]);
+		a[0] = Int64GetDatum(delivery_id);
+		a[1] = ObjectIdGetDatum(RelationGetRelid(r->rel));
+		a[2] = Int64GetDatum(r->rows);
+		a[3] = Int64GetDatum(r->rows_with_invoice);
+		a[4] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+		table_close(r->rel, NoLock);
+		if (SPI_execute_with_args("UPDATE billops.cur_delivery_partition SET rows_loaded = $3, "
+								  "rows_with_invoice_id = $4, invoice_ids = $5 "
+								  "WHERE delivery_id = $1 AND staging_table = $2::regclass",
+								  5, at, a, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record staging table figures");
+	}
+	table_close(st.parent, NoLock);
+	SPI_finish();
+	PG_RETURN_INT64(st.delivery_rows);
+}

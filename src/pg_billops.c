@@ -1,0 +1,85 @@
+/*
+ * pg_billops.c — module entry point: settings.
+ *
+ * Settings that decide where secrets come from are superuser-only and hidden
+ * from SHOW ALL, so an analyst can neither read nor redirect them.
+ */
+#include "postgres.h"
+
+#include "billops.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+char	   *billops_aws_shared_credentials_file = NULL;
+char	   *billops_ca_bundle = NULL;
+int			billops_http_connect_timeout_ms = 10000;
+int			billops_http_stall_timeout_ms = 60000;
+int			billops_http_request_timeout_ms = 120000;
+int			billops_s3_max_retries = 4;
+int			billops_s3_retry_base_ms = 200;
+int			billops_load_batch_rows = 1000;
+
+void		_PG_init(void);
+
+bool
+billops_is_loopback_host(const char *host)
+{
+	if (host == NULL)
+		return false;
+	if (pg_strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+		strcmp(host, "[::1]") == 0 || strncmp(host, "127.", 4) == 0)
+		return true;
+	/* RFC 6761: *.localhost always resolves to loopback (curl enforces it too) */
+	{
+		size_t		n = strlen(host);
+
+		return n > 10 && pg_strcasecmp(host + n - 10, ".localhost") == 0;
+	}
+}
+
+void
+_PG_init(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+
+	DefineCustomStringVariable("billops.aws_shared_credentials_file",
+							   "AWS shared credentials file used for 'default' and 'profile:<name>' references.",
+							   "Empty means $AWS_SHARED_CREDENTIALS_FILE, then $HOME/.aws/credentials of the server account.",
+							   &billops_aws_shared_credentials_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("billops.ca_bundle",
+							   "CA certificate bundle for HTTPS peers (empty: the system default).",
+							   NULL, &billops_ca_bundle, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.http_connect_timeout",
+							"Time allowed to connect to AWS or BILL.",
+							NULL, &billops_http_connect_timeout_ms, 10000, 100, 600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.http_stall_timeout",
+							"A response body that delivers nothing for this long is treated as failed (and resumed).",
+							NULL, &billops_http_stall_timeout_ms, 60000, 1000, 3600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.http_request_timeout",
+							"Total time allowed for a small API request (listings, manifests).",
+							NULL, &billops_http_request_timeout_ms, 120000, 1000, 3600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.s3_max_retries",
+							"Retries for S3 5xx/throttling/transport failures, and resumes of a cut-off body.",
+							NULL, &billops_s3_max_retries, 4, 0, 100,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.s3_retry_base",
+							"Base of the exponential backoff (with full jitter) between S3 retries.",
+							NULL, &billops_s3_retry_base_ms, 200, 1, 60000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.load_batch_rows",
+							"Rows buffered per multi-insert while loading CUR files.",
+							NULL, &billops_load_batch_rows, 1000, 1, 1000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("billops");
+}

@@ -1,0 +1,225 @@
+/*
+ * sql_api.c — the SQL-callable faces of the S3 client, the signer and the
+ * credential resolver.  Source settings are read from billops.cur_source, so
+ * SQL never passes a key around: only a source id or a credentials reference.
+ */
+#include "postgres.h"
+
+#include "billops.h"
+#include "billops_credentials.h"
+#include "billops_s3.h"
+#include "billops_sigv4.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(billops_s3_list);
+PG_FUNCTION_INFO_V1(billops_s3_get_text);
+PG_FUNCTION_INFO_V1(billops_sigv4_sign);
+PG_FUNCTION_INFO_V1(billops_credentials_check);
+PG_FUNCTION_INFO_V1(billops_credentials_reference_valid);
+
+/* Read a source's S3 settings (palloc'd in the caller's context). */
+static void
+source_location(int32 source_id, S3Location *loc)
+{
+	Datum		arg[1] = {Int32GetDatum(source_id)};
+	Oid			argt[1] = {INT4OID};
+	bool		isnull;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT bucket, endpoint_url, region, path_style, credentials "
+							  "FROM billops.cur_source WHERE source_id = $1 AND storage = 's3'",
+							  1, argt, arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("S3 source %d does not exist", source_id)));
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		loc->bucket = SPI_getvalue(t, d, 1);
+		loc->endpoint = SPI_getvalue(t, d, 2);
+		loc->region = SPI_getvalue(t, d, 3);
+		loc->path_style = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
+		loc->credentials = SPI_getvalue(t, d, 5);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+}
+
+/*
+ * billops._s3_list(source_id int, prefix text, delimiter text)
+ *   RETURNS TABLE (key text, size bigint, etag text, last_modified timestamptz, is_prefix bool)
+ */
+Datum
+billops_s3_list(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	S3Location	loc;
+	List	   *objs;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	source_location(PG_GETARG_INT32(0), &loc);
+	objs = s3_list(&loc, PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+				   PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	foreach(lc, objs)
+	{
+		S3Object   *o = lfirst(lc);
+		Datum		v[5];
+		bool		n[5] = {false, o->size < 0, o->etag == NULL, o->last_modified == NULL, false};
+
+		v[0] = CStringGetTextDatum(o->key);
+		v[1] = Int64GetDatum(o->size);
+		v[2] = o->etag ? CStringGetTextDatum(o->etag) : (Datum) 0;
+		v[3] = o->last_modified ? DirectFunctionCall3(timestamptz_in, CStringGetDatum(o->last_modified),
+													  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)) : (Datum) 0;
+		v[4] = BoolGetDatum(o->is_prefix);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
+}
+
+/* billops._s3_get_text(source_id int, key text, max_bytes int) RETURNS text */
+Datum
+billops_s3_get_text(PG_FUNCTION_ARGS)
+{
+	S3Location	loc;
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	size_t		len;
+	char	   *body;
+
+	source_location(PG_GETARG_INT32(0), &loc);
+	body = s3_get_small(&loc, key, (size_t) PG_GETARG_INT32(2), &len);
+	if (!pg_verifymbstr(body, (int) len, true) || memchr(body, '\0', len) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("s3://%s/%s is not valid text in the database encoding", loc.bucket, key)));
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(body, (int) len));
+}
+
+static void
+flat_pairs(ArrayType *arr, SigV4Pair **out, int *n, const char *what)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+
+	*out = NULL;
+	*n = 0;
+	if (arr == NULL)
+		return;
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+	if (count % 2 != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a flat array of name, value pairs", what)));
+	*out = palloc(sizeof(SigV4Pair) * Max(count / 2, 1));
+	for (int i = 0; i < count; i += 2)
+	{
+		(*out)[i / 2].key = nulls[i] ? "" : TextDatumGetCString(elems[i]);
+		(*out)[i / 2].value = nulls[i + 1] ? "" : TextDatumGetCString(elems[i + 1]);
+	}
+	*n = count / 2;
+}
+
+/*
+ * billops.sigv4_sign(method, path, query text[], headers text[], payload bytea,
+ *                    region, service, amz_date, credentials, normalize_path)
+ *   RETURNS TABLE (canonical_request text, string_to_sign text, authorization text)
+ *
+ * Diagnostics: shows how pg_billops would sign a request.  Keys come from a
+ * credentials reference, so no secret ever travels through SQL or the logs.
+ */
+Datum
+billops_sigv4_sign(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	SigV4Request req;
+	SigV4Scope	scope;
+	SigV4Result res;
+	SigV4Pair  *q,
+			   *h;
+	int			nq,
+				nh;
+	char		hash[65];
+	bytea	   *payload = PG_ARGISNULL(4) ? NULL : PG_GETARG_BYTEA_PP(4);
+	AwsCredentials *creds;
+	Datum		v[3];
+	bool		n[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	flat_pairs(PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), &q, &nq, "query");
+	flat_pairs(PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3), &h, &nh, "headers");
+	if (payload)
+		sigv4_sha256_hex(VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload), hash);
+	else
+		strlcpy(hash, SIGV4_EMPTY_SHA256, sizeof(hash));
+
+	req.method = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	req.path = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	req.query = q;
+	req.nquery = nq;
+	req.headers = h;
+	req.nheaders = nh;
+	req.payload_hash = hash;
+	scope.region = text_to_cstring(PG_GETARG_TEXT_PP(5));
+	scope.service = text_to_cstring(PG_GETARG_TEXT_PP(6));
+	scope.amz_date = text_to_cstring(PG_GETARG_TEXT_PP(7));
+	scope.normalize_path = PG_GETARG_BOOL(9);
+	if (strlen(scope.amz_date) != 16)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amz_date must look like 20150830T123600Z")));
+
+	creds = aws_credentials_resolve(text_to_cstring(PG_GETARG_TEXT_PP(8)));
+	sigv4_sign(&req, &scope, creds->access_key_id, creds->secret_access_key, &res);
+	aws_credentials_free(creds);
+
+	v[0] = CStringGetTextDatum(res.canonical_request);
+	v[1] = CStringGetTextDatum(res.string_to_sign);
+	v[2] = CStringGetTextDatum(res.authorization);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), v, n)));
+}
+
+/*
+ * billops.credentials_check(reference text)
+ *   RETURNS TABLE (origin text, access_key_id text, session_token boolean)
+ *
+ * Lets an admin confirm which keys a reference resolves to without revealing
+ * them: the access key id is masked to its last four characters.
+ */
+Datum
+billops_credentials_check(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	AwsCredentials *c = aws_credentials_resolve(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	size_t		idlen = strlen(c->access_key_id);
+	Datum		v[3];
+	bool		n[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	v[0] = CStringGetTextDatum(c->origin);
+	v[1] = CStringGetTextDatum(psprintf("****%s", idlen > 4 ? c->access_key_id + idlen - 4 : ""));
+	v[2] = BoolGetDatum(c->session_token != NULL);
+	aws_credentials_free(c);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), v, n)));
+}
+
+/* billops.credentials_reference_valid(text) RETURNS boolean — used by a CHECK constraint */
+Datum
+billops_credentials_reference_valid(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(aws_credentials_reference_valid(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
