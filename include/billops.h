@@ -19,6 +19,8 @@ extern int	billops_http_request_timeout_ms;
 extern int	billops_s3_max_retries;
 extern int	billops_s3_retry_base_ms;
 extern int	billops_load_batch_rows;
+extern int	billops_swap_lock_timeout_ms;
+extern bool billops_analyze_after_load;
 
 /* pg_billops.c */
 extern bool billops_is_loopback_host(const char *host);

@@ -6,6 +6,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "billops.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -21,6 +23,8 @@ int			billops_http_request_timeout_ms = 120000;
 int			billops_s3_max_retries = 4;
 int			billops_s3_retry_base_ms = 200;
 int			billops_load_batch_rows = 1000;
+int			billops_swap_lock_timeout_ms = 60000;
+bool		billops_analyze_after_load = true;
 
 void		_PG_init(void);
 
@@ -80,6 +84,16 @@ _PG_init(void)
 							"Rows buffered per multi-insert while loading CUR files.",
 							NULL, &billops_load_batch_rows, 1000, 1, 1000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("billops.swap_lock_timeout",
+							"How long the swap of a new delivery waits for readers of the old one.",
+							"0 waits forever. On timeout the load fails, the old delivery stays, and the next sync retries.",
+							&billops_swap_lock_timeout_ms, 60000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("billops.analyze_after_load",
+							 "ANALYZE each new partition before it is swapped in, so BI queries plan well at once.",
+							 NULL, &billops_analyze_after_load, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("billops");
 }

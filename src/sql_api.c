@@ -7,6 +7,7 @@
 
 #include "billops.h"
 #include "billops_credentials.h"
+#include "billops_http.h"
 #include "billops_s3.h"
 #include "billops_sigv4.h"
 #include "catalog/pg_type.h"
@@ -23,6 +24,7 @@ PG_FUNCTION_INFO_V1(billops_s3_get_text);
 PG_FUNCTION_INFO_V1(billops_sigv4_sign);
 PG_FUNCTION_INFO_V1(billops_credentials_check);
 PG_FUNCTION_INFO_V1(billops_credentials_reference_valid);
+PG_FUNCTION_INFO_V1(billops_check_url);
 
 /* Read a source's S3 settings (palloc'd in the caller's context). */
 static void
@@ -222,4 +224,12 @@ Datum
 billops_credentials_reference_valid(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(aws_credentials_reference_valid(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+/* billops._check_url(url text, what text) RETURNS void — https, or http to loopback only */
+Datum
+billops_check_url(PG_FUNCTION_ARGS)
+{
+	http_check_url_allowed(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	PG_RETURN_VOID();
 }

@@ -1,0 +1,531 @@
+-- ---------------------------------------------------------------------------
+-- CUR ingest: C entry points, manifests, staging, the atomic swap, and sync.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION billops.credentials_reference_valid(reference text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'billops_credentials_reference_valid'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billops.credentials_reference_valid(text) IS
+  'True for ''default'', ''env'' and ''profile:<name>''.';
+ALTER TABLE billops.cur_source
+    ADD CONSTRAINT cur_source_credentials_reference CHECK (billops.credentials_reference_valid(credentials));
+
+CREATE FUNCTION billops.credentials_check(reference text)
+    RETURNS TABLE (origin text, access_key_id text, session_token boolean)
+    AS 'MODULE_PATHNAME', 'billops_credentials_check'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION billops.credentials_check(text) IS
+  'Where a credentials reference resolves to, with the access key id masked. Never shows a secret.';
+
+CREATE FUNCTION billops.sigv4_sign(method text, path text, query text[], headers text[],
+                                   payload bytea, region text, service text, amz_date text,
+                                   credentials text, normalize_path boolean DEFAULT true)
+    RETURNS TABLE (canonical_request text, string_to_sign text, "authorization" text)
+    AS 'MODULE_PATHNAME', 'billops_sigv4_sign'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION billops.sigv4_sign(text, text, text[], text[], bytea, text, text, text, text, boolean) IS
+  'Diagnostics: how pg_billops signs a request (SigV4). query and headers are flat name/value arrays; keys come from a credentials reference.';
+
+CREATE FUNCTION billops._check_url(url text, what text) RETURNS void
+    AS 'MODULE_PATHNAME', 'billops_check_url'
+    LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION billops._s3_list(source_id integer, prefix text, delimiter text DEFAULT NULL)
+    RETURNS TABLE (key text, size bigint, etag text, last_modified timestamptz, is_prefix boolean)
+    AS 'MODULE_PATHNAME', 'billops_s3_list'
+    LANGUAGE C VOLATILE;
+
+CREATE FUNCTION billops._s3_get_text(source_id integer, key text, max_bytes integer DEFAULT 16777216)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'billops_s3_get_text'
+    LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION billops._ingest_delivery(delivery_id bigint) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'billops_ingest_delivery'
+    LANGUAGE C VOLATILE STRICT;
+
+-- Register an S3 location that receives a CUR (legacy) or a CUR 2.0 Data Export.
+CREATE FUNCTION billops.create_cur_source(
+    name text,
+    bucket text,
+    report_name text,
+    layout text DEFAULT 'legacy_cur',
+    prefix text DEFAULT '',
+    region text DEFAULT 'us-east-1',
+    credentials text DEFAULT 'default',
+    endpoint_url text DEFAULT NULL,
+    path_style boolean DEFAULT false,
+    min_period date DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id integer;
+BEGIN
+    IF layout NOT IN ('legacy_cur', 'cur2') THEN
+        RAISE EXCEPTION 'unknown CUR layout "%"', layout
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use ''legacy_cur'' for Cost and Usage Reports or ''cur2'' for CUR 2.0 Data Exports.';
+    END IF;
+    IF NOT billops.credentials_reference_valid(credentials) THEN
+        RAISE EXCEPTION 'invalid AWS credentials reference "%"', credentials
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use ''default'', ''env'' or ''profile:<name>''; keys themselves are never stored in tables.';
+    END IF;
+    IF endpoint_url IS NOT NULL THEN
+        PERFORM billops._check_url(endpoint_url, 'S3 endpoint');
+    END IF;
+    INSERT INTO billops.cur_source (name, storage, layout, bucket, prefix, report_name, region,
+                                    credentials, endpoint_url, path_style, min_period)
+    VALUES (name, 's3', layout, bucket, trim(BOTH '/' FROM coalesce(prefix, '')), report_name, region,
+            credentials, rtrim(endpoint_url, '/'), path_style, min_period)
+    RETURNING source_id INTO v_id;
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION billops.create_cur_source(text, text, text, text, text, text, text, text, boolean, date) IS
+  'Registers a CUR delivery location; returns its source_id. credentials is a reference (''default'', ''env'', ''profile:<name>'').';
+
+-- Billing periods present in a source, with the manifest that names their newest delivery.
+CREATE FUNCTION billops._discover_periods(p_source integer)
+RETURNS TABLE (billing_period date, manifest_key text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s billops.cur_source;
+    base text;
+    o record;
+BEGIN
+    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = p_source;
+    base := concat_ws('/', nullif(s.prefix, ''), s.report_name) || '/';
+    IF s.layout = 'legacy_cur' THEN
+        -- <prefix>/<report>/<yyyymmdd-yyyymmdd>/<report>-Manifest.json always names the newest assembly
+        FOR o IN SELECT * FROM billops._s3_list(p_source, base, '/') l
+                 WHERE l.is_prefix AND substr(l.key, length(base) + 1) ~ '^[0-9]{8}-[0-9]{8}/$'
+        LOOP
+            billing_period := to_date(substr(o.key, length(base) + 1, 8), 'YYYYMMDD');
+            manifest_key := o.key || s.report_name || '-Manifest.json';
+            RETURN NEXT;
+        END LOOP;
+    ELSE
+        -- Data Exports: <prefix>/<export>/metadata/BILLING_PERIOD=YYYY-MM/…Manifest.json.  The
+        -- manifest's file name is not documented verbatim, so take the newest *Manifest.json there.
+        FOR o IN SELECT * FROM billops._s3_list(p_source, base || 'metadata/', '/') l
+                 WHERE l.is_prefix AND substr(l.key, length(base) + 10) ~ '^BILLING_PERIOD=[0-9]{4}-[0-9]{2}/$'
+        LOOP
+            billing_period := to_date(substr(o.key, length(base) + 25, 7), 'YYYY-MM');
+            SELECT l.key INTO manifest_key FROM billops._s3_list(p_source, o.key) l
+             WHERE NOT l.is_prefix AND l.key LIKE '%Manifest.json'
+             ORDER BY l.last_modified DESC, l.key DESC LIMIT 1;
+            IF manifest_key IS NOT NULL THEN
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+    END IF;
+END
+$$;
+
+-- Fetch and validate a manifest.  Field names follow the legacy CUR manifest
+-- (assemblyId, reportKeys); CUR 2.0 manifests are read defensively
+-- (executionId / dataFiles as s3:// URIs), since AWS does not publish them verbatim.
+CREATE FUNCTION billops._read_manifest(p_source integer, p_period date, p_key text,
+                                       OUT assembly_id text, OUT report_keys text[],
+                                       OUT compression text, OUT manifest jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s billops.cur_source;
+    raw text;
+    where_ text;
+    k text;
+    start_txt text;
+BEGIN
+    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = p_source;
+    where_ := format('s3://%s/%s', s.bucket, p_key);
+    raw := billops._s3_get_text(p_source, p_key, 16 * 1024 * 1024);
+    BEGIN
+        manifest := raw::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'CUR manifest % is not valid JSON', where_
+            USING ERRCODE = 'invalid_json_text', DETAIL = SQLERRM,
+                  HINT = 'The manifest is damaged or is not a CUR manifest; the previous delivery stays in place.';
+    END;
+    IF jsonb_typeof(manifest) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'CUR manifest % is not a JSON object', where_ USING ERRCODE = 'data_exception';
+    END IF;
+    assembly_id := coalesce(manifest->>'assemblyId', manifest->>'executionId');
+    IF assembly_id IS NULL OR assembly_id = '' THEN
+        RAISE EXCEPTION 'CUR manifest % has no assemblyId', where_
+            USING ERRCODE = 'data_exception',
+                  DETAIL = format('Top-level keys: %s.', (SELECT string_agg(x, ', ') FROM jsonb_object_keys(manifest) x)),
+                  HINT = 'A legacy CUR manifest names its delivery in "assemblyId"; a Data Export in "executionId".';
+    END IF;
+
+    IF jsonb_typeof(manifest->'reportKeys') = 'array' AND jsonb_array_length(manifest->'reportKeys') > 0 THEN
+        SELECT array_agg(v ORDER BY n) INTO report_keys
+          FROM jsonb_array_elements_text(manifest->'reportKeys') WITH ORDINALITY AS t(v, n);
+    ELSIF jsonb_typeof(manifest->'dataFiles') = 'array' AND jsonb_array_length(manifest->'dataFiles') > 0 THEN
+        SELECT array_agg(CASE WHEN v LIKE 's3://%' THEN regexp_replace(v, '^s3://[^/]+/', '') ELSE v END ORDER BY n)
+          INTO report_keys
+          FROM jsonb_array_elements_text(manifest->'dataFiles') WITH ORDINALITY AS t(v, n);
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements_text(manifest->'dataFiles') v
+                    WHERE v LIKE 's3://%' AND v NOT LIKE format('s3://%s/%%', s.bucket)) THEN
+            RAISE EXCEPTION 'CUR manifest % names files in another bucket', where_
+                USING ERRCODE = 'data_exception', HINT = 'pg_billops reads a delivery from the source''s own bucket only.';
+        END IF;
+    ELSE
+        RAISE EXCEPTION 'CUR manifest % lists no report files', where_
+            USING ERRCODE = 'data_exception',
+                  DETAIL = 'Expected a non-empty "reportKeys" (or "dataFiles") array of strings.';
+    END IF;
+    FOREACH k IN ARRAY report_keys LOOP
+        IF k IS NULL OR k = '' OR k LIKE '/%' THEN
+            RAISE EXCEPTION 'CUR manifest % lists an invalid report key "%"', where_, k USING ERRCODE = 'data_exception';
+        END IF;
+    END LOOP;
+
+    compression := upper(coalesce(manifest->>'compression', 'GZIP'));
+    IF compression NOT IN ('GZIP', 'NONE', 'TEXT_OR_CSV') OR coalesce(manifest->>'contentType', 'text/csv') NOT LIKE '%csv%' THEN
+        RAISE EXCEPTION 'CUR delivery % is %, which pg_billops cannot load yet', where_,
+                        coalesce(manifest->>'contentType', '') || ' ' || compression
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Configure the report or export as gzip-compressed CSV.';
+    END IF;
+
+    start_txt := manifest->'billingPeriod'->>'start';
+    IF start_txt IS NOT NULL AND p_period IS NOT NULL
+       AND left(regexp_replace(start_txt, '[^0-9]', '', 'g'), 8) <> to_char(p_period, 'YYYYMMDD') THEN
+        RAISE EXCEPTION 'CUR manifest % is for billing period %, but sits in the folder of %',
+                        where_, start_txt, to_char(p_period, 'YYYY-MM')
+            USING ERRCODE = 'data_exception';
+    END IF;
+END
+$$;
+
+-- Create the staging table for one (period, payer) of a delivery.  Called by
+-- the C loader the first time a row of that period and payer appears.  The
+-- CHECK constraint matches the partition bound, so ATTACH skips its scan.
+CREATE FUNCTION billops._staging_table(p_delivery bigint, p_period date, p_payer text)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text := format('cur_line_item_%s_%s_d%s', to_char(p_period, 'YYYYMM'),
+                     CASE WHEN p_payer ~ '^[0-9A-Za-z]{1,20}$' THEN p_payer ELSE left(md5(p_payer), 12) END,
+                     p_delivery);
+BEGIN
+    EXECUTE format('CREATE TABLE billops.%I (LIKE billops.cur_line_item INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)', t);
+    EXECUTE format('ALTER TABLE billops.%I ADD CONSTRAINT %I CHECK (bill_billing_period_start_date = %L::date AND bill_payer_account_id = %L)',
+                   t, left(t, 55) || '_bound', p_period, p_payer);
+    INSERT INTO billops.cur_delivery_partition (delivery_id, billing_period, payer_account_id, staging_table)
+    VALUES (p_delivery, p_period, p_payer, format('billops.%I', t));
+    RETURN format('billops.%I', t)::regclass;
+END
+$$;
+
+-- Swap a loaded delivery in.  Runs at the very end of the load transaction:
+-- the locks it takes (ACCESS EXCLUSIVE on the period's partition only) are
+-- held for milliseconds, and readers see the old rows or the new, never both.
+CREATE FUNCTION billops._swap_delivery(p_delivery bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d billops.cur_delivery;
+    p record;
+    old record;
+    period_part text;
+    other_source text;
+BEGIN
+    SELECT * INTO STRICT d FROM billops.cur_delivery WHERE delivery_id = p_delivery;
+
+    -- refuse before touching anything: a (period, payer) belongs to one source
+    FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = p_delivery LOOP
+        SELECT s.name INTO other_source
+          FROM billops.cur_partition cp JOIN billops.cur_source s USING (source_id)
+         WHERE cp.billing_period = p.billing_period AND cp.payer_account_id = p.payer_account_id
+           AND cp.source_id <> d.source_id;
+        IF FOUND THEN
+            RAISE EXCEPTION 'billing period % of payer % is already loaded from source "%"',
+                            to_char(p.billing_period, 'YYYY-MM'), p.payer_account_id, other_source
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Two sources cannot both own the line items of one payer and period.',
+                      HINT = 'Load this payer from one source only, or delete the other source''s data first.';
+        END IF;
+    END LOOP;
+
+    PERFORM set_config('lock_timeout', current_setting('billops.swap_lock_timeout'), true);
+
+    FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = p_delivery
+             ORDER BY billing_period, payer_account_id LOOP
+        IF current_setting('billops.analyze_after_load')::boolean THEN
+            EXECUTE format('ANALYZE %s', p.staging_table);
+        END IF;
+        period_part := format('billops.%I', 'cur_line_item_' || to_char(p.billing_period, 'YYYYMM'));
+        IF to_regclass(period_part) IS NULL THEN
+            EXECUTE format('CREATE TABLE %s PARTITION OF billops.cur_line_item FOR VALUES IN (%L) PARTITION BY LIST (bill_payer_account_id)',
+                           period_part, p.billing_period);
+        END IF;
+        SELECT * INTO old FROM billops.cur_partition
+         WHERE billing_period = p.billing_period AND payer_account_id = p.payer_account_id;
+        IF FOUND THEN
+            EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', period_part, old.table_name);
+            EXECUTE format('DROP TABLE %s', old.table_name);
+        END IF;
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)',
+                       period_part, p.staging_table, p.payer_account_id);
+        INSERT INTO billops.cur_partition AS cp (billing_period, payer_account_id, source_id, delivery_id, table_name)
+        VALUES (p.billing_period, p.payer_account_id, d.source_id, p_delivery, p.staging_table)
+        ON CONFLICT (billing_period, payer_account_id) DO UPDATE
+           SET source_id = excluded.source_id, delivery_id = excluded.delivery_id,
+               table_name = excluded.table_name, swapped_at = clock_timestamp();
+    END LOOP;
+
+    -- A delivery is cumulative for its month: payers this source had for the
+    -- period but the new delivery no longer contains are gone from the month.
+    FOR old IN SELECT cp.* FROM billops.cur_partition cp
+                WHERE cp.source_id = d.source_id
+                  AND cp.delivery_id <> p_delivery
+                  AND cp.billing_period IN (SELECT billing_period FROM billops.cur_delivery_partition
+                                             WHERE delivery_id = p_delivery) LOOP
+        period_part := format('billops.%I', 'cur_line_item_' || to_char(old.billing_period, 'YYYYMM'));
+        EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', period_part, old.table_name);
+        EXECUTE format('DROP TABLE %s', old.table_name);
+        DELETE FROM billops.cur_partition
+         WHERE billing_period = old.billing_period AND payer_account_id = old.payer_account_id;
+    END LOOP;
+
+    UPDATE billops.cur_delivery cd SET status = 'superseded'
+     WHERE cd.source_id = d.source_id AND cd.status = 'loaded' AND cd.delivery_id <> p_delivery
+       AND NOT EXISTS (SELECT 1 FROM billops.cur_partition cp WHERE cp.delivery_id = cd.delivery_id);
+END
+$$;
+
+-- Load a registered delivery (files already listed) and swap it in; one transaction.
+CREATE FUNCTION billops._load_and_swap(p_delivery bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t0 timestamptz := clock_timestamp();
+    t1 timestamptz;
+    n bigint;
+BEGIN
+    n := billops._ingest_delivery(p_delivery);
+    t1 := clock_timestamp();
+    PERFORM billops._swap_delivery(p_delivery);
+    UPDATE billops.cur_delivery d
+       SET status = 'loaded',
+           finished_at = clock_timestamp(),
+           load_ms = extract(epoch FROM t1 - t0) * 1000,
+           swap_ms = extract(epoch FROM clock_timestamp() - t1) * 1000,
+           rows_loaded = n,
+           file_count = f.files,
+           bytes_read = f.bytes_read,
+           uncompressed_bytes = f.uncompressed,
+           billing_period = coalesce(d.billing_period,
+                                     (SELECT min(billing_period) FROM billops.cur_delivery_partition
+                                       WHERE delivery_id = p_delivery))
+      FROM (SELECT count(*) AS files, sum(bytes_read) AS bytes_read, sum(uncompressed_bytes) AS uncompressed
+              FROM billops.cur_delivery_file WHERE delivery_id = p_delivery) f
+     WHERE d.delivery_id = p_delivery;
+    RETURN n;
+END
+$$;
+
+-- Register the files of a delivery with the sizes and ETags S3 lists for them.
+-- A manifest that names a missing file fails here, before anything streams.
+CREATE FUNCTION billops._register_files(p_delivery bigint, p_source integer, p_keys text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+    listed jsonb;
+    s billops.cur_source;
+BEGIN
+    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = p_source;
+    SELECT coalesce(jsonb_object_agg(l.key, jsonb_build_array(l.size, l.etag)), '{}')
+      INTO listed
+      FROM (SELECT DISTINCT regexp_replace(k, '[^/]*$', '') AS dir FROM unnest(p_keys) k) dirs,
+           LATERAL billops._s3_list(p_source, dirs.dir) l
+     WHERE NOT l.is_prefix;
+    SELECT k INTO missing FROM unnest(p_keys) k WHERE NOT listed ? k LIMIT 1;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'CUR manifest names a report file that is not in the bucket: s3://%/%', s.bucket, missing
+            USING ERRCODE = 'undefined_file',
+                  HINT = 'The delivery is incomplete or the manifest is wrong; the previous delivery stays in place.';
+    END IF;
+    INSERT INTO billops.cur_delivery_file (delivery_id, file_no, object_key, expected_bytes, etag)
+    SELECT p_delivery, n, k, (listed->k->>0)::bigint, listed->k->>1
+      FROM unnest(p_keys) WITH ORDINALITY AS t(k, n);
+END
+$$;
+
+-- Sync a source: for every billing period, find the newest delivery through its
+-- manifest and, if its assembly is new, load and swap it in.  A procedure, so
+-- that each delivery commits on its own and failures are recorded in the
+-- history before the error is raised to the caller.
+CREATE PROCEDURE billops.sync_cur_source(source_name text, only_period date DEFAULT NULL, force boolean DEFAULT false)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    s billops.cur_source;
+    per record;
+    man record;
+    v_delivery bigint;
+    v_assembly text;
+    e_state text; e_msg text; e_detail text; e_hint text; e_ctx text;
+    first_state text; first_msg text; first_detail text; first_hint text;
+    n_loaded integer := 0; n_failed integer := 0; n_current integer := 0;
+BEGIN
+    SELECT * INTO s FROM billops.cur_source WHERE name = source_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'CUR source "%" does not exist', source_name
+            USING ERRCODE = 'undefined_object', HINT = 'See SELECT name FROM billops.cur_source.';
+    END IF;
+    IF s.storage <> 's3' THEN
+        RAISE EXCEPTION 'CUR source "%" is not an S3 source', source_name
+            USING ERRCODE = 'wrong_object_type', HINT = 'Load local files with billops.load_cur_file().';
+    END IF;
+    IF NOT s.enabled THEN
+        RAISE NOTICE 'billops: source "%" is disabled; nothing to do', source_name;
+        RETURN;
+    END IF;
+
+    -- deliveries left "running" by sessions that died are not running any more
+    UPDATE billops.cur_delivery d SET status = 'aborted', finished_at = clock_timestamp(),
+           error_message = 'the loading session ended before the delivery finished'
+     WHERE d.source_id = s.source_id AND d.status = 'running'
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                        WHERE a.pid = d.backend_pid AND a.backend_start <= d.started_at);
+    COMMIT;
+
+    FOR per IN SELECT * FROM billops._discover_periods(s.source_id) ORDER BY 1 LOOP
+        CONTINUE WHEN only_period IS NOT NULL AND per.billing_period <> date_trunc('month', only_period)::date;
+        CONTINUE WHEN s.min_period IS NOT NULL AND per.billing_period < s.min_period;
+        v_delivery := NULL;
+        v_assembly := NULL;
+        e_state := NULL;
+
+        -- 1. read the manifest and register the delivery (commits, so it shows as running)
+        BEGIN
+            SELECT * INTO man FROM billops._read_manifest(s.source_id, per.billing_period, per.manifest_key);
+            v_assembly := man.assembly_id;
+            IF NOT force AND EXISTS (SELECT 1 FROM billops.cur_delivery
+                                      WHERE source_id = s.source_id AND billing_period = per.billing_period
+                                        AND assembly_id = man.assembly_id AND status = 'loaded') THEN
+                RAISE NOTICE 'billops: % %: assembly % is already loaded', source_name,
+                             to_char(per.billing_period, 'YYYY-MM'), man.assembly_id;
+                n_current := n_current + 1;
+                CONTINUE;
+            END IF;
+            INSERT INTO billops.cur_delivery (source_id, billing_period, assembly_id, manifest_key, manifest, compression)
+            VALUES (s.source_id, per.billing_period, man.assembly_id, per.manifest_key, man.manifest, man.compression)
+            RETURNING delivery_id INTO v_delivery;
+            PERFORM billops._register_files(v_delivery, s.source_id, man.report_keys);
+            UPDATE billops.cur_delivery SET file_count = cardinality(man.report_keys) WHERE delivery_id = v_delivery;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT,
+                                    e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT,
+                                    e_ctx = PG_EXCEPTION_CONTEXT;
+            v_delivery := NULL;
+        END;
+        IF e_state IS NOT NULL THEN
+            INSERT INTO billops.cur_delivery (source_id, billing_period, assembly_id, manifest_key, status,
+                                              finished_at, error_sqlstate, error_message, error_detail, error_hint, error_context)
+            VALUES (s.source_id, per.billing_period, v_assembly, per.manifest_key, 'failed',
+                    clock_timestamp(), e_state, e_msg, nullif(e_detail, ''), nullif(e_hint, ''), e_ctx);
+        END IF;
+        COMMIT;
+
+        -- 2. stream, load and swap, in one transaction of its own
+        IF v_delivery IS NOT NULL THEN
+            RAISE NOTICE 'billops: % %: loading assembly % (delivery %)', source_name,
+                         to_char(per.billing_period, 'YYYY-MM'), v_assembly, v_delivery;
+            BEGIN
+                PERFORM billops._load_and_swap(v_delivery);
+                n_loaded := n_loaded + 1;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT,
+                                        e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT,
+                                        e_ctx = PG_EXCEPTION_CONTEXT;
+                UPDATE billops.cur_delivery
+                   SET status = 'failed', finished_at = clock_timestamp(), error_sqlstate = e_state,
+                       error_message = e_msg, error_detail = nullif(e_detail, ''),
+                       error_hint = nullif(e_hint, ''), error_context = e_ctx
+                 WHERE delivery_id = v_delivery;
+            END;
+            COMMIT;
+        END IF;
+
+        IF e_state IS NOT NULL THEN
+            n_failed := n_failed + 1;
+            RAISE WARNING 'billops: % %: delivery failed: %', source_name, to_char(per.billing_period, 'YYYY-MM'), e_msg;
+            IF first_state IS NULL THEN
+                first_state := e_state; first_msg := e_msg; first_detail := e_detail; first_hint := e_hint;
+            END IF;
+        END IF;
+    END LOOP;
+
+    UPDATE billops.cur_source SET last_sync_at = clock_timestamp() WHERE source_id = s.source_id;
+    COMMIT;
+    RAISE NOTICE 'billops: % synced: % loaded, % already current, % failed', source_name, n_loaded, n_current, n_failed;
+
+    IF first_state IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = first_state, MESSAGE = first_msg,
+            DETAIL = concat_ws(' ', nullif(first_detail, ''),
+                               format('%s of the source''s deliveries failed; data already loaded is unchanged (see billops.cur_delivery).', n_failed)),
+            HINT = coalesce(nullif(first_hint, ''), 'See billops.cur_delivery for each failure.');
+    END IF;
+END
+$$;
+COMMENT ON PROCEDURE billops.sync_cur_source(text, date, boolean) IS
+  'Loads every new CUR delivery of a source (one transaction per billing period; same assembly twice is a no-op). force reloads current assemblies.';
+
+-- Load a CUR CSV (plain or gzip) from the database server's file system.
+-- Admins only (superuser or pg_read_server_files).  Atomic: on any error
+-- nothing changes, and nothing is recorded.
+CREATE FUNCTION billops.load_cur_file(path text, source_name text DEFAULT 'local-files',
+                                      assembly_id text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source integer;
+    v_delivery bigint;
+BEGIN
+    SELECT source_id INTO v_source FROM billops.cur_source WHERE name = source_name;
+    IF NOT FOUND THEN
+        INSERT INTO billops.cur_source (name, storage, layout) VALUES (source_name, 'file', 'auto')
+        RETURNING source_id INTO v_source;
+    ELSIF (SELECT storage FROM billops.cur_source WHERE source_id = v_source) <> 'file' THEN
+        RAISE EXCEPTION 'CUR source "%" is an S3 source', source_name
+            USING ERRCODE = 'wrong_object_type', HINT = 'Use billops.sync_cur_source() for S3 sources.';
+    END IF;
+    IF assembly_id IS NOT NULL THEN
+        SELECT d.delivery_id INTO v_delivery FROM billops.cur_delivery d
+         WHERE d.source_id = v_source AND d.assembly_id = load_cur_file.assembly_id AND d.status = 'loaded';
+        IF FOUND THEN
+            RAISE NOTICE 'billops: assembly % is already loaded (delivery %)', assembly_id, v_delivery;
+            RETURN v_delivery;
+        END IF;
+    END IF;
+    INSERT INTO billops.cur_delivery (source_id, assembly_id, manifest_key, compression, file_count)
+    VALUES (v_source, assembly_id, path, 'auto', 1)
+    RETURNING delivery_id INTO v_delivery;
+    INSERT INTO billops.cur_delivery_file (delivery_id, file_no, object_key) VALUES (v_delivery, 1, path);
+    PERFORM billops._load_and_swap(v_delivery);
+    RETURN v_delivery;
+END
+$$;
+COMMENT ON FUNCTION billops.load_cur_file(text, text, text) IS
+  'Loads a CUR CSV (plain or gzip) from the server''s file system, replacing its periods atomically. Returns the delivery id.';

@@ -1,0 +1,15 @@
+-- ---------------------------------------------------------------------------
+-- Privileges and dump support.
+-- Loading functions read server files or call AWS with the server's
+-- credentials: nobody but the owner (a superuser) may run them unless granted.
+-- ---------------------------------------------------------------------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA billops FROM PUBLIC;
+REVOKE ALL ON PROCEDURE billops.sync_cur_source(text, date, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION billops.credentials_reference_valid(text) TO PUBLIC;
+
+-- configuration and history are user data: pg_dump must keep them
+SELECT pg_catalog.pg_extension_config_dump('billops.cur_source', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery_file', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery_partition', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.cur_partition', '');

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# test/lib.sh — shared setup for the README's two commands (demo and tests).
+#
+# Idempotent: installs missing Debian and npm packages, builds and installs the
+# extension, and starts a throwaway PostgreSQL 15 cluster with pg_billops
+# preloaded.  Sourced by test/demo.sh, test/run-all.sh and test/bench/run.sh.
+set -euo pipefail
+
+BILLOPS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SHARED="${BILLOPS_SHARED:-$BILLOPS_ROOT/../shared}"
+PGBIN=/usr/lib/postgresql/15/bin
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+DEB_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
+              libssl-dev zlib1g-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+              nodejs npm ca-certificates)
+
+install_deps() {
+    local missing=()
+    for p in "${DEB_PACKAGES[@]}"; do
+        # a preinstalled Node (e.g. from NodeSource) satisfies nodejs/npm
+        if [ "$p" = nodejs ] && command -v node >/dev/null; then continue; fi
+        if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages: ${missing[*]}"
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+    if [ ! -d "$BILLOPS_ROOT/test/emulators/node_modules" ] ||
+       [ "$BILLOPS_ROOT/test/emulators/package-lock.json" -nt "$BILLOPS_ROOT/test/emulators/node_modules" ]; then
+        log "installing npm packages for the emulators"
+        (cd "$BILLOPS_ROOT/test/emulators" && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$BILLOPS_ROOT/test/emulators/node_modules"
+    fi
+}
+
+build_extension() {
+    log "building pg_billops (-Wall -Wextra -Werror)"
+    make -C "$BILLOPS_ROOT" -s PG_CONFIG=$PGBIN/pg_config >/dev/null
+    as_root make -C "$BILLOPS_ROOT" -s install PG_CONFIG=$PGBIN/pg_config >/dev/null
+}
+
+# The cluster runs as a non-root OS user (PostgreSQL refuses root).
+PG_OS_USER="$(id -un)"
+[ "$(id -u)" = 0 ] && PG_OS_USER=postgres
+as_pg() {
+    if [ "$(id -un)" = "$PG_OS_USER" ]; then "$@"; else runuser -u "$PG_OS_USER" -- "$@"; fi
+}
+
+# start_cluster NAME: sets PGHOST PGPORT PGUSER PGDATABASE and BILLOPS_RUN (a private dir).
+start_cluster() {
+    local name="$1"
+    BILLOPS_RUN="$(mktemp -d "/tmp/pg_billops-$name.XXXXXX")"
+    chmod 755 "$BILLOPS_RUN"
+    mkdir -p "$BILLOPS_RUN/pgdata" "$BILLOPS_RUN/sock" "$BILLOPS_RUN/log"
+    chown "$PG_OS_USER" "$BILLOPS_RUN/pgdata" "$BILLOPS_RUN/sock" "$BILLOPS_RUN/log"
+    export PGPORT="${PGPORT_OVERRIDE:-$(( 20000 + RANDOM % 20000 ))}"
+    export PGHOST="$BILLOPS_RUN/sock" PGUSER=postgres PGDATABASE=postgres
+    log "starting a throwaway PostgreSQL 15 cluster in $BILLOPS_RUN (port $PGPORT)"
+    as_pg $PGBIN/initdb -D "$BILLOPS_RUN/pgdata" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >> "$BILLOPS_RUN/pgdata/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$BILLOPS_RUN/sock'
+port = $PGPORT
+shared_preload_libraries = 'pg_billops'
+billops.aws_shared_credentials_file = '$BILLOPS_RUN/aws-credentials'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_wal_size = '4GB'
+log_min_messages = warning
+CONF
+    # AWS credentials for the emulators, readable by the server account only
+    cat > "$BILLOPS_RUN/aws-credentials" <<CREDS
+[default]
+aws_access_key_id = AKIDBILLOPSTEST
+aws_secret_access_key = billops-test-secret-key-0000000000000000
+
+[sigv4-suite]
+aws_access_key_id = AKIDEXAMPLE
+aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+
+[wrong-secret]
+aws_access_key_id = AKIDBILLOPSTEST
+aws_secret_access_key = not-the-right-secret
+
+[unknown-key]
+aws_access_key_id = AKIDNOBODYKNOWS
+aws_secret_access_key = billops-test-secret-key-0000000000000000
+
+[session]
+aws_access_key_id = ASIABILLOPSSESSION
+aws_secret_access_key = billops-session-secret-000000000000000
+aws_session_token = billops-session-token-1234567890
+
+[expired]
+aws_access_key_id = ASIABILLOPSEXPIRED
+aws_secret_access_key = billops-expired-secret-000000000000000
+aws_session_token = billops-expired-token-1234567890
+CREDS
+    chown "$PG_OS_USER" "$BILLOPS_RUN/aws-credentials"
+    chmod 600 "$BILLOPS_RUN/aws-credentials"
+    as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -l "$BILLOPS_RUN/log/postgres.log" -w start >/dev/null
+    trap stop_all EXIT
+}
+
+# The keys the emulators accept (must match the profiles above).
+write_emulator_credentials() {
+    cat > "$1" <<JSON
+{"keys":[
+ {"accessKeyId":"AKIDBILLOPSTEST","secretAccessKey":"billops-test-secret-key-0000000000000000"},
+ {"accessKeyId":"ASIABILLOPSSESSION","secretAccessKey":"billops-session-secret-000000000000000","sessionToken":"billops-session-token-1234567890"},
+ {"accessKeyId":"ASIABILLOPSEXPIRED","secretAccessKey":"billops-expired-secret-000000000000000","sessionToken":"billops-expired-token-1234567890","expired":true}
+]}
+JSON
+}
+
+# start_s3_emulator ROOT: sets S3_ENDPOINT.
+start_s3_emulator() {
+    local root="$1"
+    write_emulator_credentials "$BILLOPS_RUN/emulator-credentials.json"
+    node "$BILLOPS_ROOT/test/emulators/s3/server.mjs" --root "$root" --port 0 \
+        --credentials "$BILLOPS_RUN/emulator-credentials.json" \
+        --port-file "$BILLOPS_RUN/s3.port" > "$BILLOPS_RUN/s3-emulator.log" 2>&1 &
+    S3_EMULATOR_PID=$!
+    for _ in $(seq 1 100); do [ -s "$BILLOPS_RUN/s3.port" ] && break; sleep 0.1; done
+    [ -s "$BILLOPS_RUN/s3.port" ] || { cat "$BILLOPS_RUN/s3-emulator.log"; echo "S3 emulator did not start" >&2; return 1; }
+    export S3_ENDPOINT="http://127.0.0.1:$(cat "$BILLOPS_RUN/s3.port")"
+    log "S3 emulator at $S3_ENDPOINT serving $root"
+}
+
+stop_all() {
+    [ -n "${S3_EMULATOR_PID:-}" ] && kill "$S3_EMULATOR_PID" 2>/dev/null || true
+    if [ -n "${BILLOPS_RUN:-}" ] && [ -d "$BILLOPS_RUN/pgdata" ]; then
+        as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -m immediate stop >/dev/null 2>&1 || true
+        [ -n "${BILLOPS_KEEP:-}" ] || rm -rf "$BILLOPS_RUN"
+    fi
+}
