@@ -185,6 +185,22 @@ billops_sigv4_sign(PG_FUNCTION_ARGS)
 				 errmsg("amz_date must look like 20150830T123600Z")));
 
 	creds = aws_credentials_resolve(text_to_cstring(PG_GETARG_TEXT_PP(8)));
+	/* temporary credentials: sign the token header, as every request of ours does */
+	if (creds->session_token)
+	{
+		bool		present = false;
+
+		for (int i = 0; i < nh; i++)
+			present |= pg_strcasecmp(h[i].key, "x-amz-security-token") == 0;
+		if (!present)
+		{
+			h = h ? repalloc(h, sizeof(SigV4Pair) * (nh + 1)) : palloc(sizeof(SigV4Pair));
+			h[nh].key = "X-Amz-Security-Token";
+			h[nh].value = creds->session_token;
+			req.headers = h;
+			req.nheaders = ++nh;
+		}
+	}
 	sigv4_sign(&req, &scope, creds->access_key_id, creds->secret_access_key, &res);
 	aws_credentials_free(creds);
 

@@ -87,6 +87,11 @@ aws_secret_access_key = billops-test-secret-key-0000000000000000
 aws_access_key_id = AKIDEXAMPLE
 aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
 
+[sigv4-suite-session]
+aws_access_key_id = AKIDEXAMPLE
+aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+aws_session_token = 6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267
+
 [wrong-secret]
 aws_access_key_id = AKIDBILLOPSTEST
 aws_secret_access_key = not-the-right-secret

@@ -1,0 +1,92 @@
+// Shared helpers for the integration tests: a Postgres client, the S3
+// emulator's control API, and the data generator.  The environment comes from
+// test/run-all.sh (PGHOST, PGPORT, S3_ENDPOINT, BILLOPS_RUN, BILLOPS_SHARED).
+import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(new URL('../emulators/package.json', import.meta.url));
+export const pg = require('pg');
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const SHARED = process.env.BILLOPS_SHARED || path.resolve(ROOT, '../shared');
+export const RUN = process.env.BILLOPS_RUN;
+export const S3 = process.env.S3_ENDPOINT;
+
+// numeric comes back as a string: keep it exact.
+pg.types.setTypeParser(1700, (v) => v);
+pg.types.setTypeParser(20, (v) => BigInt(v));
+
+export async function connect() {
+  const c = new pg.Client({ database: process.env.PGDATABASE || 'postgres' });
+  await c.connect();
+  c.notices = [];
+  c.on('notice', (n) => c.notices.push(n.message));
+  return c;
+}
+
+// Run a statement that must fail; returns the error (with .code, .detail, .hint).
+export async function expectError(client, sql, params = []) {
+  try {
+    await client.query(sql, params);
+  } catch (e) {
+    return e;
+  }
+  throw new Error(`expected an error from: ${sql}`);
+}
+
+export async function emulator(method, p, body) {
+  const res = await fetch(`${S3}/_emulator/${p}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!res.ok) throw new Error(`emulator ${method} ${p}: ${res.status}`);
+  const t = await res.text();
+  return t ? JSON.parse(t) : null;
+}
+export const setFaults = (faults) => emulator('POST', 'faults', { faults });
+export const clearFaults = () => emulator('DELETE', 'faults');
+
+// Generate CUR data into the emulator's root (a bucket per directory).
+export function generate(args) {
+  const out = execFileSync('node', [path.join(ROOT, 'test/generator/gen-cur.mjs'), ...args], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26,
+  });
+  return out;
+}
+
+export const S3_ROOT = RUN ? path.join(RUN, 's3') : null;
+
+// Create a bucket folder that the emulator serves.
+export function bucketDir(name) {
+  const d = path.join(S3_ROOT, name);
+  fs.mkdirSync(d, { recursive: true });
+  return d;
+}
+
+// Exact decimal sum of strings (BigInt on scaled integers; never floats).
+export function decimalSum(values, scale = 12) {
+  let total = 0n;
+  for (const v of values) {
+    if (v === '' || v == null) continue;
+    const neg = v.startsWith('-');
+    let [i, f = ''] = (neg ? v.slice(1) : v).split('.');
+    if (/[eE]/.test(v)) throw new Error(`exponent not supported in test sum: ${v}`);
+    f = (f + '0'.repeat(scale)).slice(0, scale);
+    const n = BigInt(i || '0') * 10n ** BigInt(scale) + BigInt(f || '0');
+    total += neg ? -n : n;
+  }
+  return total;
+}
+export function decimalToString(n, scale = 12) {
+  const neg = n < 0n;
+  let s = (neg ? -n : n).toString().padStart(scale + 1, '0');
+  let out = `${s.slice(0, -scale)}.${s.slice(-scale)}`.replace(/\.?0+$/, '');
+  if (out === '') out = '0';
+  return (neg ? '-' : '') + out;
+}
+// Normalize a Postgres numeric string the same way.
+export const normNumeric = (s) => decimalToString(decimalSum([s]));
