@@ -148,12 +148,12 @@ from_profile(AwsCredentials *c, const char *profile, StringInfo searched)
 
 	if (path == NULL)
 	{
-		appendStringInfo(searched, "; profile \"%s\": no credentials file (HOME is not set)", profile);
+		appendStringInfo(searched, "%sprofile \"%s\" (no credentials file: HOME is not set)", searched->len ? "; " : "", profile);
 		return false;
 	}
 	if (!read_profile(path, profile, c))
 	{
-		appendStringInfo(searched, "; profile \"%s\" in \"%s\" (not found)", profile, path);
+		appendStringInfo(searched, "%sprofile \"%s\" in \"%s\" (not found)", searched->len ? "; " : "", profile, path);
 		return false;
 	}
 	if (c->access_key_id == NULL || c->secret_access_key == NULL)
@@ -190,18 +190,17 @@ aws_credentials_resolve(const char *reference)
 				 errhint("Use 'default', 'env' or 'profile:<name>'.")));
 
 	initStringInfo(&searched);
-	appendStringInfoString(&searched, "searched");
 	if (strcmp(reference, "env") == 0)
 	{
 		ok = from_environment(c);
-		appendStringInfoString(&searched, " environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+		appendStringInfoString(&searched, "environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set)");
 	}
 	else if (strcmp(reference, "default") == 0)
 	{
 		char	   *profile = nonempty_env("AWS_PROFILE");
 
 		ok = from_environment(c);
-		appendStringInfoString(&searched, " environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+		appendStringInfoString(&searched, "environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set)");
 		if (!ok)
 			ok = from_profile(c, profile ? profile : "default", &searched);
 	}
@@ -212,7 +211,7 @@ aws_credentials_resolve(const char *reference)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("no AWS credentials found for reference \"%s\"", reference),
-				 errdetail("pg_billops %s.", searched.data),
+				 errdetail("Searched: %s.", searched.data),
 				 errhint("Set the AWS_* variables in the server's environment or add the profile to a credentials file named by billops.aws_shared_credentials_file.")));
 	return c;
 }

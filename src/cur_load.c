@@ -96,6 +96,7 @@ typedef struct LoadState
 	const char *file_name;
 	int64		row_no;
 	const char *column;
+	bool		in_row;			/* converting a row (vs. reading the stream) */
 
 	/* totals */
 	int64		delivery_rows;
@@ -130,13 +131,22 @@ load_error_context(void *arg)
 
 	if (st->file_name == NULL)
 		return;
-	if (st->row_no <= 0)
+	/*
+	 * COPY reads ahead, so a decompression or encoding error surfaces while
+	 * reading a row, not necessarily in it: say "after" unless we are
+	 * converting the row itself.
+	 */
+	if (st->in_row && st->row_no <= 0)
 		errcontext("CUR file \"%s\", header row", st->file_name);
-	else if (st->column)
+	else if (st->in_row && st->column)
 		errcontext("CUR file \"%s\", data row %lld, column \"%s\"",
 				   st->file_name, (long long) st->row_no, st->column);
-	else
+	else if (st->in_row)
 		errcontext("CUR file \"%s\", data row %lld", st->file_name, (long long) st->row_no);
+	else if (st->row_no <= 0)
+		errcontext("CUR file \"%s\", reading the header", st->file_name);
+	else
+		errcontext("CUR file \"%s\", reading after data row %lld", st->file_name, (long long) st->row_no);
 }
 
 /* --- routes: one staging table per (period, payer) ------------------------ */
@@ -489,13 +499,16 @@ load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("CUR file \"%s\" is empty", src->name),
 				 errdetail("Even a report with no line items has a header row.")));
+	st->in_row = true;
 	fm = file_map_build(st, fields, nfields);
+	st->in_row = false;
 
 	while (NextCopyFromRawFields(cstate, &fields, &nfields))
 	{
 		MemoryContext old;
 
 		st->row_no++;
+		st->in_row = true;
 		if (nfields != fm->ncols)
 			ereport(ERROR,
 					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
@@ -504,6 +517,7 @@ load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64
 		old = MemoryContextSwitchTo(st->batch_cxt);
 		load_row(st, fm, fields, values, nulls);
 		MemoryContextSwitchTo(old);
+		st->in_row = false;
 		rows++;
 		if (rows - last_report >= 10000)
 		{

@@ -303,7 +303,8 @@ http_check_url_allowed(const char *url, const char *what)
 		curl_url_cleanup(u);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s URL \"%s\"", what, url)));
+				 errmsg("invalid %s URL \"%s\"", what, url),
+				 errhint("Give a full URL such as https://s3.eu-west-1.amazonaws.com.")));
 	}
 	ok = (pg_strcasecmp(scheme, "https") == 0) ||
 		(pg_strcasecmp(scheme, "http") == 0 && billops_is_loopback_host(host));

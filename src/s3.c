@@ -141,7 +141,13 @@ s3_target(const S3Location *loc, const char *key, S3Target *t)
 	curl_url_get(u, CURLUPART_PORT, &port, 0);	/* absent when default */
 	hostport = port ? psprintf("%s:%s", host, port) : pstrdup(host);
 
-	if (loc->path_style)
+	/*
+	 * Like the AWS SDKs: virtual-hosted style needs a DNS name for the bucket,
+	 * so IP-literal endpoints and bucket names with dots or capitals go
+	 * path-style whatever the setting says.
+	 */
+	if (loc->path_style || strspn(host, "0123456789.") == strlen(host) || strchr(host, ':') != NULL ||
+		strspn(loc->bucket, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(loc->bucket))
 	{
 		t->host_header = hostport;
 		t->path = psprintf("/%s/%s", loc->bucket, key ? key : "");

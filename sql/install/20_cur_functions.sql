@@ -68,6 +68,26 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use ''legacy_cur'' for Cost and Usage Reports or ''cur2'' for CUR 2.0 Data Exports.';
     END IF;
+    IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$' THEN
+        RAISE EXCEPTION 'invalid CUR source name "%"', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use letters, digits, "_", ".", ":" and "-", starting with a letter or digit.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM billops.cur_source s WHERE s.name = create_cur_source.name) THEN
+        RAISE EXCEPTION 'CUR source "%" already exists', name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Pick another name, or update billops.cur_source.';
+    END IF;
+    IF bucket IS NULL OR bucket !~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' THEN
+        RAISE EXCEPTION 'invalid S3 bucket name "%"', bucket
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'S3 bucket names are 3-63 characters of lower-case letters, digits, "." and "-".';
+    END IF;
+    IF report_name IS NULL OR report_name = '' OR report_name ~ '/' THEN
+        RAISE EXCEPTION 'invalid report or export name "%"', report_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The name of the CUR report or Data Export, without slashes.';
+    END IF;
     IF NOT billops.credentials_reference_valid(credentials) THEN
         RAISE EXCEPTION 'invalid AWS credentials reference "%"', credentials
             USING ERRCODE = 'invalid_parameter_value',
