@@ -1,0 +1,88 @@
+-- Invariants of loading: both header styles, schema drift kept, preliminary vs
+-- final, routing by payer and period, cumulative replacement, nothing lost.
+BEGIN;
+SELECT plan(22);
+
+CREATE FUNCTION pg_temp.csv(path text, lines text[]) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('COPY (SELECT unnest(%L::text[])) TO %L', lines, path);
+    RETURN path;
+END $$;
+
+-- CUR 2.0 header style with JSON map columns and an unknown column
+SELECT lives_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_cur2.csv', ARRAY[
+  'bill_payer_account_id,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_unblended_cost,resource_tags,cost_category,split_line_item_split_cost,bill_invoice_id',
+  '111111111111,2024-01-01T00:00:00.000Z,222222222222,Usage,1.25,"{""user_owner"":""alice""}","{""Team"":""core""}",0.5,',
+  '111111111111,2024-01-01T00:00:00.000Z,333333333333,Tax,0.10,,,,']), 'tap-cur2') $$,
+  'a CUR 2.0 (snake-case) file loads');
+SELECT is((SELECT resource_tags->>'user_owner' FROM billops.cur_line_item WHERE line_item_usage_account_id = '222222222222'),
+          'alice', 'CUR 2.0 resource_tags JSON becomes jsonb');
+SELECT is((SELECT cost_category->>'Team' FROM billops.cur_line_item WHERE line_item_usage_account_id = '222222222222'),
+          'core', 'CUR 2.0 cost_category JSON becomes jsonb');
+SELECT is((SELECT extras->>'split_line_item_split_cost' FROM billops.cur_line_item WHERE line_item_usage_account_id = '222222222222'),
+          '0.5', 'an unknown CUR 2.0 column is kept in extras');
+SELECT is((SELECT sum(line_item_unblended_cost) FROM billops.cur_line_item WHERE bill_payer_account_id = '111111111111'),
+          1.35, 'amounts are exact');
+SELECT is((SELECT invoice_state FROM billops.cur_period_status WHERE payer_account_id = '111111111111'),
+          'preliminary', 'no invoice id yet: preliminary');
+
+-- legacy header style: tags keep their AWS key, product/* go to the product map
+SELECT lives_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_legacy.csv', ARRAY[
+  'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,resourceTags/user:Owner,costCategory/Team,product/instanceFamily,discount/TotalDiscount,bill/InvoiceId,brandNew/Column',
+  '444444444444,2024-01-01T00:00:00Z,555555555555,Usage,2.00,bob,data,m5,-0.1,INV-1,x',
+  '444444444444,2024-01-01T00:00:00Z,555555555555,Usage,3.00,,,,,INV-1,']), 'tap-legacy') $$,
+  'a legacy (category/Name) file loads');
+SELECT is((SELECT resource_tags->>'user:Owner' FROM billops.cur_line_item WHERE line_item_unblended_cost = 2.00),
+          'bob', 'legacy resourceTags/user:Owner keeps its key');
+SELECT is((SELECT product->>'instance_family' FROM billops.cur_line_item WHERE line_item_unblended_cost = 2.00),
+          'm5', 'legacy product/instanceFamily goes to product.instance_family');
+SELECT is((SELECT discount->>'total_discount' FROM billops.cur_line_item WHERE line_item_unblended_cost = 2.00),
+          '-0.1', 'legacy discount/TotalDiscount goes to discount.total_discount');
+SELECT is((SELECT extras->>'brandNew/Column' FROM billops.cur_line_item WHERE line_item_unblended_cost = 2.00),
+          'x', 'a column AWS adds tomorrow is kept under its header');
+SELECT is((SELECT resource_tags FROM billops.cur_line_item WHERE line_item_unblended_cost = 3.00),
+          NULL, 'empty tag values are not stored as keys');
+SELECT is((SELECT invoice_state || ' ' || array_to_string(invoice_ids, ',') FROM billops.cur_period_status WHERE payer_account_id = '444444444444'),
+          'final INV-1', 'every line invoiced: final, with the invoice id');
+
+-- one file, two payers and two periods: four routes, one swap
+SELECT lives_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_multi.csv', ARRAY[
+  'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,bill/InvoiceId',
+  '600000000001,2024-02-01T00:00:00Z,1,Usage,1,INV-A',
+  '600000000002,2024-02-01T00:00:00Z,1,Usage,2,',
+  '600000000001,2024-03-01T00:00:00Z,1,Usage,4,',
+  '600000000002,2024-03-01T00:00:00Z,1,Usage,8,']), 'tap-multi', 'm1') $$, 'a file with two payers and two periods loads');
+SELECT results_eq($$ SELECT to_char(billing_period, 'YYYY-MM') || '/' || payer_account_id || '/' || invoice_state
+                       FROM billops.cur_period_status WHERE source_name = 'tap-multi' ORDER BY 1 $$,
+                  ARRAY['2024-02/600000000001/final', '2024-02/600000000002/preliminary',
+                        '2024-03/600000000001/preliminary', '2024-03/600000000002/preliminary'],
+                  'each (period, payer) is its own partition with its own invoice state');
+
+-- the next delivery of that source no longer has payer ...002 in 2024-03: the month is replaced whole
+SELECT lives_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_multi2.csv', ARRAY[
+  'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost',
+  '600000000001,2024-03-01T00:00:00Z,1,Usage,16']), 'tap-multi', 'm2') $$, 'a narrower delivery loads');
+SELECT results_eq($$ SELECT bill_payer_account_id || '=' || sum(line_item_unblended_cost)
+                       FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-03-01'
+                      GROUP BY bill_payer_account_id ORDER BY 1 $$,
+                  ARRAY['600000000001=16'], 'a delivery replaces its whole month for its source');
+SELECT is((SELECT sum(line_item_unblended_cost) FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-02-01'),
+          3::numeric, 'other months of the source are untouched');
+
+-- bad input in the middle of a multi-route file: nothing of it becomes visible
+SELECT throws_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_bad.csv', ARRAY[
+  'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost',
+  '600000000001,2024-02-01T00:00:00Z,1,Usage,100',
+  '600000000001,2024-03-01T00:00:00Z,1,Usage,not-a-number']), 'tap-multi', 'm3') $$,
+  '22P02', NULL, 'a bad number fails the load with 22P02');
+SELECT is((SELECT sum(line_item_unblended_cost) FROM billops.cur_line_item WHERE bill_payer_account_id = '600000000001'),
+          17::numeric, 'and the previous deliveries stay whole');
+SELECT is((SELECT count(*)::int FROM pg_class WHERE relnamespace = 'billops'::regnamespace
+            AND relname ~ '_d[0-9]+$' AND relkind = 'r'
+            AND NOT EXISTS (SELECT 1 FROM billops.cur_partition WHERE table_name = 'billops.' || relname)),
+          0, 'no staging table is left behind');
+SELECT is((SELECT count(*)::int FROM billops.cur_delivery WHERE status = 'running'), 0,
+          'no delivery is left running');
+
+SELECT * FROM finish();
+ROLLBACK;
