@@ -1,7 +1,7 @@
 -- Invariants of the schema: typed money, partitioning, keys, and secrets that
 -- cannot be read or leaked.
 BEGIN;
-SELECT plan(20);
+SELECT plan(21);
 
 SELECT has_schema('billops');
 SELECT has_table('billops', t, 'table ' || t) FROM unnest(ARRAY['cur_source', 'cur_delivery',
