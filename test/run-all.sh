@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# test/run-all.sh — every test pg_billops has, on a fresh Debian 12 machine.
+#
+#   1. build with -Wall -Wextra -Werror and install
+#   2. pg_regress (sql/NN_*.sql vs expected/): the SQL surface
+#   3. pgTAP (test/pgtap/*.sql via pg_prove): invariants
+#   4. integration tests (node --test test/integration): SigV4 suite, S3
+#      emulator ingest, faults, atomic swap, cancel; plus the emulator's and
+#      the generator's own tests
+#
+# Ends with one line "N passed, N failed"; exits non-zero if anything failed.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+set +e
+
+install_deps || exit 1
+build_extension || exit 1
+start_cluster test || exit 1
+mkdir -p "$BILLOPS_RUN/s3" && chmod 755 "$BILLOPS_RUN/s3"
+start_s3_emulator "$BILLOPS_RUN/s3" || exit 1
+export BILLOPS_RUN BILLOPS_SHARED="$SHARED" BILLOPS_SAMPLE="$SHARED/testdata/cur/legacy-cur-2023-11-sample.csv"
+
+PASSED=0
+FAILED=0
+count() { PASSED=$((PASSED + $1)); FAILED=$((FAILED + $2)); }
+
+log "pg_regress"
+tests=$(ls "$BILLOPS_ROOT"/sql/[0-9][0-9]_*.sql | wc -l)
+if make -C "$BILLOPS_ROOT" -s installcheck PG_CONFIG=$PGBIN/pg_config; then
+    count "$tests" 0
+else
+    cat "$BILLOPS_ROOT/regression.diffs" 2>/dev/null
+    failed_n=$(grep -c '^not ok\|FAILED\|failed (ignored)' "$BILLOPS_ROOT/regression.out" 2>/dev/null || echo 1)
+    count $((tests - failed_n)) "$failed_n"
+fi
+
+log "pgTAP"
+psql -qX -c "CREATE DATABASE billops_tap" >/dev/null
+psql -qX -d billops_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION pg_billops" >/dev/null
+out=$(BILLOPS_SHARED="$SHARED" pg_prove -d billops_tap --ext .sql -r "$BILLOPS_ROOT/test/pgtap" 2>&1)
+echo "$out"
+tap_total=$(echo "$out" | sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\).*/\1/p')
+tap_failed=$(echo "$out" | grep -oE 'Failed [0-9]+/[0-9]+ subtests' | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
+if echo "$out" | grep -q '^Result: PASS'; then count "${tap_total:-0}" 0
+else count $(( ${tap_total:-0} - tap_failed )) $(( tap_failed > 0 ? tap_failed : 1 )); fi
+
+log "integration tests (node --test)"
+out=$(cd "$BILLOPS_ROOT" && node --test --test-concurrency=1 \
+        test/integration/*.test.mjs test/emulators/s3/*.test.mjs test/generator/*.test.mjs 2>&1)
+echo "$out" | grep -vE '^\s*(duration_ms|---|\.\.\.|type:|location:)' | tail -n 400
+node_pass=$(echo "$out" | sed -n 's/^# pass \([0-9]*\)/\1/p' | tail -1)
+node_fail=$(echo "$out" | sed -n 's/^# fail \([0-9]*\)/\1/p' | tail -1)
+count "${node_pass:-0}" "${node_fail:-1}"
+
+if [ "$FAILED" -gt 0 ]; then
+    log "server log (last 60 lines)"
+    tail -n 60 "$BILLOPS_RUN/log/postgres.log"
+fi
+echo
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
