@@ -331,7 +331,11 @@ s3_request(const S3Location *loc, const char *method, const char *key,
 		}
 		head = http_head(hs);
 
-		if (!http_failed(hs) && head->status >= 200 && head->status < 300)
+		/*
+		 * A streamed body that already broke still carries the bytes that did
+		 * arrive: hand it over, and the reader resumes from there with Range.
+		 */
+		if ((!http_failed(hs) || !bounded) && head->status >= 200 && head->status < 300)
 		{
 			aws_credentials_free(creds);
 			return hs;

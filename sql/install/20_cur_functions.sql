@@ -336,7 +336,23 @@ DECLARE
     t0 timestamptz := clock_timestamp();
     t1 timestamptz;
     n bigint;
+    dl billops.cur_delivery;
+    dup bigint;
 BEGIN
+    -- one load per source at a time (a pg_cron run and a manual CALL may overlap);
+    -- whoever waited re-checks, so the same assembly is never loaded twice
+    SELECT * INTO STRICT dl FROM billops.cur_delivery WHERE delivery_id = p_delivery;
+    PERFORM pg_advisory_xact_lock(1650812930, dl.source_id);
+    SELECT delivery_id INTO dup FROM billops.cur_delivery x
+     WHERE x.source_id = dl.source_id AND x.billing_period = dl.billing_period
+       AND x.assembly_id = dl.assembly_id AND x.status = 'loaded' AND x.delivery_id <> p_delivery
+       AND x.finished_at > dl.started_at;
+    IF dup IS NOT NULL THEN
+        UPDATE billops.cur_delivery SET status = 'aborted', finished_at = clock_timestamp(),
+               error_message = format('assembly already loaded by a concurrent sync (delivery %s)', dup)
+         WHERE delivery_id = p_delivery;
+        RETURN 0;
+    END IF;
     n := billops._ingest_delivery(p_delivery);
     t1 := clock_timestamp();
     PERFORM billops._swap_delivery(p_delivery);
@@ -424,8 +440,9 @@ BEGIN
     UPDATE billops.cur_delivery d SET status = 'aborted', finished_at = clock_timestamp(),
            error_message = 'the loading session ended before the delivery finished'
      WHERE d.source_id = s.source_id AND d.status = 'running'
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
-                        WHERE a.pid = d.backend_pid AND a.backend_start <= d.started_at);
+       AND (d.backend_pid = pg_catalog.pg_backend_pid()
+            OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                            WHERE a.pid = d.backend_pid AND a.backend_start <= d.started_at));
     COMMIT;
 
     FOR per IN SELECT * FROM billops._discover_periods(s.source_id) ORDER BY 1 LOOP
@@ -473,7 +490,8 @@ BEGIN
             BEGIN
                 PERFORM billops._load_and_swap(v_delivery);
                 n_loaded := n_loaded + 1;
-            EXCEPTION WHEN OTHERS THEN
+            -- a cancel is recorded too (then re-raised below): the history never lies "running"
+            EXCEPTION WHEN OTHERS OR query_canceled THEN
                 GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT,
                                         e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT,
                                         e_ctx = PG_EXCEPTION_CONTEXT;
@@ -484,6 +502,10 @@ BEGIN
                  WHERE delivery_id = v_delivery;
             END;
             COMMIT;
+            IF e_state = '57014' THEN
+                RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg,
+                    DETAIL = 'The load was cancelled; the previous delivery stays in place.';
+            END IF;
         END IF;
 
         IF e_state IS NOT NULL THEN

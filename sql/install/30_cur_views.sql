@@ -52,7 +52,8 @@ SELECT p.pid,
   FROM pg_catalog.pg_stat_get_progress_info('COPY') p
   JOIN billops.cur_delivery d ON d.delivery_id = p.param11
   JOIN billops.cur_source s USING (source_id)
-  LEFT JOIN billops.cur_delivery_file f ON f.delivery_id = d.delivery_id AND f.file_no = p.param12;
+  LEFT JOIN billops.cur_delivery_file f ON f.delivery_id = d.delivery_id AND f.file_no = p.param12
+ WHERE p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database());
 COMMENT ON VIEW billops.cur_sync_progress IS
   'Deliveries being loaded now: file n of m, bytes and rows so far (one row per loading backend).';
 

@@ -68,25 +68,28 @@ export function bucketDir(name) {
 }
 
 // Exact decimal sum of strings (BigInt on scaled integers; never floats).
-export function decimalSum(values, scale = 12) {
+// Accepts exponent notation ("1.81E-8"), which real CUR files use.
+export const SCALE = 24;
+export function toScaled(v, scale = SCALE) {
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(v.trim());
+  if (!m) throw new Error(`not a decimal: ${v}`);
+  const [, sign, int = '', frac = '', exp = '0'] = m;
+  const digits = BigInt((int + frac) || '0');
+  const shift = scale - frac.length + Number(exp);
+  if (shift < 0) throw new Error(`more than ${scale} decimals: ${v}`);
+  const n = digits * 10n ** BigInt(shift);
+  return sign === '-' ? -n : n;
+}
+export function decimalSum(values, scale = SCALE) {
   let total = 0n;
-  for (const v of values) {
-    if (v === '' || v == null) continue;
-    const neg = v.startsWith('-');
-    let [i, f = ''] = (neg ? v.slice(1) : v).split('.');
-    if (/[eE]/.test(v)) throw new Error(`exponent not supported in test sum: ${v}`);
-    f = (f + '0'.repeat(scale)).slice(0, scale);
-    const n = BigInt(i || '0') * 10n ** BigInt(scale) + BigInt(f || '0');
-    total += neg ? -n : n;
-  }
+  for (const v of values) if (v !== '' && v != null) total += toScaled(v, scale);
   return total;
 }
-export function decimalToString(n, scale = 12) {
+export function decimalToString(n, scale = SCALE) {
   const neg = n < 0n;
-  let s = (neg ? -n : n).toString().padStart(scale + 1, '0');
-  let out = `${s.slice(0, -scale)}.${s.slice(-scale)}`.replace(/\.?0+$/, '');
-  if (out === '') out = '0';
-  return (neg ? '-' : '') + out;
+  const s = (neg ? -n : n).toString().padStart(scale + 1, '0');
+  let out = `${s.slice(0, -scale)}.${s.slice(-scale)}`.replace(/0+$/, '').replace(/\.$/, '');
+  return (neg && out !== '0' ? '-' : '') + out;
 }
 // Normalize a Postgres numeric string the same way.
 export const normNumeric = (s) => decimalToString(decimalSum([s]));
