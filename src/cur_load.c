@@ -50,14 +50,19 @@
 
 PG_FUNCTION_INFO_V1(billops_ingest_delivery);
 
-/* Progress slots we add to pg_stat_progress_copy's parameter array (param11..). */
-#define PROG_DELIVERY_ID	10
-#define PROG_FILE_NO		11
-#define PROG_FILE_COUNT		12
+/*
+ * Progress slots we add to COPY's report (pg_stat_get_progress_info('COPY')
+ * paramN = slot N-1).  COPY uses 0-5.  Index builds write slots 9-12, 15 and
+ * 16 of whatever report is active (CREATE TABLE builds a TOAST index for each
+ * new staging table), so ours avoid them.
+ */
+#define PROG_DELIVERY_ID	6
+#define PROG_FILE_NO		7
+#define PROG_FILE_COUNT		8
 #define PROG_FILE_RAW_BYTES 13
 #define PROG_FILE_SIZE		14
-#define PROG_DELIVERY_ROWS	15
-#define PROG_DELIVERY_RAW	16
+#define PROG_DELIVERY_ROWS	17
+#define PROG_DELIVERY_RAW	18
 
 #define MAX_BATCH_SLOTS 1000
 #define MAX_INVOICE_IDS 64
@@ -132,12 +137,7 @@ copy_read_cb(void *outbuf, int minread, int maxread)
 		got += (int) n;
 	}
 	copy_bytes += got;
-	/*
-	 * Cheap (a few stores into shared memory), and it keeps the progress view
-	 * live even for slow files.  Our slots are re-asserted every time because
-	 * statements run through SPI while loading (creating a staging table) may
-	 * write into the same progress array.
-	 */
+	/* cheap (a few stores into shared memory): keeps the view live even for slow files */
 	progress_reassert();
 	return got;
 }
@@ -390,7 +390,6 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 		{
 			routes_flush(st);	/* SPI below must not see half-filled batches */
 			r = route_open(st, period, payer);
-			progress_reassert();
 		}
 		st->current = r;
 		old = MemoryContextSwitchTo(TopTransactionContext);

@@ -39,20 +39,20 @@ SELECT p.pid,
        s.name AS source_name,
        d.billing_period,
        d.assembly_id,
-       p.param12 AS file_no,
-       p.param13 AS file_count,
+       p.param8 AS file_no,
+       p.param9 AS file_count,
        f.object_key AS current_file,
        p.param14 AS file_bytes_read,
        p.param15 AS file_bytes_total,
        p.param1 AS file_uncompressed_bytes,
        p.param3 AS file_rows,
-       p.param16 AS delivery_rows,
-       p.param17 AS delivery_bytes_read,
+       p.param18 AS delivery_rows,
+       p.param19 AS delivery_bytes_read,
        clock_timestamp() - d.started_at AS elapsed
   FROM pg_catalog.pg_stat_get_progress_info('COPY') p
-  JOIN billops.cur_delivery d ON d.delivery_id = p.param11
+  JOIN billops.cur_delivery d ON d.delivery_id = p.param7
   JOIN billops.cur_source s USING (source_id)
-  LEFT JOIN billops.cur_delivery_file f ON f.delivery_id = d.delivery_id AND f.file_no = p.param12
+  LEFT JOIN billops.cur_delivery_file f ON f.delivery_id = d.delivery_id AND f.file_no = p.param8
  WHERE p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database());
 COMMENT ON VIEW billops.cur_sync_progress IS
   'Deliveries being loaded now: file n of m, bytes and rows so far (one row per loading backend).';

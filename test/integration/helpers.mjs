@@ -19,12 +19,20 @@ export const S3 = process.env.S3_ENDPOINT;
 pg.types.setTypeParser(1700, (v) => v);
 pg.types.setTypeParser(20, (v) => BigInt(v));
 
+// Every client is registered, so a failed test cannot leave a socket open
+// (which would keep the test process alive forever): closeAll() in after().
+const open = new Set();
 export async function connect() {
   const c = new pg.Client({ database: process.env.PGDATABASE || 'postgres' });
   await c.connect();
+  open.add(c);
+  c.on('end', () => open.delete(c));
   c.notices = [];
   c.on('notice', (n) => c.notices.push(n.message));
   return c;
+}
+export async function closeAll() {
+  await Promise.all([...open].map((c) => c.end().catch(() => {})));
 }
 
 // Run a statement that must fail; returns the error (with .code, .detail, .hint).

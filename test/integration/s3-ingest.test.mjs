@@ -9,7 +9,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import {
-  connect, expectError, setFaults, clearFaults, emulator, generate, bucketDir, S3, S3_ROOT,
+  connect, closeAll, expectError, setFaults, clearFaults, emulator, generate, bucketDir, S3, S3_ROOT,
   SHARED, ROOT, decimalSum, decimalToString, normNumeric,
 } from './helpers.mjs';
 
@@ -31,7 +31,7 @@ before(async () => {
   await db.query('CREATE EXTENSION pg_billops');
   await clearFaults();
 });
-after(async () => { await clearFaults(); await db.end(); });
+after(async () => { await clearFaults().catch(() => {}); await closeAll(); });
 
 async function createSource(name, bucket, report, opts = {}) {
   const { layout = 'legacy_cur', credentials = 'default', virtualHost = false } = opts;
@@ -315,7 +315,7 @@ test('transient faults: SlowDown, a cut-off body and a short body are retried or
 
 // --- atomicity, progress, cancel ---------------------------------------------
 
-test('a reader during the swap never sees a mix of deliveries', async () => {
+test('a reader during the swap never sees a mix of deliveries', { timeout: 180000 }, async () => {
   bucketDir('swap-bucket');
   const gen = (k) => generate(['--out', S3_ROOT, '--bucket', 'swap-bucket', '--prefix', 'cur', '--report', 'swap',
     '--layout', 'legacy', '--period', '2024-03', '--rows', '30000', '--payers', '1', '--deliveries', String(k), '--seed', '5',
@@ -350,7 +350,7 @@ test('a reader during the swap never sees a mix of deliveries', async () => {
   for (const s of seen) assert.ok(allowed.has(s), `a reader saw ${s}, which is neither delivery`);
 });
 
-test('progress is visible while a slow delivery loads, and cancel is prompt', async () => {
+test('progress is visible while a slow delivery loads, and cancel is prompt', { timeout: 120000 }, async () => {
   stageLegacy('sample-bucket', 'sample', 'assembly-slow', csvSample());
   await setFaults([{ op: 'GetObject', keyContains: 'assembly-slow/', kind: 'slow', bytesPerSecond: 4000 }]);
   const beforeV = await visible('sample');
@@ -358,12 +358,19 @@ test('progress is visible while a slow delivery loads, and cancel is prompt', as
   const { rows: [{ pid }] } = await loader.query('SELECT pg_backend_pid() AS pid');
   const running = loader.query(`CALL billops.sync_cur_source('sample')`).then(() => null, (e) => e);
   let progress = null;
+  let seen = [];
   for (let i = 0; i < 100 && !progress; i++) {
     await new Promise((r) => setTimeout(r, 100));
     const { rows } = await db.query('SELECT * FROM billops.cur_sync_progress WHERE pid = $1', [pid]);
     if (rows.length && rows[0].file_bytes_read > 0n) progress = rows[0];
+    else {
+      const raw = await db.query(`SELECT a.state, a.wait_event_type, a.wait_event, p.param11, p.param14
+                                    FROM pg_stat_activity a LEFT JOIN pg_stat_get_progress_info('COPY') p USING (pid)
+                                   WHERE a.pid = $1`, [pid]);
+      seen.push(JSON.stringify(raw.rows[0], (k, v) => (typeof v === 'bigint' ? String(v) : v)));
+    }
   }
-  assert.ok(progress, 'billops.cur_sync_progress shows the running load');
+  assert.ok(progress, `billops.cur_sync_progress shows the running load (saw: ${seen.slice(-5).join(' ')})`);
   assert.equal(progress.source_name, 'sample');
   assert.equal(progress.file_no, 1n);
   assert.equal(progress.file_count, 1n);

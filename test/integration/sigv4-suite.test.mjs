@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { connect, SHARED } from './helpers.mjs';
+import { connect, closeAll, SHARED } from './helpers.mjs';
 
 const SUITE = path.join(SHARED, 'testdata/sigv4');
 
@@ -60,7 +60,7 @@ function parseRequest(raw) {
 
 let client;
 before(async () => { client = await connect(); });
-after(async () => { await client.end(); });
+after(async () => { await closeAll(); });
 
 for (const base of findCases(SUITE)) {
   const name = path.relative(SUITE, base);
