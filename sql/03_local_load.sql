@@ -96,3 +96,11 @@ SELECT count(*), sum(line_item_unblended_cost) FROM billops.cur_line_item;
 SET client_min_messages = warning;
 SELECT billops.load_cur_file(:'sample', source_name => 'other-files');
 \echo :LAST_ERROR_SQLSTATE
+
+-- DROP EXTENSION takes the partitions created at run time with it, and the
+-- extension can be created again
+DROP EXTENSION pg_billops;
+SELECT count(*) AS billops_relations_left FROM pg_class WHERE relname LIKE 'cur\_%';
+SELECT count(*) AS billops_schema_left FROM pg_namespace WHERE nspname = 'billops';
+CREATE EXTENSION pg_billops;
+SELECT count(*) AS line_items_after_recreate FROM billops.cur_line_item;

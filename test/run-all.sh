@@ -47,7 +47,12 @@ else count $(( ${tap_total:-0} - tap_failed )) $(( tap_failed > 0 ? tap_failed :
 log "integration tests (node --test)"
 out=$(cd "$BILLOPS_ROOT" && node --test --test-concurrency=1 \
         test/integration/*.test.mjs test/emulators/s3/*.test.mjs test/generator/*.test.mjs 2>&1)
-echo "$out" | grep -vE '^\s*(duration_ms|---|\.\.\.|type:|location:)' | tail -n 400
+# one line per test; the full report only for failures
+echo "$out" | awk '
+    /^[[:space:]]*not ok [0-9]+ - / { print; infail = 1; next }
+    /^[[:space:]]*ok [0-9]+ - /     { print; infail = 0; next }
+    /^# (tests|pass|fail|cancelled|duration)/ { print; next }
+    infail && !/^[[:space:]]*(duration_ms|type|location):/ { print }'
 node_pass=$(echo "$out" | sed -n 's/^# pass \([0-9]*\)/\1/p' | tail -1)
 node_fail=$(echo "$out" | sed -n 's/^# fail \([0-9]*\)/\1/p' | tail -1)
 count "${node_pass:-0}" "${node_fail:-1}"

@@ -59,7 +59,15 @@ function parseRequest(raw) {
 }
 
 let client;
-before(async () => { client = await connect(); });
+before(async () => {
+  const c = await connect();
+  await c.query('DROP DATABASE IF EXISTS billops_it_sigv4');
+  await c.query('CREATE DATABASE billops_it_sigv4');
+  await c.end();
+  process.env.PGDATABASE = 'billops_it_sigv4';
+  client = await connect();
+  await client.query('CREATE EXTENSION pg_billops');
+});
 after(async () => { await closeAll(); });
 
 for (const base of findCases(SUITE)) {
