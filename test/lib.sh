@@ -3,7 +3,7 @@
 #
 # Idempotent: installs missing Debian and npm packages, builds and installs the
 # extension, and starts a throwaway PostgreSQL 15 cluster with pg_billops
-# preloaded.  Sourced by test/demo.sh, test/run-all.sh and test/bench/run.sh.
+# preloaded.  Sourced by test/demo.sh, test/run-tests.sh and test/bench/run.sh.
 set -euo pipefail
 
 BILLOPS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +18,7 @@ as_root() {
 
 DEB_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
               libssl-dev zlib1g-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-              nodejs npm ca-certificates)
+              nodejs npm ca-certificates openssl)
 
 install_deps() {
     local missing=()

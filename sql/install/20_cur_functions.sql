@@ -247,6 +247,22 @@ BEGIN
 END
 $$;
 
+-- The line-item partition holding one billing period (the parent of its payer leaves).
+CREATE FUNCTION billops._period_partition(p_period date) RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT pg_catalog.format('billops.%I', 'cur_line_item_' || pg_catalog.to_char(p_period, 'YYYYMM')) $$;
+
+-- Detach and drop a leaf that no longer holds the visible delivery.
+CREATE FUNCTION billops._retire_leaf(p_period date, p_table text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', billops._period_partition(p_period), p_table);
+    EXECUTE format('DROP TABLE %s', p_table);
+END
+$$;
+
 -- Swap a loaded delivery in.  Runs at the very end of the load transaction:
 -- the locks it takes (ACCESS EXCLUSIVE on the period's partition only) are
 -- held for milliseconds, and readers see the old rows or the new, never both.
@@ -286,7 +302,7 @@ BEGIN
         IF current_setting('billops.analyze_after_load')::boolean THEN
             EXECUTE format('ANALYZE %s', p.staging_table);
         END IF;
-        period_part := format('billops.%I', 'cur_line_item_' || to_char(p.billing_period, 'YYYYMM'));
+        period_part := billops._period_partition(p.billing_period);
         IF to_regclass(period_part) IS NULL THEN
             EXECUTE format('CREATE TABLE %s PARTITION OF billops.cur_line_item FOR VALUES IN (%L) PARTITION BY LIST (bill_payer_account_id)',
                            period_part, p.billing_period);
@@ -294,8 +310,7 @@ BEGIN
         SELECT * INTO old FROM billops.cur_partition
          WHERE billing_period = p.billing_period AND payer_account_id = p.payer_account_id;
         IF FOUND THEN
-            EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', period_part, old.table_name);
-            EXECUTE format('DROP TABLE %s', old.table_name);
+            PERFORM billops._retire_leaf(old.billing_period, old.table_name);
         END IF;
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)',
                        period_part, p.staging_table, p.payer_account_id);
@@ -313,9 +328,7 @@ BEGIN
                   AND cp.delivery_id <> p_delivery
                   AND cp.billing_period IN (SELECT billing_period FROM billops.cur_delivery_partition
                                              WHERE delivery_id = p_delivery) LOOP
-        period_part := format('billops.%I', 'cur_line_item_' || to_char(old.billing_period, 'YYYYMM'));
-        EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', period_part, old.table_name);
-        EXECUTE format('DROP TABLE %s', old.table_name);
+        PERFORM billops._retire_leaf(old.billing_period, old.table_name);
         DELETE FROM billops.cur_partition
          WHERE billing_period = old.billing_period AND payer_account_id = old.payer_account_id;
     END LOOP;

@@ -43,7 +43,7 @@ csv_bytes=$(stat -c %s "$BILLOPS_RUN/plain.csv")
 
 q <<SQL
 CREATE EXTENSION pg_billops;
-SELECT billops.create_cur_source('bench', 'bench-billing', 'bench', layout => 'cur2', prefix => 'cur',
+SELECT FROM billops.create_cur_source('bench', 'bench-billing', 'bench', layout => 'cur2', prefix => 'cur',
        endpoint_url => '$S3_ENDPOINT', path_style => true);
 CREATE TABLE public.bench_copy (LIKE billops.cur_line_item);
 SQL

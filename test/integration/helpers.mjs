@@ -1,6 +1,6 @@
 // Shared helpers for the integration tests: a Postgres client, the S3
 // emulator's control API, and the data generator.  The environment comes from
-// test/run-all.sh (PGHOST, PGPORT, S3_ENDPOINT, BILLOPS_RUN, BILLOPS_SHARED).
+// test/run-tests.sh (PGHOST, PGPORT, S3_ENDPOINT, BILLOPS_RUN, BILLOPS_SHARED).
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -31,6 +31,19 @@ export async function connect() {
   c.on('notice', (n) => c.notices.push(n.message));
   return c;
 }
+// A database of the test file's own, with the extension created; later
+// connect() calls in the file use it.
+export async function freshDatabase(name) {
+  const c = await connect();
+  await c.query(`DROP DATABASE IF EXISTS ${name}`);
+  await c.query(`CREATE DATABASE ${name}`);
+  await c.end();
+  process.env.PGDATABASE = name;
+  const db = await connect();
+  await db.query('CREATE EXTENSION pg_billops');
+  return db;
+}
+
 export async function closeAll() {
   await Promise.all([...open].map((c) => c.end().catch(() => {})));
 }

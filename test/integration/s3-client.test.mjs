@@ -7,17 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
 import { execFileSync } from 'node:child_process';
-import { connect, closeAll, expectError, bucketDir, S3, RUN } from './helpers.mjs';
+import { connect, closeAll, freshDatabase, expectError, bucketDir, S3, RUN } from './helpers.mjs';
 
 let db;
 before(async () => {
-  const c = await connect();
-  await c.query('DROP DATABASE IF EXISTS billops_it_client');
-  await c.query('CREATE DATABASE billops_it_client');
-  await c.end();
-  process.env.PGDATABASE = 'billops_it_client';
-  db = await connect();
-  await db.query('CREATE EXTENSION pg_billops');
+  db = await freshDatabase('billops_it_client');
 });
 after(async () => { await closeAll(); });
 

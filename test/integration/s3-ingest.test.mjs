@@ -9,7 +9,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import {
-  connect, closeAll, expectError, setFaults, clearFaults, emulator, generate, bucketDir, S3, S3_ROOT,
+  connect, closeAll, freshDatabase, expectError, setFaults, clearFaults, emulator, generate, bucketDir, S3, S3_ROOT,
   SHARED, ROOT, decimalSum, decimalToString, normNumeric,
 } from './helpers.mjs';
 
@@ -22,13 +22,7 @@ const SECRETS = ['billops-test-secret', 'not-the-right-secret', 'billops-session
 
 let db;           // admin connection to the test database
 before(async () => {
-  const c = await connect();
-  await c.query('DROP DATABASE IF EXISTS billops_it_s3');
-  await c.query('CREATE DATABASE billops_it_s3');
-  await c.end();
-  process.env.PGDATABASE = 'billops_it_s3';
-  db = await connect();
-  await db.query('CREATE EXTENSION pg_billops');
+  db = await freshDatabase('billops_it_s3');
   await clearFaults();
 });
 after(async () => { await clearFaults().catch(() => {}); await closeAll(); });

@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { connect, closeAll, SHARED } from './helpers.mjs';
+import { connect, closeAll, freshDatabase, SHARED } from './helpers.mjs';
 
 const SUITE = path.join(SHARED, 'testdata/sigv4');
 
@@ -60,13 +60,7 @@ function parseRequest(raw) {
 
 let client;
 before(async () => {
-  const c = await connect();
-  await c.query('DROP DATABASE IF EXISTS billops_it_sigv4');
-  await c.query('CREATE DATABASE billops_it_sigv4');
-  await c.end();
-  process.env.PGDATABASE = 'billops_it_sigv4';
-  client = await connect();
-  await client.query('CREATE EXTENSION pg_billops');
+  client = await freshDatabase('billops_it_sigv4');
 });
 after(async () => { await closeAll(); });
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/run-all.sh — every test pg_billops has, on a fresh Debian 12 machine.
+# test/run-tests.sh — every test pg_billops has, on a fresh Debian 12 machine.
 #
 #   1. build with -Wall -Wextra -Werror and install
 #   2. pg_regress (sql/NN_*.sql vs expected/): the SQL surface
