@@ -45,6 +45,10 @@ struct HttpStream
 	size_t		end;
 	bool		paused;
 
+	/* the wait set outlives a turn; rebuilt only when curl's sockets change */
+	WaitEventSet *wait_set;
+	bool		wait_set_dirty;
+
 	bool		head_done;
 	bool		done;
 	CURLcode	result;
@@ -63,6 +67,9 @@ http_cleanup_callback(void *arg)
 	if (s->closed)
 		return;
 	s->closed = true;
+	if (s->wait_set)
+		FreeWaitEventSet(s->wait_set);
+	s->wait_set = NULL;
 	if (s->multi && s->easy)
 		curl_multi_remove_handle(s->multi, s->easy);
 	if (s->easy)
@@ -84,6 +91,7 @@ socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 	HttpStream *s = userp;
 	int			i;
 
+	s->wait_set_dirty = true;
 	for (i = 0; i < s->nsocks; i++)
 		if (s->socks[i] == fd)
 			break;
@@ -246,22 +254,33 @@ http_turn(HttpStream *s)
 	/* Cap the sleep so a lost wakeup can never hang us; curl's timers are exact anyway. */
 	timeout = (s->timeout_ms < 0 || s->timeout_ms > 1000) ? 1000 : s->timeout_ms;
 
-	set = CreateWaitEventSet(CurrentMemoryContext, s->nsocks + 2);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int i = 0; i < s->nsocks; i++)
+	/*
+	 * A set per turn would cost an epoll_create/ctl/close for every 16-512 kB
+	 * of body; keep one until curl changes what it watches.
+	 */
+	if (s->wait_set == NULL || s->wait_set_dirty)
 	{
-		uint32		ev = 0;
+		if (s->wait_set)
+			FreeWaitEventSet(s->wait_set);
+		s->wait_set = NULL;
+		set = CreateWaitEventSet(GetMemoryChunkContext(s), s->nsocks + 2);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (int i = 0; i < s->nsocks; i++)
+		{
+			uint32		ev = 0;
 
-		if (s->sock_what[i] & CURL_POLL_IN)
-			ev |= WL_SOCKET_READABLE;
-		if (s->sock_what[i] & CURL_POLL_OUT)
-			ev |= WL_SOCKET_WRITEABLE;
-		if (ev)
-			AddWaitEventToSet(set, ev, s->socks[i], NULL, NULL);
+			if (s->sock_what[i] & CURL_POLL_IN)
+				ev |= WL_SOCKET_READABLE;
+			if (s->sock_what[i] & CURL_POLL_OUT)
+				ev |= WL_SOCKET_WRITEABLE;
+			if (ev)
+				AddWaitEventToSet(set, ev, s->socks[i], NULL, NULL);
+		}
+		s->wait_set = set;
+		s->wait_set_dirty = false;
 	}
-	nevents = WaitEventSetWait(set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
-	FreeWaitEventSet(set);
+	nevents = WaitEventSetWait(s->wait_set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
 
 	if (nevents == 0)
 	{
@@ -391,6 +410,8 @@ http_open(const char *method, const char *url, const List *headers,
 	if (bounded)
 		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long) billops_http_request_timeout_ms);
 	curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "pg_billops/0.1");
+	/* fewer, larger reads per wakeup (curl's default is 16 kB) */
+	curl_easy_setopt(s->easy, CURLOPT_BUFFERSIZE, 512L * 1024L);
 	/* never let a gzip Content-Encoding be undone behind our back: we count raw bytes */
 	curl_easy_setopt(s->easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 
