@@ -19,6 +19,7 @@ OBJS = \
 	src/aws_credentials.o \
 	src/http.o \
 	src/byte_source.o \
+	src/gunzip.o \
 	src/s3.o \
 	src/cur_columns.o \
 	src/cur_load.o \
@@ -30,7 +31,7 @@ DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 PG_CPPFLAGS = -I$(srcdir)/include
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers -Wno-cast-function-type
-SHLIB_LINK = -lcurl -lssl -lcrypto -lz
+SHLIB_LINK = -lcurl -lssl -lcrypto -lz -lpthread
 
 # pg_regress: test scripts in sql/*.sql (not the install sources), outputs in expected/.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/[0-9][0-9]_*.sql))))
