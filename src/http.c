@@ -265,7 +265,9 @@ http_turn(HttpStream *s)
 		s->wait_set = NULL;
 		set = CreateWaitEventSet(GetMemoryChunkContext(s), s->nsocks + 2);
 		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		/* a standalone (single-user) backend has no postmaster to watch */
+		if (IsUnderPostmaster)
+			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		for (int i = 0; i < s->nsocks; i++)
 		{
 			uint32		ev = 0;
