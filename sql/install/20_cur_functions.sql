@@ -299,9 +299,6 @@ BEGIN
 
     FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = p_delivery
              ORDER BY billing_period, payer_account_id LOOP
-        IF current_setting('billops.analyze_after_load')::boolean THEN
-            EXECUTE format('ANALYZE %s', p.staging_table);
-        END IF;
         period_part := billops._period_partition(p.billing_period);
         IF to_regclass(period_part) IS NULL THEN
             EXECUTE format('CREATE TABLE %s PARTITION OF billops.cur_line_item FOR VALUES IN (%L) PARTITION BY LIST (bill_payer_account_id)',
@@ -351,6 +348,7 @@ DECLARE
     n bigint;
     dl billops.cur_delivery;
     dup bigint;
+    stg text;
 BEGIN
     -- one load per source at a time (a pg_cron run and a manual CALL may overlap);
     -- whoever waited re-checks, so the same assembly is never loaded twice
@@ -367,6 +365,13 @@ BEGIN
         RETURN 0;
     END IF;
     n := billops._ingest_delivery(p_delivery);
+    -- statistics before the swap, so BI queries plan well at once; this is
+    -- load time, not swap time (no lock on a live partition is held yet)
+    IF current_setting('billops.analyze_after_load')::boolean THEN
+        FOR stg IN SELECT staging_table FROM billops.cur_delivery_partition WHERE delivery_id = p_delivery LOOP
+            EXECUTE format('ANALYZE %s', stg);
+        END LOOP;
+    END IF;
     t1 := clock_timestamp();
     PERFORM billops._swap_delivery(p_delivery);
     UPDATE billops.cur_delivery d
