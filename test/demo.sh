@@ -17,15 +17,15 @@ start_s3_emulator "$S3_DIR"
 log "AWS delivers: the real November 2023 sample, and generated Dec 2023 - Feb 2024 months"
 node "$BILLOPS_ROOT/test/generator/stage-csv.mjs" --csv "$SHARED/testdata/cur/legacy-cur-2023-11-sample.csv" \
     --out "$S3_DIR" --bucket acme-billing --prefix cur --report sample-payer --assembly 7c1e2d3a-sample >/dev/null
-for month_seed in 2023-12:41 2024-01:42; do
+for month_rows in 2023-12:36000 2024-01:39000; do
     node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$S3_DIR" --bucket acme-billing --prefix cur \
-        --report acme-hourly --layout legacy --period "${month_seed%:*}" --rows 40000 --payers 2 --accounts 6 \
-        --deliveries 2 --final --seed "${month_seed#*:}" >/dev/null
+        --report acme-hourly --layout legacy --period "${month_rows%:*}" --rows "${month_rows#*:}" --payers 2 --accounts 6 \
+        --deliveries 2 --final --seed 42 >/dev/null
 done
 # February is still open: AWS has delivered it three times so far (the newest counts)
 node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$S3_DIR" --bucket acme-billing --prefix cur \
     --report acme-hourly --layout legacy --period 2024-02 --rows 42000 --payers 2 --accounts 6 \
-    --deliveries 4 --delivery 3 --seed 43 >/dev/null
+    --deliveries 4 --delivery 3 --seed 42 >/dev/null
 
 psql -qX -v ON_ERROR_STOP=1 <<SQL
 \set QUIET on
@@ -46,7 +46,7 @@ SQL
 # AWS delivers February once more (a late credit); the next sync replaces the month atomically
 node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$S3_DIR" --bucket acme-billing --prefix cur \
     --report acme-hourly --layout legacy --period 2024-02 --rows 42000 --payers 2 --accounts 6 \
-    --deliveries 4 --delivery 4 --seed 43 >/dev/null
+    --deliveries 4 --delivery 4 --seed 42 >/dev/null
 
 psql -qX -v ON_ERROR_STOP=1 <<'SQL'
 \set QUIET on
