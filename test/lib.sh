@@ -28,16 +28,20 @@ install_deps() {
         if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done
+    # explicit checks: callers may run with `set +e`, and a half-done install must stop here
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing Debian packages: ${missing[*]}"
-        as_root apt-get update -q
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+        as_root apt-get update -q || { echo "apt-get update failed" >&2; return 1; }
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+            { echo "could not install: ${missing[*]}" >&2; return 1; }
     fi
-    if [ ! -d "$BILLOPS_ROOT/test/emulators/node_modules" ] ||
-       [ "$BILLOPS_ROOT/test/emulators/package-lock.json" -nt "$BILLOPS_ROOT/test/emulators/node_modules" ]; then
+    local modules="$BILLOPS_ROOT/test/emulators/node_modules"
+    if [ ! -d "$modules/@smithy/signature-v4" ] || [ "$BILLOPS_ROOT/test/emulators/package-lock.json" -nt "$modules" ]; then
         log "installing npm packages for the emulators"
-        (cd "$BILLOPS_ROOT/test/emulators" && npm ci --no-audit --no-fund --loglevel=error)
-        touch "$BILLOPS_ROOT/test/emulators/node_modules"
+        rm -rf "$modules"
+        (cd "$BILLOPS_ROOT/test/emulators" && npm ci --no-audit --no-fund --loglevel=error) ||
+            { echo "npm ci failed in test/emulators" >&2; return 1; }
+        touch "$modules"
     fi
 }
 
