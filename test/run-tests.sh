@@ -45,7 +45,7 @@ if echo "$out" | grep -q '^Result: PASS'; then count "${tap_total:-0}" 0
 else count $(( ${tap_total:-0} - tap_failed )) $(( tap_failed > 0 ? tap_failed : 1 )); fi
 
 log "integration tests (node --test)"
-# one test file at a time where node can be told so (node before 18.19 cannot; the files also
+# one test file at a time where node can be told so (older node versions cannot; the files also
 # pass when run in parallel)
 serial=""
 node --test-concurrency=1 -e "" >/dev/null 2>&1 && serial="--test-concurrency=1"
