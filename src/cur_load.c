@@ -582,7 +582,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	int64		delivery_id = PG_GETARG_INT64(0);
 	LoadState	st;
 	ErrorContextCallback errcb;
-	S3Location	loc;
+	S3Location	loc = {0};	/* filled for S3 sources only */
 	char	   *storage;
 	char	   *compression;
 	bool		isnull;
@@ -599,9 +599,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	if (SPI_execute_with_args(
-							  "SELECT s.storage, s.bucket, s.endpoint_url, s.region, s.path_style, s.credentials, "
-							  "       coalesce(d.compression, 'auto') "
+	if (SPI_execute_with_args("SELECT s.source_id, s.storage, coalesce(d.compression, 'auto') "
 							  "FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) "
 							  "WHERE d.delivery_id = $1", 1, argt, arg, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -611,14 +609,12 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	{
 		HeapTuple	t = SPI_copytuple(SPI_tuptable->vals[0]);
 		TupleDesc	d = SPI_tuptable->tupdesc;
+		int32		source_id = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
 
-		storage = SPI_getvalue(t, d, 1);
-		loc.bucket = SPI_getvalue(t, d, 2);
-		loc.endpoint = SPI_getvalue(t, d, 3);
-		loc.region = SPI_getvalue(t, d, 4);
-		loc.path_style = DatumGetBool(SPI_getbinval(t, d, 5, &isnull));
-		loc.credentials = SPI_getvalue(t, d, 6);
-		compression = SPI_getvalue(t, d, 7);
+		storage = SPI_getvalue(t, d, 2);
+		compression = SPI_getvalue(t, d, 3);
+		if (strcmp(storage, "s3") == 0)
+			s3_location_for_source(source_id, &loc);
 	}
 	if (strcmp(storage, "file") == 0 &&
 		!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))

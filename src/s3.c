@@ -24,7 +24,9 @@
 #include "billops_http.h"
 #include "billops_s3.h"
 #include "billops_sigv4.h"
+#include "catalog/pg_type.h"
 #include "common/pg_prng.h"
+#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -378,6 +380,39 @@ s3_request(const S3Location *loc, const char *method, const char *key,
 	}
 }
 
+/* Read an S3 source's settings from billops.cur_source (strings palloc'd in the caller's context). */
+void
+s3_location_for_source(int32 source_id, S3Location *loc)
+{
+	Datum		arg[1] = {Int32GetDatum(source_id)};
+	Oid			argt[1] = {INT4OID};
+	bool		isnull;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT bucket, endpoint_url, region, path_style, credentials "
+							  "FROM billops.cur_source WHERE source_id = $1 AND storage = 's3'",
+							  1, argt, arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("S3 source %d does not exist", source_id)));
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		loc->bucket = SPI_getvalue(t, d, 1);
+		loc->endpoint = SPI_getvalue(t, d, 2);
+		loc->region = SPI_getvalue(t, d, 3);
+		loc->path_style = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
+		loc->credentials = SPI_getvalue(t, d, 5);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+}
+
+
 /* --- ListObjectsV2 -------------------------------------------------------- */
 
 List *
@@ -493,6 +528,7 @@ static void
 s3_source_open_at(S3Source *s, int64 offset)
 {
 	char	   *range = offset > 0 ? psprintf("bytes=%lld-", (long long) offset) : NULL;
+	char	   *expected_range = psprintf("bytes %lld-", (long long) offset);	/* Content-Range */
 	const HttpResponseHead *head;
 
 	s->hs = s3_request(s->loc, "GET", s->key, NULL, 0, range,
@@ -505,8 +541,7 @@ s3_source_open_at(S3Source *s, int64 offset)
 				 errdetail("The object's ETag is no longer %s.", s->etag),
 				 errhint("A new delivery replaced the file mid-read; run the sync again.")));
 	if (offset > 0 && (head->status != 206 ||
-					   strncmp(head->content_range, psprintf("bytes %lld-", (long long) offset),
-							   strlen(psprintf("bytes %lld-", (long long) offset))) != 0))
+					   strncmp(head->content_range, expected_range, strlen(expected_range)) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("S3 did not resume %s at byte %lld", s->base.name, (long long) offset),

@@ -26,38 +26,6 @@ PG_FUNCTION_INFO_V1(billops_credentials_check);
 PG_FUNCTION_INFO_V1(billops_credentials_reference_valid);
 PG_FUNCTION_INFO_V1(billops_check_url);
 
-/* Read a source's S3 settings (palloc'd in the caller's context). */
-static void
-source_location(int32 source_id, S3Location *loc)
-{
-	Datum		arg[1] = {Int32GetDatum(source_id)};
-	Oid			argt[1] = {INT4OID};
-	bool		isnull;
-	MemoryContext caller = CurrentMemoryContext;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT bucket, endpoint_url, region, path_style, credentials "
-							  "FROM billops.cur_source WHERE source_id = $1 AND storage = 's3'",
-							  1, argt, arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("S3 source %d does not exist", source_id)));
-	{
-		HeapTuple	t = SPI_tuptable->vals[0];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		loc->bucket = SPI_getvalue(t, d, 1);
-		loc->endpoint = SPI_getvalue(t, d, 2);
-		loc->region = SPI_getvalue(t, d, 3);
-		loc->path_style = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
-		loc->credentials = SPI_getvalue(t, d, 5);
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
-}
-
 /*
  * billops._s3_list(source_id int, prefix text, delimiter text)
  *   RETURNS TABLE (key text, size bigint, etag text, last_modified timestamptz, is_prefix bool)
@@ -71,7 +39,7 @@ billops_s3_list(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 
 	InitMaterializedSRF(fcinfo, 0);
-	source_location(PG_GETARG_INT32(0), &loc);
+	s3_location_for_source(PG_GETARG_INT32(0), &loc);
 	objs = s3_list(&loc, PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 				   PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	foreach(lc, objs)
@@ -100,7 +68,7 @@ billops_s3_get_text(PG_FUNCTION_ARGS)
 	size_t		len;
 	char	   *body;
 
-	source_location(PG_GETARG_INT32(0), &loc);
+	s3_location_for_source(PG_GETARG_INT32(0), &loc);
 	body = s3_get_small(&loc, key, (size_t) PG_GETARG_INT32(2), &len);
 	if (!pg_verifymbstr(body, (int) len, true) || memchr(body, '\0', len) != NULL)
 		ereport(ERROR,
