@@ -344,6 +344,31 @@ test('a reader during the swap never sees a mix of deliveries', { timeout: 18000
   for (const s of seen) assert.ok(allowed.has(s), `a reader saw ${s}, which is neither delivery`);
 });
 
+test('two syncs racing on one new delivery load it once', { timeout: 120000 }, async () => {
+  stageLegacy('sample-bucket', 'sample', 'assembly-race', csvSample());
+  await setFaults([{ op: 'GetObject', keyContains: 'assembly-race/', kind: 'slow', bytesPerSecond: 25000 }]);
+  const a = await connect();
+  const b = await connect();
+  try {
+    const first = a.query(`CALL billops.sync_cur_source('sample')`);
+    await new Promise((r) => setTimeout(r, 400));   // b starts while a is still loading
+    const second = b.query(`CALL billops.sync_cur_source('sample')`);
+    await Promise.all([first, second]);
+  } finally {
+    await clearFaults();
+    await a.end();
+    await b.end();
+  }
+  const { rows } = await db.query(
+    `SELECT status, error_message FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+      WHERE s.name = 'sample' AND assembly_id = 'assembly-race' ORDER BY delivery_id`);
+  assert.deepEqual(rows.map((r) => r.status).sort(), ['aborted', 'loaded'], 'one load, one stand-down');
+  assert.match(rows.find((r) => r.status === 'aborted').error_message, /already loaded by a concurrent sync/);
+  const [v] = await visible('sample');
+  const records = parseCsv(csvSample(), { columns: true });
+  assert.equal(v.n, records.length, 'the month holds one copy of the delivery');
+});
+
 test('progress is visible while a slow delivery loads, and cancel is prompt', { timeout: 120000 }, async () => {
   stageLegacy('sample-bucket', 'sample', 'assembly-slow', csvSample());
   await setFaults([{ op: 'GetObject', keyContains: 'assembly-slow/', kind: 'slow', bytesPerSecond: 4000 }]);
