@@ -121,17 +121,6 @@ typedef struct LoadState
 /* COPY's data-source callback takes no argument: the stream it reads is here. */
 static ByteSource *copy_source = NULL;
 static uint64 copy_bytes = 0;
-static int64 copy_progress_static[4];	/* delivery, file no, file count, file size */
-
-static void
-progress_reassert(void)
-{
-	const int	idx[] = {PROG_DELIVERY_ID, PROG_FILE_NO, PROG_FILE_COUNT, PROG_FILE_SIZE, PROG_FILE_RAW_BYTES};
-	int64		val[5] = {copy_progress_static[0], copy_progress_static[1], copy_progress_static[2],
-	copy_progress_static[3], copy_source ? (int64) byte_source_raw_bytes(copy_source) : 0};
-
-	pgstat_progress_update_multi_param(5, idx, val);
-}
 
 static int
 copy_read_cb(void *outbuf, int minread, int maxread)
@@ -147,8 +136,8 @@ copy_read_cb(void *outbuf, int minread, int maxread)
 		got += (int) n;
 	}
 	copy_bytes += got;
-	/* cheap (a few stores into shared memory): keeps the view live even for slow files */
-	progress_reassert();
+	/* cheap (a store into shared memory): keeps the view live even for slow files */
+	pgstat_progress_update_param(PROG_FILE_RAW_BYTES, (int64) byte_source_raw_bytes(copy_source));
 	return got;
 }
 
@@ -523,10 +512,6 @@ load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64
 	prog_val[3] = file_size;
 	prog_val[4] = file_size;
 	pgstat_progress_update_multi_param(5, prog_idx, prog_val);
-	copy_progress_static[0] = st->delivery_id;
-	copy_progress_static[1] = file_no;
-	copy_progress_static[2] = file_count;
-	copy_progress_static[3] = file_size;
 
 	if (!NextCopyFromRawFields(cstate, &fields, &nfields))
 		ereport(ERROR,
