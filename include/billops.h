@@ -22,6 +22,16 @@ extern int	billops_load_batch_rows;
 extern int	billops_swap_lock_timeout_ms;
 extern bool billops_analyze_after_load;
 
+typedef enum BillopsInternalContext
+{
+	BILLOPS_CONTEXT_NONE,
+	BILLOPS_CONTEXT_SYSTEM,
+	BILLOPS_CONTEXT_APPROVAL,
+	BILLOPS_CONTEXT_ADJUSTMENT,
+	BILLOPS_CONTEXT_MAINTENANCE
+} BillopsInternalContext;
+extern int	billops_internal_context;
+
 /* pg_billops.c */
 extern bool billops_is_loopback_host(const char *host);
 

@@ -25,6 +25,23 @@ int			billops_s3_retry_base_ms = 200;
 int			billops_load_batch_rows = 1000;
 int			billops_swap_lock_timeout_ms = 60000;
 bool		billops_analyze_after_load = true;
+int			billops_internal_context = BILLOPS_CONTEXT_NONE;
+
+/*
+ * Who is changing governed rows.  Only the extension's own SECURITY DEFINER
+ * functions switch this (with a SET clause, applied after the switch to the
+ * superuser owner), so table triggers can tell a human's direct UPDATE from
+ * the build (system), an approval decision, the adjustment path or maintenance.  PGC_SUSET: nobody else can
+ * set it, and a superuser who does could disable the triggers anyway.
+ */
+static const struct config_enum_entry internal_context_options[] = {
+	{"none", BILLOPS_CONTEXT_NONE, false},
+	{"system", BILLOPS_CONTEXT_SYSTEM, false},
+	{"approval", BILLOPS_CONTEXT_APPROVAL, false},
+	{"adjustment", BILLOPS_CONTEXT_ADJUSTMENT, false},
+	{"maintenance", BILLOPS_CONTEXT_MAINTENANCE, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -94,6 +111,13 @@ _PG_init(void)
 							 "ANALYZE each new partition before it is swapped in, so BI queries plan well at once.",
 							 NULL, &billops_analyze_after_load, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("billops.internal_context",
+							 "Set only by pg_billops' own functions: marks system-generated changes and the adjustment path.",
+							 NULL, &billops_internal_context, BILLOPS_CONTEXT_NONE,
+							 internal_context_options, PGC_SUSET,
+							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("billops");
 }

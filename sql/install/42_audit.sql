@@ -1,0 +1,155 @@
+-- ---------------------------------------------------------------------------
+-- Audit log: append-only record of every change to payables, approvals,
+-- rules and configuration.
+-- ---------------------------------------------------------------------------
+
+-- The person acting.  Inside pg_billops' SECURITY DEFINER functions
+-- current_user is the extension owner, but the "role" setting still holds the
+-- caller's SET ROLE (and can only be set to a role one is a member of), so it
+-- names the human even there.
+CREATE FUNCTION billops.actor() RETURNS name
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(nullif(current_setting('role'), 'none'), session_user)::name
+$$;
+COMMENT ON FUNCTION billops.actor() IS 'The role acting (SET ROLE honoured), also inside pg_billops'' own functions.';
+
+-- none | system | approval | adjustment | maintenance; set only by pg_billops' functions.
+CREATE FUNCTION billops._context() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(current_setting('billops.internal_context', true), 'none')
+$$;
+
+CREATE TABLE billops.audit_log (
+    audit_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    logged_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor            name NOT NULL,
+    executed_as      name NOT NULL,
+    system_generated boolean NOT NULL,
+    action           text NOT NULL,
+    object_type      text NOT NULL,
+    object_id        text,
+    payable_id       bigint,
+    payer_account_id text,
+    billing_period   date,
+    assembly_id      text,
+    aws_invoice_id   text,
+    before           jsonb,
+    after            jsonb,
+    transaction_id   xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    application_name text DEFAULT current_setting('application_name')
+);
+CREATE INDEX ON billops.audit_log (payable_id, audit_id) WHERE payable_id IS NOT NULL;
+CREATE INDEX ON billops.audit_log (logged_at);
+COMMENT ON TABLE billops.audit_log IS
+  'Append-only: who (actor role), what (action, before/after of changed fields), when, and the AWS artifact '
+  '(payer, period, assemblyId, invoice id). system_generated marks changes made by pg_billops itself.';
+COMMENT ON COLUMN billops.audit_log.executed_as IS
+  'current_user when the row changed: the extension owner for changes made through pg_billops functions.';
+
+CREATE FUNCTION billops._audit_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF billops._context() = 'maintenance' THEN
+        RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    RAISE EXCEPTION 'billops.audit_log is append-only'
+          USING ERRCODE = 'BO004',
+                DETAIL = format('%s refused for %s.', TG_OP, billops.actor()),
+                HINT = 'Audit entries are never changed or removed; old entries are removed only by billops.audit_log_purge().';
+END $$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON billops.audit_log
+    FOR EACH ROW EXECUTE FUNCTION billops._audit_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON billops.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION billops._audit_append_only();
+
+-- Row audit for governed tables.  SECURITY DEFINER so that nobody needs (or
+-- gets) INSERT on the log: entries can be written only by these triggers.
+-- Derived columns (fact_keys, updated_at) are left out of before/after.
+CREATE FUNCTION billops._audit_row() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old_j   jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) - '{fact_keys,updated_at}'::text[] END;
+    new_j   jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) - '{fact_keys,updated_at}'::text[] END;
+    row_j   jsonb := coalesce(new_j, old_j);
+    before_j jsonb;
+    after_j  jsonb;
+    act     text := lower(TG_OP);
+    pid     bigint := (row_j->>'payable_id')::bigint;
+    payer   text;
+    period  date;
+    asm     text;
+    inv     text;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        SELECT jsonb_object_agg(o.key, o.value), jsonb_object_agg(o.key, n.value)
+          INTO before_j, after_j
+          FROM jsonb_each(old_j) o JOIN jsonb_each(new_j) n USING (key)
+         WHERE o.value IS DISTINCT FROM n.value;
+        IF before_j IS NULL THEN
+            RETURN NULL;            -- nothing but derived columns changed
+        END IF;
+        IF before_j ? 'status' THEN
+            act := 'transition';
+        END IF;
+    ELSE
+        before_j := old_j;
+        after_j := new_j;
+    END IF;
+
+    -- the AWS artifact behind the change
+    IF TG_TABLE_NAME = 'payable' THEN
+        payer := row_j->>'payer_account_id';
+        period := (row_j->>'billing_period')::date;
+    ELSIF pid IS NOT NULL THEN
+        SELECT x.payer_account_id, x.billing_period, x.assembly_id, x.aws_invoice_ids[1]
+          INTO payer, period, asm, inv
+          FROM billops.payable x WHERE x.payable_id = pid;
+    END IF;
+
+    INSERT INTO billops.audit_log (actor, executed_as, system_generated, action, object_type, object_id,
+                                   payable_id, payer_account_id, billing_period, assembly_id, aws_invoice_id,
+                                   before, after)
+    VALUES (billops.actor(), current_user, billops._context() IN ('system', 'adjustment', 'maintenance'), act, TG_TABLE_NAME,
+            coalesce(row_j->>TG_ARGV[0], row_j->>'name'), pid,
+            payer, period, coalesce(row_j->>'assembly_id', asm), coalesce(row_j->'aws_invoice_ids'->>0, inv),
+            before_j, after_j);
+    RETURN NULL;
+END $$;
+
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES
+        ('setting', 'name'), ('charge_category', 'category'), ('charge_rule', 'rule_id'),
+        ('treatment_rule', 'rule_id'), ('vendor', 'vendor_id'), ('vendor_alias', 'alias_id'),
+        ('aws_account', 'account_id'), ('billing_group', 'billing_group_id'),
+        ('billing_group_account', 'account_id'), ('coding_field', 'field'), ('coding_rule', 'rule_id'),
+        ('routing_rule', 'rule_id'), ('payable_transition', 'from_status'),
+        ('payable', 'payable_id'), ('payable_line', 'line_id'), ('payable_adjustment', 'adjustment_id'),
+        ('approval_step', 'step_id')) AS v(tab, id)
+    LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON billops.%I
+                        FOR EACH ROW EXECUTE FUNCTION billops._audit_row(%L)', 'audit_' || t.tab, t.tab, t.id);
+    END LOOP;
+END $$;
+
+-- The one way entries leave the log: a superuser's explicit purge of entries
+-- older than a retention period, itself recorded.
+CREATE FUNCTION billops.audit_log_purge(older_than interval) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'maintenance' AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF older_than < interval '1 year' THEN
+        RAISE EXCEPTION 'audit entries younger than one year are kept' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Pass an interval of at least ''1 year''.';
+    END IF;
+    DELETE FROM billops.audit_log WHERE logged_at < now() - older_than;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO billops.audit_log (actor, executed_as, system_generated, action, object_type, after)
+    VALUES (billops.actor(), current_user, true, 'purge', 'audit_log',
+            jsonb_build_object('older_than', older_than::text, 'entries_removed', n));
+    RETURN n;
+END $$;

@@ -1,0 +1,149 @@
+-- ---------------------------------------------------------------------------
+-- Rule evaluation: one function per question, used both by the build (on
+-- groups of line items) and by the drill-down (on single line items), so the
+-- two can never disagree.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION billops._service_of(product_name text, product jsonb, product_code text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(nullif(product_name, ''), nullif(product->>'product_name', ''), nullif(product_code, ''), '(no service)')
+$$;
+
+-- (_service_of, _jsonb_subset and _fact_key run per line item: no SET clause,
+-- so the planner can inline them; they only call built-ins of pg_catalog,
+-- which is always searched first.)
+
+-- Only the tag / cost category keys some rule looks at take part in grouping;
+-- grouping by whole tag maps would split a month into one group per resource.
+CREATE FUNCTION billops._jsonb_subset(j jsonb, keys text[]) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN j IS NULL OR cardinality(keys) = 0 THEN NULL
+                ELSE (SELECT jsonb_object_agg(k, j->k) FROM unnest(keys) k WHERE j ? k) END
+$$;
+
+-- Identity of a group of line items that every rule treats alike.  Payable
+-- lines store the keys of their groups; the drill-down recomputes the key per
+-- line item and matches.
+CREATE FUNCTION billops._fact_key(billing_entity text, invoicing_entity text, legal_entity text, line_item_type text,
+                                  bill_type text, product_code text, service text, usage_account_id text,
+                                  currency text, tags jsonb, cost_categories jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT md5(row(billing_entity, invoicing_entity, legal_entity, line_item_type, bill_type, product_code, service,
+                   usage_account_id, currency, tags, cost_categories)::text)
+$$;
+
+-- Charge category and entity of a line item (first matching billops.charge_rule).
+CREATE FUNCTION billops.charge_source_of(billing_entity text, invoicing_entity text, legal_entity text,
+                                         line_item_type text, bill_type text, product_code text,
+                                         OUT category text, OUT entity text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(r.category, 'unclassified'),
+           coalesce(nullif(btrim(CASE r.entity_from WHEN 'legal_entity' THEN charge_source_of.legal_entity
+                                                    WHEN 'billing_entity' THEN charge_source_of.billing_entity
+                                                    ELSE charge_source_of.invoicing_entity END), ''),
+                    nullif(btrim(charge_source_of.invoicing_entity), ''), nullif(btrim(charge_source_of.legal_entity), ''),
+                    nullif(btrim(charge_source_of.billing_entity), ''), 'AWS')
+      FROM (SELECT 1) one
+      LEFT JOIN LATERAL (
+            SELECT cr.category, cr.entity_from FROM billops.charge_rule cr
+             WHERE cr.enabled
+               AND (cr.billing_entity IS NULL OR cr.billing_entity = charge_source_of.billing_entity)
+               AND (cr.line_item_types IS NULL OR charge_source_of.line_item_type = ANY (cr.line_item_types))
+               AND (cr.bill_types IS NULL OR charge_source_of.bill_type = ANY (cr.bill_types))
+               AND (cr.legal_entity_pattern IS NULL OR coalesce(charge_source_of.legal_entity, '') ~* cr.legal_entity_pattern)
+               AND (cr.legal_entity_not_pattern IS NULL OR coalesce(charge_source_of.legal_entity, '') !~* cr.legal_entity_not_pattern)
+               AND (cr.product_code_pattern IS NULL OR coalesce(charge_source_of.product_code, '') ~* cr.product_code_pattern)
+             ORDER BY cr.priority, cr.rule_id LIMIT 1) r ON true
+$$;
+COMMENT ON FUNCTION billops.charge_source_of(text, text, text, text, text, text) IS
+  'Charge category and entity of a line item: the first matching billops.charge_rule ("unclassified" if none).';
+
+CREATE FUNCTION billops.treatment_of(category text, entity text, payer_account_id text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT tr.treatment FROM billops.treatment_rule tr
+                      WHERE tr.enabled
+                        AND (tr.category IS NULL OR tr.category = treatment_of.category)
+                        AND (tr.entity_pattern IS NULL OR treatment_of.entity ~* tr.entity_pattern)
+                        AND (tr.payer_account_id IS NULL OR tr.payer_account_id = treatment_of.payer_account_id)
+                      ORDER BY tr.priority, tr.rule_id LIMIT 1), 'usage_summary')
+$$;
+
+-- Vendor of a descriptor: exact aliases first, then the longest prefix, then
+-- patterns by priority.  Two vendors tied at the winning level is ambiguous,
+-- never a coin toss.
+CREATE FUNCTION billops.vendor_match(descriptor text, OUT vendor_id integer, OUT match text, OUT detail text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH n AS (SELECT billops.normalize_vendor_name(descriptor) AS d),
+    candidates AS (
+        SELECT a.vendor_id, a.alias_id,
+               CASE a.match_kind WHEN 'exact' THEN 1 WHEN 'prefix' THEN 2 ELSE 3 END AS tier,
+               CASE a.match_kind WHEN 'prefix' THEN -length(billops.normalize_vendor_name(a.pattern)) ELSE 0 END AS len,
+               CASE a.match_kind WHEN 'pattern' THEN a.priority ELSE 0 END AS prio
+          FROM billops.vendor_alias a JOIN billops.vendor v USING (vendor_id), n
+         WHERE v.active AND CASE a.match_kind
+                 WHEN 'exact' THEN billops.normalize_vendor_name(a.pattern) = n.d
+                 WHEN 'prefix' THEN n.d = billops.normalize_vendor_name(a.pattern)
+                                 OR starts_with(n.d, billops.normalize_vendor_name(a.pattern) || ' ')
+                 ELSE descriptor ~* a.pattern END),
+    best AS (SELECT tier, len, prio FROM candidates ORDER BY tier, len, prio LIMIT 1),
+    winners AS (SELECT c.* FROM candidates c JOIN best USING (tier, len, prio))
+    SELECT CASE WHEN count(DISTINCT w.vendor_id) = 1 THEN min(w.vendor_id) END,
+           CASE count(DISTINCT w.vendor_id) WHEN 0 THEN 'unknown' WHEN 1 THEN 'matched' ELSE 'ambiguous' END,
+           CASE WHEN count(DISTINCT w.vendor_id) > 1
+                THEN 'aliases ' || string_agg(w.alias_id::text, ', ' ORDER BY w.alias_id) || ' name different vendors' END
+      FROM winners w
+$$;
+COMMENT ON FUNCTION billops.vendor_match(text) IS
+  'Canonical vendor for an AWS invoicing entity or Marketplace seller descriptor: matched, unknown or ambiguous.';
+
+-- Value of one coding field for a group of line items (first matching rule).
+CREATE FUNCTION billops.coding_value_of(field text, payer_account_id text, usage_account_id text,
+                                        billing_group_id integer, business_unit text, tags jsonb,
+                                        cost_categories jsonb, charge_category text, vendor_id integer,
+                                        service text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE r.value WHEN '$tag' THEN coding_value_of.tags->>r.tag_key
+                        WHEN '$cost_category' THEN coding_value_of.cost_categories->>r.cost_category_key
+                        ELSE r.value END
+      FROM billops.coding_rule r
+     WHERE r.enabled AND r.field = coding_value_of.field
+       AND (r.payer_account_id IS NULL OR r.payer_account_id = coding_value_of.payer_account_id)
+       AND (r.usage_account_id IS NULL OR r.usage_account_id = coding_value_of.usage_account_id)
+       AND (r.billing_group_id IS NULL OR r.billing_group_id = coding_value_of.billing_group_id)
+       AND (r.business_unit IS NULL OR r.business_unit = coding_value_of.business_unit)
+       AND (r.tag_key IS NULL OR (coalesce(coding_value_of.tags->>r.tag_key, '') <> ''
+                                  AND (r.tag_value IS NULL OR coding_value_of.tags->>r.tag_key = r.tag_value)))
+       AND (r.cost_category_key IS NULL OR (coalesce(coding_value_of.cost_categories->>r.cost_category_key, '') <> ''
+                                            AND (r.cost_category_value IS NULL
+                                                 OR coding_value_of.cost_categories->>r.cost_category_key = r.cost_category_value)))
+       AND (r.charge_category IS NULL OR r.charge_category = coding_value_of.charge_category)
+       AND (r.vendor_id IS NULL OR r.vendor_id = coding_value_of.vendor_id)
+       AND (r.service IS NULL OR r.service = coding_value_of.service)
+     ORDER BY r.priority, r.rule_id LIMIT 1
+$$;
+
+-- Owner role of one account's share of a payable (first matching routing rule).
+CREATE FUNCTION billops.owner_role_of(payer_account_id text, usage_account_id text, billing_period date,
+                                      charge_category text, vendor_id integer) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.approver_role FROM billops.routing_rule r
+     WHERE r.enabled
+       AND (r.payer_account_id IS NULL OR r.payer_account_id = owner_role_of.payer_account_id)
+       AND (r.usage_account_id IS NULL OR r.usage_account_id = owner_role_of.usage_account_id)
+       AND (r.billing_group_id IS NULL OR r.billing_group_id = billops.billing_group_of(owner_role_of.usage_account_id, owner_role_of.billing_period))
+       AND (r.business_unit IS NULL OR r.business_unit = billops.business_unit_of(owner_role_of.usage_account_id, owner_role_of.billing_period))
+       AND (r.charge_category IS NULL OR r.charge_category = owner_role_of.charge_category)
+       AND (r.vendor_id IS NULL OR r.vendor_id = owner_role_of.vendor_id)
+     ORDER BY r.priority, r.rule_id LIMIT 1
+$$;
+
+-- Membership without the superuser shortcut of pg_has_role: approving is a
+-- duty assigned to people, and a superuser is not everybody's approver.
+CREATE FUNCTION billops._is_member(member name, role_name text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE r(oid) AS (
+        SELECT oid FROM pg_roles WHERE rolname = _is_member.member
+        UNION
+        SELECT m.roleid FROM pg_auth_members m JOIN r ON m.member = r.oid)
+    SELECT EXISTS (SELECT FROM r JOIN pg_roles g USING (oid) WHERE g.rolname = _is_member.role_name)
+$$;

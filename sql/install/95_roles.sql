@@ -1,0 +1,89 @@
+-- ---------------------------------------------------------------------------
+-- Roles and row-level security.
+--   billops_admin     configures rules, builds, routes, voids (and reads all)
+--   billops_analyst   reads everything, changes nothing
+--   billops_approver  sees and decides only the payables routed to them
+-- Roles are cluster-wide: created if missing, kept by DROP EXTENSION.
+-- The three default approver groups are members of billops_approver; put
+-- people in them (GRANT billops_finance_leadership TO carol).
+-- ---------------------------------------------------------------------------
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['billops_admin', 'billops_analyst', 'billops_approver', 'billops_finance_review',
+                             'billops_finops_owner', 'billops_finance_leadership'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END $$;
+GRANT billops_analyst TO billops_admin;
+GRANT billops_approver TO billops_finance_review, billops_finops_owner, billops_finance_leadership;
+
+GRANT USAGE ON SCHEMA billops TO billops_admin, billops_analyst, billops_approver;
+
+-- analysts (and admins) read everything
+GRANT SELECT ON ALL TABLES IN SCHEMA billops TO billops_analyst;
+
+-- admins change configuration; payables only through functions
+GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billops.charge_rule,
+      billops.treatment_rule, billops.vendor, billops.vendor_alias, billops.aws_account, billops.billing_group,
+      billops.billing_group_account, billops.coding_field, billops.coding_rule, billops.routing_rule
+      TO billops_admin;
+GRANT EXECUTE ON FUNCTION billops.build_payables(date, text), billops.route_payable(bigint),
+      billops.reopen_payable(bigint, text), billops.void_payable(bigint, text) TO billops_admin;
+
+-- approvers: their payables, the lines and steps behind them, and decisions
+GRANT SELECT ON billops.payable, billops.payable_line, billops.payable_adjustment, billops.approval_step,
+      billops.vendor, billops.payable_status, billops.payable_overview, billops.approval_queue,
+      billops.exception_queue, billops.payable_status_monthly TO billops_approver;
+GRANT EXECUTE ON FUNCTION billops.approve(bigint, text), billops.reject(bigint, text)
+      TO billops_approver, billops_admin;
+
+-- read-only helpers for everyone with a pg_billops role
+GRANT EXECUTE ON FUNCTION billops.payable_line_items(bigint, bigint), billops.actor(),
+      billops._routed_to_actor(bigint), billops._is_member(name, text), billops.payable_dedupe_key(text, date, text),
+      billops.normalize_vendor_name(text), billops.vendor_match(text), billops.billing_group_of(text, date),
+      billops.business_unit_of(text, date), billops.charge_source_of(text, text, text, text, text, text),
+      billops.treatment_of(text, text, text), billops.setting_value(text)
+      TO billops_analyst, billops_approver;
+
+-- Row-level security.  Not FORCEd: the owner is the superuser that created
+-- the extension and bypasses RLS anyway; the triggers, not RLS, protect data.
+ALTER TABLE billops.payable ENABLE ROW LEVEL SECURITY;
+ALTER TABLE billops.payable_line ENABLE ROW LEVEL SECURITY;
+ALTER TABLE billops.payable_adjustment ENABLE ROW LEVEL SECURITY;
+ALTER TABLE billops.approval_step ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY staff_read ON billops.payable FOR SELECT TO billops_analyst USING (true);
+CREATE POLICY approver_read ON billops.payable FOR SELECT TO billops_approver
+    USING (billops._routed_to_actor(payable_id));
+CREATE POLICY staff_read ON billops.payable_line FOR SELECT TO billops_analyst USING (true);
+CREATE POLICY approver_read ON billops.payable_line FOR SELECT TO billops_approver
+    USING (billops._routed_to_actor(payable_id));
+CREATE POLICY staff_read ON billops.payable_adjustment FOR SELECT TO billops_analyst USING (true);
+CREATE POLICY approver_read ON billops.payable_adjustment FOR SELECT TO billops_approver
+    USING (billops._routed_to_actor(payable_id));
+CREATE POLICY staff_read ON billops.approval_step FOR SELECT TO billops_analyst USING (true);
+CREATE POLICY approver_read ON billops.approval_step FOR SELECT TO billops_approver
+    USING (billops._routed_to_actor(payable_id));
+
+-- pg_dump keeps what users created.  Seeded rows (rule_id/vendor_id <= 1000,
+-- settings, categories, coding fields) are recreated by CREATE EXTENSION;
+-- changes made to seeded rows are not dumped (a pg_extension_config_dump limit).
+-- (one call per statement: each call updates pg_extension's row)
+SELECT pg_catalog.pg_extension_config_dump('billops.charge_rule', 'WHERE rule_id > 1000');
+SELECT pg_catalog.pg_extension_config_dump('billops.treatment_rule', 'WHERE rule_id > 1000');
+SELECT pg_catalog.pg_extension_config_dump('billops.vendor', 'WHERE vendor_id > 1000');
+SELECT pg_catalog.pg_extension_config_dump('billops.vendor_alias', 'WHERE alias_id > 1000');
+SELECT pg_catalog.pg_extension_config_dump('billops.aws_account', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.billing_group', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.billing_group_account', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.coding_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.routing_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.payable', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.payable_line', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.payable_adjustment', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.approval_step', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.audit_log', '');
