@@ -104,7 +104,11 @@ BEGIN
          WHERE li.bill_billing_period_start_date = period AND li.bill_payer_account_id = payer
          GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
     SELECT g.*, billops._fact_key(g.be, g.ie, g.le, g.lit, g.bt, g.pc, g.service, g.acct, g.currency, g.tags, g.ccs) AS fact_key,
-           c.category, c.entity, c.category || ':' || c.entity AS charge_source,
+           -- one charge source per AWS invoice: a Marketplace seller billed through two
+           -- invoicing entities (AWS Inc. and AWS EMEA SARL) gets two invoices, so two payables
+           c.category, c.entity,
+           c.category || ':' || c.entity
+             || CASE WHEN coalesce(btrim(g.ie), '') IN ('', c.entity) THEN '' ELSE ' via ' || btrim(g.ie) END AS charge_source,
            billops.billing_group_of(g.acct, period) AS billing_group_id,
            billops.business_unit_of(g.acct, period) AS business_unit
       FROM g CROSS JOIN LATERAL billops.charge_source_of(g.be, g.ie, g.le, g.lit, g.bt, g.pc) c;
