@@ -68,27 +68,6 @@ BEGIN
               DETAIL = format('Key %s.', OLD.dedupe_key);
     END IF;
 
-    locked := billops._payable_locked(OLD.status);
-    IF OLD.status = 'voided' THEN
-        RAISE EXCEPTION 'payable % is voided: it can no longer change', OLD.payable_id USING ERRCODE = 'BO002',
-              DETAIL = format('Voided %s: %s', OLD.voided_at, OLD.void_reason);
-    END IF;
-    IF billops._payable_derived(NEW) IS DISTINCT FROM billops._payable_derived(OLD) THEN
-        IF locked AND ctx <> 'adjustment' THEN
-            RAISE EXCEPTION 'payable % is % and frozen: amount, lines, vendor and coding cannot change', OLD.payable_id, OLD.status
-                  USING ERRCODE = 'BO002',
-                        DETAIL = format('Payable %s (%s), approved %s.', OLD.payable_id, OLD.dedupe_key, OLD.approved_at),
-                        HINT = 'A change from AWS becomes an adjustment (billops.payable_adjustment) routed for its own approval.';
-        ELSIF NOT locked AND ctx NOT IN ('system', 'maintenance') THEN
-            RAISE EXCEPTION 'payable % is computed from AWS data and rules', OLD.payable_id USING ERRCODE = 'BO006',
-                  HINT = 'Change vendor aliases, coding or charge rules, then run billops.build_payables().';
-        END IF;
-    END IF;
-    IF billops._payable_metadata(NEW) IS DISTINCT FROM billops._payable_metadata(OLD)
-       AND ctx NOT IN ('system', 'approval', 'adjustment', 'maintenance') THEN
-        RAISE EXCEPTION 'AWS references of payable % are recorded by pg_billops', OLD.payable_id USING ERRCODE = 'BO006';
-    END IF;
-
     IF NEW.status IS DISTINCT FROM OLD.status THEN
         IF NOT EXISTS (SELECT FROM billops.payable_transition t
                         WHERE t.from_status = OLD.status AND t.to_status = NEW.status) THEN
@@ -136,6 +115,27 @@ BEGIN
             NEW.voided_at := now();
         END IF;
     END IF;
+    locked := billops._payable_locked(OLD.status);
+    IF OLD.status = 'voided' THEN  -- terminal: nothing changes any more
+        RAISE EXCEPTION 'payable % is voided: it can no longer change', OLD.payable_id USING ERRCODE = 'BO002',
+              DETAIL = format('Voided %s: %s', OLD.voided_at, OLD.void_reason);
+    END IF;
+    IF billops._payable_derived(NEW) IS DISTINCT FROM billops._payable_derived(OLD) THEN
+        IF locked AND ctx <> 'adjustment' THEN
+            RAISE EXCEPTION 'payable % is % and frozen: amount, lines, vendor and coding cannot change', OLD.payable_id, OLD.status
+                  USING ERRCODE = 'BO002',
+                        DETAIL = format('Payable %s (%s), approved %s.', OLD.payable_id, OLD.dedupe_key, OLD.approved_at),
+                        HINT = 'A change from AWS becomes an adjustment (billops.payable_adjustment) routed for its own approval.';
+        ELSIF NOT locked AND ctx NOT IN ('system', 'maintenance') THEN
+            RAISE EXCEPTION 'payable % is computed from AWS data and rules', OLD.payable_id USING ERRCODE = 'BO006',
+                  HINT = 'Change vendor aliases, coding or charge rules, then run billops.build_payables().';
+        END IF;
+    END IF;
+    IF billops._payable_metadata(NEW) IS DISTINCT FROM billops._payable_metadata(OLD)
+       AND ctx NOT IN ('system', 'approval', 'adjustment', 'maintenance') THEN
+        RAISE EXCEPTION 'AWS references of payable % are recorded by pg_billops', OLD.payable_id USING ERRCODE = 'BO006';
+    END IF;
+
     NEW.updated_at := now();
     RETURN NEW;
 END $$;

@@ -6,11 +6,11 @@
 -- an approved payable becomes an adjustment; the payable stays as approved.
 -- ---------------------------------------------------------------------------
 
--- Content of a payable that approval freezes: amount, currency, vendor and
--- each line's key, amount and coding.
+-- Content of a payable that approval freezes: amount, currency, vendor,
+-- treatment (bill or acknowledgement) and each line's key, amount and coding.
 CREATE FUNCTION billops._content_hash(state jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT md5(jsonb_build_array(state->'amount', state->'currency', state->'vendor_id',
+    SELECT md5(jsonb_build_array(state->'amount', state->'currency', state->'vendor_id', state->'treatment',
                (SELECT coalesce(jsonb_agg(jsonb_build_array(l->'line_key', l->'amount', l->'gl_account', l->'department',
                                                             l->'class', l->'location', l->'project')
                                           ORDER BY l->>'line_key'), '[]')
