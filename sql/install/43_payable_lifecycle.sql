@@ -181,10 +181,24 @@ BEGIN
 END $$;
 CREATE TRIGGER payable_line_guard BEFORE INSERT OR UPDATE OR DELETE ON billops.payable_line
     FOR EACH ROW EXECUTE FUNCTION billops._payable_line_guard();
-CREATE TRIGGER payable_line_no_truncate BEFORE TRUNCATE ON billops.payable_line
-    FOR EACH STATEMENT EXECUTE FUNCTION billops._audit_append_only();
-CREATE TRIGGER payable_no_truncate BEFORE TRUNCATE ON billops.payable
-    FOR EACH STATEMENT EXECUTE FUNCTION billops._audit_append_only();
+-- TRUNCATE fires no row triggers: refuse it outright on governed tables.
+CREATE FUNCTION billops._refuse_truncate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF billops._context() = 'maintenance' THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'billops.% cannot be truncated', TG_TABLE_NAME USING ERRCODE = 'BO006',
+          HINT = 'Payables are voided, not removed; DROP EXTENSION removes everything.';
+END $$;
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['payable', 'payable_line', 'payable_adjustment', 'approval_step'] LOOP
+        EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON billops.%I FOR EACH STATEMENT
+                        EXECUTE FUNCTION billops._refuse_truncate()', t || '_no_truncate', t);
+    END LOOP;
+END $$;
 
 -- Approval steps change only through routing and approval functions.
 CREATE FUNCTION billops._approval_step_guard() RETURNS trigger
