@@ -208,6 +208,7 @@ CREATE TABLE billops.billing_group (
     business_unit    text,
     description      text
 );
+COMMENT ON TABLE billops.billing_group IS 'Named groups of accounts (owners of cost); membership has effective dates.';
 CREATE TABLE billops.billing_group_account (
     billing_group_id integer NOT NULL REFERENCES billops.billing_group ON DELETE CASCADE,
     account_id       text NOT NULL CHECK (account_id ~ '^[0-9]{12}$'),

@@ -161,3 +161,5 @@ CREATE INDEX ON billops.approval_step (payable_id, routing_round);
 CREATE INDEX ON billops.approval_step (approver_role) WHERE status = 'pending';
 COMMENT ON TABLE billops.approval_step IS
   'Approval steps of a payable (or of its adjustment): all steps of one seq must approve before the next seq is asked.';
+COMMENT ON TABLE billops.payable_status IS 'Payable states; locked states freeze amounts, lines, vendor and coding.';
+COMMENT ON TABLE billops.payable_transition IS 'The legal lifecycle transitions; any other is refused with SQLSTATE BO001.';

@@ -1,7 +1,7 @@
 -- Invariants of the schema: typed money, partitioning, keys, and secrets that
 -- cannot be read or leaked.
 BEGIN;
-SELECT plan(21);
+SELECT plan(22);
 
 SELECT has_schema('billops');
 SELECT has_table('billops', t, 'table ' || t) FROM unnest(ARRAY['cur_source', 'cur_delivery',
@@ -32,9 +32,13 @@ SELECT is((SELECT count(*)::int FROM information_schema.columns
 SELECT throws_ok($$ INSERT INTO billops.cur_source (name, storage, layout, credentials)
                     VALUES ('k', 'file', 'auto', 'AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI') $$,
                  '23514', NULL, 'a key pasted as a credentials reference is rejected by a CHECK constraint');
-SELECT is((SELECT count(*)::int FROM pg_proc
-            WHERE pronamespace = 'billops'::regnamespace AND prosecdef),
-          0, 'no SECURITY DEFINER function (nothing escalates privileges yet)');
+SELECT is((SELECT string_agg(proname, ', ') FROM pg_proc
+            WHERE pronamespace = 'billops'::regnamespace AND prosecdef
+              AND NOT coalesce(proconfig::text[] && ARRAY['search_path=pg_catalog, pg_temp'], false)),
+          NULL, 'every SECURITY DEFINER function has a fixed search_path (pg_catalog, then pg_temp last)');
+SELECT is((SELECT string_agg(proname, ', ') FROM pg_proc p
+            WHERE pronamespace = 'billops'::regnamespace AND prosecdef AND has_function_privilege('public', p.oid, 'EXECUTE')),
+          NULL, 'no SECURITY DEFINER function is executable by PUBLIC');
 SELECT is((SELECT count(*)::int FROM pg_proc p
             WHERE pronamespace = 'billops'::regnamespace
               AND p.proname IN ('load_cur_file', 'sync_cur_source', 'credentials_check', 'sigv4_sign', '_s3_list', '_s3_get_text', '_ingest_delivery')
