@@ -43,6 +43,115 @@ CALL billops.sync_cur_source('sample-payer');
 CALL billops.sync_cur_source('acme-hourly');
 SQL
 
+psql -qX -v ON_ERROR_STOP=1 <<'SQL'
+\set QUIET on
+\pset footer off
+\echo
+\echo '=== Payables: finance configures the rules once (all in tables, all audited) ==='
+-- people: owners approve their teams' cost, finance reviews what nobody owns
+DO $$ DECLARE r text; BEGIN
+  FOREACH r IN ARRAY ARRAY['eng_owners', 'data_owners', 'security_owners', 'alice', 'dana', 'sam', 'frank', 'fiona', 'carol'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN EXECUTE format('CREATE ROLE %I', r); END IF;
+  END LOOP; END $$;
+GRANT billops_approver TO eng_owners, data_owners, security_owners;
+GRANT eng_owners TO alice; GRANT data_owners TO dana; GRANT security_owners TO sam;
+GRANT billops_finance_review TO frank; GRANT billops_finops_owner TO fiona; GRANT billops_finance_leadership TO carol;
+-- canonical vendors for four Marketplace sellers (exact, prefix and pattern aliases); two stay unknown
+INSERT INTO billops.vendor (name, kind) VALUES ('Datadog', 'marketplace_seller'), ('Snowflake', 'marketplace_seller'),
+       ('MongoDB', 'marketplace_seller'), ('Confluent', 'marketplace_seller');
+INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern)
+SELECT vendor_id, a.kind, a.pattern FROM billops.vendor JOIN (VALUES ('Datadog', 'exact', 'Datadog, Inc.'),
+       ('Snowflake', 'prefix', 'snowflake'), ('MongoDB', 'pattern', '^mongo ?db\M'), ('Confluent', 'exact', 'CONFLUENT INC')) a(name, kind, pattern) USING (name);
+-- business units from the accounts' Team cost category
+INSERT INTO billops.aws_account (account_id, business_unit)
+SELECT DISTINCT ON (line_item_usage_account_id) line_item_usage_account_id,
+       CASE cost_category->>'Team' WHEN 'platform' THEN 'Engineering' WHEN 'engineering' THEN 'Engineering'
+            WHEN 'data' THEN 'Data' WHEN 'security' THEN 'Security' ELSE 'Finance' END
+  FROM billops.cur_line_item WHERE cost_category ? 'Team' ORDER BY line_item_usage_account_id, bill_billing_period_start_date DESC;
+INSERT INTO billops.routing_rule (business_unit, approver_role) VALUES
+  ('Engineering', 'eng_owners'), ('Data', 'data_owners'), ('Security', 'security_owners');
+-- coding: GL account by kind of charge, department and project from cost categories
+INSERT INTO billops.coding_rule (field, value, charge_category) VALUES
+  ('gl_account', '6100 Cloud hosting', 'aws_usage'), ('gl_account', '6150 SaaS subscriptions', 'marketplace'),
+  ('gl_account', '6100 Cloud hosting', 'fee'), ('gl_account', '2310 Sales tax', 'tax'), ('gl_account', '6190 Cloud credits', 'credit');
+INSERT INTO billops.coding_rule (field, value, cost_category_key) VALUES
+  ('department', '$cost_category', 'Team'), ('project', '$cost_category', 'Project');
+SELECT name, value FROM billops.setting WHERE name IN ('approval_threshold', 'line_grain', 'route_preliminary') ORDER BY 1;
+
+\echo '--- build payables: one per payer + period + charge source; final months are routed, open months stay drafts'
+SELECT split_part(b.dedupe_key, '|', 2) AS period, b.action, b.status, count(*) AS payables,
+       to_char(sum(b.amount), 'FM$999,999,990.00') AS amount
+  FROM billops.build_payables() b
+ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+\echo '--- building again changes nothing (same payables, no duplicates)'
+SELECT action, count(*) FROM billops.build_payables() GROUP BY 1;
+
+\echo
+\echo '=== January 2024 payables (billops.payable_overview) ==='
+SELECT payable_id AS id, payer_account_id AS payer, left(charge_source, 52) AS charge_source, coalesce(vendor, '?') AS vendor,
+       kind, status, to_char(amount, 'FM$999,999,990.00') AS amount, lines, coalesce(waiting_on, '') AS waiting_on
+  FROM billops.payable_overview WHERE billing_period = '2024-01-01' ORDER BY payer, category, amount DESC;
+
+\echo
+\echo '=== Approvals: each assigned person approves their step (billops.approve checks who is calling) ==='
+CREATE TEMP TABLE person (approver_role text PRIMARY KEY, person text);
+INSERT INTO person VALUES ('eng_owners', 'alice'), ('data_owners', 'dana'), ('security_owners', 'sam'),
+  ('billops_finance_review', 'frank'), ('billops_finops_owner', 'fiona'), ('billops_finance_leadership', 'carol');
+GRANT SELECT ON person TO PUBLIC;
+CREATE FUNCTION pg_temp.approve_as_assigned(pid bigint) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE s record; done text;
+BEGIN
+  LOOP
+    SELECT q.approver_role, q.step_name, p.person INTO s FROM billops.approval_queue q JOIN person p USING (approver_role)
+     WHERE q.payable_id = pid ORDER BY q.approver_role LIMIT 1;
+    EXIT WHEN NOT FOUND;
+    EXECUTE format('SET LOCAL ROLE %I', s.person);
+    done := billops.approve(pid, 'reviewed in the monthly close');
+    RESET ROLE;
+    RETURN NEXT format('%-6s (%s): %s', s.person, s.step_name, done);
+  END LOOP;
+END $$;
+SELECT payable_id AS biggest_january_bill, dedupe_key FROM billops.payable_overview
+ WHERE billing_period = '2024-01-01' AND kind = 'bill' AND status = 'routed' ORDER BY amount DESC LIMIT 1 \gset
+\echo 'who must approve payable' :biggest_january_bill ':'
+SELECT step_name, approver_role, reason FROM billops.approval_step WHERE payable_id = :biggest_january_bill ORDER BY seq, approver_role;
+\echo '--- dana (Data owner) is not on it: row-level security shows her only what is routed to her, and approve() refuses'
+SELECT count(*) AS payables_in_total FROM billops.payable;
+SELECT set_config('demo.payable', :'biggest_january_bill', false) IS NOT NULL AS noted \gset
+SET ROLE dana;
+SELECT count(*) AS payables_dana_sees, count(*) FILTER (WHERE payable_id = :biggest_january_bill) AS including_this_one
+  FROM billops.payable;
+DO $$
+BEGIN
+  PERFORM billops.approve(current_setting('demo.payable')::bigint);
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE 'billops.approve as dana refused: SQLSTATE % — %', SQLSTATE, SQLERRM;
+END $$;
+RESET ROLE;
+SELECT pg_temp.approve_as_assigned(:biggest_january_bill) AS approvals;
+\echo '--- February is still open; finance routes its credits early and the owners acknowledge them'
+SELECT payable_id, left(charge_source, 40) AS charge_source, amount, billops.route_payable(payable_id) AS steps,
+       (SELECT string_agg(a, '; ') FROM pg_temp.approve_as_assigned(payable_id) a) AS approvals
+  FROM billops.payable WHERE billing_period = '2024-02-01' AND category = 'credit' AND status = 'draft' ORDER BY payable_id;
+
+\echo
+\echo '=== The approval lock: even the table owner cannot change an approved payable ==='
+DO $$
+DECLARE pid bigint := (SELECT payable_id FROM billops.payable WHERE status = 'approved' AND treatment = 'invoice_like' ORDER BY amount DESC LIMIT 1);
+BEGIN
+  UPDATE billops.payable SET amount = amount - 100 WHERE payable_id = pid;
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE 'UPDATE payable % refused: SQLSTATE % — %', pid, SQLSTATE, SQLERRM;
+END $$;
+DO $$
+BEGIN
+  UPDATE billops.payable_line SET gl_account = '9999 Misc'
+   WHERE payable_id = (SELECT payable_id FROM billops.payable WHERE status = 'approved' AND treatment = 'invoice_like' ORDER BY amount DESC LIMIT 1);
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE 'UPDATE of its coding refused: SQLSTATE % — %', SQLSTATE, SQLERRM;
+END $$;
+SQL
+
 # AWS delivers February once more (a late credit); the next sync replaces the month atomically
 node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$S3_DIR" --bucket acme-billing --prefix cur \
     --report acme-hourly --layout legacy --period 2024-02 --rows 42000 --payers 2 --accounts 6 \
@@ -52,6 +161,14 @@ psql -qX -v ON_ERROR_STOP=1 <<'SQL'
 \set QUIET on
 \echo '--- AWS re-delivered February; sync replaces the month'
 CALL billops.sync_cur_source('acme-hourly', only_period => '2024-02-01');
+\echo '--- and the payables follow: drafts update in place; an acknowledged credit that AWS changed gets an adjustment, never a silent change'
+SELECT b.action, count(*) AS payables, to_char(sum(b.amount), 'FM$999,999,990.00') AS amount
+  FROM billops.build_payables('2024-02-01') b GROUP BY 1 ORDER BY 1;
+\echo '--- each adjustment is routed for its own approval'
+SELECT DISTINCT payable_id, billops.route_payable(payable_id) AS steps FROM billops.payable_adjustment WHERE status = 'draft' ORDER BY 1;
+SELECT a.payable_id, left(p.charge_source, 50) AS charge_source, a.status, a.previous_amount, a.new_amount, a.delta,
+       (SELECT string_agg(approver_role, ', ') FROM billops.approval_queue q WHERE q.adjustment_id = a.adjustment_id) AS waiting_on
+  FROM billops.payable_adjustment a JOIN billops.payable p USING (payable_id);
 \pset footer off
 \echo
 \echo '=== Delivery history (billops.cur_delivery) ==='
@@ -87,11 +204,30 @@ SELECT usage_account_id AS account, left(service, 34) AS service,
        repeat('█', greatest(1, (40 * unblended_cost / max(unblended_cost) OVER ())::int)) AS bar
   FROM s WHERE r <= 15 ORDER BY r;
 \echo
-\echo '=== AWS Marketplace sellers in February 2024 (each one a future payable) ==='
-SELECT line_item_legal_entity AS seller, count(*) AS line_items,
-       to_char(sum(line_item_unblended_cost), 'FM$999,999,990.00') AS amount
-  FROM billops.cur_line_item
- WHERE bill_billing_period_start_date = '2024-02-01' AND bill_billing_entity = 'AWS Marketplace'
- GROUP BY 1 ORDER BY sum(line_item_unblended_cost) DESC;
+\echo '=== Exception queue: what is stuck and why (billops.exception_queue) ==='
+SELECT to_char(billing_period, 'YYYY-MM') AS period, left(source_entity, 24) AS seller_or_entity, reason_code,
+       left(reason, 64) AS reason, to_char(amount, 'FM$999,990.00') AS amount
+  FROM billops.exception_queue ORDER BY billing_period, reason_code, source_entity LIMIT 16;
+\echo
+\echo '=== Waiting on whom (billops.approval_queue) ==='
+SELECT approver_role, count(*) AS steps, to_char(sum(amount), 'FM$999,999,990.00') AS amount,
+       min(waiting_since)::timestamp(0) AS oldest
+  FROM billops.approval_queue GROUP BY 1 ORDER BY 1;
+\echo
+\echo '=== The month-end board: payables per period and state (billops.payable_status_monthly) ==='
+SELECT to_char(billing_period, 'YYYY-MM') AS period, kind, status, payables,
+       to_char(amount, 'FM$999,999,990.00') AS amount, final, with_open_adjustment AS open_adjustments
+  FROM billops.payable_status_monthly ORDER BY 1, 2, 3;
+\echo
+\echo '=== Audit trail of the biggest January bill (billops.audit_log) ==='
+SELECT a.logged_at::time(0) AS at, a.actor, CASE WHEN a.system_generated THEN 'system' ELSE 'person' END AS by,
+       a.object_type, a.action,
+       left(concat_ws(' ', a.after->>'status', 'amount ' || (a.after->>'amount'), 'approver ' || (a.after->>'approver_role'),
+                      '"' || (a.after->>'comment') || '"'), 48) AS what
+  FROM billops.audit_log a
+ WHERE a.payable_id = (SELECT payable_id FROM billops.payable WHERE billing_period = '2024-01-01' AND status = 'approved'
+                        ORDER BY amount DESC LIMIT 1)
+   AND a.object_type IN ('payable', 'approval_step')
+ ORDER BY a.audit_id;
 SQL
-log "demo finished; every number above came through S3 (emulated), SigV4, gunzip and COPY"
+log "demo finished; every number above came through S3 (emulated), SigV4, gunzip and COPY, then the payable rules"

@@ -196,6 +196,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'payable % does not exist', target_payable_id USING ERRCODE = 'no_data_found';
     END IF;
+    -- someone with no step on the payable learns nothing about it
+    IF NOT billops._routed_to_actor(p.payable_id) THEN
+        RAISE EXCEPTION 'role % has no approval step on payable %', who, p.payable_id USING ERRCODE = 'BO003',
+              HINT = 'billops.approval_queue lists the steps waiting on you.';
+    END IF;
     subj := billops._open_subject(p);
     SELECT min(s.seq) INTO active FROM billops.approval_step s
      WHERE s.payable_id = p.payable_id AND s.adjustment_id IS NOT DISTINCT FROM subj.adjustment_id
