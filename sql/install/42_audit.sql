@@ -64,12 +64,12 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON billops.audit_log
 
 -- Row audit for governed tables.  SECURITY DEFINER so that nobody needs (or
 -- gets) INSERT on the log: entries can be written only by these triggers.
--- Derived columns (fact_keys, updated_at) are left out of before/after.
+-- Derived columns (fact_keys, updated_at, last_sync_at) are left out of before/after.
 CREATE FUNCTION billops._audit_row() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    old_j   jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) - '{fact_keys,updated_at}'::text[] END;
-    new_j   jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) - '{fact_keys,updated_at}'::text[] END;
+    old_j   jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) - '{fact_keys,updated_at,last_sync_at}'::text[] END;
+    new_j   jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) - '{fact_keys,updated_at,last_sync_at}'::text[] END;
     row_j   jsonb := coalesce(new_j, old_j);
     before_j jsonb;
     after_j  jsonb;
@@ -125,7 +125,7 @@ BEGIN
         ('treatment_rule', 'rule_id'), ('vendor', 'vendor_id'), ('vendor_alias', 'alias_id'),
         ('aws_account', 'account_id'), ('billing_group', 'billing_group_id'),
         ('billing_group_account', 'account_id'), ('coding_field', 'field'), ('coding_rule', 'rule_id'),
-        ('routing_rule', 'rule_id'), ('payable_transition', 'from_status'),
+        ('routing_rule', 'rule_id'), ('payable_transition', 'from_status'), ('cur_source', 'source_id'),
         ('payable', 'payable_id'), ('payable_line', 'line_id'), ('payable_adjustment', 'adjustment_id'),
         ('approval_step', 'step_id')) AS v(tab, id)
     LOOP
