@@ -320,7 +320,10 @@ BEGIN
                             src.exceptions, meta->>'invoice_state',
                             ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')), visible_delivery, visible_assembly);
                     act := 'adjustment_created';
-                ELSIF adj.content_hash <> src.state->>'content_hash' OR adj.exceptions <> src.exceptions THEN
+                ELSIF adj.content_hash <> src.state->>'content_hash'
+                      OR coalesce((SELECT jsonb_agg(e) FROM jsonb_array_elements(adj.exceptions) e
+                                    WHERE e->>'code' NOT IN ('rejected', 'approver_missing')), '[]') <> src.exceptions THEN
+                    -- different new figures: the adjustment is re-decided from scratch
                     UPDATE billops.approval_step s SET status = 'superseded'
                      WHERE s.adjustment_id = adj.adjustment_id AND s.status = 'pending';
                     UPDATE billops.payable_adjustment a SET
@@ -333,14 +336,23 @@ BEGIN
                            delivery_id = visible_delivery, assembly_id = visible_assembly
                      WHERE a.adjustment_id = adj.adjustment_id;
                     act := 'adjustment_updated';
+                ELSIF (adj.invoice_state, adj.aws_invoice_ids, adj.delivery_id, adj.assembly_id) IS DISTINCT FROM
+                      (meta->>'invoice_state', ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')),
+                       visible_delivery, visible_assembly) THEN
+                    -- same figures from a newer delivery (e.g. now final): keep the decision, note the source
+                    UPDATE billops.payable_adjustment a SET invoice_state = meta->>'invoice_state',
+                           aws_invoice_ids = ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')),
+                           delivery_id = visible_delivery, assembly_id = visible_assembly
+                     WHERE a.adjustment_id = adj.adjustment_id;
                 END IF;
             ELSE
                 -- not yet approved: update in place; a routed payable whose content changed is routed again
                 exc := src.exceptions;
                 IF src.state->>'content_hash' = p.content_hash THEN
-                    -- same data: a rejection still stands until someone reopens the payable
+                    -- same data: a rejection stands until someone reopens the payable; a
+                    -- routing problem is retried by _auto_route, not flipped here
                     exc := exc || coalesce((SELECT jsonb_agg(e) FROM jsonb_array_elements(p.exceptions) e
-                                             WHERE e->>'code' = 'rejected'), '[]');
+                                             WHERE e->>'code' IN ('rejected', 'approver_missing')), '[]');
                 ELSE
                     PERFORM billops._apply_state(p.payable_id, src.state);
                     act := 'updated';

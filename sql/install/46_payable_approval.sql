@@ -46,39 +46,54 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM steps s
 $$;
 
--- Route a payable (adjustment NULL) or its adjustment.  Returns the problems
--- that prevent routing ('[]' when routed): an approver role that does not
--- exist or cannot approve.
-CREATE FUNCTION billops._route(target_payable_id bigint, target_adjustment_id bigint) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- The plan for a payable (adjustment NULL) or its adjustment.
+CREATE FUNCTION billops._plan_for(target_payable_id bigint, target_adjustment_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    p        billops.payable;
-    a        billops.payable_adjustment;
-    plan     jsonb;
-    problems jsonb;
-    rnd      integer;
+    p billops.payable;
+    a billops.payable_adjustment;
 BEGIN
-    SELECT * INTO p FROM billops.payable x WHERE x.payable_id = target_payable_id FOR UPDATE;
+    SELECT * INTO p FROM billops.payable x WHERE x.payable_id = target_payable_id;
     IF target_adjustment_id IS NULL THEN
-        plan := billops._plan_steps(p, p.account_breakdown, p.amount, p.vendor_id);
-        rnd := p.routing_round + 1;
-    ELSE
-        SELECT * INTO a FROM billops.payable_adjustment x WHERE x.adjustment_id = target_adjustment_id FOR UPDATE;
-        plan := billops._plan_steps(p, a.new_state->'account_breakdown', a.delta, (a.new_state->>'vendor_id')::integer);
-        rnd := a.routing_round + 1;
+        RETURN billops._plan_steps(p, p.account_breakdown, p.amount, p.vendor_id);
     END IF;
+    SELECT * INTO a FROM billops.payable_adjustment x WHERE x.adjustment_id = target_adjustment_id;
+    RETURN billops._plan_steps(p, a.new_state->'account_breakdown', a.delta, (a.new_state->>'vendor_id')::integer);
+END $$;
 
+-- What prevents a plan from being routed: an approver role that does not
+-- exist or cannot approve.  '[]' when it can be routed.
+CREATE FUNCTION billops._routing_problems(plan jsonb) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('code', 'approver_missing', 'message',
                CASE WHEN r.oid IS NULL THEN format('approver role "%s" (%s step) does not exist', s->>'approver_role', s->>'step_name')
                     ELSE format('role "%s" (%s step) cannot approve: it is not a member of billops_approver',
                                 s->>'approver_role', s->>'step_name') END,
                'hint', 'Create the role and GRANT billops_approver TO it, or change billops.routing_rule / billops.setting.')), '[]')
-      INTO problems
       FROM jsonb_array_elements(plan) s
       LEFT JOIN pg_roles r ON r.rolname = s->>'approver_role'
-     WHERE r.oid IS NULL OR NOT billops._is_member(r.rolname, 'billops_approver');
+     WHERE r.oid IS NULL OR NOT billops._is_member(r.rolname, 'billops_approver')
+$$;
+
+-- Route a payable (adjustment NULL) or its adjustment.  Returns the problems
+-- that prevent routing ('[]' when routed).
+CREATE FUNCTION billops._route(target_payable_id bigint, target_adjustment_id bigint) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    plan     jsonb;
+    problems jsonb;
+    rnd      integer;
+BEGIN
+    PERFORM FROM billops.payable x WHERE x.payable_id = target_payable_id FOR UPDATE;
+    plan := billops._plan_for(target_payable_id, target_adjustment_id);
+    problems := billops._routing_problems(plan);
     IF jsonb_array_length(problems) > 0 THEN
         RETURN problems;
+    END IF;
+    IF target_adjustment_id IS NULL THEN
+        SELECT x.routing_round + 1 INTO rnd FROM billops.payable x WHERE x.payable_id = target_payable_id;
+    ELSE
+        SELECT x.routing_round + 1 INTO rnd FROM billops.payable_adjustment x WHERE x.adjustment_id = target_adjustment_id;
     END IF;
 
     INSERT INTO billops.approval_step (payable_id, adjustment_id, routing_round, seq, step_name, approver_role, reason)
@@ -93,7 +108,9 @@ BEGIN
     RETURN '[]';
 END $$;
 
--- After a build: route what is ready (final data, or preliminary if configured).
+-- After a build: route what is ready (final data, or preliminary if
+-- configured), and retry what only failed to route because of an approver
+-- role -- quietly: the same problem again changes nothing.
 CREATE FUNCTION billops._auto_route(period date, payer text)
 RETURNS TABLE (payable_id bigint, dedupe_key text, action text, status text, amount numeric)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -105,21 +122,41 @@ BEGIN
     IF billops.setting_value('auto_route') <> 'true' THEN
         RETURN;
     END IF;
-    FOR c IN SELECT x.payable_id, a.adjustment_id
+    FOR c IN SELECT x.payable_id, a.adjustment_id, coalesce(a.status, x.status) AS subject_status,
+                    coalesce(a.exceptions, x.exceptions) AS exceptions
                FROM billops.payable x
-               LEFT JOIN billops.payable_adjustment a ON a.payable_id = x.payable_id AND a.status = 'draft'
+               LEFT JOIN billops.payable_adjustment a ON a.payable_id = x.payable_id AND a.status IN ('draft', 'exception')
               WHERE x.payer_account_id = payer AND x.billing_period = period
-                AND ((x.status = 'draft' AND jsonb_array_length(x.exceptions) = 0) OR a.adjustment_id IS NOT NULL)
+                AND (x.status IN ('draft', 'exception') OR a.adjustment_id IS NOT NULL)
                 AND (coalesce(a.invoice_state, x.invoice_state) = 'final' OR billops.setting_value('route_preliminary') = 'true')
               ORDER BY x.payable_id
     LOOP
+        IF c.subject_status = 'exception' THEN
+            -- only routing problems are retried here; data problems wait for a rebuild
+            CONTINUE WHEN EXISTS (SELECT FROM jsonb_array_elements(c.exceptions) e WHERE e->>'code' <> 'approver_missing');
+            problems := billops._routing_problems(billops._plan_for(c.payable_id, c.adjustment_id));
+            CONTINUE WHEN problems = c.exceptions;
+            IF jsonb_array_length(problems) = 0 THEN
+                IF c.adjustment_id IS NULL THEN
+                    UPDATE billops.payable x SET status = 'draft', exceptions = '[]' WHERE x.payable_id = c.payable_id;
+                ELSE
+                    UPDATE billops.payable_adjustment x SET status = 'draft', exceptions = '[]' WHERE x.adjustment_id = c.adjustment_id;
+                END IF;
+            END IF;
+        ELSIF jsonb_array_length(c.exceptions) > 0 THEN
+            CONTINUE;
+        END IF;
         problems := billops._route(c.payable_id, c.adjustment_id);
         IF jsonb_array_length(problems) > 0 THEN
             IF c.adjustment_id IS NULL THEN
-                UPDATE billops.payable x SET status = 'exception', exceptions = x.exceptions || problems
+                UPDATE billops.payable x SET status = 'exception',
+                       exceptions = (SELECT coalesce(jsonb_agg(e), '[]') FROM jsonb_array_elements(x.exceptions) e
+                                      WHERE e->>'code' <> 'approver_missing') || problems
                  WHERE x.payable_id = c.payable_id;
             ELSE
-                UPDATE billops.payable_adjustment x SET status = 'exception', exceptions = x.exceptions || problems
+                UPDATE billops.payable_adjustment x SET status = 'exception',
+                       exceptions = (SELECT coalesce(jsonb_agg(e), '[]') FROM jsonb_array_elements(x.exceptions) e
+                                      WHERE e->>'code' <> 'approver_missing') || problems
                  WHERE x.adjustment_id = c.adjustment_id;
             END IF;
         END IF;

@@ -2,7 +2,7 @@
 -- approved payable resisting every direct change (as the table owner), a new
 -- delivery producing an adjustment with its own approval, explicit voiding.
 BEGIN;
-SELECT plan(93);
+SELECT plan(96);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(false);
@@ -142,9 +142,16 @@ SELECT is((SELECT status FROM billops.payable_adjustment WHERE payable_id = (SEL
 SELECT is((SELECT count(*)::int FROM billops.build_payables('2024-03-01') WHERE action LIKE 'adjustment%'), 0,
           're-running creates no second adjustment');
 SELECT is((SELECT count(*)::int FROM billops.payable_adjustment), 1, 'one adjustment');
-SELECT pg_temp.load_month(false, datadog => '800.00');
+SELECT pg_temp.load_month(true, datadog => '850.00');
+SELECT is((SELECT string_agg(action, ',' ORDER BY action) FROM billops.build_payables('2024-03-01') WHERE payable_id = (SELECT id FROM dd)),
+          'adjustment_routed,updated_final', 'the same figures, now final: the open adjustment is kept and routed');
+SELECT is((SELECT adjustment_no || ' ' || status || ' ' || invoice_state FROM billops.payable_adjustment WHERE payable_id = (SELECT id FROM dd)),
+          '1 routed final', 'one adjustment, noted as final');
+SELECT pg_temp.load_month(true, datadog => '800.00');
 SELECT is((SELECT action FROM billops.build_payables('2024-03-01') WHERE payable_id = (SELECT id FROM dd)),
           'adjustment_voided', 'AWS reverting to the approved figures voids the open adjustment');
+SELECT is((SELECT count(*)::int FROM billops.approval_step s JOIN billops.payable_adjustment a USING (adjustment_id)
+            WHERE a.payable_id = (SELECT id FROM dd) AND s.status = 'pending'), 0, 'and closes its approval steps');
 SELECT pg_temp.load_month(true, datadog => '850.00');
 CREATE TEMP TABLE run3 AS SELECT * FROM billops.build_payables('2024-03-01');
 SELECT is((SELECT count(*)::int FROM run3 WHERE payable_id = (SELECT id FROM dd) AND action = 'adjustment_routed'), 1,

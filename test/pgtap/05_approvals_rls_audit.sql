@@ -1,7 +1,7 @@
 -- Approval routing and decisions, row-level security for approvers, role
 -- privileges, and the append-only audit log.
 BEGIN;
-SELECT plan(47);
+SELECT plan(51);
 \ir _payables_fixture.psql
 
 -- Engineering has an owner; Data does not (its cost goes to finance review)
@@ -73,6 +73,22 @@ SELECT is(billops.route_payable((SELECT credit FROM ids)), 3, 're-routed: review
 SELECT is((SELECT max(routing_round) FROM billops.approval_step WHERE payable_id = (SELECT credit FROM ids)), 2,
           'in a new routing round');
 
+-- a routing problem found by the build: in the exception queue, quietly retried, healed by fixing the setting
+UPDATE billops.setting SET value = 'tap_nobody' WHERE name = 'finance_leadership_role';
+SELECT pg_temp.load_month(true, extra => ARRAY[
+    'INV-AWS-1,"Amazon Web Services, Inc.",AWS,Purchase,111111111111,2024-03-01T00:00:00Z,222222222222,Fee,AmazonEC2,25000.00,USD,"Amazon Web Services, Inc.",Amazon Elastic Compute Cloud,']);
+SELECT is((SELECT action FROM billops.build_payables('2024-03-01') WHERE dedupe_key LIKE '%fee:%' AND action LIKE 'rout%'),
+          'routing_failed', 'a 25,000 fee cannot be routed to a leadership role that does not exist');
+SELECT is((SELECT reason FROM billops.exception_queue WHERE dedupe_key LIKE '%fee:%'),
+          'approver role "tap_nobody" (finance_leadership step) does not exist', 'the exception queue says why');
+CREATE TEMP TABLE audit_mark AS SELECT max(audit_id) AS id FROM billops.audit_log;
+SELECT count(*) FROM billops.build_payables('2024-03-01');
+SELECT is((SELECT count(*)::int FROM billops.audit_log WHERE audit_id > (SELECT id FROM audit_mark)), 0,
+          'rebuilding with the same problem changes nothing');
+UPDATE billops.setting SET value = 'billops_finance_leadership' WHERE name = 'finance_leadership_role';
+SELECT count(*) FROM billops.build_payables('2024-03-01');
+SELECT is((SELECT status FROM billops.payable WHERE charge_source LIKE 'fee:%'), 'routed', 'fixing the setting routes it on the next build');
+
 -- row-level security
 SELECT set_eq($$ SELECT pg_temp.as_role('tap_alice', 'SELECT array_agg(payable_id ORDER BY payable_id)::text FROM billops.payable') $$,
               $$ SELECT array_agg(DISTINCT payable_id ORDER BY payable_id)::text FROM billops.approval_step WHERE approver_role = 'tap_eng_owner' $$,
@@ -84,7 +100,8 @@ SELECT is(pg_temp.as_role('tap_alice', 'SELECT count(*) FROM billops.payable_ove
           pg_temp.as_role('tap_alice', 'SELECT count(*) FROM billops.payable'), 'views apply the same security');
 SELECT is(pg_temp.as_role('tap_alice', format('SELECT count(*) FROM billops.payable_line WHERE payable_id = %s', (SELECT credit FROM ids))),
           '0', 'lines of hidden payables are hidden');
-SELECT is(pg_temp.as_role('tap_ann', 'SELECT count(*) FROM billops.payable'), '6', 'an analyst sees everything');
+SELECT is(pg_temp.as_role('tap_ann', 'SELECT count(*) FROM billops.payable'), (SELECT count(*)::text FROM billops.payable),
+          'an analyst sees everything');
 SELECT throws_ok(format($$ SELECT pg_temp.as_role('tap_alice', 'SELECT count(*) FROM billops.payable_line_items(%s)') $$, (SELECT credit FROM ids)),
                  'P0002', NULL, 'an approver cannot drill into a payable not routed to them');
 SELECT is(pg_temp.as_role('tap_alice', format('SELECT count(*) FROM billops.payable_line_items(%s)', (SELECT tax FROM ids))),
