@@ -9,16 +9,22 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(nullif(product_name, ''), nullif(product->>'product_name', ''), nullif(product_code, ''), '(no service)')
 $$;
 
--- (_service_of, _jsonb_subset and _fact_key run per line item: no SET clause,
+-- (_service_of and _fact_key run per line item or group: no SET clause,
 -- so the planner can inline them; they only call built-ins of pg_catalog,
 -- which is always searched first.)
 
 -- Only the tag / cost category keys some rule looks at take part in grouping;
 -- grouping by whole tag maps would split a month into one group per resource.
-CREATE FUNCTION billops._jsonb_subset(j jsonb, keys text[]) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN j IS NULL OR cardinality(keys) = 0 THEN NULL
-                ELSE (SELECT jsonb_object_agg(k, j->k) FROM unnest(keys) k WHERE j ? k) END
+-- This writes the SQL expression for "the keys of <col> among <keys>" (NULL
+-- when none is present), so the build and the drill-down run the very same
+-- expression inline, without a function call per line item.
+CREATE FUNCTION billops._jsonb_subset_sql(col text, keys text[]) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN cardinality(keys) = 0 THEN 'NULL::jsonb'
+                ELSE format('CASE WHEN %1$s IS NULL THEN NULL ELSE nullif(%2$s, ''{}''::jsonb) END', col,
+                            (SELECT string_agg(format('CASE WHEN %1$s ? %2$L THEN jsonb_build_object(%2$L, %1$s -> %2$L) ELSE ''{}''::jsonb END',
+                                                      col, k), ' || ' ORDER BY k)
+                               FROM unnest(keys) k)) END
 $$;
 
 -- Identity of a group of line items that every rule treats alike.  Payable

@@ -87,31 +87,33 @@ BEGIN
                       WHERE r.enabled AND r.cost_category_key IS NOT NULL ORDER BY 1);
 
     PERFORM billops._drop_temp('billops_fact');
+    EXECUTE format($q$
     CREATE TEMP TABLE billops_fact ON COMMIT DROP AS
     WITH g AS (
         SELECT li.bill_billing_entity AS be, li.bill_invoicing_entity AS ie, li.line_item_legal_entity AS le,
                li.line_item_line_item_type AS lit, li.bill_bill_type AS bt, li.line_item_product_code AS pc,
                billops._service_of(li.product_product_name, li.product, li.line_item_product_code) AS service,
                li.line_item_usage_account_id AS acct, li.line_item_currency_code AS currency,
-               billops._jsonb_subset(li.resource_tags, tag_keys) AS tags,
-               billops._jsonb_subset(li.cost_category, cc_keys) AS ccs,
+               %1$s AS tags, %2$s AS ccs,
                min(li.line_item_usage_account_name) AS acct_name,
                coalesce(sum(li.line_item_unblended_cost), 0) AS exact,
                count(*) AS n,
                count(*) FILTER (WHERE coalesce(li.bill_invoice_id, '') <> '') AS n_invoiced,
                array_agg(DISTINCT li.bill_invoice_id) FILTER (WHERE coalesce(li.bill_invoice_id, '') <> '') AS invoice_ids
           FROM billops.cur_line_item li
-         WHERE li.bill_billing_period_start_date = period AND li.bill_payer_account_id = payer
+         WHERE li.bill_billing_period_start_date = %3$L AND li.bill_payer_account_id = %4$L
          GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
     SELECT g.*, billops._fact_key(g.be, g.ie, g.le, g.lit, g.bt, g.pc, g.service, g.acct, g.currency, g.tags, g.ccs) AS fact_key,
+           c.category, c.entity,
            -- one charge source per AWS invoice: a Marketplace seller billed through two
            -- invoicing entities (AWS Inc. and AWS EMEA SARL) gets two invoices, so two payables
-           c.category, c.entity,
            c.category || ':' || c.entity
              || CASE WHEN coalesce(btrim(g.ie), '') IN ('', c.entity) THEN '' ELSE ' via ' || btrim(g.ie) END AS charge_source,
-           billops.billing_group_of(g.acct, period) AS billing_group_id,
-           billops.business_unit_of(g.acct, period) AS business_unit
-      FROM g CROSS JOIN LATERAL billops.charge_source_of(g.be, g.ie, g.le, g.lit, g.bt, g.pc) c;
+           billops.billing_group_of(g.acct, %3$L) AS billing_group_id,
+           billops.business_unit_of(g.acct, %3$L) AS business_unit
+      FROM g CROSS JOIN LATERAL billops.charge_source_of(g.be, g.ie, g.le, g.lit, g.bt, g.pc) c
+    $q$, billops._jsonb_subset_sql('li.resource_tags', tag_keys), billops._jsonb_subset_sql('li.cost_category', cc_keys),
+         period, payer);
 
     PERFORM billops._drop_temp('billops_source');
     CREATE TEMP TABLE billops_source ON COMMIT DROP AS

@@ -414,15 +414,16 @@ BEGIN
         RAISE NOTICE 'payable % was built from assembly %; the line items shown are from the delivery visible now',
               $1, p.assembly_id USING HINT = 'Run billops.build_payables() to bring the payable up to date.';
     END IF;
-    RETURN QUERY
+    RETURN QUERY EXECUTE format($q$
     SELECT li.* FROM billops.cur_line_item li
-     WHERE li.bill_billing_period_start_date = p.billing_period AND li.bill_payer_account_id = p.payer_account_id
+     WHERE li.bill_billing_period_start_date = $1 AND li.bill_payer_account_id = $2
        AND billops._fact_key(li.bill_billing_entity, li.bill_invoicing_entity, li.line_item_legal_entity,
                              li.line_item_line_item_type, li.bill_bill_type, li.line_item_product_code,
                              billops._service_of(li.product_product_name, li.product, li.line_item_product_code),
-                             li.line_item_usage_account_id, li.line_item_currency_code,
-                             billops._jsonb_subset(li.resource_tags, p.basis_tag_keys),
-                             billops._jsonb_subset(li.cost_category, p.basis_cost_category_keys)) = ANY (keys);
+                             li.line_item_usage_account_id, li.line_item_currency_code, %s, %s) = ANY ($3)
+    $q$, billops._jsonb_subset_sql('li.resource_tags', p.basis_tag_keys),
+         billops._jsonb_subset_sql('li.cost_category', p.basis_cost_category_keys))
+    USING p.billing_period, p.payer_account_id, keys;
 END $$;
 COMMENT ON FUNCTION billops.payable_line_items(bigint, bigint) IS
   'The CUR line items behind a payable or one of its lines (line_id). Approvers see only payables routed to them.';
