@@ -2,7 +2,7 @@
 -- re-runs, preliminary → final in place, cent-exact lines with drill-down,
 -- vendor normalization, required coding, configurable grain and treatment.
 BEGIN;
-SELECT plan(42);
+SELECT plan(44);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(false);
@@ -119,6 +119,15 @@ SELECT bag_eq($$ SELECT description FROM billops.payable_line WHERE payable_id =
               'grain usage_account: one line per account, named');
 SELECT is((SELECT amount FROM billops.payable WHERE charge_source LIKE 'aws_usage:%'), 12510.35::numeric,
           'same amount at another grain');
+UPDATE billops.setting SET value = 'cost_center' WHERE name = 'line_grain';
+INSERT INTO billops.coding_rule (field, value, tag_key) VALUES ('project', '$tag', 'user:CostCenter');
+SELECT billops.build_payables('2024-03-01');
+SELECT bag_eq($$ SELECT grain_value, project, amount FROM billops.payable_line WHERE payable_id = pg_temp.payable('aws_usage:%') $$,
+              $$ VALUES ('CC-1', 'CC-1', 11000.01), ('CC-2', 'CC-2', 1500.34), ('(no cost center)', NULL, 10.00) $$,
+              'grain cost_center from the tag, and a project copied from the same tag');
+SELECT is((SELECT sum(line_item_unblended_cost) FROM billops.payable_line_items(pg_temp.payable('aws_usage:%'),
+              (SELECT line_id FROM billops.payable_line WHERE payable_id = pg_temp.payable('aws_usage:%') AND grain_value = 'CC-2'))),
+          1500.340::numeric, 'drill-down of a tag-keyed line finds exactly its line items');
 SELECT throws_ok($$ UPDATE billops.setting SET value = 'per-resource' WHERE name = 'line_grain' $$, '22023', NULL,
                  'an unknown grain is refused');
 SELECT throws_ok($$ UPDATE billops.setting SET value = 'lots' WHERE name = 'approval_threshold' $$, '22023', NULL,
