@@ -10,6 +10,11 @@
 #   peak_backend_anon_kb_*  peak private (anonymous) memory of the loading
 #                       backend for a small and a large delivery
 #   redelivery_*        three re-deliveries of the large month: time and size
+#   build_*             billops.build_payables() on the large month (first build,
+#                       then an unchanged re-run) with tag and cost-category coding
+#   groupby_seconds     a plain GROUP BY of the same month by the same attributes:
+#                       the least work any build must do
+#   build_vs_groupby_ratio  groupby_seconds ÷ build_seconds
 #
 # Each timed step runs twice, alternating, and the faster run counts.
 # BENCH_ROWS (default 1000000) and BENCH_SMALL_ROWS (default 100000) scale it.
@@ -89,6 +94,14 @@ copy_timed() {
     awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
 }
 
+sql_timed() {  # sql_timed SQL -> seconds
+    local t0 t1
+    t0=$(now)
+    q -c "SET client_min_messages = warning" -c "$1" >/dev/null
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
+}
+
 min() { echo "$1 $2" | awk '{print ($1 < $2) ? $1 : $2}'; }
 
 log "measuring: COPY, ingest, COPY, ingest"
@@ -125,9 +138,23 @@ size_after=$(size_of_month)
 leftovers=$(q -c "SELECT count(*) FROM pg_class WHERE relnamespace = 'billops'::regnamespace AND relname ~ '_d[0-9]+\$'
                    AND NOT EXISTS (SELECT 1 FROM billops.cur_partition WHERE table_name = 'billops.' || relname)")
 
+log "payables: build the large month"
+q -c "INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100')" \
+  -c "INSERT INTO billops.coding_rule (field, value, cost_category_key) VALUES ('department', '\$cost_category', 'Team')" \
+  -c "INSERT INTO billops.coding_rule (field, value, tag_key) VALUES ('project', '\$tag', 'user_cost_center')"
+build_first=$(sql_timed "SELECT count(*) FROM billops.build_payables('2024-05-01')")
+build_again=$(sql_timed "SELECT count(*) FROM billops.build_payables('2024-05-01')")
+groupby_s=$(sql_timed "SELECT sum(length(s)) FROM (SELECT bill_payer_account_id, bill_billing_entity, bill_invoicing_entity,
+    line_item_legal_entity, line_item_line_item_type, bill_bill_type, line_item_product_code,
+    billops._service_of(product_product_name, product, line_item_product_code) AS s, line_item_usage_account_id,
+    line_item_currency_code, resource_tags->'user_cost_center', cost_category->'Team', sum(line_item_unblended_cost), count(*)
+    FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-05-01' GROUP BY 1,2,3,4,5,6,7,8,9,10,11,12) x")
+payables=$(q -c "SELECT count(*) FROM billops.payable WHERE billing_period = '2024-05-01'")
+
 awk -v rows="$rows_loaded" -v is="$ingest_s" -v cs="$copy_s" -v gz="$gz_bytes" -v csv="$csv_bytes" \
     -v ms="$mem_small" -v ml="$mem_large" -v small="$SMALL" -v s1="$size_first" -v s2="$size_after" \
-    -v r1="${redeliveries[0]}" -v r2="${redeliveries[1]}" -v r3="${redeliveries[2]}" -v left="$leftovers" 'BEGIN {
+    -v r1="${redeliveries[0]}" -v r2="${redeliveries[1]}" -v r3="${redeliveries[2]}" -v left="$leftovers" \
+    -v b1="$build_first" -v b2="$build_again" -v gb="$groupby_s" -v np="$payables" 'BEGIN {
     printf "rows=%d\n", rows
     printf "csv_mb=%.1f\n", csv / 1048576
     printf "gzip_mb=%.1f\n", gz / 1048576
@@ -147,4 +174,9 @@ awk -v rows="$rows_loaded" -v is="$ingest_s" -v cs="$copy_s" -v gz="$gz_bytes" -
     printf "table_mb_after_3_redeliveries=%.1f\n", s2 / 1048576
     printf "table_size_after_vs_first_ratio=%.2f\n", (s1 > 0) ? s2 / s1 : 0
     printf "leftover_staging_tables=%d\n", left
+    printf "payables_built=%d\n", np
+    printf "build_seconds=%.2f\nbuild_rows_per_s=%.0f\n", b1, rows / b1
+    printf "build_unchanged_rerun_seconds=%.2f\n", b2
+    printf "groupby_seconds=%.2f\n", gb
+    printf "build_vs_groupby_ratio=%.2f\n", gb / b1
 }'
