@@ -118,13 +118,13 @@ BEGIN
     locked := billops._payable_locked(OLD.status);
     IF OLD.status = 'voided' THEN  -- terminal: nothing changes any more
         RAISE EXCEPTION 'payable % is voided: it can no longer change', OLD.payable_id USING ERRCODE = 'BO002',
-              DETAIL = format('Voided %s: %s', OLD.voided_at, OLD.void_reason);
+              DETAIL = format('Payable %s (%s) was voided: %s', OLD.payable_id, OLD.dedupe_key, OLD.void_reason);
     END IF;
     IF billops._payable_derived(NEW) IS DISTINCT FROM billops._payable_derived(OLD) THEN
         IF locked AND ctx <> 'adjustment' THEN
             RAISE EXCEPTION 'payable % is % and frozen: amount, lines, vendor and coding cannot change', OLD.payable_id, OLD.status
                   USING ERRCODE = 'BO002',
-                        DETAIL = format('Payable %s (%s), approved %s.', OLD.payable_id, OLD.dedupe_key, OLD.approved_at),
+                        DETAIL = format('Payable %s (%s) is %s.', OLD.payable_id, OLD.dedupe_key, OLD.status),
                         HINT = 'A change from AWS becomes an adjustment (billops.payable_adjustment) routed for its own approval.';
         ELSIF NOT locked AND ctx NOT IN ('system', 'maintenance') THEN
             RAISE EXCEPTION 'payable % is computed from AWS data and rules', OLD.payable_id USING ERRCODE = 'BO006',
@@ -166,11 +166,11 @@ DECLARE
     ctx text := billops._context();
     p   record;
 BEGIN
-    SELECT payable_id, status, dedupe_key, approved_at INTO p FROM billops.payable
+    SELECT payable_id, status, dedupe_key INTO p FROM billops.payable
      WHERE payable_id = CASE TG_OP WHEN 'DELETE' THEN OLD.payable_id ELSE NEW.payable_id END;
     IF billops._payable_locked(p.status) AND ctx NOT IN ('adjustment', 'maintenance') THEN
         RAISE EXCEPTION 'payable % is % and frozen: its lines cannot change', p.payable_id, p.status
-              USING ERRCODE = 'BO002', DETAIL = format('Payable %s (%s), approved %s.', p.payable_id, p.dedupe_key, p.approved_at),
+              USING ERRCODE = 'BO002', DETAIL = format('Payable %s (%s) is %s.', p.payable_id, p.dedupe_key, p.status),
                     HINT = 'A change from AWS becomes an adjustment (billops.payable_adjustment) routed for its own approval.';
     ELSIF ctx NOT IN ('system', 'adjustment', 'maintenance') THEN
         RAISE EXCEPTION 'payable lines are computed from AWS data and rules' USING ERRCODE = 'BO006',

@@ -245,6 +245,7 @@ DECLARE
     meta    jsonb;
     exc     jsonb;
     act     text;
+    inv_ids text[];
     new_status text;
 BEGIN
     -- one build per payer and period at a time
@@ -267,6 +268,7 @@ BEGIN
 
     FOR src IN SELECT * FROM billops_new n ORDER BY n.charge_source LOOP
         meta := src.meta || jsonb_build_object('delivery_id', visible_delivery, 'assembly_id', visible_assembly);
+        inv_ids := ARRAY(SELECT jsonb_array_elements_text(src.meta->'aws_invoice_ids'));
         SELECT * INTO p FROM billops.payable x
          WHERE x.payer_account_id = payer AND x.billing_period = period AND x.charge_source = src.charge_source
            FOR UPDATE;
@@ -277,7 +279,7 @@ BEGIN
             VALUES (payer, period, src.charge_source, src.category, src.entity, src.state->>'treatment',
                     CASE WHEN jsonb_array_length(src.exceptions) > 0 THEN 'exception' ELSE 'draft' END,
                     src.exceptions, meta->>'invoice_state',
-                    ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')), visible_delivery, visible_assembly)
+                    inv_ids, visible_delivery, visible_assembly)
             RETURNING * INTO p;
             PERFORM billops._apply_state(p.payable_id, src.state);
             act := 'created';
@@ -287,10 +289,10 @@ BEGIN
             act := 'unchanged';
             -- AWS references (invoice id on the final delivery) are recorded even when locked
             IF (p.invoice_state, p.aws_invoice_ids, p.delivery_id, p.assembly_id) IS DISTINCT FROM
-               (meta->>'invoice_state', ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')),
+               (meta->>'invoice_state', inv_ids,
                 visible_delivery, visible_assembly) THEN
                 UPDATE billops.payable x SET invoice_state = meta->>'invoice_state',
-                       aws_invoice_ids = ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')),
+                       aws_invoice_ids = inv_ids,
                        delivery_id = visible_delivery, assembly_id = visible_assembly
                  WHERE x.payable_id = p.payable_id;
                 act := CASE WHEN p.invoice_state <> meta->>'invoice_state' THEN 'updated_' || (meta->>'invoice_state')
@@ -320,7 +322,7 @@ BEGIN
                             format('AWS delivery %s changed the payable after approval', visible_assembly),
                             p.amount, (src.state->>'amount')::numeric, src.state, src.state->>'content_hash',
                             src.exceptions, meta->>'invoice_state',
-                            ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')), visible_delivery, visible_assembly);
+                            inv_ids, visible_delivery, visible_assembly);
                     act := 'adjustment_created';
                 ELSIF adj.content_hash <> src.state->>'content_hash'
                       OR coalesce((SELECT jsonb_agg(e) FROM jsonb_array_elements(adj.exceptions) e
@@ -334,16 +336,16 @@ BEGIN
                            content_hash = src.state->>'content_hash', exceptions = src.exceptions,
                            reason = format('AWS delivery %s changed the payable after approval', visible_assembly),
                            invoice_state = meta->>'invoice_state',
-                           aws_invoice_ids = ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')),
+                           aws_invoice_ids = inv_ids,
                            delivery_id = visible_delivery, assembly_id = visible_assembly
                      WHERE a.adjustment_id = adj.adjustment_id;
                     act := 'adjustment_updated';
                 ELSIF (adj.invoice_state, adj.aws_invoice_ids, adj.delivery_id, adj.assembly_id) IS DISTINCT FROM
-                      (meta->>'invoice_state', ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')),
+                      (meta->>'invoice_state', inv_ids,
                        visible_delivery, visible_assembly) THEN
                     -- same figures from a newer delivery (e.g. now final): keep the decision, note the source
                     UPDATE billops.payable_adjustment a SET invoice_state = meta->>'invoice_state',
-                           aws_invoice_ids = ARRAY(SELECT jsonb_array_elements_text(meta->'aws_invoice_ids')),
+                           aws_invoice_ids = inv_ids,
                            delivery_id = visible_delivery, assembly_id = visible_assembly
                      WHERE a.adjustment_id = adj.adjustment_id;
                 END IF;
