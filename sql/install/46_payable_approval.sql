@@ -184,7 +184,8 @@ BEGIN
     IF p.status <> 'draft' AND adj_id IS NULL THEN
         RAISE EXCEPTION 'payable % is %, not ready to route', $1, p.status USING ERRCODE = 'BO005',
               DETAIL = CASE WHEN p.status = 'exception'
-                            THEN (SELECT string_agg(e->>'message', '; ') FROM jsonb_array_elements(p.exceptions) e) END,
+                            THEN (SELECT string_agg(e->>'message', '; ') FROM jsonb_array_elements(p.exceptions) e)
+                            ELSE format('Payable %s (%s) is %s.', $1, p.dedupe_key, p.status) END,
               HINT = CASE WHEN p.status = 'exception' THEN 'Fix the exceptions (rules), run billops.build_payables(), then route.'
                           ELSE 'Only drafts (or a draft adjustment of an approved payable) are routed.' END;
     END IF;
