@@ -87,3 +87,19 @@ SELECT pg_catalog.pg_extension_config_dump('billops.payable_line', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.payable_adjustment', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.approval_step', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.audit_log', '');
+-- ...and the identity sequences behind them, or a restored database would
+-- hand out ids that already exist.
+DO $$
+DECLARE
+    seq text;
+BEGIN
+    FOR seq IN SELECT pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)
+                 FROM pg_extension e
+                 CROSS JOIN LATERAL unnest(e.extconfig) cfg(oid)
+                 JOIN pg_class c ON c.oid = cfg.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attidentity <> ''
+                WHERE e.extname = 'pg_billops' AND c.relkind = 'r'
+    LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(seq, '');
+    END LOOP;
+END $$;

@@ -1,7 +1,7 @@
 -- Invariants of the schema: typed money, partitioning, keys, and secrets that
 -- cannot be read or leaked.
 BEGIN;
-SELECT plan(22);
+SELECT plan(23);
 
 SELECT has_schema('billops');
 SELECT has_table('billops', t, 'table ' || t) FROM unnest(ARRAY['cur_source', 'cur_delivery',
@@ -36,6 +36,13 @@ SELECT is((SELECT string_agg(proname, ', ') FROM pg_proc
             WHERE pronamespace = 'billops'::regnamespace AND prosecdef
               AND NOT coalesce(proconfig::text[] && ARRAY['search_path=pg_catalog, pg_temp'], false)),
           NULL, 'every SECURITY DEFINER function has a fixed search_path (pg_catalog, then pg_temp last)');
+SELECT is((SELECT string_agg(c.relname || '.' || a.attname, ', ')
+             FROM pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) cfg(oid)
+             JOIN pg_class c ON c.oid = cfg.oid
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attidentity <> ''
+            WHERE e.extname = 'pg_billops'
+              AND NOT pg_get_serial_sequence('billops.' || c.relname, a.attname)::regclass = ANY (e.extconfig)),
+          NULL, 'pg_dump keeps the identity sequence of every table it keeps');
 SELECT is((SELECT string_agg(proname, ', ') FROM pg_proc p
             WHERE pronamespace = 'billops'::regnamespace AND prosecdef AND has_function_privilege('public', p.oid, 'EXECUTE')),
           NULL, 'no SECURITY DEFINER function is executable by PUBLIC');
