@@ -359,7 +359,7 @@ BEGIN
                                              WHERE e->>'code' IN ('rejected', 'approver_missing')), '[]');
                 ELSE
                     PERFORM billops._apply_state(p.payable_id, src.state);
-                    act := 'updated';
+                    act := CASE WHEN act LIKE 'updated\_%' THEN act ELSE 'updated' END;  -- keep "became final"
                 END IF;
                 new_status := CASE WHEN jsonb_array_length(exc) > 0 THEN 'exception'
                                    WHEN p.status = 'exception' THEN 'draft'
