@@ -51,23 +51,17 @@ GRANT EXECUTE ON FUNCTION billops.payable_line_items(bigint, bigint), billops.ac
 
 -- Row-level security.  Not FORCEd: the owner is the superuser that created
 -- the extension and bypasses RLS anyway; the triggers, not RLS, protect data.
-ALTER TABLE billops.payable ENABLE ROW LEVEL SECURITY;
-ALTER TABLE billops.payable_line ENABLE ROW LEVEL SECURITY;
-ALTER TABLE billops.payable_adjustment ENABLE ROW LEVEL SECURITY;
-ALTER TABLE billops.approval_step ENABLE ROW LEVEL SECURITY;
-
-CREATE POLICY staff_read ON billops.payable FOR SELECT TO billops_analyst USING (true);
-CREATE POLICY approver_read ON billops.payable FOR SELECT TO billops_approver
-    USING (billops._routed_to_actor(payable_id));
-CREATE POLICY staff_read ON billops.payable_line FOR SELECT TO billops_analyst USING (true);
-CREATE POLICY approver_read ON billops.payable_line FOR SELECT TO billops_approver
-    USING (billops._routed_to_actor(payable_id));
-CREATE POLICY staff_read ON billops.payable_adjustment FOR SELECT TO billops_analyst USING (true);
-CREATE POLICY approver_read ON billops.payable_adjustment FOR SELECT TO billops_approver
-    USING (billops._routed_to_actor(payable_id));
-CREATE POLICY staff_read ON billops.approval_step FOR SELECT TO billops_analyst USING (true);
-CREATE POLICY approver_read ON billops.approval_step FOR SELECT TO billops_approver
-    USING (billops._routed_to_actor(payable_id));
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['payable', 'payable_line', 'payable_adjustment', 'approval_step'] LOOP
+        EXECUTE format('ALTER TABLE billops.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY staff_read ON billops.%I FOR SELECT TO billops_analyst USING (true)', t);
+        EXECUTE format('CREATE POLICY approver_read ON billops.%I FOR SELECT TO billops_approver
+                        USING (billops._routed_to_actor(payable_id))', t);
+    END LOOP;
+END $$;
 
 -- pg_dump keeps what users created.  Seeded rows (rule_id/vendor_id <= 1000,
 -- settings, categories, coding fields) are recreated by CREATE EXTENSION;
