@@ -99,10 +99,12 @@ BEGIN
                coalesce(sum(li.line_item_unblended_cost), 0) AS exact,
                count(*) AS n,
                count(*) FILTER (WHERE coalesce(li.bill_invoice_id, '') <> '') AS n_invoiced,
-               array_agg(DISTINCT li.bill_invoice_id) FILTER (WHERE coalesce(li.bill_invoice_id, '') <> '') AS invoice_ids
+               -- a grouping column, not array_agg(DISTINCT): that would force a sort of
+               -- the whole month; a group rarely has more than one invoice id
+               nullif(li.bill_invoice_id, '') AS invoice_id
           FROM billops.cur_line_item li
          WHERE li.bill_billing_period_start_date = %3$L AND li.bill_payer_account_id = %4$L
-         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, invoice_id)
     SELECT g.*, billops._fact_key(g.be, g.ie, g.le, g.lit, g.bt, g.pc, g.service, g.acct, g.currency, g.tags, g.ccs) AS fact_key,
            c.category, c.entity,
            -- one charge source per AWS invoice: a Marketplace seller billed through two
@@ -148,7 +150,7 @@ BEGIN
                                                    ' ' || min(c.acct_name), '')
                     ELSE c.grain_value END AS description,
                sum(c.exact) AS exact, sum(c.n) AS n,
-               array_agg(c.fact_key ORDER BY c.fact_key) AS fact_keys
+               array_agg(DISTINCT c.fact_key ORDER BY c.fact_key) AS fact_keys
           FROM coded c
          GROUP BY c.charge_source, c.grain_value, c.gl_account, c.department, c.class, c.location, c.project),
     -- round each line down to the cent, then give the cents the payable's
@@ -171,8 +173,8 @@ BEGIN
         SELECT f.charge_source, round(sum(f.exact), 2) AS amount, sum(f.exact) AS exact, sum(f.n) AS n,
                sum(f.n_invoiced) AS n_invoiced, min(f.currency) AS currency,
                count(DISTINCT f.currency) AS currencies,
-               (SELECT coalesce(jsonb_agg(DISTINCT i ORDER BY i), '[]') FROM billops_fact f2, unnest(f2.invoice_ids) i
-                 WHERE f2.charge_source = f.charge_source) AS invoice_ids,
+               (SELECT coalesce(jsonb_agg(DISTINCT f2.invoice_id ORDER BY f2.invoice_id), '[]') FROM billops_fact f2
+                 WHERE f2.charge_source = f.charge_source AND f2.invoice_id IS NOT NULL) AS invoice_ids,
                (SELECT jsonb_object_agg(a.acct, a.amt) FROM (
                     SELECT coalesce(f3.acct, '') AS acct, round(sum(f3.exact), 2) AS amt FROM billops_fact f3
                      WHERE f3.charge_source = f.charge_source GROUP BY 1) a) AS breakdown,
@@ -378,10 +380,12 @@ BEGIN
     END LOOP;
 END $$;
 
+-- work_mem: grouping a month of line items by a dozen attributes is a sort
+-- unless the hash table fits; 64MB lets a month of millions of rows hash.
 CREATE FUNCTION billops.build_payables(billing_period date DEFAULT NULL, payer_account_id text DEFAULT NULL)
 RETURNS TABLE (payable_id bigint, dedupe_key text, action text, status text, amount numeric)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'system' AS $$
+SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'system' SET work_mem = '64MB' AS $$
 #variable_conflict use_column
 DECLARE
     part  record;
