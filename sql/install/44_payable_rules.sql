@@ -21,7 +21,7 @@ $$;
 CREATE FUNCTION billops._jsonb_subset_sql(col text, keys text[]) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN cardinality(keys) = 0 THEN 'NULL::jsonb'
-                ELSE format('CASE WHEN %1$s IS NULL THEN NULL ELSE nullif(%2$s, ''{}''::jsonb) END', col,
+                ELSE format('nullif(%s, ''{}''::jsonb)',
                             (SELECT string_agg(format('CASE WHEN %1$s ? %2$L THEN jsonb_build_object(%2$L, %1$s -> %2$L) ELSE ''{}''::jsonb END',
                                                       col, k), ' || ' ORDER BY k)
                                FROM unnest(keys) k)) END
@@ -101,32 +101,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION billops.vendor_match(text) IS
   'Canonical vendor for an AWS invoicing entity or Marketplace seller descriptor: matched, unknown or ambiguous.';
-
--- Value of one coding field for a group of line items (first matching rule).
-CREATE FUNCTION billops.coding_value_of(field text, payer_account_id text, usage_account_id text,
-                                        billing_group_id integer, business_unit text, tags jsonb,
-                                        cost_categories jsonb, charge_category text, vendor_id integer,
-                                        service text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE r.value WHEN '$tag' THEN coding_value_of.tags->>r.tag_key
-                        WHEN '$cost_category' THEN coding_value_of.cost_categories->>r.cost_category_key
-                        ELSE r.value END
-      FROM billops.coding_rule r
-     WHERE r.enabled AND r.field = coding_value_of.field
-       AND (r.payer_account_id IS NULL OR r.payer_account_id = coding_value_of.payer_account_id)
-       AND (r.usage_account_id IS NULL OR r.usage_account_id = coding_value_of.usage_account_id)
-       AND (r.billing_group_id IS NULL OR r.billing_group_id = coding_value_of.billing_group_id)
-       AND (r.business_unit IS NULL OR r.business_unit = coding_value_of.business_unit)
-       AND (r.tag_key IS NULL OR (coalesce(coding_value_of.tags->>r.tag_key, '') <> ''
-                                  AND (r.tag_value IS NULL OR coding_value_of.tags->>r.tag_key = r.tag_value)))
-       AND (r.cost_category_key IS NULL OR (coalesce(coding_value_of.cost_categories->>r.cost_category_key, '') <> ''
-                                            AND (r.cost_category_value IS NULL
-                                                 OR coding_value_of.cost_categories->>r.cost_category_key = r.cost_category_value)))
-       AND (r.charge_category IS NULL OR r.charge_category = coding_value_of.charge_category)
-       AND (r.vendor_id IS NULL OR r.vendor_id = coding_value_of.vendor_id)
-       AND (r.service IS NULL OR r.service = coding_value_of.service)
-     ORDER BY r.priority, r.rule_id LIMIT 1
-$$;
 
 -- Owner role of one account's share of a payable (first matching routing rule).
 CREATE FUNCTION billops.owner_role_of(payer_account_id text, usage_account_id text, billing_period date,

@@ -104,16 +104,30 @@ BEGIN
                nullif(li.bill_invoice_id, '') AS invoice_id
           FROM billops.cur_line_item li
          WHERE li.bill_billing_period_start_date = %3$L AND li.bill_payer_account_id = %4$L
-         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, invoice_id)
+         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, invoice_id),
+    -- rules are evaluated once per distinct input, not once per group, and
+    -- joined back on plain equality so the join hashes (the charge rules treat
+    -- an empty attribute like a missing one, so '' may stand for NULL here)
+    charges AS (
+        SELECT d.*, c.category, c.entity
+          FROM (SELECT DISTINCT coalesce(be, '') AS be, coalesce(ie, '') AS ie, coalesce(le, '') AS le,
+                                coalesce(lit, '') AS lit, coalesce(bt, '') AS bt, coalesce(pc, '') AS pc FROM g) d
+          CROSS JOIN LATERAL billops.charge_source_of(d.be, d.ie, d.le, d.lit, d.bt, d.pc) c),
+    accounts AS (
+        SELECT d.acct, billops.billing_group_of(d.acct, %3$L) AS billing_group_id,
+               billops.business_unit_of(d.acct, %3$L) AS business_unit
+          FROM (SELECT DISTINCT coalesce(acct, '') AS acct FROM g) d)
     SELECT g.*, billops._fact_key(g.be, g.ie, g.le, g.lit, g.bt, g.pc, g.service, g.acct, g.currency, g.tags, g.ccs) AS fact_key,
            c.category, c.entity,
            -- one charge source per AWS invoice: a Marketplace seller billed through two
            -- invoicing entities (AWS Inc. and AWS EMEA SARL) gets two invoices, so two payables
            c.category || ':' || c.entity
              || CASE WHEN coalesce(btrim(g.ie), '') IN ('', c.entity) THEN '' ELSE ' via ' || btrim(g.ie) END AS charge_source,
-           billops.billing_group_of(g.acct, %3$L) AS billing_group_id,
-           billops.business_unit_of(g.acct, %3$L) AS business_unit
-      FROM g CROSS JOIN LATERAL billops.charge_source_of(g.be, g.ie, g.le, g.lit, g.bt, g.pc) c
+           a.billing_group_id, a.business_unit
+      FROM g
+      JOIN charges c ON c.be = coalesce(g.be, '') AND c.ie = coalesce(g.ie, '') AND c.le = coalesce(g.le, '')
+                    AND c.lit = coalesce(g.lit, '') AND c.bt = coalesce(g.bt, '') AND c.pc = coalesce(g.pc, '')
+      JOIN accounts a ON a.acct = coalesce(g.acct, '')
     $q$, billops._jsonb_subset_sql('li.resource_tags', tag_keys), billops._jsonb_subset_sql('li.cost_category', cc_keys),
          period, payer);
 
@@ -127,20 +141,46 @@ BEGIN
 
     PERFORM billops._drop_temp('billops_line');
     CREATE TEMP TABLE billops_line ON COMMIT DROP AS
-    WITH coded AS (
-        SELECT f.*, s.vendor_id, s.grain,
-               billops.coding_value_of('gl_account', payer, f.acct, f.billing_group_id, f.business_unit, f.tags, f.ccs, f.category, s.vendor_id, f.service) AS gl_account,
-               billops.coding_value_of('department', payer, f.acct, f.billing_group_id, f.business_unit, f.tags, f.ccs, f.category, s.vendor_id, f.service) AS department,
-               billops.coding_value_of('class', payer, f.acct, f.billing_group_id, f.business_unit, f.tags, f.ccs, f.category, s.vendor_id, f.service) AS class,
-               billops.coding_value_of('location', payer, f.acct, f.billing_group_id, f.business_unit, f.tags, f.ccs, f.category, s.vendor_id, f.service) AS location,
-               billops.coding_value_of('project', payer, f.acct, f.billing_group_id, f.business_unit, f.tags, f.ccs, f.category, s.vendor_id, f.service) AS project,
+    -- coding: for each group and field the first matching rule, set-based
+    WITH matched AS (
+        SELECT DISTINCT ON (f.fact_key, r.field) f.fact_key, r.field,
+               CASE r.value WHEN '$tag' THEN f.tags->>r.tag_key
+                            WHEN '$cost_category' THEN f.ccs->>r.cost_category_key
+                            ELSE r.value END AS value
+          FROM billops_fact f
+          JOIN billops_source s USING (charge_source)
+          JOIN billops.coding_rule r ON r.enabled
+               AND (r.payer_account_id IS NULL OR r.payer_account_id = payer)
+               AND (r.usage_account_id IS NULL OR r.usage_account_id = f.acct)
+               AND (r.billing_group_id IS NULL OR r.billing_group_id = f.billing_group_id)
+               AND (r.business_unit IS NULL OR r.business_unit = f.business_unit)
+               AND (r.tag_key IS NULL OR (coalesce(f.tags->>r.tag_key, '') <> ''
+                                          AND (r.tag_value IS NULL OR f.tags->>r.tag_key = r.tag_value)))
+               AND (r.cost_category_key IS NULL OR (coalesce(f.ccs->>r.cost_category_key, '') <> ''
+                                                    AND (r.cost_category_value IS NULL
+                                                         OR f.ccs->>r.cost_category_key = r.cost_category_value)))
+               AND (r.charge_category IS NULL OR r.charge_category = f.category)
+               AND (r.vendor_id IS NULL OR r.vendor_id = s.vendor_id)
+               AND (r.service IS NULL OR r.service = f.service)
+         ORDER BY f.fact_key, r.field, r.priority, r.rule_id),
+    coding AS (
+        SELECT m.fact_key,
+               max(m.value) FILTER (WHERE m.field = 'gl_account') AS gl_account,
+               max(m.value) FILTER (WHERE m.field = 'department') AS department,
+               max(m.value) FILTER (WHERE m.field = 'class') AS class,
+               max(m.value) FILTER (WHERE m.field = 'location') AS location,
+               max(m.value) FILTER (WHERE m.field = 'project') AS project
+          FROM matched m GROUP BY m.fact_key),
+    coded AS (
+        SELECT f.*, s.vendor_id, s.grain, cd.gl_account, cd.department, cd.class, cd.location, cd.project,
                CASE s.grain
                     WHEN 'service' THEN f.service
                     WHEN 'usage_account' THEN coalesce(f.acct, '(no account)')
                     WHEN 'service_and_account' THEN f.service || ' / ' || coalesce(f.acct, '(no account)')
                     WHEN 'cost_center' THEN coalesce(nullif(f.tags->>cc_tag, ''), '(no cost center)')
                     ELSE coalesce(f.lit, '(no type)') END AS grain_value
-          FROM billops_fact f JOIN billops_source s USING (charge_source)),
+          FROM billops_fact f JOIN billops_source s USING (charge_source)
+          LEFT JOIN coding cd USING (fact_key)),
     lines AS (
         SELECT c.charge_source, c.grain_value,
                c.gl_account, c.department, c.class, c.location, c.project,
