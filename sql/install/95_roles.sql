@@ -32,7 +32,9 @@ GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billop
       billops.billing_group_account, billops.coding_field, billops.coding_rule, billops.routing_rule
       TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.build_payables(date, text), billops.route_payable(bigint),
-      billops.reopen_payable(bigint, text), billops.void_payable(bigint, text) TO billops_admin;
+      billops.reopen_payable(bigint, text), billops.void_payable(bigint, text),
+      billops.bill_outbox_retry(bigint) TO billops_admin;
+GRANT INSERT, UPDATE, DELETE ON billops.bill_classification TO billops_admin;
 
 -- approvers: their payables, the lines and steps behind them, and decisions
 GRANT SELECT ON billops.payable, billops.payable_line, billops.payable_adjustment, billops.approval_step,
@@ -81,6 +83,9 @@ SELECT pg_catalog.pg_extension_config_dump('billops.payable_line', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.payable_adjustment', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.approval_step', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_classification', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_link', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_outbox', '');
 -- ...and the identity sequences behind them, or a restored database would
 -- hand out ids that already exist.
 DO $$

@@ -1,0 +1,471 @@
+-- ---------------------------------------------------------------------------
+-- BILL: the transactional outbox and the protocol state machine.
+--
+-- Every change BILL must learn about is an outbox row written in the same
+-- transaction as the change.  The background worker (C) is a transport: it
+-- claims rows (and commits) before any HTTP, asks _outbox_request() what to
+-- send, sends it, and hands the answer to _outbox_response(), which records
+-- what BILL produced and says what to do next.  The protocol -- search before
+-- create, exactly-once effect, retries, dead letters -- lives here, in SQL,
+-- where it is testable without a network.
+--
+-- Exactly-once effect: BILL has no idempotency key for bills or vendors.  A
+-- create is only ever sent from the step "create", which is reached only
+-- after a lookup found nothing; any attempt that did not end with a recorded
+-- answer restarts at the lookup.  So a bill created just before a crash is
+-- found by its invoice number and adopted, never created twice.
+-- (Unverified: whether BILL's list is immediately consistent after a create.
+-- The lookup pages through every bill of the vendor; if BILL ever lags, the
+-- setting bill_lookup_grace delays a retried create.)
+-- ---------------------------------------------------------------------------
+
+INSERT INTO billops.setting (name, value, value_type, description) VALUES
+  ('bill_due_days', '30', 'numeric', 'Due date of a bill created in BILL: this many days after the end of its billing period.'),
+  ('bill_max_attempts', '8', 'numeric', 'Attempts before an outbox row becomes dead (visible and retryable with billops.bill_outbox_retry).'),
+  ('bill_retry_base_seconds', '2', 'numeric', 'Base of the exponential backoff (with jitter) between attempts.'),
+  ('bill_retry_cap_seconds', '900', 'numeric', 'Longest wait between two attempts.'),
+  ('bill_lookup_grace_seconds', '0', 'numeric', 'After an attempt whose outcome is unknown, wait this long before the lookup that precedes a retried create.'),
+  ('bill_push_approvals', 'false', 'boolean',
+   'Send approvals decided in SQL to BILL (POST /v3/bill-approvals/actions). Needs the integration user to be a BILL approver.');
+
+-- BILL ids for coding values.  Without a row, the coding value itself is sent
+-- (so coding rules may hold BILL ids directly).
+CREATE TABLE billops.bill_classification (
+    field     text NOT NULL REFERENCES billops.coding_field,
+    value     text NOT NULL,
+    bill_id   text NOT NULL,
+    PRIMARY KEY (field, value)
+);
+COMMENT ON TABLE billops.bill_classification IS
+  'Maps a coding value (e.g. GL account 6100) to the BILL id of that chart of account / department / class / location / job.';
+
+-- What BILL holds for each payable.
+CREATE TABLE billops.bill_link (
+    payable_id           bigint PRIMARY KEY REFERENCES billops.payable,
+    invoice_number       text NOT NULL UNIQUE,
+    bill_id              text UNIQUE,
+    bill_vendor_id       text,
+    line_ids             jsonb NOT NULL DEFAULT '{}',
+    pushed_content_hash  text,
+    pushed_at            timestamptz,
+    archived             boolean NOT NULL DEFAULT false,
+    approval_status      text,
+    payment_status       text,
+    amount               numeric,
+    paid_amount          numeric,
+    scheduled_amount     numeric,
+    due_amount           numeric,
+    bill_updated_time    timestamptz,
+    synced_at            timestamptz
+);
+COMMENT ON TABLE billops.bill_link IS
+  'The BILL bill of each payable: its id, our invoice number, the line ids (by line_key) and BILL''s approval and payment state.';
+
+CREATE TABLE billops.bill_outbox (
+    outbox_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action           text NOT NULL CHECK (action IN ('bill_upsert', 'bill_archive', 'approval_action')),
+    payable_id       bigint NOT NULL REFERENCES billops.payable,
+    payload          jsonb NOT NULL DEFAULT '{}',
+    state            text NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'cancelled')),
+    step             text,
+    cursor           text,
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    claimed_by       integer,
+    claimed_at       timestamptz,
+    last_http_status integer,
+    last_error_code  text,
+    last_error       text,
+    bill_id          text,
+    bill_vendor_id   text,
+    requests         integer NOT NULL DEFAULT 0,
+    finished_at      timestamptz
+);
+-- one pending push per payable and action: later changes fold into it
+CREATE UNIQUE INDEX bill_outbox_one_pending ON billops.bill_outbox (payable_id, action) WHERE state = 'pending';
+CREATE INDEX bill_outbox_due ON billops.bill_outbox (next_attempt_at) WHERE state = 'pending';
+COMMENT ON TABLE billops.bill_outbox IS
+  'Changes BILL must learn about, written in the same transaction as the change; delivered by the pg_billops worker.';
+COMMENT ON COLUMN billops.bill_outbox.step IS
+  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_update, archive, approve.';
+
+-- The invoice number pg_billops gives a bill in BILL: short and stable (the
+-- length BILL accepts is not documented), derived from the dedupe key.
+CREATE FUNCTION billops.bill_invoice_number(dedupe_key text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT split_part(dedupe_key, '|', 1) || '-' || replace(split_part(dedupe_key, '|', 2), '-', '')
+           || '-' || left(md5(dedupe_key), 10)
+$$;
+
+-- Enqueue in the same transaction as the change.
+CREATE FUNCTION billops._bill_enqueue(target_payable_id bigint, what text, extra jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO billops.bill_outbox (payable_id, action, payload)
+    VALUES (target_payable_id, what, extra)
+    ON CONFLICT (payable_id, action) WHERE state = 'pending'
+    DO UPDATE SET payload = billops.bill_outbox.payload || EXCLUDED.payload;
+END $$;
+
+CREATE FUNCTION billops._payable_to_outbox() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    link billops.bill_link;
+BEGIN
+    IF NEW.treatment <> 'invoice_like' THEN
+        RETURN NULL;                            -- acknowledgements are not bills
+    END IF;
+    SELECT * INTO link FROM billops.bill_link l WHERE l.payable_id = NEW.payable_id;
+    IF NEW.status = 'voided' THEN
+        IF TG_OP = 'UPDATE' AND OLD.status <> 'voided' AND link.bill_id IS NOT NULL THEN
+            PERFORM billops._bill_enqueue(NEW.payable_id, 'bill_archive');
+        END IF;
+        UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
+               last_error = 'payable voided'
+         WHERE o.payable_id = NEW.payable_id AND o.action = 'bill_upsert' AND o.state = 'pending';
+        RETURN NULL;
+    END IF;
+    -- routed or later, without exceptions: BILL gets the bill (and every later change)
+    IF NEW.status IN ('routed', 'approved', 'scheduled', 'paid')
+       AND NEW.content_hash IS DISTINCT FROM link.pushed_content_hash THEN
+        PERFORM billops._bill_enqueue(NEW.payable_id, 'bill_upsert');
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.status = 'routed' AND NEW.status = 'approved'
+       AND billops.setting_value('bill_push_approvals') = 'true' THEN
+        PERFORM billops._bill_enqueue(NEW.payable_id, 'approval_action',
+                                      jsonb_build_object('comment', 'approved in pg_billops'));
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER payable_to_outbox AFTER INSERT OR UPDATE ON billops.payable
+    FOR EACH ROW EXECUTE FUNCTION billops._payable_to_outbox();
+
+-- ---------------------------------------------------------------------------
+-- The worker's side.
+-- ---------------------------------------------------------------------------
+
+-- Rows left in_flight by a worker that is gone go back to pending; a create
+-- whose answer never arrived restarts at its lookup.
+CREATE FUNCTION billops._outbox_recover() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    UPDATE billops.bill_outbox o SET state = 'pending', claimed_by = NULL,
+           step = CASE o.step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup'
+                              ELSE o.step END,
+           cursor = NULL,
+           next_attempt_at = clock_timestamp()
+                             + make_interval(secs => billops.setting_value('bill_lookup_grace_seconds')::numeric),
+           last_error = coalesce(o.last_error, 'worker stopped during the attempt')
+     WHERE o.state = 'in_flight'
+       AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = o.claimed_by AND a.pid <> pg_backend_pid());
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+-- Claim up to n due rows, at most one per payable and in the order they were
+-- written (an approval never overtakes the bill it approves).  The caller
+-- commits before sending anything.  A push for a payable that is no longer
+-- pushable (rejected back to the exception queue) is cancelled.
+CREATE FUNCTION billops._outbox_claim(n integer) RETURNS SETOF billops.bill_outbox
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
+           last_error = 'payable is ' || p.status || ', not pushed'
+      FROM billops.payable p
+     WHERE p.payable_id = o.payable_id AND o.state = 'pending' AND o.action = 'bill_upsert'
+       AND p.status NOT IN ('routed', 'approved', 'scheduled', 'paid');
+    RETURN QUERY
+    UPDATE billops.bill_outbox o SET state = 'in_flight', claimed_by = pg_backend_pid(), claimed_at = clock_timestamp(),
+           attempts = o.attempts + 1,
+           step = coalesce(o.step, CASE o.action
+                    WHEN 'bill_upsert' THEN
+                        CASE WHEN (SELECT l.bill_id FROM billops.bill_link l WHERE l.payable_id = o.payable_id) IS NOT NULL
+                                  THEN 'bill_update'
+                             WHEN (SELECT v.bill_vendor_id FROM billops.payable p JOIN billops.vendor v USING (vendor_id)
+                                    WHERE p.payable_id = o.payable_id) IS NOT NULL
+                                  THEN 'bill_lookup'
+                             ELSE 'vendor_lookup' END
+                    WHEN 'bill_archive' THEN 'archive' ELSE 'approve' END)
+     WHERE o.outbox_id IN (SELECT x.outbox_id FROM billops.bill_outbox x
+                            WHERE x.state = 'pending' AND x.next_attempt_at <= clock_timestamp()
+                              AND NOT EXISTS (SELECT FROM billops.bill_outbox y
+                                               WHERE y.payable_id = x.payable_id AND y.outbox_id < x.outbox_id
+                                                 AND y.state IN ('pending', 'in_flight'))
+                            ORDER BY x.next_attempt_at, x.outbox_id
+                            LIMIT n FOR UPDATE SKIP LOCKED)
+    RETURNING o.*;
+END $$;
+
+CREATE FUNCTION billops._bill_lines(p billops.payable, link billops.bill_link) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'id', link.line_ids->>l.line_key,
+               'amount', l.amount,
+               'description', l.description,
+               'classifications', jsonb_strip_nulls(jsonb_build_object(
+                   'chartOfAccountId', coalesce((SELECT c.bill_id FROM billops.bill_classification c
+                                                  WHERE c.field = 'gl_account' AND c.value = l.gl_account), l.gl_account),
+                   'departmentId', coalesce((SELECT c.bill_id FROM billops.bill_classification c
+                                              WHERE c.field = 'department' AND c.value = l.department), l.department),
+                   'accountingClassId', coalesce((SELECT c.bill_id FROM billops.bill_classification c
+                                                   WHERE c.field = 'class' AND c.value = l.class), l.class),
+                   'locationId', coalesce((SELECT c.bill_id FROM billops.bill_classification c
+                                            WHERE c.field = 'location' AND c.value = l.location), l.location),
+                   'jobId', coalesce((SELECT c.bill_id FROM billops.bill_classification c
+                                       WHERE c.field = 'project' AND c.value = l.project), l.project)))))
+               ORDER BY l.line_key), '[]')
+      FROM billops.payable_line l WHERE l.payable_id = p.payable_id AND l.amount <> 0
+$$;
+
+CREATE FUNCTION billops._bill_body(p billops.payable, link billops.bill_link, bill_vendor_id text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'vendorId', bill_vendor_id,
+        'dueDate', to_char((p.billing_period + interval '1 month')::date - 1
+                           + billops.setting_value('bill_due_days')::int, 'YYYY-MM-DD'),
+        'invoice', jsonb_build_object('invoiceNumber', billops.bill_invoice_number(p.dedupe_key),
+                                      'invoiceDate', to_char((p.billing_period + interval '1 month')::date - 1, 'YYYY-MM-DD')),
+        'description', left(format('[pg_billops, system-generated] %s %s; key %s%s', p.source_entity,
+                                   to_char(p.billing_period, 'YYYY-MM'), p.dedupe_key,
+                                   CASE WHEN cardinality(p.aws_invoice_ids) > 0
+                                        THEN '; AWS invoice ' || array_to_string(p.aws_invoice_ids, ', ') ELSE '' END), 1000),
+        'billLineItems', billops._bill_lines(p, link))
+$$;
+
+-- The next request for a claimed row: method, path (below the base URL),
+-- query parameters and JSON body.
+CREATE FUNCTION billops._outbox_request(target_outbox_id bigint,
+                                        OUT method text, OUT path text, OUT query jsonb, OUT body jsonb)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o    billops.bill_outbox;
+    p    billops.payable;
+    v    billops.vendor;
+    link billops.bill_link;
+BEGIN
+    SELECT * INTO o FROM billops.bill_outbox x WHERE x.outbox_id = target_outbox_id;
+    SELECT * INTO p FROM billops.payable x WHERE x.payable_id = o.payable_id;
+    SELECT * INTO v FROM billops.vendor x WHERE x.vendor_id = p.vendor_id;
+    SELECT * INTO link FROM billops.bill_link x WHERE x.payable_id = o.payable_id;
+    query := '{}';
+    CASE o.step
+    WHEN 'vendor_lookup' THEN
+        method := 'GET'; path := '/v3/vendors';
+        -- (how BILL parses a filter value holding ':' or ',' is not documented)
+        query := jsonb_build_object('filters', 'name:eq:' || v.name, 'max', '100')
+                 || CASE WHEN o.cursor IS NOT NULL THEN jsonb_build_object('page', o.cursor) ELSE '{}' END;
+    WHEN 'vendor_create' THEN
+        method := 'POST'; path := '/v3/vendors';
+        body := jsonb_build_object('name', left(v.name, 100), 'shortName', left(v.name, 40), 'accountType', 'BUSINESS');
+    WHEN 'bill_lookup' THEN
+        method := 'GET'; path := '/v3/bills';
+        query := jsonb_build_object('filters', 'vendorId:eq:' || v.bill_vendor_id, 'max', '100')
+                 || CASE WHEN o.cursor IS NOT NULL THEN jsonb_build_object('page', o.cursor) ELSE '{}' END;
+    WHEN 'bill_create' THEN
+        method := 'POST'; path := '/v3/bills';
+        body := billops._bill_body(p, link, v.bill_vendor_id);
+    WHEN 'bill_update' THEN
+        -- PATCH keeps line ids and coding.  PUT when BILL has lines we no longer
+        -- have, or when we adopted a bill found by lookup and do not know its line ids.
+        method := CASE WHEN link.line_ids = '{}' OR EXISTS (SELECT FROM jsonb_object_keys(link.line_ids) k
+                                     WHERE NOT EXISTS (SELECT FROM billops.payable_line l
+                                                        WHERE l.payable_id = p.payable_id AND l.line_key = k AND l.amount <> 0))
+                       THEN 'PUT' ELSE 'PATCH' END;
+        path := '/v3/bills/' || link.bill_id;
+        body := billops._bill_body(p, CASE WHEN method = 'PUT' AND link.line_ids = '{}' THEN NULL ELSE link END,
+                                   coalesce(link.bill_vendor_id, v.bill_vendor_id));
+    WHEN 'archive' THEN
+        method := 'POST'; path := '/v3/bills/' || link.bill_id || '/archive';
+    WHEN 'approve' THEN
+        method := 'POST'; path := '/v3/bill-approvals/actions';
+        body := jsonb_build_array(jsonb_build_object('billId', link.bill_id, 'action', 'APPROVE',
+                                                     'comment', coalesce(o.payload->>'comment', 'approved in pg_billops')));
+    ELSE
+        RAISE EXCEPTION 'outbox row % is at unknown step "%"', o.outbox_id, o.step USING ERRCODE = 'BO005';
+    END CASE;
+END $$;
+
+-- BILL's error body is an array of {code, message}; the first one counts.
+CREATE FUNCTION billops._bill_error(body text, OUT code text, OUT message text)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j jsonb;
+BEGIN
+    BEGIN
+        j := body::jsonb;
+    EXCEPTION WHEN others THEN
+        code := NULL; message := left(body, 200);
+        RETURN;
+    END;
+    IF jsonb_typeof(j) = 'array' THEN
+        j := j->0;
+    END IF;
+    code := j->>'code';
+    message := left(j->>'message', 500);
+END $$;
+
+-- Record an answer; say what the worker does next:
+--   continue  send _outbox_request() for this row again now (next step or page)
+--   done      finished
+--   retry     back to pending with backoff (attempts counted)
+--   relogin   the session is gone: log in again and resend this step (not counted)
+--   throttle  too many concurrent requests: resend this step shortly (not counted)
+--   hourly    the hourly limit is reached: no request before the next hour
+--   dead      gave up; visible in billops.bill_outbox, retry with billops.bill_outbox_retry()
+CREATE FUNCTION billops._outbox_response(target_outbox_id bigint, http_status integer, response text,
+                                         transport_error text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'system' AS $$
+DECLARE
+    o     billops.bill_outbox;
+    p     billops.payable;
+    j     jsonb;
+    err   record;
+    found_id text;
+    hit   jsonb;
+    backoff numeric;
+BEGIN
+    SELECT * INTO o FROM billops.bill_outbox x WHERE x.outbox_id = target_outbox_id FOR UPDATE;
+    IF o.state <> 'in_flight' THEN
+        RAISE EXCEPTION 'outbox row % is %, not in flight', o.outbox_id, o.state USING ERRCODE = 'BO005';
+    END IF;
+    SELECT * INTO p FROM billops.payable x WHERE x.payable_id = o.payable_id;
+    UPDATE billops.bill_outbox x SET requests = x.requests + 1, last_http_status = http_status
+     WHERE x.outbox_id = o.outbox_id;
+
+    -- failures first
+    IF transport_error IS NOT NULL OR http_status IS NULL OR http_status >= 400 THEN
+        err := billops._bill_error(response);
+        IF err.code = 'BDC_1109' THEN
+            RETURN 'relogin';
+        ELSIF err.code = 'BDC_1322' THEN
+            RETURN 'throttle';
+        ELSIF err.code = 'BDC_1144' THEN
+            UPDATE billops.bill_outbox x SET state = 'pending', claimed_by = NULL, attempts = x.attempts - 1,
+                   next_attempt_at = date_trunc('hour', clock_timestamp()) + interval '1 hour',
+                   last_error_code = err.code, last_error = err.message
+             WHERE x.outbox_id = o.outbox_id;
+            RETURN 'hourly';
+        END IF;
+        -- a create whose answer is unknown restarts at its lookup
+        IF transport_error IS NOT NULL OR http_status >= 500 OR http_status IS NULL THEN
+            backoff := least(billops.setting_value('bill_retry_cap_seconds')::numeric,
+                             billops.setting_value('bill_retry_base_seconds')::numeric * 2 ^ (o.attempts - 1))
+                       * (0.5 + random() / 2);
+            UPDATE billops.bill_outbox x SET
+                   state = CASE WHEN o.attempts >= billops.setting_value('bill_max_attempts')::int THEN 'dead' ELSE 'pending' END,
+                   finished_at = CASE WHEN o.attempts >= billops.setting_value('bill_max_attempts')::int THEN clock_timestamp() END,
+                   claimed_by = NULL, cursor = NULL,
+                   step = CASE o.step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup' ELSE o.step END,
+                   next_attempt_at = clock_timestamp() + make_interval(secs => greatest(backoff,
+                                         billops.setting_value('bill_lookup_grace_seconds')::numeric)),
+                   last_error_code = coalesce(err.code, 'HTTP_' || coalesce(http_status::text, 'none')),
+                   last_error = coalesce(transport_error, err.message)
+             WHERE x.outbox_id = o.outbox_id;
+            RETURN CASE WHEN o.attempts >= billops.setting_value('bill_max_attempts')::int THEN 'dead' ELSE 'retry' END;
+        END IF;
+        -- BILL refused the request itself (validation, not found...): retrying the same request won't help
+        UPDATE billops.bill_outbox x SET state = 'dead', finished_at = clock_timestamp(), claimed_by = NULL,
+               last_error_code = coalesce(err.code, 'HTTP_' || http_status), last_error = err.message
+         WHERE x.outbox_id = o.outbox_id;
+        RETURN 'dead';
+    END IF;
+
+    j := CASE WHEN coalesce(btrim(response), '') = '' THEN '{}'::jsonb ELSE response::jsonb END;
+    CASE o.step
+    WHEN 'vendor_lookup' THEN
+        SELECT r->>'id' INTO found_id FROM jsonb_array_elements(j->'results') r
+         WHERE r->>'name' = (SELECT v.name FROM billops.vendor v WHERE v.vendor_id = p.vendor_id)
+           AND NOT coalesce((r->>'archived')::boolean, false)
+         ORDER BY r->>'id' LIMIT 1;
+        IF found_id IS NOT NULL THEN
+            UPDATE billops.vendor v SET bill_vendor_id = found_id WHERE v.vendor_id = p.vendor_id;
+            UPDATE billops.bill_outbox x SET step = 'bill_lookup', cursor = NULL, bill_vendor_id = found_id
+             WHERE x.outbox_id = o.outbox_id;
+        ELSIF j->>'nextPage' IS NOT NULL THEN
+            UPDATE billops.bill_outbox x SET cursor = j->>'nextPage' WHERE x.outbox_id = o.outbox_id;
+        ELSE
+            UPDATE billops.bill_outbox x SET step = 'vendor_create', cursor = NULL WHERE x.outbox_id = o.outbox_id;
+        END IF;
+        RETURN 'continue';
+    WHEN 'vendor_create' THEN
+        UPDATE billops.vendor v SET bill_vendor_id = j->>'id' WHERE v.vendor_id = p.vendor_id;
+        UPDATE billops.bill_outbox x SET step = 'bill_lookup', bill_vendor_id = j->>'id' WHERE x.outbox_id = o.outbox_id;
+        RETURN 'continue';
+    WHEN 'bill_lookup' THEN
+        SELECT r INTO hit FROM jsonb_array_elements(j->'results') r
+         WHERE r->'invoice'->>'invoiceNumber' = billops.bill_invoice_number(p.dedupe_key)
+           AND NOT coalesce((r->>'archived')::boolean, false)
+         ORDER BY r->>'createdTime', r->>'id' LIMIT 1;
+        IF hit IS NOT NULL THEN
+            PERFORM billops._bill_link_record(p, hit, false);
+            UPDATE billops.bill_outbox x SET step = 'bill_update', cursor = NULL, bill_id = hit->>'id'
+             WHERE x.outbox_id = o.outbox_id;
+        ELSIF j->>'nextPage' IS NOT NULL THEN
+            UPDATE billops.bill_outbox x SET cursor = j->>'nextPage' WHERE x.outbox_id = o.outbox_id;
+        ELSE
+            UPDATE billops.bill_outbox x SET step = 'bill_create', cursor = NULL WHERE x.outbox_id = o.outbox_id;
+        END IF;
+        RETURN 'continue';
+    WHEN 'bill_create', 'bill_update' THEN
+        PERFORM billops._bill_link_record(p, j, true);
+        UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
+               bill_id = j->>'id', last_error = NULL, last_error_code = NULL
+         WHERE x.outbox_id = o.outbox_id;
+        RETURN 'done';
+    WHEN 'archive' THEN
+        UPDATE billops.bill_link l SET archived = true, synced_at = clock_timestamp() WHERE l.payable_id = p.payable_id;
+        UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL
+         WHERE x.outbox_id = o.outbox_id;
+        RETURN 'done';
+    WHEN 'approve' THEN
+        UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL
+         WHERE x.outbox_id = o.outbox_id;
+        RETURN 'done';
+    END CASE;
+END $$;
+
+-- Remember what BILL holds for a payable: its bill id, line ids by our line
+-- key (BILL keeps our line order), and its state.  pushed: this content is now in BILL.
+CREATE FUNCTION billops._bill_link_record(p billops.payable, bill jsonb, pushed boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keys text[] := ARRAY(SELECT l.line_key FROM billops.payable_line l
+                          WHERE l.payable_id = p.payable_id AND l.amount <> 0 ORDER BY l.line_key);
+BEGIN
+    INSERT INTO billops.bill_link AS k (payable_id, invoice_number, bill_id, bill_vendor_id)
+    VALUES (p.payable_id, billops.bill_invoice_number(p.dedupe_key), bill->>'id', bill->>'vendorId')
+    ON CONFLICT (payable_id) DO UPDATE SET bill_id = EXCLUDED.bill_id, bill_vendor_id = EXCLUDED.bill_vendor_id;
+    UPDATE billops.bill_link k SET
+           line_ids = CASE WHEN pushed THEN coalesce((SELECT jsonb_object_agg(keys[i], bill->'billLineItems'->(i - 1)->>'id')
+                                                        FROM generate_subscripts(keys, 1) i
+                                                       WHERE bill->'billLineItems'->(i - 1)->>'id' IS NOT NULL), '{}')
+                           ELSE k.line_ids END,
+           pushed_content_hash = CASE WHEN pushed THEN p.content_hash ELSE k.pushed_content_hash END,
+           pushed_at = CASE WHEN pushed THEN clock_timestamp() ELSE k.pushed_at END,
+           archived = coalesce((bill->>'archived')::boolean, false),
+           approval_status = bill->>'approvalStatus', payment_status = bill->>'paymentStatus',
+           amount = (bill->>'amount')::numeric, paid_amount = (bill->>'paidAmount')::numeric,
+           scheduled_amount = (bill->>'scheduledAmount')::numeric, due_amount = (bill->>'dueAmount')::numeric,
+           bill_updated_time = (bill->>'updatedTime')::timestamptz, synced_at = clock_timestamp()
+     WHERE k.payable_id = p.payable_id;
+END $$;
+
+CREATE FUNCTION billops.bill_outbox_retry(outbox_id bigint) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE billops.bill_outbox o SET state = 'pending', attempts = 0, next_attempt_at = clock_timestamp(),
+           finished_at = NULL, claimed_by = NULL,
+           step = CASE o.step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup' ELSE o.step END
+     WHERE o.outbox_id = $1 AND o.state = 'dead';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % is not dead', $1 USING ERRCODE = 'BO005',
+              HINT = 'Only dead rows are retried by hand; pending rows are retried by the worker.';
+    END IF;
+    RETURN 'pending';
+END $$;
+COMMENT ON FUNCTION billops.bill_outbox_retry(bigint) IS 'Puts a dead outbox row back in the queue (attempts reset).';
