@@ -17,6 +17,9 @@ OBJS = \
 	src/pg_billops.o \
 	src/sigv4.o \
 	src/aws_credentials.o \
+	src/ini_file.o \
+	src/bill_credentials.o \
+	src/bill_webhook.o \
 	src/http.o \
 	src/byte_source.o \
 	src/gunzip.o \

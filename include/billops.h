@@ -13,6 +13,8 @@
 /* GUCs (defined in pg_billops.c) */
 extern char *billops_aws_shared_credentials_file;
 extern char *billops_ca_bundle;
+extern char *billops_bill_credentials_file;
+extern char *billops_bill_profile;
 extern int	billops_http_connect_timeout_ms;
 extern int	billops_http_stall_timeout_ms;
 extern int	billops_http_request_timeout_ms;

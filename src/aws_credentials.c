@@ -16,8 +16,8 @@
 
 #include "billops.h"
 #include "billops_credentials.h"
+#include "billops_ini.h"
 #include "lib/stringinfo.h"
-#include "storage/fd.h"
 #include "utils/memutils.h"
 
 static char *
@@ -41,88 +41,25 @@ credentials_file_path(void)
 	return home ? psprintf("%s/.aws/credentials", home) : NULL;
 }
 
-static char *
-trim(char *s)
+static void
+take_aws_value(const char *key, const char *val, void *arg)
 {
-	char	   *end;
+	AwsCredentials *out = arg;
 
-	while (*s == ' ' || *s == '\t')
-		s++;
-	end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
-		*--end = '\0';
-	return s;
+	if (pg_strcasecmp(key, "aws_access_key_id") == 0)
+		out->access_key_id = pstrdup(val);
+	else if (pg_strcasecmp(key, "aws_secret_access_key") == 0)
+		out->secret_access_key = pstrdup(val);
+	else if (pg_strcasecmp(key, "aws_session_token") == 0 ||
+			 pg_strcasecmp(key, "aws_security_token") == 0)
+		out->session_token = pstrdup(val);
 }
 
-/*
- * Read one profile from an INI credentials file.  Returns false if the file or
- * the profile does not exist; raises an error if the file exists but cannot
- * be read.  Lines are wiped after parsing so keys do not linger in freed memory.
- */
+/* One profile of the shared credentials file; false if file or profile is missing. */
 static bool
 read_profile(const char *path, const char *profile, AwsCredentials *out)
 {
-	FILE	   *f;
-	char		line[4096];
-	bool		in_profile = false;
-	bool		found = false;
-
-	f = AllocateFile(path, "r");
-	if (f == NULL)
-	{
-		if (errno == ENOENT)
-			return false;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read AWS shared credentials file \"%s\": %m", path),
-				 errhint("The file must be readable by the operating-system account that runs PostgreSQL.")));
-	}
-	while (fgets(line, sizeof(line), f) != NULL)
-	{
-		char	   *s = trim(line);
-
-		if (*s == '\0' || *s == '#' || *s == ';')
-			continue;
-		if (*s == '[')
-		{
-			char	   *end = strchr(s, ']');
-			char	   *name;
-
-			if (end == NULL)
-				continue;
-			*end = '\0';
-			name = trim(s + 1);
-			/* the config-file spelling "[profile x]" is accepted too */
-			if (strncmp(name, "profile ", 8) == 0)
-				name = trim(name + 8);
-			in_profile = (strcmp(name, profile) == 0);
-			found |= in_profile;
-			continue;
-		}
-		if (in_profile)
-		{
-			char	   *eq = strchr(s, '=');
-			char	   *key,
-					   *val;
-
-			if (eq == NULL)
-				continue;
-			*eq = '\0';
-			key = trim(s);
-			val = trim(eq + 1);
-			if (pg_strcasecmp(key, "aws_access_key_id") == 0)
-				out->access_key_id = pstrdup(val);
-			else if (pg_strcasecmp(key, "aws_secret_access_key") == 0)
-				out->secret_access_key = pstrdup(val);
-			else if (pg_strcasecmp(key, "aws_session_token") == 0 ||
-					 pg_strcasecmp(key, "aws_security_token") == 0)
-				out->session_token = pstrdup(val);
-		}
-		billops_wipe(line, sizeof(line));
-	}
-	billops_wipe(line, sizeof(line));
-	FreeFile(f);
-	return found;
+	return billops_ini_read_section(path, profile, "AWS shared credentials file", take_aws_value, out);
 }
 
 static bool

@@ -17,6 +17,8 @@ PG_MODULE_MAGIC;
 
 char	   *billops_aws_shared_credentials_file = NULL;
 char	   *billops_ca_bundle = NULL;
+char	   *billops_bill_credentials_file = NULL;
+char	   *billops_bill_profile = NULL;
 int			billops_http_connect_timeout_ms = 10000;
 int			billops_http_stall_timeout_ms = 60000;
 int			billops_http_request_timeout_ms = 120000;
@@ -73,6 +75,16 @@ _PG_init(void)
 							   &billops_aws_shared_credentials_file, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, NULL, NULL);
+	DefineCustomStringVariable("billops.bill_credentials_file",
+							   "File with BILL's devKey, API user, password, organization and webhook security key.",
+							   "INI sections named by billops.bill_profile. Readable by the server account only.",
+							   &billops_bill_credentials_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("billops.bill_profile",
+							   "Section of billops.bill_credentials_file to use.",
+							   NULL, &billops_bill_profile, "default",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomStringVariable("billops.ca_bundle",
 							   "CA certificate bundle for HTTPS peers (empty: the system default).",
 							   NULL, &billops_ca_bundle, "",

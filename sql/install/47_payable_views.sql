@@ -43,27 +43,6 @@ SELECT s.approver_role, s.step_name, s.reason, s.payable_id, s.adjustment_id, p.
                    AND s2.routing_round = s.routing_round AND s2.status = 'pending');
 COMMENT ON VIEW billops.approval_queue IS 'Approval steps that can be decided now, with who must decide and since when.';
 
--- What is stuck and why: payables and adjustments in the exception queue, one row per reason.
-CREATE VIEW billops.exception_queue WITH (security_invoker = true) AS
-SELECT 'payable' AS subject, p.payable_id, NULL::bigint AS adjustment_id, p.dedupe_key, p.billing_period,
-       p.source_entity, v.name AS vendor, p.amount, p.currency,
-       e->>'code' AS reason_code, e->>'field' AS field, e->>'message' AS reason, e->>'hint' AS next_step,
-       p.updated_at AS since
-  FROM billops.payable p
-  LEFT JOIN billops.vendor v USING (vendor_id)
-  CROSS JOIN LATERAL jsonb_array_elements(p.exceptions) e
- WHERE p.status = 'exception'
-UNION ALL
-SELECT 'adjustment', a.payable_id, a.adjustment_id, p.dedupe_key, p.billing_period, p.source_entity, v.name,
-       a.delta, p.currency, e->>'code', e->>'field', e->>'message', e->>'hint', a.updated_at
-  FROM billops.payable_adjustment a
-  JOIN billops.payable p USING (payable_id)
-  LEFT JOIN billops.vendor v ON v.vendor_id = p.vendor_id
-  CROSS JOIN LATERAL jsonb_array_elements(a.exceptions) e
- WHERE a.status = 'exception';
-COMMENT ON VIEW billops.exception_queue IS
-  'Payables and adjustments that cannot proceed, one row per reason (unknown vendor, missing coding, rejection...), with the next step.';
-
 -- Totals per month and state.
 CREATE VIEW billops.payable_status_monthly WITH (security_invoker = true) AS
 SELECT p.billing_period, p.status,

@@ -86,6 +86,8 @@ SELECT pg_catalog.pg_extension_config_dump('billops.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_classification', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_link', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_webhook_event', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_sync_state', '');
 -- ...and the identity sequences behind them, or a restored database would
 -- hand out ids that already exist.
 DO $$

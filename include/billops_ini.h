@@ -1,0 +1,22 @@
+/*
+ * billops_ini.h — read one section of an INI file holding secrets.
+ *
+ * Used for the AWS shared credentials file and the BILL credentials file.
+ * Each line is wiped after parsing, so secrets do not linger in freed memory.
+ */
+#ifndef BILLOPS_INI_H
+#define BILLOPS_INI_H
+
+#include "postgres.h"
+
+typedef void (*IniValueCallback) (const char *key, const char *value, void *arg);
+
+/*
+ * Calls cb for every key = value of [section] (also spelled [profile
+ * section]).  Returns false if the file or the section does not exist;
+ * raises an error naming `what` if the file exists but cannot be read.
+ */
+extern bool billops_ini_read_section(const char *path, const char *section, const char *what,
+									 IniValueCallback cb, void *arg);
+
+#endif							/* BILLOPS_INI_H */

@@ -1,0 +1,205 @@
+-- ---------------------------------------------------------------------------
+-- BILL → pg_billops: approval and payment state coming back, by webhook and
+-- by polling bills on updatedTime (BILL says webhooks must not be the only
+-- source of truth).  Both paths end in _bill_apply_remote().
+-- ---------------------------------------------------------------------------
+
+ALTER TABLE billops.bill_link ADD COLUMN conflict text;
+COMMENT ON COLUMN billops.bill_link.conflict IS
+  'A change made in BILL that pg_billops did not accept (e.g. a locked payable edited in BILL); shown in the exception queue.';
+
+CREATE TABLE billops.bill_webhook_event (
+    event_id        text PRIMARY KEY,
+    received_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    event_type      text,
+    subscription_id text,
+    bill_id         text,
+    outcome         text NOT NULL,
+    payload         jsonb NOT NULL
+);
+CREATE INDEX ON billops.bill_webhook_event (received_at);
+COMMENT ON TABLE billops.bill_webhook_event IS 'BILL webhook notifications accepted (deduplicated by eventId) and what they did.';
+
+CREATE TABLE billops.bill_sync_state (
+    name  text PRIMARY KEY,
+    value text NOT NULL
+);
+COMMENT ON TABLE billops.bill_sync_state IS 'Watermarks of the BILL poller (updatedTime of the newest bill seen).';
+
+CREATE FUNCTION billops._bill_webhook_verify(body text, signature text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'billops_bill_webhook_verify' LANGUAGE C STRICT VOLATILE;
+
+-- Apply what BILL says about one bill.  Returns what happened.
+CREATE FUNCTION billops._bill_apply_remote(bill jsonb, via text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'system' AS $$
+DECLARE
+    link    billops.bill_link;
+    p       billops.payable;
+    outcome text := 'recorded';
+    remote_amount numeric := (bill->>'amount')::numeric;
+BEGIN
+    SELECT * INTO link FROM billops.bill_link l WHERE l.bill_id = bill->>'id' FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'not ours';
+    END IF;
+    SELECT * INTO p FROM billops.payable x WHERE x.payable_id = link.payable_id FOR UPDATE;
+    UPDATE billops.bill_link l SET
+           archived = coalesce((bill->>'archived')::boolean, l.archived),
+           approval_status = coalesce(bill->>'approvalStatus', l.approval_status),
+           payment_status = coalesce(bill->>'paymentStatus', l.payment_status),
+           amount = coalesce(remote_amount, l.amount),
+           paid_amount = coalesce((bill->>'paidAmount')::numeric, l.paid_amount),
+           scheduled_amount = coalesce((bill->>'scheduledAmount')::numeric, l.scheduled_amount),
+           due_amount = coalesce((bill->>'dueAmount')::numeric, l.due_amount),
+           bill_updated_time = coalesce((bill->>'updatedTime')::timestamptz, l.bill_updated_time),
+           synced_at = clock_timestamp()
+     WHERE l.payable_id = link.payable_id;
+
+    -- approval decided in BILL
+    IF bill->>'approvalStatus' = 'APPROVED' AND p.status = 'routed' THEN
+        UPDATE billops.approval_step s SET status = 'approved', decided_by = 'BILL', decided_at = clock_timestamp(),
+               comment = 'approved in BILL (' || via || ')'
+         WHERE s.payable_id = p.payable_id AND s.adjustment_id IS NULL AND s.routing_round = p.routing_round
+           AND s.status = 'pending';
+        UPDATE billops.payable x SET status = 'approved' WHERE x.payable_id = p.payable_id;
+        p.status := 'approved';
+        outcome := 'approved in BILL';
+    ELSIF bill->>'approvalStatus' = 'DENIED' AND p.status = 'routed' THEN
+        UPDATE billops.approval_step s SET status = 'rejected', decided_by = 'BILL', decided_at = clock_timestamp(),
+               comment = 'denied in BILL (' || via || ')'
+         WHERE s.payable_id = p.payable_id AND s.adjustment_id IS NULL AND s.routing_round = p.routing_round
+           AND s.status = 'pending';
+        UPDATE billops.payable x SET status = 'exception',
+               exceptions = x.exceptions || jsonb_build_array(jsonb_build_object('code', 'rejected',
+                   'message', 'denied in BILL', 'hint', 'Fix the cause, then billops.reopen_payable(payable_id, note).'))
+         WHERE x.payable_id = p.payable_id;
+        RETURN 'denied in BILL';
+    END IF;
+
+    -- payment, once approved here
+    IF bill->>'paymentStatus' IN ('SCHEDULED', 'PAID') AND p.status = 'approved' THEN
+        UPDATE billops.payable x SET status = 'scheduled' WHERE x.payable_id = p.payable_id;
+        p.status := 'scheduled';
+        outcome := 'scheduled';
+    END IF;
+    IF bill->>'paymentStatus' = 'PAID' AND p.status = 'scheduled' THEN
+        UPDATE billops.payable x SET status = 'paid' WHERE x.payable_id = p.payable_id;
+        outcome := 'paid';
+    END IF;
+
+    -- what BILL may not do to a payable we locked: flagged, never accepted
+    UPDATE billops.bill_link l SET conflict = CASE
+             WHEN billops._payable_locked(p.status) AND remote_amount IS NOT NULL AND remote_amount <> p.amount
+                  AND p.status <> 'voided'
+               THEN format('BILL shows %s but the approved payable is %s: changed in BILL after approval', remote_amount, p.amount)
+             WHEN bill->>'paymentStatus' IN ('SCHEDULED', 'PAID') AND NOT billops._payable_locked(p.status)
+               THEN format('payment %s in BILL while the payable is %s here', lower(bill->>'paymentStatus'), p.status)
+             WHEN coalesce((bill->>'archived')::boolean, false) AND p.status <> 'voided'
+               THEN 'archived in BILL but not voided here'
+             ELSE NULL END
+     WHERE l.payable_id = p.payable_id
+     RETURNING l.conflict INTO link.conflict;
+    IF link.conflict IS NOT NULL THEN
+        outcome := 'conflict: ' || link.conflict;
+    END IF;
+    RETURN outcome;
+END $$;
+
+-- The webhook endpoint, for whatever relays BILL's POST into the database
+-- (it must pass the body byte for byte, and the x-bill-sha-signature header).
+CREATE FUNCTION billops.receive_bill_webhook(body text, signature text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j       jsonb;
+    outcome text;
+BEGIN
+    IF signature IS NULL OR NOT billops._bill_webhook_verify(body, signature) THEN
+        RAISE EXCEPTION 'BILL webhook signature does not match' USING ERRCODE = 'invalid_authorization_specification',
+              HINT = 'The body must be passed unchanged with its x-bill-sha-signature header; check webhook_security_key.';
+    END IF;
+    j := body::jsonb;
+    IF j->'metadata'->>'eventId' IS NULL THEN
+        RAISE EXCEPTION 'BILL webhook without metadata.eventId' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT FROM billops.bill_webhook_event e WHERE e.event_id = j->'metadata'->>'eventId') THEN
+        RETURN 'duplicate';
+    END IF;
+    outcome := CASE WHEN j ? 'bill' THEN billops._bill_apply_remote(j->'bill', 'webhook ' || (j->'metadata'->>'eventType'))
+                    ELSE 'ignored' END;
+    INSERT INTO billops.bill_webhook_event (event_id, event_type, subscription_id, bill_id, outcome, payload)
+    VALUES (j->'metadata'->>'eventId', j->'metadata'->>'eventType', j->'metadata'->>'subscriptionId',
+            j->'bill'->>'id', outcome, j)
+    ON CONFLICT (event_id) DO NOTHING;
+    RETURN outcome;
+END $$;
+COMMENT ON FUNCTION billops.receive_bill_webhook(text, text) IS
+  'Accepts a BILL webhook: verifies x-bill-sha-signature, deduplicates by eventId, applies approval/payment state.';
+
+-- The poller: the next page of bills changed since the watermark, and what
+-- to do with the answer.
+CREATE FUNCTION billops._bill_poll_request(OUT method text, OUT path text, OUT query jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'GET', '/v3/bills',
+           jsonb_build_object('max', '100', 'sort', 'updatedTime:asc',
+                              'filters', 'updatedTime:gt:' || coalesce((SELECT s.value FROM billops.bill_sync_state s
+                                                                        WHERE s.name = 'poll_updated_time'),
+                                                                       '1970-01-01T00:00:00.000+0000'))
+           || coalesce((SELECT jsonb_build_object('page', s.value) FROM billops.bill_sync_state s
+                         WHERE s.name = 'poll_page'), '{}')
+$$;
+
+CREATE FUNCTION billops._bill_poll_response(response text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j    jsonb := response::jsonb;
+    b    jsonb;
+    n    integer := 0;
+BEGIN
+    FOR b IN SELECT r FROM jsonb_array_elements(j->'results') r LOOP
+        PERFORM billops._bill_apply_remote(b, 'poll');
+        n := n + 1;
+    END LOOP;
+    IF j->>'nextPage' IS NOT NULL THEN
+        INSERT INTO billops.bill_sync_state VALUES ('poll_page', j->>'nextPage')
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value;
+    ELSE
+        DELETE FROM billops.bill_sync_state WHERE name = 'poll_page';
+        -- the watermark moves only when the whole list was read
+        INSERT INTO billops.bill_sync_state
+        SELECT 'poll_updated_time', max(r->>'updatedTime') FROM jsonb_array_elements(j->'results') r
+        HAVING max(r->>'updatedTime') IS NOT NULL
+        ON CONFLICT (name) DO UPDATE SET value = greatest(billops.bill_sync_state.value, EXCLUDED.value);
+    END IF;
+    RETURN n;
+END $$;
+
+-- What is stuck and why: payables and adjustments in the exception queue, one row per reason.
+CREATE VIEW billops.exception_queue WITH (security_invoker = true) AS
+SELECT 'payable' AS subject, p.payable_id, NULL::bigint AS adjustment_id, p.dedupe_key, p.billing_period,
+       p.source_entity, v.name AS vendor, p.amount, p.currency,
+       e->>'code' AS reason_code, e->>'field' AS field, e->>'message' AS reason, e->>'hint' AS next_step,
+       p.updated_at AS since
+  FROM billops.payable p
+  LEFT JOIN billops.vendor v USING (vendor_id)
+  CROSS JOIN LATERAL jsonb_array_elements(p.exceptions) e
+ WHERE p.status = 'exception'
+UNION ALL
+SELECT 'adjustment', a.payable_id, a.adjustment_id, p.dedupe_key, p.billing_period, p.source_entity, v.name,
+       a.delta, p.currency, e->>'code', e->>'field', e->>'message', e->>'hint', a.updated_at
+  FROM billops.payable_adjustment a
+  JOIN billops.payable p USING (payable_id)
+  LEFT JOIN billops.vendor v ON v.vendor_id = p.vendor_id
+  CROSS JOIN LATERAL jsonb_array_elements(a.exceptions) e
+ WHERE a.status = 'exception'
+UNION ALL
+SELECT 'bill', l.payable_id, NULL, p.dedupe_key, p.billing_period, p.source_entity, v.name, p.amount, p.currency,
+       'bill_conflict', NULL, l.conflict, 'Undo the change in BILL, or void the payable and let AWS data create it again.',
+       l.synced_at
+  FROM billops.bill_link l
+  JOIN billops.payable p USING (payable_id)
+  LEFT JOIN billops.vendor v ON v.vendor_id = p.vendor_id
+ WHERE l.conflict IS NOT NULL;
+COMMENT ON VIEW billops.exception_queue IS
+  'Payables and adjustments that cannot proceed, and BILL changes not accepted, one row per reason, with the next step.';
+

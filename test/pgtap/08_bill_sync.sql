@@ -1,0 +1,55 @@
+-- State coming back from BILL: approval in BILL locks the payable, payment
+-- moves it on, a change in BILL to a locked payable is flagged, never taken.
+BEGIN;
+SELECT plan(19);
+\ir _payables_fixture.psql
+
+SELECT pg_temp.load_month(true);
+SELECT count(*) FROM billops.build_payables('2024-03-01');
+CREATE TEMP TABLE ids AS SELECT pg_temp.payable('marketplace:Datadog, Inc.%') AS dd, pg_temp.payable('%DATADOG INC%') AS dd_eu;
+INSERT INTO billops.bill_link (payable_id, invoice_number, bill_id)
+SELECT dd, 'n1', '00nDD' FROM ids UNION ALL SELECT dd_eu, 'n2', '00nEU' FROM ids;
+
+SELECT is(billops._bill_apply_remote('{"id": "00nNOPE", "approvalStatus": "APPROVED"}', 'test'), 'not ours',
+          'a bill pg_billops did not create is left alone');
+SELECT is(billops._bill_apply_remote('{"id": "00nDD", "amount": 800, "approvalStatus": "APPROVED", "paymentStatus": "UNPAID", "updatedTime": "2024-04-02T10:00:00.000+0000"}', 'test'),
+          'approved in BILL', 'an approval in BILL ...');
+SELECT is((SELECT status FROM billops.payable WHERE payable_id = (SELECT dd FROM ids)), 'approved', '... approves the payable here');
+SELECT is((SELECT string_agg(DISTINCT decided_by::text || ':' || status, ',') FROM billops.approval_step WHERE payable_id = (SELECT dd FROM ids)),
+          'BILL:approved', 'its open steps are closed as decided in BILL');
+SELECT throws_ok(format($$ UPDATE billops.payable SET amount = 1 WHERE payable_id = %s $$, (SELECT dd FROM ids)), 'BO002', NULL,
+                 'and the approval lock applies');
+SELECT ok((SELECT bool_and(system_generated) FROM billops.audit_log
+            WHERE payable_id = (SELECT dd FROM ids) AND object_type = 'payable' AND action = 'transition' AND after->>'status' = 'approved'),
+          'the audit log marks it system-generated');
+SELECT is((SELECT approval_status || '/' || payment_status FROM billops.bill_link WHERE bill_id = '00nDD'), 'APPROVED/UNPAID',
+          'BILL''s state is mirrored');
+
+SELECT is(billops._bill_apply_remote('{"id": "00nDD", "amount": 800, "approvalStatus": "APPROVED", "paymentStatus": "SCHEDULED", "scheduledAmount": 800}', 'test'),
+          'scheduled', 'a scheduled payment schedules the payable');
+SELECT is(billops._bill_apply_remote('{"id": "00nDD", "amount": 800, "approvalStatus": "APPROVED", "paymentStatus": "PAID", "paidAmount": 800}', 'test'),
+          'paid', 'and a payment pays it');
+SELECT is((SELECT status FROM billops.payable WHERE payable_id = (SELECT dd FROM ids)), 'paid', 'paid');
+
+SELECT ok(billops._bill_apply_remote('{"id": "00nDD", "amount": 950, "approvalStatus": "APPROVED", "paymentStatus": "PAID"}', 'test')
+          LIKE 'conflict: BILL shows 950 but the approved payable is 800.00%', 'an amount changed in BILL after approval is a conflict');
+SELECT is((SELECT amount FROM billops.payable WHERE payable_id = (SELECT dd FROM ids)), 800.00::numeric, 'not accepted');
+SELECT is((SELECT reason_code FROM billops.exception_queue WHERE payable_id = (SELECT dd FROM ids)), 'bill_conflict',
+          'and shown in the exception queue');
+
+SELECT is(billops._bill_apply_remote('{"id": "00nEU", "amount": 120, "approvalStatus": "DENIED"}', 'test'), 'denied in BILL',
+          'a denial in BILL ...');
+SELECT is((SELECT reason_code || ': ' || reason FROM billops.exception_queue WHERE payable_id = (SELECT dd_eu FROM ids)),
+          'rejected: denied in BILL', '... sends the payable to the exception queue');
+
+-- the poller
+SELECT is((billops._bill_poll_request()).query->>'filters', 'updatedTime:gt:1970-01-01T00:00:00.000+0000', 'the first poll reads everything');
+SELECT is(billops._bill_poll_response('{"nextPage": "p2", "results": [{"id": "00nX", "updatedTime": "2024-04-01T00:00:00.000+0000"}]}'), 1,
+          'a page is applied');
+SELECT is((billops._bill_poll_request()).query->>'page', 'p2', 'and the next page is asked for');
+SELECT billops._bill_poll_response('{"results": [{"id": "00nY", "updatedTime": "2024-04-03T00:00:00.000+0000"}]}');
+SELECT is((billops._bill_poll_request()).query, '{"max": "100", "sort": "updatedTime:asc", "filters": "updatedTime:gt:2024-04-03T00:00:00.000+0000"}'::jsonb,
+          'after the last page the watermark moves to the newest change');
+
+SELECT * FROM finish();
+ROLLBACK;
