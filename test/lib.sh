@@ -145,8 +145,30 @@ start_s3_emulator() {
     log "S3 emulator at $S3_ENDPOINT serving $root"
 }
 
+# start_bill_emulator [FLAGS...]: the BILL v3 API emulator (extra flags, e.g. --hourly-limit N,
+# go to server.mjs). Exports BILL_ENDPOINT (.../connect), BILL_EVENTS_ENDPOINT (.../connect-events),
+# BILL_EMULATOR_CONTROL (.../_emulator) and the test credentials BILL_DEV_KEY, BILL_USERNAME,
+# BILL_PASSWORD, BILL_ORGANIZATION_ID (and BILL_USER_ID, the API user's id).
+start_bill_emulator() {
+    export BILL_DEV_KEY=billops-emulator-devkey BILL_USERNAME=billops-api@example.com \
+           BILL_PASSWORD=billops-emulator-password BILL_ORGANIZATION_ID=00801BILLOPSTEST0001 \
+           BILL_USER_ID=00601BILLOPSAPI00001
+    rm -f "$BILLOPS_RUN/bill.port"
+    node "$BILLOPS_ROOT/test/emulators/bill/server.mjs" --port 0 --port-file "$BILLOPS_RUN/bill.port" \
+        --dev-key "$BILL_DEV_KEY" --username "$BILL_USERNAME" --password "$BILL_PASSWORD" \
+        --organization-id "$BILL_ORGANIZATION_ID" --user-id "$BILL_USER_ID" "$@" \
+        > "$BILLOPS_RUN/bill-emulator.log" 2>&1 &
+    BILL_EMULATOR_PID=$!
+    for _ in $(seq 1 100); do [ -s "$BILLOPS_RUN/bill.port" ] && break; sleep 0.1; done
+    [ -s "$BILLOPS_RUN/bill.port" ] || { cat "$BILLOPS_RUN/bill-emulator.log"; echo "BILL emulator did not start" >&2; return 1; }
+    local base="http://127.0.0.1:$(cat "$BILLOPS_RUN/bill.port")"
+    export BILL_ENDPOINT="$base/connect" BILL_EVENTS_ENDPOINT="$base/connect-events" BILL_EMULATOR_CONTROL="$base/_emulator"
+    log "BILL emulator at $BILL_ENDPOINT"
+}
+
 stop_all() {
     [ -n "${S3_EMULATOR_PID:-}" ] && kill "$S3_EMULATOR_PID" 2>/dev/null || true
+    [ -n "${BILL_EMULATOR_PID:-}" ] && kill "$BILL_EMULATOR_PID" 2>/dev/null || true
     if [ -n "${BILLOPS_RUN:-}" ] && [ -d "$BILLOPS_RUN/pgdata" ]; then
         as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -m immediate stop >/dev/null 2>&1 || true
         [ -n "${BILLOPS_KEEP:-}" ] || rm -rf "$BILLOPS_RUN"
