@@ -20,6 +20,8 @@ OBJS = \
 	src/ini_file.o \
 	src/bill_credentials.o \
 	src/bill_webhook.o \
+	src/bill_client.o \
+	src/bill_worker.o \
 	src/http.o \
 	src/byte_source.o \
 	src/gunzip.o \

@@ -15,6 +15,10 @@ extern char *billops_aws_shared_credentials_file;
 extern char *billops_ca_bundle;
 extern char *billops_bill_credentials_file;
 extern char *billops_bill_profile;
+extern char *billops_bill_base_url;
+extern char *billops_bill_database;
+
+extern void billops_bill_worker_register(void);
 extern int	billops_http_connect_timeout_ms;
 extern int	billops_http_stall_timeout_ms;
 extern int	billops_http_request_timeout_ms;

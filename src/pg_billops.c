@@ -19,6 +19,8 @@ char	   *billops_aws_shared_credentials_file = NULL;
 char	   *billops_ca_bundle = NULL;
 char	   *billops_bill_credentials_file = NULL;
 char	   *billops_bill_profile = NULL;
+char	   *billops_bill_base_url = NULL;
+char	   *billops_bill_database = NULL;
 int			billops_http_connect_timeout_ms = 10000;
 int			billops_http_stall_timeout_ms = 60000;
 int			billops_http_request_timeout_ms = 120000;
@@ -85,6 +87,14 @@ _PG_init(void)
 							   "Section of billops.bill_credentials_file to use.",
 							   NULL, &billops_bill_profile, "default",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("billops.bill_base_url",
+							   "BILL API base URL, e.g. https://gateway.prod.bill.com/connect (empty: the worker does not call BILL).",
+							   NULL, &billops_bill_base_url, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("billops.bill_database",
+							   "Database whose BILL outbox the background worker delivers (empty: the worker waits).",
+							   NULL, &billops_bill_database, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomStringVariable("billops.ca_bundle",
 							   "CA certificate bundle for HTTPS peers (empty: the system default).",
 							   NULL, &billops_ca_bundle, "",
@@ -132,4 +142,8 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("billops");
+
+	/* the BILL worker and its wake-on-commit need shared memory: preload only */
+	if (process_shared_preload_libraries_in_progress)
+		billops_bill_worker_register();
 }

@@ -99,10 +99,15 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
            || '-' || left(md5(dedupe_key), 10)
 $$;
 
--- Enqueue in the same transaction as the change.
+-- Sets the BILL worker's latch when the calling transaction commits.
+CREATE FUNCTION billops._bill_wake() RETURNS void
+AS 'MODULE_PATHNAME', 'billops_bill_wake' LANGUAGE C VOLATILE;
+
+-- Enqueue in the same transaction as the change; the worker wakes on commit.
 CREATE FUNCTION billops._bill_enqueue(target_payable_id bigint, what text, extra jsonb DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._bill_wake();
     INSERT INTO billops.bill_outbox (payable_id, action, payload)
     VALUES (target_payable_id, what, extra)
     ON CONFLICT (payable_id, action) WHERE state = 'pending'
@@ -458,6 +463,7 @@ END $$;
 CREATE FUNCTION billops.bill_outbox_retry(outbox_id bigint) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._bill_wake();
     UPDATE billops.bill_outbox o SET state = 'pending', attempts = 0, next_attempt_at = clock_timestamp(),
            finished_at = NULL, claimed_by = NULL,
            step = CASE o.step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup' ELSE o.step END

@@ -1,0 +1,232 @@
+/*
+ * bill_client.c — talk to BILL's v3 API from the worker.
+ *
+ * Login: POST /v3/login {username, password, organizationId, devKey} →
+ * sessionId.  Every other request sends the devKey and sessionId headers.
+ * A session dies after 35 minutes idle (BDC_1109): we log in again and resend
+ * once.  The login body is built and freed here, wiped, and never logged; the
+ * session id lives in the worker's memory only.
+ *
+ * Query parameters arrive as a JSON object from SQL and are percent-encoded
+ * here; values such as "name:eq:Datadog, Inc." must survive intact.
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "billops.h"
+#include "billops_bill.h"
+#include "billops_bill_client.h"
+#include "billops_http.h"
+#include "common/jsonapi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#define BILL_MAX_BODY (16 * 1024 * 1024)
+
+static char *session_id = NULL;		/* in TopMemoryContext */
+static char *session_dev_key = NULL;	/* the devKey goes with every request */
+
+bool
+bill_client_configured(void)
+{
+	return billops_bill_base_url != NULL && billops_bill_base_url[0] != '\0' &&
+		billops_bill_credentials_file != NULL && billops_bill_credentials_file[0] != '\0';
+}
+
+static void
+wipe_free(char *s)
+{
+	if (s)
+	{
+		billops_wipe(s, strlen(s));
+		pfree(s);
+	}
+}
+
+void
+bill_client_forget_session(void)
+{
+	wipe_free(session_id);
+	session_id = NULL;
+}
+
+/* The value of a top-level string field of a JSON object, or NULL. */
+static char *
+json_string_field(const char *json, const char *field)
+{
+	Jsonb	   *jb;
+	JsonbValue *v;
+
+	PG_TRY();
+	{
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+		return NULL;
+	}
+	PG_END_TRY();
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return NULL;
+	v = getKeyJsonValueFromContainer(&jb->root, field, strlen(field), NULL);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static char *
+url_for(const char *path, const char *query_json)
+{
+	StringInfoData url;
+	CURL	   *esc = curl_easy_init();
+	Jsonb	   *q;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		first = true;
+	char	   *key = NULL;
+
+	initStringInfo(&url);
+	appendStringInfo(&url, "%s%s", billops_bill_base_url, path);
+	if (query_json == NULL || esc == NULL)
+	{
+		if (esc)
+			curl_easy_cleanup(esc);
+		return url.data;
+	}
+	q = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(query_json)));
+	it = JsonbIteratorInit(&q->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && key != NULL && v.type == jbvString)
+		{
+			char	   *k = curl_easy_escape(esc, key, 0);
+			char	   *val = curl_easy_escape(esc, v.val.string.val, v.val.string.len);
+
+			appendStringInfo(&url, "%c%s=%s", first ? '?' : '&', k, val);
+			first = false;
+			curl_free(k);
+			curl_free(val);
+		}
+	}
+	curl_easy_cleanup(esc);
+	return url.data;
+}
+
+static void
+send_once(const char *method, const char *url, List *headers, const char *body, BillResponse *out)
+{
+	HttpStream *s = http_open(method, url, headers, body, body ? strlen(body) : 0, true);
+
+	resetStringInfo(&out->body);
+	out->transport_error = NULL;
+	out->status = http_head(s)->status;
+	if (!http_failed(s) && http_read_all(s, &out->body, BILL_MAX_BODY, "BILL response") < 0)
+		out->transport_error = pstrdup(http_error(s));
+	else if (http_failed(s))
+		out->transport_error = pstrdup(http_error(s));
+	if (out->transport_error)
+		out->status = 0;
+	http_close(s);
+}
+
+/* headers carry the devKey and session id: wipe them, not just free */
+static void
+foreach_wipe_free(List *headers)
+{
+	ListCell   *lc;
+
+	foreach(lc, headers)
+		wipe_free(lfirst(lc));
+	list_free(headers);
+}
+
+static List *
+json_headers(void)
+{
+	List	   *h = NIL;
+
+	h = lappend(h, pstrdup("Content-Type: application/json"));
+	h = lappend(h, pstrdup("Accept: application/json"));
+	return h;
+}
+
+/* Log in; on failure the response is left in *out for the caller to report. */
+static bool
+login(BillResponse *out)
+{
+	BillCredentials *c = bill_credentials_load(true);
+	StringInfoData body;
+	MemoryContext old;
+	char	   *sid;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"username\":");
+	escape_json(&body, c->username);
+	appendStringInfoString(&body, ",\"password\":");
+	escape_json(&body, c->password);
+	appendStringInfoString(&body, ",\"organizationId\":");
+	escape_json(&body, c->organization_id);
+	appendStringInfoString(&body, ",\"devKey\":");
+	escape_json(&body, c->dev_key);
+	appendStringInfoChar(&body, '}');
+
+	PG_TRY();
+	{
+		send_once("POST", url_for("/v3/login", NULL), json_headers(), body.data, out);
+	}
+	PG_FINALLY();
+	{
+		billops_wipe(body.data, body.len);
+	}
+	PG_END_TRY();
+
+	sid = (out->status >= 200 && out->status < 300) ? json_string_field(out->body.data, "sessionId") : NULL;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	bill_client_forget_session();
+	wipe_free(session_dev_key);
+	session_dev_key = NULL;
+	if (sid)
+	{
+		session_id = pstrdup(sid);
+		session_dev_key = pstrdup(c->dev_key);
+	}
+	MemoryContextSwitchTo(old);
+	bill_credentials_free(c);
+	return sid != NULL;
+}
+
+void
+bill_client_request(const char *method, const char *path, const char *query_json,
+					const char *body_json, BillResponse *out)
+{
+	char	   *url = url_for(path, query_json);
+
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		List	   *headers;
+		char	   *code;
+
+		if (session_id == NULL && !login(out))
+			return;				/* the login answer (error array) goes back to SQL */
+		headers = json_headers();
+		headers = lappend(headers, psprintf("devKey: %s", session_dev_key));
+		headers = lappend(headers, psprintf("sessionId: %s", session_id));
+		send_once(method, url, headers, body_json, out);
+		foreach_wipe_free(headers);
+		if (out->status < 400)
+			return;
+		/* BILL's error body is an array of {code, message}: BDC_1109 = log in again */
+		code = strstr(out->body.data, "\"BDC_1109\"");
+		if (code == NULL)
+			return;
+		bill_client_forget_session();
+	}
+}

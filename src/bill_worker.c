@@ -1,0 +1,452 @@
+/*
+ * bill_worker.c — the background worker that delivers the BILL outbox.
+ *
+ * Written like worker_spi, and better than pg_net where it falls short:
+ *  - woken on COMMIT: enqueuing a row registers a transaction callback that
+ *    sets the worker's latch when (and only if) the transaction commits; the
+ *    only timed wakeups are retries that are due and the BILL state poll;
+ *  - every claim is committed before any HTTP, and every answer is recorded
+ *    in its own short transaction, so no transaction stays open across the
+ *    network and DROP EXTENSION is never blocked for longer than one of them;
+ *  - HTTP waits on the latch and curl's sockets together (http.c), with
+ *    CHECK_FOR_INTERRUPTS on every turn: SIGTERM stops it mid-request;
+ *  - it reports what it does in pg_stat_activity (never a secret);
+ *  - DROP DATABASE of its database is not blocked: the dropping backend asks
+ *    it to leave first (ProcessUtility hook).
+ *
+ * What to send and what BILL's answers mean is decided in SQL
+ * (billops._outbox_request / _outbox_response); this file is transport.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "billops.h"
+#include "billops_bill_client.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+typedef struct BillWorkerShared
+{
+	slock_t		mutex;
+	Latch	   *latch;			/* the worker's latch, NULL when not running */
+	pid_t		pid;
+	Oid			database;
+} BillWorkerShared;
+
+static BillWorkerShared *shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+static bool wake_at_commit = false;
+static bool xact_callback_registered = false;
+
+PGDLLEXPORT void billops_bill_worker_main(Datum arg);
+
+PG_FUNCTION_INFO_V1(billops_bill_wake);
+
+/* --- shared memory ----------------------------------------------------- */
+
+static void
+bill_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(BillWorkerShared)));
+}
+
+static void
+bill_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("pg_billops bill worker", sizeof(BillWorkerShared), &found);
+	if (!found)
+	{
+		SpinLockInit(&shared->mutex);
+		shared->latch = NULL;
+		shared->pid = 0;
+		shared->database = InvalidOid;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* --- wake on commit ----------------------------------------------------- */
+
+static void
+bill_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit && shared != NULL)
+			{
+				SpinLockAcquire(&shared->mutex);
+				if (shared->latch)
+					SetLatch(shared->latch);
+				SpinLockRelease(&shared->mutex);
+			}
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* SQL: billops._bill_wake() — wake the worker when this transaction commits. */
+Datum
+billops_bill_wake(PG_FUNCTION_ARGS)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(bill_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	wake_at_commit = true;
+	PG_RETURN_VOID();
+}
+
+/* --- DROP DATABASE must not wait for us --------------------------------- */
+
+static void
+bill_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					 ProcessUtilityContext context, ParamListInfo params,
+					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, DropdbStmt) && shared != NULL)
+	{
+		Oid			db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+		pid_t		pid = 0;
+
+		SpinLockAcquire(&shared->mutex);
+		if (OidIsValid(db) && shared->database == db)
+			pid = shared->pid;
+		SpinLockRelease(&shared->mutex);
+		/* it exits at once; DROP DATABASE waits up to 5 s for other sessions to go */
+		if (pid != 0)
+			kill(pid, SIGTERM);
+	}
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+void
+billops_bill_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = bill_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = bill_shmem_startup;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = bill_process_utility;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_billops");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "billops_bill_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_billops BILL worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "pg_billops BILL worker");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* --- the worker --------------------------------------------------------- */
+
+static void
+detach_shared(int code, Datum arg)
+{
+	SpinLockAcquire(&shared->mutex);
+	shared->latch = NULL;
+	shared->pid = 0;
+	shared->database = InvalidOid;
+	SpinLockRelease(&shared->mutex);
+}
+
+static void
+begin_tx(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+end_tx(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Is pg_billops (with its outbox) installed in our database? */
+static bool
+extension_present(void)
+{
+	bool		present;
+
+	begin_tx("pg_billops: checking for the extension");
+	SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_billops'", true, 1);
+	present = SPI_processed > 0;
+	end_tx();
+	return present;
+}
+
+/* Claim up to n due rows (committed before any HTTP); returns their ids. */
+static List *
+claim_rows(int n)
+{
+	List	   *ids = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		arg = Int32GetDatum(n);
+	Oid			argtype = INT4OID;
+
+	begin_tx("pg_billops: claiming outbox rows");
+	SPI_execute_with_args("SELECT outbox_id FROM billops._outbox_claim($1)", 1, &argtype, &arg, NULL, false, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		ids = lappend(ids, palloc(sizeof(int64)));
+		*(int64 *) llast(ids) = id;
+		MemoryContextSwitchTo(old);
+	}
+	end_tx();
+	return ids;
+}
+
+static char *
+spi_text(int col, MemoryContext cxt)
+{
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
+}
+
+/* Drive one row until it is done, retried later, dead, or BILL says stop. */
+static const char *
+deliver_row(int64 outbox_id, MemoryContext cxt)
+{
+	for (int steps = 0; steps < 50; steps++)
+	{
+		char	   *method,
+				   *path,
+				   *query,
+				   *body;
+		char		activity[200];
+		BillResponse resp;
+		Datum		args[4];
+		Oid			types[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
+		char		nulls[4] = {' ', ' ', ' ', ' '};
+		const char *next;
+
+		CHECK_FOR_INTERRUPTS();
+		begin_tx("pg_billops: preparing a BILL request");
+		args[0] = Int64GetDatum(outbox_id);
+		SPI_execute_with_args("SELECT method, path, query::text, body::text FROM billops._outbox_request($1)",
+							  1, types, args, NULL, true, 1);
+		method = spi_text(1, cxt);
+		path = spi_text(2, cxt);
+		query = spi_text(3, cxt);
+		body = spi_text(4, cxt);
+		end_tx();
+
+		snprintf(activity, sizeof(activity), "pg_billops: outbox %lld: %s %s",
+				 (long long) outbox_id, method, path);
+		pgstat_report_activity(STATE_RUNNING, activity);
+		initStringInfo(&resp.body);
+		bill_client_request(method, path, query, body, &resp);
+
+		begin_tx("pg_billops: recording BILL's answer");
+		args[1] = Int32GetDatum((int32) resp.status);
+		nulls[1] = resp.status == 0 ? 'n' : ' ';
+		args[2] = CStringGetTextDatum(resp.body.data);
+		args[3] = resp.transport_error ? CStringGetTextDatum(resp.transport_error) : (Datum) 0;
+		nulls[3] = resp.transport_error ? ' ' : 'n';
+		SPI_execute_with_args("SELECT billops._outbox_response($1, $2, $3, $4)", 4, types, args, nulls, false, 1);
+		next = spi_text(1, cxt);
+		end_tx();
+
+		if (strcmp(next, "continue") == 0)
+			continue;
+		if (strcmp(next, "relogin") == 0)
+		{
+			bill_client_forget_session();
+			continue;
+		}
+		if (strcmp(next, "throttle") == 0)
+		{
+			/* BDC_1322: another client of the org is busy; back off briefly, interruptibly */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 250 + (long) (random() % 750), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
+		return next;			/* done, retry, hourly, dead */
+	}
+	return "retry";
+}
+
+/* Milliseconds until the next pending row is due (capped). */
+static long
+ms_until_next_due(long cap)
+{
+	long		ms = cap;
+
+	begin_tx("pg_billops: looking for due outbox rows");
+	SPI_execute("SELECT greatest(0, ceil(extract(epoch FROM min(next_attempt_at) - clock_timestamp()) * 1000))::bigint "
+				"FROM billops.bill_outbox WHERE state = 'pending'", true, 1);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			ms = Min(cap, (long) DatumGetInt64(d));
+	}
+	end_tx();
+	return ms;
+}
+
+static void
+recover_rows(void)
+{
+	begin_tx("pg_billops: recovering rows left in flight");
+	SPI_execute("SELECT billops._outbox_recover()", false, 1);
+	end_tx();
+}
+
+void
+billops_bill_worker_main(Datum arg)
+{
+	MemoryContext loop_cxt;
+	volatile bool recovered = false;
+	char	   *database;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	/* wait, unconnected, until an administrator names the database */
+	while (billops_bill_database == NULL || billops_bill_database[0] == '\0')
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 60000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+	database = MemoryContextStrdup(TopMemoryContext, billops_bill_database);
+	BackgroundWorkerInitializeConnection(database, NULL, 0);
+	pgstat_report_appname("pg_billops BILL worker");
+
+	SpinLockAcquire(&shared->mutex);
+	shared->latch = MyLatch;
+	shared->pid = MyProcPid;
+	shared->database = MyDatabaseId;
+	SpinLockRelease(&shared->mutex);
+	before_shmem_exit(detach_shared, (Datum) 0);
+
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_billops BILL worker loop", ALLOCSET_DEFAULT_SIZES);
+	ereport(LOG, (errmsg("pg_billops BILL worker started for database \"%s\"", database)));
+
+	for (;;)
+	{
+		volatile long sleep_ms = 60000L;
+		volatile bool hourly_pause = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			/* another database, or none: start over (the postmaster restarts us) */
+			if (billops_bill_database == NULL || strcmp(billops_bill_database, database) != 0)
+				proc_exit(1);
+		}
+		ResetLatch(MyLatch);
+		MemoryContextReset(loop_cxt);
+
+		PG_TRY();
+		{
+			MemoryContext old = MemoryContextSwitchTo(loop_cxt);
+
+			if (extension_present() && bill_client_configured())
+			{
+				List	   *ids;
+
+				if (!recovered)
+				{
+					recover_rows();
+					recovered = true;
+				}
+				while (!hourly_pause && (ids = claim_rows(1)) != NIL)
+				{
+					const char *r = deliver_row(*(int64 *) linitial(ids), loop_cxt);
+
+					hourly_pause = (strcmp(r, "hourly") == 0);
+					MemoryContextReset(loop_cxt);
+					CHECK_FOR_INTERRUPTS();
+				}
+				sleep_ms = hourly_pause ? 60000L : ms_until_next_due(60000L);
+			}
+			MemoryContextSwitchTo(old);
+		}
+		PG_CATCH();
+		{
+			/* report, roll back, keep serving: one bad row must not stop the queue */
+			MemoryContextSwitchTo(loop_cxt);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			SPI_finish();
+			pgstat_report_activity(STATE_IDLE, NULL);
+			recovered = false;	/* put the row we were on back in the queue */
+			sleep_ms = 5000L;
+		}
+		PG_END_TRY();
+
+		pgstat_report_activity(STATE_IDLE, NULL);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(sleep_ms, 10L), PG_WAIT_EXTENSION);
+	}
+}
