@@ -12,7 +12,7 @@ SELECT p.proname, p.prokind
  ORDER BY 1;
 
 -- the settings exist; the credentials file setting is hidden from SHOW ALL
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'billops.%' ORDER BY 1;
+SELECT name, boot_val AS default_value, unit, context FROM pg_settings WHERE name LIKE 'billops.%' ORDER BY 1;
 SELECT count(*) AS shown_in_show_all FROM pg_settings WHERE name = 'billops.aws_shared_credentials_file';
 
 -- a role without grants can read nothing and run nothing

@@ -344,6 +344,55 @@ ms_until_next_due(long cap)
 	return ms;
 }
 
+/*
+ * Poll BILL for bills changed since the watermark (webhooks are not the only
+ * source of truth, says BILL).  Pages until the list ends; errors are logged
+ * and the next poll tries again.
+ */
+static void
+poll_bill(MemoryContext cxt)
+{
+	for (int page = 0; page < 50; page++)
+	{
+		char	   *method,
+				   *path,
+				   *query;
+		BillResponse resp;
+		Datum		arg;
+		Oid			type = TEXTOID;
+
+		CHECK_FOR_INTERRUPTS();
+		begin_tx("pg_billops: preparing the BILL poll");
+		SPI_execute("SELECT method, path, query::text FROM billops._bill_poll_request()", true, 1);
+		method = spi_text(1, cxt);
+		path = spi_text(2, cxt);
+		query = spi_text(3, cxt);
+		end_tx();
+
+		pgstat_report_activity(STATE_RUNNING, "pg_billops: polling BILL for changed bills");
+		initStringInfo(&resp.body);
+		bill_client_request(method, path, query, NULL, &resp);
+		if (resp.status < 200 || resp.status >= 300)
+		{
+			ereport(WARNING,
+					(errmsg("pg_billops: polling BILL failed: %s",
+							resp.transport_error ? resp.transport_error : psprintf("HTTP %ld", resp.status)),
+					 errdetail("%.300s", resp.body.data)));
+			return;
+		}
+		begin_tx("pg_billops: applying BILL's changes");
+		arg = CStringGetTextDatum(resp.body.data);
+		SPI_execute_with_args("SELECT billops._bill_poll_response($1)", 1, &type, &arg, NULL, false, 1);
+		SPI_execute("SELECT 1 FROM billops.bill_sync_state WHERE name = 'poll_page'", true, 1);
+		if (SPI_processed == 0)
+		{
+			end_tx();
+			return;				/* the list is read to its end */
+		}
+		end_tx();
+	}
+}
+
 static void
 recover_rows(void)
 {
@@ -358,6 +407,7 @@ billops_bill_worker_main(Datum arg)
 	MemoryContext loop_cxt;
 	volatile bool recovered = false;
 	char	   *database;
+	TimestampTz next_poll;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -387,6 +437,8 @@ billops_bill_worker_main(Datum arg)
 	before_shmem_exit(detach_shared, (Datum) 0);
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_billops BILL worker loop", ALLOCSET_DEFAULT_SIZES);
+	/* the first poll after one interval: a restart loop must not hammer BILL */
+	next_poll = GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC;
 	ereport(LOG, (errmsg("pg_billops BILL worker started for database \"%s\"", database)));
 
 	for (;;)
@@ -402,6 +454,8 @@ billops_bill_worker_main(Datum arg)
 			/* another database, or none: start over (the postmaster restarts us) */
 			if (billops_bill_database == NULL || strcmp(billops_bill_database, database) != 0)
 				proc_exit(1);
+			/* a shorter poll interval takes effect now, not after the old one */
+			next_poll = Min(next_poll, GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC);
 		}
 		ResetLatch(MyLatch);
 		MemoryContextReset(loop_cxt);
@@ -427,7 +481,14 @@ billops_bill_worker_main(Datum arg)
 					MemoryContextReset(loop_cxt);
 					CHECK_FOR_INTERRUPTS();
 				}
+				if (billops_bill_poll_interval_s > 0 && !hourly_pause && GetCurrentTimestamp() >= next_poll)
+				{
+					poll_bill(loop_cxt);
+					next_poll = GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC;
+				}
 				sleep_ms = hourly_pause ? 60000L : ms_until_next_due(60000L);
+				if (billops_bill_poll_interval_s > 0)
+					sleep_ms = Min(sleep_ms, Max(10L, (long) ((next_poll - GetCurrentTimestamp()) / 1000)));
 			}
 			MemoryContextSwitchTo(old);
 		}

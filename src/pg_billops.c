@@ -21,6 +21,7 @@ char	   *billops_bill_credentials_file = NULL;
 char	   *billops_bill_profile = NULL;
 char	   *billops_bill_base_url = NULL;
 char	   *billops_bill_database = NULL;
+int			billops_bill_poll_interval_s = 300;
 int			billops_http_connect_timeout_ms = 10000;
 int			billops_http_stall_timeout_ms = 60000;
 int			billops_http_request_timeout_ms = 120000;
@@ -95,6 +96,10 @@ _PG_init(void)
 							   "Database whose BILL outbox the background worker delivers (empty: the worker waits).",
 							   NULL, &billops_bill_database, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.bill_poll_interval",
+							"How often the BILL worker asks BILL for bills changed since the last poll (0: never; webhooks only).",
+							NULL, &billops_bill_poll_interval_s, 300, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("billops.ca_bundle",
 							   "CA certificate bundle for HTTPS peers (empty: the system default).",
 							   NULL, &billops_ca_bundle, "",
