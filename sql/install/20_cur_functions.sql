@@ -426,20 +426,26 @@ $$;
 -- Sync a source: for every billing period, find the newest delivery through its
 -- manifest and, if its assembly is new, load and swap it in.  A procedure, so
 -- that each delivery commits on its own and failures are recorded in the
--- history before the error is raised to the caller.
-CREATE PROCEDURE billops.sync_cur_source(source_name text, only_period date DEFAULT NULL, force boolean DEFAULT false)
+-- history.  Counts and the first error come back in the INOUT parameters
+-- (sync_cur_source raises it; the scheduler records it and goes on).
+CREATE PROCEDURE billops._sync_source(source_name text, only_period date, force boolean,
+                                      INOUT n_loaded integer DEFAULT 0, INOUT n_failed integer DEFAULT 0,
+                                      INOUT n_current integer DEFAULT 0, INOUT first_error jsonb DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
 DECLARE
     s billops.cur_source;
+    period_dates date[];
+    period_keys text[];
+    i integer;
     per record;
     man record;
     v_delivery bigint;
     v_assembly text;
     e_state text; e_msg text; e_detail text; e_hint text; e_ctx text;
     first_state text; first_msg text; first_detail text; first_hint text;
-    n_loaded integer := 0; n_failed integer := 0; n_current integer := 0;
 BEGIN
+    n_loaded := 0; n_failed := 0; n_current := 0; first_error := NULL;
     SELECT * INTO s FROM billops.cur_source WHERE name = source_name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'CUR source "%" does not exist', source_name
@@ -463,7 +469,23 @@ BEGIN
                             WHERE a.pid = d.backend_pid AND a.backend_start <= d.started_at));
     COMMIT;
 
-    FOR per IN SELECT * FROM billops._discover_periods(s.source_id) ORDER BY 1 LOOP
+    -- listing S3 can fail as a whole (credentials, network): that is the source's error
+    BEGIN
+        SELECT coalesce(array_agg(d.billing_period ORDER BY d.billing_period), '{}'),
+               coalesce(array_agg(d.manifest_key ORDER BY d.billing_period), '{}')
+          INTO period_dates, period_keys
+          FROM billops._discover_periods(s.source_id) d;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                                e_hint = PG_EXCEPTION_HINT;
+        n_failed := 1;
+        first_error := jsonb_build_object('sqlstate', e_state, 'message', e_msg,
+                                          'detail', nullif(e_detail, ''), 'hint', nullif(e_hint, ''));
+        RETURN;
+    END;
+
+    FOR i IN 1 .. cardinality(period_dates) LOOP
+        SELECT period_dates[i] AS billing_period, period_keys[i] AS manifest_key INTO per;
         CONTINUE WHEN only_period IS NOT NULL AND per.billing_period <> date_trunc('month', only_period)::date;
         CONTINUE WHEN s.min_period IS NOT NULL AND per.billing_period < s.min_period;
         v_delivery := NULL;
@@ -540,10 +562,24 @@ BEGIN
     RAISE NOTICE 'billops: % synced: % loaded, % already current, % failed', source_name, n_loaded, n_current, n_failed;
 
     IF first_state IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = first_state, MESSAGE = first_msg,
-            DETAIL = concat_ws(' ', nullif(first_detail, ''),
-                               format('%s of the source''s deliveries failed; data already loaded is unchanged (see billops.cur_delivery).', n_failed)),
-            HINT = coalesce(nullif(first_hint, ''), 'See billops.cur_delivery for each failure.');
+        first_error := jsonb_build_object('sqlstate', first_state, 'message', first_msg,
+            'detail', concat_ws(' ', nullif(first_detail, ''),
+                                format('%s of the source''s deliveries failed; data already loaded is unchanged (see billops.cur_delivery).', n_failed)),
+            'hint', coalesce(nullif(first_hint, ''), 'See billops.cur_delivery for each failure.'));
+    END IF;
+END
+$$;
+
+CREATE PROCEDURE billops.sync_cur_source(source_name text, only_period date DEFAULT NULL, force boolean DEFAULT false)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    loaded integer; failed integer; current integer; err jsonb;
+BEGIN
+    CALL billops._sync_source(source_name, only_period, force, loaded, failed, current, err);
+    IF err IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = err->>'sqlstate', MESSAGE = err->>'message',
+              DETAIL = coalesce(err->>'detail', ''), HINT = coalesce(err->>'hint', '');
     END IF;
 END
 $$;

@@ -88,6 +88,7 @@ SELECT pg_catalog.pg_extension_config_dump('billops.bill_link', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_webhook_event', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_sync_state', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.job_run', '');
 -- ...and the identity sequences behind them, or a restored database would
 -- hand out ids that already exist.
 DO $$
