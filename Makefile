@@ -3,7 +3,7 @@
 #   make                 build the module and the install script
 #   make install         install into the server found by pg_config
 #   make installcheck    pg_regress against a running server (PGHOST/PGPORT)
-#   make bench           benchmarks (test/bench/run.sh); prints name=value lines
+#   make bench           benchmarks (test/bench/run.sh, bill.sh); print name=value lines
 #
 # The install script is generated: the SQL sources live one domain per file in
 # sql/install/ and are concatenated in name order into sql/pg_billops--<ver>.sql.
@@ -52,3 +52,4 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 .PHONY: bench
 bench:
 	bash test/bench/run.sh
+	bash test/bench/bill.sh

@@ -3,7 +3,10 @@
 #   AWS delivers CUR files to S3 (here: the S3 emulator, which checks every
 #   SigV4 signature) → pg_billops finds each month's newest delivery through its
 #   manifest → streams S3 → gunzip → COPY into fresh partitions → swaps them in
-#   → finance looks at spend by account and service.
+#   → finance looks at spend by account and service → payables are built,
+#   routed, approved and locked → the BILL worker pushes the bills through the
+#   outbox to BILL (here: the BILL v3 emulator) and BILL's approvals and
+#   payments come back.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -13,6 +16,8 @@ start_cluster demo
 S3_DIR="$BILLOPS_RUN/s3"
 mkdir -p "$S3_DIR" && chmod 755 "$S3_DIR"
 start_s3_emulator "$S3_DIR"
+start_bill_emulator
+bill_worker_credentials
 
 log "AWS delivers: the real November 2023 sample, and generated Dec 2023 - Feb 2024 months"
 node "$BILLOPS_ROOT/test/generator/stage-csv.mjs" --csv "$SHARED/testdata/cur/legacy-cur-2023-11-sample.csv" \
@@ -230,4 +235,50 @@ SELECT a.logged_at::time(0) AS at, a.actor, CASE WHEN a.system_generated THEN 's
    AND a.object_type IN ('payable', 'approval_step')
  ORDER BY a.audit_id;
 SQL
-log "demo finished; every number above came through S3 (emulated), SigV4, gunzip and COPY, then the payable rules"
+
+log "BILL: the worker delivers the outbox (woken by each commit) to the BILL emulator"
+psql -qX -c "ALTER SYSTEM SET billops.bill_database = 'postgres'" -c "ALTER SYSTEM SET billops.bill_poll_interval = '2s'" \
+     -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 300); do
+    left=$(psql -qXAt -c "SELECT count(*) FROM billops.bill_outbox WHERE state IN ('pending', 'in_flight')")
+    [ "$left" = 0 ] && break
+    sleep 0.2
+done
+bills_json() { curl -s "$BILL_EMULATOR_CONTROL/state"; }
+psql -qX -v ON_ERROR_STOP=1 -v bills="$(bills_json)" <<'SQL'
+\set QUIET on
+\pset footer off
+\echo
+\echo '=== The outbox (billops.bill_outbox): every push, its requests, its outcome ==='
+SELECT action, state, count(*) AS rows, sum(requests) AS requests, sum(attempts) AS attempts
+  FROM billops.bill_outbox GROUP BY 1, 2 ORDER BY 1, 2;
+\echo
+\echo '=== Bills as BILL sees them, next to the payables in Postgres ==='
+WITH bill AS (SELECT b FROM jsonb_array_elements((:'bills')::jsonb->'bills') b)
+SELECT to_char(p.billing_period, 'YYYY-MM') AS period, left(b->>'vendorName', 22) AS "BILL vendor",
+       b->'invoice'->>'invoiceNumber' AS "BILL invoice #", to_char((b->>'amount')::numeric, 'FM999,990.00') AS "BILL amount",
+       jsonb_array_length(b->'billLineItems') AS "BILL lines", b->>'approvalStatus' AS "BILL approval",
+       to_char(p.amount, 'FM999,990.00') AS "payable amount", p.status AS "payable status", p.dedupe_key
+  FROM bill JOIN billops.bill_link l ON l.bill_id = b->>'id' JOIN billops.payable p USING (payable_id)
+ ORDER BY p.billing_period, p.amount DESC
+ LIMIT 14;
+SQL
+
+log "BILL: an approver approves a bill in BILL, and another one is paid; the poller brings both back"
+ids=($(psql -qXAt -c "SELECT l.bill_id FROM billops.bill_link l JOIN billops.payable p USING (payable_id) WHERE p.status = 'routed' ORDER BY p.amount DESC LIMIT 1"
+       psql -qXAt -c "SELECT l.bill_id FROM billops.bill_link l JOIN billops.payable p USING (payable_id) WHERE p.status = 'approved' ORDER BY p.amount DESC LIMIT 1"))
+curl -s -X POST "$BILL_EMULATOR_CONTROL/bills/${ids[0]}/approve" -H 'content-type: application/json' -d '{}' >/dev/null
+curl -s -X POST "$BILL_EMULATOR_CONTROL/bills/${ids[1]}/pay" -H 'content-type: application/json' -d '{}' >/dev/null
+sleep 5
+psql -qX -v ON_ERROR_STOP=1 <<'SQL'
+\set QUIET on
+\pset footer off
+SELECT p.payable_id, left(p.charge_source, 46) AS charge_source, l.approval_status AS "BILL approval",
+       l.payment_status AS "BILL payment", p.status AS "payable status now",
+       (SELECT string_agg(DISTINCT s.decided_by::text, ', ') FROM billops.approval_step s WHERE s.payable_id = p.payable_id
+           AND s.status = 'approved') AS approved_by
+  FROM billops.bill_link l JOIN billops.payable p USING (payable_id)
+ WHERE l.approval_status = 'APPROVED' OR l.payment_status IN ('SCHEDULED', 'PAID')
+ ORDER BY 1;
+SQL
+log "demo finished; every number above came through S3 (emulated), SigV4, gunzip and COPY, then the payable rules, then BILL (emulated)"

@@ -166,6 +166,25 @@ start_bill_emulator() {
     log "BILL emulator at $BILL_ENDPOINT"
 }
 
+# bill_worker_credentials: give the running cluster the BILL emulator's credentials (a file only the
+# server account can read) and base URL; the worker still waits until billops.bill_database is set.
+bill_worker_credentials() {
+    [ -n "${BILLOPS_RUN:-}" ] && [ -n "${BILL_ENDPOINT:-}" ] || return 0
+    export BILL_WEBHOOK_KEY="${BILL_WEBHOOK_KEY:-billops-test-webhook-key}"
+    cat > "$BILLOPS_RUN/bill-credentials" <<CREDS
+[default]
+dev_key = $BILL_DEV_KEY
+username = $BILL_USERNAME
+password = $BILL_PASSWORD
+organization_id = $BILL_ORGANIZATION_ID
+webhook_security_key = $BILL_WEBHOOK_KEY
+CREDS
+    chown "$PG_OS_USER" "$BILLOPS_RUN/bill-credentials"
+    chmod 600 "$BILLOPS_RUN/bill-credentials"
+    psql -qX -d postgres -c "ALTER SYSTEM SET billops.bill_credentials_file = '$BILLOPS_RUN/bill-credentials'" \
+         -c "ALTER SYSTEM SET billops.bill_base_url = '$BILL_ENDPOINT'" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
 stop_all() {
     [ -n "${S3_EMULATOR_PID:-}" ] && kill "$S3_EMULATOR_PID" 2>/dev/null || true
     [ -n "${BILL_EMULATOR_PID:-}" ] && kill "$BILL_EMULATOR_PID" 2>/dev/null || true
