@@ -18,6 +18,7 @@ typedef struct BillResponse
 	long		status;			/* 0: no HTTP answer (transport_error set) */
 	StringInfoData body;
 	char	   *transport_error;	/* NULL unless the request did not complete */
+	bool		login_failed;	/* BILL refused the login: the answer is about us, not the row */
 } BillResponse;
 
 /* Sends one request; logs in first (and again once after BDC_1109) as needed. */

@@ -214,8 +214,12 @@ bill_client_request(const char *method, const char *path, const char *query_json
 		List	   *headers;
 		char	   *code;
 
+		out->login_failed = false;
 		if (session_id == NULL && !login(out))
-			return;				/* the login answer (error array) goes back to SQL */
+		{
+			out->login_failed = true;	/* the caller backs off; no row is to blame */
+			return;
+		}
 		headers = json_headers();
 		headers = lappend(headers, psprintf("devKey: %s", session_dev_key));
 		headers = lappend(headers, psprintf("sessionId: %s", session_id));

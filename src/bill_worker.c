@@ -57,6 +57,10 @@ static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 static bool wake_at_commit = false;
 static bool xact_callback_registered = false;
 
+/* in the worker: no request to BILL before this (BDC_1144, or BILL refused our login) */
+static TimestampTz pause_until = 0;
+static int	login_backoff_s = 0;
+
 PGDLLEXPORT void billops_bill_worker_main(Datum arg);
 
 PG_FUNCTION_INFO_V1(billops_bill_wake);
@@ -259,10 +263,49 @@ spi_text(int col, MemoryContext cxt)
 	return v ? MemoryContextStrdup(cxt, v) : NULL;
 }
 
+/*
+ * Sleep until a deadline.  New work (a latch set by a commit) does not cut a
+ * backoff short -- BILL asked us to wait -- but interrupts are served at once.
+ */
+static void
+sleep_until(TimestampTz deadline)
+{
+	for (;;)
+	{
+		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+		if (ms <= 0)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Give a claimed row back to the queue (see billops._outbox_defer). */
+static void
+defer_row(int64 outbox_id, double delay_s, bool count_attempt, const char *code, const char *message)
+{
+	Datum		args[5];
+	Oid			types[5] = {INT8OID, NUMERICOID, BOOLOID, TEXTOID, TEXTOID};
+	char		nulls[5] = {' ', ' ', ' ', code ? ' ' : 'n', message ? ' ' : 'n'};
+
+	begin_tx("pg_billops: deferring an outbox row");
+	args[0] = Int64GetDatum(outbox_id);
+	args[1] = DirectFunctionCall1(float8_numeric, Float8GetDatum(delay_s));
+	args[2] = BoolGetDatum(count_attempt);
+	args[3] = code ? CStringGetTextDatum(code) : (Datum) 0;
+	args[4] = message ? CStringGetTextDatum(message) : (Datum) 0;
+	SPI_execute_with_args("SELECT billops._outbox_defer($1, $2, $3, $4, $5)", 5, types, args, nulls, false, 1);
+	end_tx();
+}
+
 /* Drive one row until it is done, retried later, dead, or BILL says stop. */
 static const char *
 deliver_row(int64 outbox_id, MemoryContext cxt)
 {
+	int			relogins = 0;
+
 	for (int steps = 0; steps < 50; steps++)
 	{
 		char	   *method,
@@ -292,6 +335,20 @@ deliver_row(int64 outbox_id, MemoryContext cxt)
 		pgstat_report_activity(STATE_RUNNING, activity);
 		initStringInfo(&resp.body);
 		bill_client_request(method, path, query, body, &resp);
+		if (resp.login_failed)
+		{
+			/* BILL refused our credentials: not this row's fault; stop asking for a while */
+			login_backoff_s = login_backoff_s ? Min(login_backoff_s * 2, 900) : 60;
+			pause_until = GetCurrentTimestamp() + (TimestampTz) login_backoff_s * USECS_PER_SEC;
+			ereport(WARNING,
+					(errmsg("pg_billops: BILL refused the login (HTTP %ld); no requests for %d s",
+							resp.status, login_backoff_s),
+					 errdetail("%.300s", resp.transport_error ? resp.transport_error : resp.body.data),
+					 errhint("Check dev_key, username, password and organization_id in billops.bill_credentials_file.")));
+			defer_row(outbox_id, login_backoff_s, false, "LOGIN", "BILL refused the login; see the server log");
+			return "paused";
+		}
+		login_backoff_s = 0;
 
 		begin_tx("pg_billops: recording BILL's answer");
 		args[1] = Int32GetDatum((int32) resp.status);
@@ -308,19 +365,31 @@ deliver_row(int64 outbox_id, MemoryContext cxt)
 		if (strcmp(next, "relogin") == 0)
 		{
 			bill_client_forget_session();
+			/* a session refused again right after a fresh login: not worth BILL's login budget */
+			if (++relogins > 2)
+			{
+				defer_row(outbox_id, 30, true, "BDC_1109", "BILL refused fresh sessions repeatedly");
+				return "retry";
+			}
 			continue;
 		}
 		if (strcmp(next, "throttle") == 0)
 		{
-			/* BDC_1322: another client of the org is busy; back off briefly, interruptibly */
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 250 + (long) (random() % 750), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
+			/* BDC_1322: too many requests in flight for the org; back off, and mean it */
+			sleep_until(GetCurrentTimestamp() + (TimestampTz) (250 + random() % 750) * 1000);
 			continue;
+		}
+		if (strcmp(next, "hourly") == 0)
+		{
+			/* BDC_1144: nothing more this hour (TimestampTz counts from an hour boundary) */
+			pause_until = (GetCurrentTimestamp() / USECS_PER_HOUR + 1) * USECS_PER_HOUR;
+			ereport(LOG, (errmsg("pg_billops: BILL's hourly request limit is reached; pausing until the next hour")));
 		}
 		return next;			/* done, retry, hourly, dead */
 	}
-	return "retry";
+	/* a long walk (e.g. a lookup through many pages): let other rows go first, keep the cursor */
+	defer_row(outbox_id, 0, false, NULL, NULL);
+	return "yield";
 }
 
 /* Milliseconds until the next pending row is due (capped). */
@@ -330,7 +399,8 @@ ms_until_next_due(long cap)
 	long		ms = cap;
 
 	begin_tx("pg_billops: looking for due outbox rows");
-	SPI_execute("SELECT greatest(0, ceil(extract(epoch FROM min(next_attempt_at) - clock_timestamp()) * 1000))::bigint "
+	/* NULL when nothing is pending: then sleep the whole cap (until a commit wakes us) */
+	SPI_execute("SELECT ceil(extract(epoch FROM min(next_attempt_at) - clock_timestamp()) * 1000)::bigint "
 				"FROM billops.bill_outbox WHERE state = 'pending'", true, 1);
 	if (SPI_processed > 0)
 	{
@@ -338,7 +408,7 @@ ms_until_next_due(long cap)
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 		if (!isnull)
-			ms = Min(cap, (long) DatumGetInt64(d));
+			ms = Max(0L, Min(cap, (long) DatumGetInt64(d)));
 	}
 	end_tx();
 	return ms;
@@ -444,7 +514,7 @@ billops_bill_worker_main(Datum arg)
 	for (;;)
 	{
 		volatile long sleep_ms = 60000L;
-		volatile bool hourly_pause = false;
+		volatile bool paused = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -473,20 +543,22 @@ billops_bill_worker_main(Datum arg)
 					recover_rows();
 					recovered = true;
 				}
-				while (!hourly_pause && (ids = claim_rows(1)) != NIL)
+				paused = GetCurrentTimestamp() < pause_until;
+				while (!paused && (ids = claim_rows(1)) != NIL)
 				{
-					const char *r = deliver_row(*(int64 *) linitial(ids), loop_cxt);
-
-					hourly_pause = (strcmp(r, "hourly") == 0);
+					(void) deliver_row(*(int64 *) linitial(ids), loop_cxt);
+					paused = GetCurrentTimestamp() < pause_until;
 					MemoryContextReset(loop_cxt);
 					CHECK_FOR_INTERRUPTS();
 				}
-				if (billops_bill_poll_interval_s > 0 && !hourly_pause && GetCurrentTimestamp() >= next_poll)
+				if (billops_bill_poll_interval_s > 0 && !paused && GetCurrentTimestamp() >= next_poll)
 				{
 					poll_bill(loop_cxt);
 					next_poll = GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC;
 				}
-				sleep_ms = hourly_pause ? 60000L : ms_until_next_due(60000L);
+				/* paused: a commit may wake us, but we go back to sleep until the pause ends */
+				sleep_ms = paused ? Max(10L, Min(60000L, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), pause_until)))
+					: ms_until_next_due(60000L);
 				if (billops_bill_poll_interval_s > 0)
 					sleep_ms = Min(sleep_ms, Max(10L, (long) ((next_poll - GetCurrentTimestamp()) / 1000)));
 			}

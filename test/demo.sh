@@ -17,7 +17,6 @@ S3_DIR="$BILLOPS_RUN/s3"
 mkdir -p "$S3_DIR" && chmod 755 "$S3_DIR"
 start_s3_emulator "$S3_DIR"
 start_bill_emulator
-bill_worker_credentials
 
 log "AWS delivers: the real November 2023 sample, and generated Dec 2023 - Feb 2024 months"
 node "$BILLOPS_ROOT/test/generator/stage-csv.mjs" --csv "$SHARED/testdata/cur/legacy-cur-2023-11-sample.csv" \

@@ -164,6 +164,9 @@ start_bill_emulator() {
     local base="http://127.0.0.1:$(cat "$BILLOPS_RUN/bill.port")"
     export BILL_ENDPOINT="$base/connect" BILL_EVENTS_ENDPOINT="$base/connect-events" BILL_EMULATOR_CONTROL="$base/_emulator"
     log "BILL emulator at $BILL_ENDPOINT"
+    # with a cluster running: the worker's credentials and base URL (not billops.bill_database:
+    # a test names the database, so the worker connects only when a test wants it)
+    if [ -n "${PGHOST:-}" ]; then bill_worker_credentials; fi
 }
 
 # bill_worker_credentials: give the running cluster the BILL emulator's credentials (a file only the

@@ -460,6 +460,23 @@ BEGIN
      WHERE k.payable_id = p.payable_id;
 END $$;
 
+-- Put a claimed row back in the queue without an answer to record: the worker
+-- yields a long lookup to other rows (the cursor is kept), or BILL refused the
+-- login itself (not the row's fault).  count_attempt: whether this counts
+-- toward bill_max_attempts.
+CREATE FUNCTION billops._outbox_defer(target_outbox_id bigint, delay_seconds numeric, count_attempt boolean,
+                                      error_code text DEFAULT NULL, error_message text DEFAULT NULL) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE billops.bill_outbox o SET state = 'pending', claimed_by = NULL,
+           attempts = CASE WHEN count_attempt THEN o.attempts ELSE o.attempts - 1 END,
+           step = CASE WHEN count_attempt AND o.step = 'vendor_create' THEN 'vendor_lookup'
+                       WHEN count_attempt AND o.step = 'bill_create' THEN 'bill_lookup' ELSE o.step END,
+           next_attempt_at = clock_timestamp() + make_interval(secs => delay_seconds),
+           last_error_code = coalesce(error_code, o.last_error_code),
+           last_error = coalesce(error_message, o.last_error)
+     WHERE o.outbox_id = target_outbox_id AND o.state = 'in_flight'
+$$;
+
 CREATE FUNCTION billops.bill_outbox_retry(outbox_id bigint) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

@@ -19,7 +19,6 @@ install_deps >&2
 build_extension >&2
 start_cluster bill-bench >&2
 start_bill_emulator >&2
-bill_worker_credentials
 
 q() { psql -qXAt -v ON_ERROR_STOP=1 -d billops_bench "$@"; }
 psql -qX -c "CREATE DATABASE billops_bench" >/dev/null

@@ -1,0 +1,777 @@
+// The BILL worker end to end: payables built from a small month go through the
+// outbox to the BILL v3 emulator, driven by the background worker itself (no
+// SQL protocol calls by hand).  Every expectation comes from the payables in
+// the database and from what the emulator holds and logged: one bill per
+// routed invoice-like payable (never two), vendors searched before they are
+// created, an idle worker asleep, sessions renewed, no row left behind in
+// flight, throttling and the hourly limit respected, dead letters retryable,
+// the ambiguous create (BILL did it, we never heard) adopted rather than
+// repeated, crashes at the worst moments survived, SIGTERM honoured
+// mid-request, and DROP DATABASE never blocked by the worker.
+//
+// Needs the environment of test/run-tests.sh: a cluster with pg_billops
+// preloaded, the BILL emulator (BILL_EMULATOR_CONTROL, BILL_ENDPOINT, ...), and
+// billops.bill_base_url / billops.bill_credentials_file set by lib.sh's
+// start_bill_emulator.  The worker is pointed at this file's database here.
+import { test, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pg, RUN, toScaled } from './helpers.mjs';
+
+const DB = 'billops_bill';
+const WORKER = 'pg_billops BILL worker';
+const CONTROL = process.env.BILL_EMULATOR_CONTROL;
+const BILL = process.env.BILL_ENDPOINT;
+const ORG = process.env.BILL_ORGANIZATION_ID;
+const PGBIN = '/usr/lib/postgresql/15/bin';
+const CSV = RUN ? path.join(RUN, 'bill-worker-month.csv') : null;
+const RESTART_WAIT_MS = 16000;      // bgw_restart_time is 10 s
+
+// --- connections --------------------------------------------------------------
+// Each client has an error listener: a worker or postmaster kill must not take
+// the test process down with an unhandled 'error' event.
+const clients = new Set();
+async function open(database) {
+  const c = new pg.Client({ database });
+  c.on('error', () => {});
+  await c.connect();
+  clients.add(c);
+  c.on('end', () => clients.delete(c));
+  return c;
+}
+let admin;   // the postgres database
+let db;      // this file's database
+async function reconnect() {
+  await Promise.all([...clients].map((c) => c.end().catch(() => {})));
+  admin = await waitFor('the server to accept connections', () => open('postgres').catch(() => null), 20000, 100);
+  db = await open(DB);
+}
+const one = async (c, sql, params = []) => (await c.query(sql, params)).rows[0];
+
+async function waitFor(what, fn, timeoutMs = 30000, intervalMs = 25, describe = null) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > timeoutMs) {
+      const extra = describe ? `; ${await describe()}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${extra}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+// --- the BILL emulator ------------------------------------------------------------
+async function control(method, p, body) {
+  const res = await fetch(`${CONTROL}/${p}`, {
+    method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`emulator ${method} ${p}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+const setFaults = (faults) => control('POST', 'faults', { faults });
+const state = () => control('GET', 'state');
+const stats = () => control('GET', 'stats');
+// the API requests (the control API is not logged there), oldest first
+const requests = () => control('GET', 'requests');
+const isApi = (r, method, p) => r.method === method && r.path === `/connect${p}`;
+const ok2xx = (r) => r.status >= 200 && r.status < 300;
+
+// BILL's own API, as a person working in BILL would use it (to set the scene)
+async function billApi(method, p, body, session) {
+  const res = await fetch(`${BILL}${p}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(session ? { devKey: process.env.BILL_DEV_KEY, sessionId: session } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`BILL ${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+async function billLogin() {
+  const r = await billApi('POST', '/v3/login', {
+    username: process.env.BILL_USERNAME, password: process.env.BILL_PASSWORD,
+    organizationId: ORG, devKey: process.env.BILL_DEV_KEY,
+  });
+  return r.sessionId;
+}
+
+// --- the worker -------------------------------------------------------------------
+async function workerRow() {
+  const { rows } = await admin.query(
+    `SELECT pid, datname, state, query, query_start, wait_event_type, wait_event FROM pg_stat_activity WHERE backend_type = $1`,
+    [WORKER]);
+  return rows[0] ?? null;
+}
+// the worker, connected to our database
+const connectedWorker = (timeoutMs = RESTART_WAIT_MS) => waitFor(`the BILL worker to connect to ${DB}`, async () => {
+  const w = await workerRow();
+  return w && w.datname === DB ? w : null;
+}, timeoutMs, 50);
+// the worker, while it waits on BILL for this request (its pg_stat_activity text, from bill_worker.c)
+const RE_ACTIVITY = /^pg_billops: outbox (\d+): (GET|POST|PUT|PATCH) (\S+)$/;
+const workerDoing = (method, p, timeoutMs = 15000) => waitFor(`the worker to send ${method} ${p}`, async () => {
+  const w = await workerRow();
+  const m = w && RE_ACTIVITY.exec(w.query ?? '');
+  return m && m[2] === method && m[3] === p ? { pid: w.pid, outboxId: Number(m[1]) } : null;
+}, timeoutMs, 10);
+function processAlive(pid) {
+  try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; }
+}
+async function waitGone(pid, timeoutMs = 5000) {
+  await waitFor(`process ${pid} to exit`, async () => {
+    const { rows } = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
+    return rows.length === 0 && !processAlive(pid);
+  }, timeoutMs, 5);
+}
+
+// --- the month --------------------------------------------------------------------
+// Payer 111111111111, March 2024, final (invoice ids filled, so payables route):
+// AWS usage (an acknowledgement, never a bill), Datadog under two spellings and
+// two invoicing entities (two bills, one vendor), MongoDB with a line that nets
+// to zero, Snowflake, an unknown seller (an exception, not routed), and N
+// partners that share one vendor through a pattern alias.
+function writeMonth(partners) {
+  const head = 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,' +
+    'bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,' +
+    'lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName';
+  const inc = '"Amazon Web Services, Inc."';
+  const row = (inv, entity, billing, account, type, product, cost, legal, name) =>
+    [inv, entity, billing, 'Anniversary', '111111111111', '2024-03-01T00:00:00Z', account, type, product, cost, 'USD', legal, name].join(',');
+  const lines = [head,
+    row('INV-AWS-1', inc, 'AWS', '222222222222', 'Usage', 'AmazonEC2', '6000.004', inc, 'Amazon Elastic Compute Cloud'),
+    row('INV-AWS-1', inc, 'AWS', '333333333333', 'Usage', 'AmazonS3', '300.335', inc, 'Amazon Simple Storage Service'),
+    row('INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '800.00', '"Datadog, Inc."', 'Datadog Pro'),
+    row('INV-DD-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-dd1', '25.505', '"Datadog, Inc."', 'Datadog Pro'),
+    row('INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd2', '41.10', '"Datadog, Inc."', 'Datadog Logs'),
+    row('EUINV-1', 'Amazon Web Services EMEA SARL', 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '120.00', 'DATADOG INC', 'Datadog Pro'),
+    row('INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-mdb', '300.00', '"MongoDB, Inc."', 'MongoDB Atlas'),
+    row('INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-mdb2', '50.00', '"MongoDB, Inc."', 'MongoDB Charts'),
+    row('INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Credit', 'prod-mdb2', '-50.00', '"MongoDB, Inc."', 'MongoDB Charts'),
+    row('INV-SF-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-sf', '1234.56', 'Snowflake Inc.', 'Snowflake Compute'),
+    row('INV-ACME-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-acme', '99.99', 'ACME Widgets LLC', 'Widgets'),
+  ];
+  for (let i = 1; i <= partners; i++) {
+    const n = String(i).padStart(3, '0');
+    lines.push(row(`INV-P-${n}`, inc, 'AWS', i % 2 ? '222222222222' : '333333333333', 'Usage', 'PartnerSvc',
+      `${10 + i}.${String((i * 37) % 100).padStart(2, '0')}`, `Partner ${n} LLC`, 'Partner service'));
+  }
+  fs.writeFileSync(CSV, `${lines.join('\n')}\n`, { mode: 0o644 });
+  fs.chmodSync(CSV, 0o644);   // the server account reads it
+}
+
+async function configure() {
+  await db.query(`INSERT INTO billops.vendor (name, kind) VALUES
+                    ('Datadog', 'marketplace_seller'), ('MongoDB', 'marketplace_seller'),
+                    ('Snowflake', 'marketplace_seller'), ('Partner Network', 'partner')`);
+  await db.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern)
+                  SELECT vendor_id, 'exact', a FROM billops.vendor
+                    JOIN (VALUES ('Datadog', 'Datadog, Inc.'), ('MongoDB', 'MongoDB, Inc.'), ('Snowflake', 'Snowflake Inc.')) x(v, a)
+                      ON name = v`);
+  await db.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern)
+                  SELECT vendor_id, 'pattern', '^Partner [0-9]+ LLC$' FROM billops.vendor WHERE name = 'Partner Network'`);
+  await db.query(`INSERT INTO billops.coding_rule (field, value, priority, usage_account_id) VALUES
+                    ('gl_account', '6100-cloud', 100, NULL), ('department', 'FINOPS', 200, NULL),
+                    ('department', 'DATA', 100, '333333333333')`);
+}
+
+// Load and build (the build's commit wakes the worker); returns the payables as
+// the database has them, with what BILL should end up holding for each.
+async function buildMonth({ partners = 4 } = {}) {
+  writeMonth(partners);
+  await configure();
+  await db.query('SET client_min_messages = warning');
+  await db.query(`SELECT billops.load_cur_file($1, 'bill-worker', $2)`, [CSV, `bw-${Date.now()}`]);
+  await db.query('SELECT count(*) FROM billops.build_payables()');
+  return payables();
+}
+async function payables() {
+  const { rows } = await db.query(
+    `SELECT p.payable_id::int AS id, p.dedupe_key, billops.bill_invoice_number(p.dedupe_key) AS invoice_number,
+            p.amount::text AS amount, p.treatment, p.status, v.name AS vendor,
+            p.treatment = 'invoice_like' AND p.status IN ('routed', 'approved', 'scheduled', 'paid') AS pushable,
+            coalesce((SELECT json_agg(json_build_object('amount', l.amount::text, 'description', l.description,
+                                                        'gl', l.gl_account, 'department', l.department) ORDER BY l.line_key)
+                        FROM billops.payable_line l WHERE l.payable_id = p.payable_id AND l.amount <> 0), '[]') AS lines,
+            (SELECT count(*) FROM billops.payable_line l WHERE l.payable_id = p.payable_id)::int AS all_lines
+       FROM billops.payable p LEFT JOIN billops.vendor v USING (vendor_id) ORDER BY p.payable_id`);
+  return rows;
+}
+const pushable = (ps) => ps.filter((p) => p.pushable);
+
+async function outbox() {
+  return (await db.query(
+    `SELECT outbox_id::int AS id, payable_id::int AS payable_id, action, state, step, attempts, requests,
+            last_http_status, last_error_code, last_error, bill_id, next_attempt_at
+       FROM billops.bill_outbox ORDER BY outbox_id`)).rows;
+}
+const outboxSummary = async () => JSON.stringify((await outbox()).map((o) =>
+  `${o.id}:${o.state}/${o.step}/a${o.attempts}${o.last_error_code ? `/${o.last_error_code}` : ''}`));
+
+// Every row finished (done, dead or cancelled), and at least n rows.
+async function drained(n, timeoutMs = 30000) {
+  return waitFor('the outbox to drain', async () => {
+    const rows = await outbox();
+    return rows.length >= n && rows.every((o) => !['pending', 'in_flight'].includes(o.state)) ? rows : null;
+  }, timeoutMs, 50, outboxSummary);
+}
+
+// What BILL holds, by invoice number.
+function billsByInvoice(st) {
+  const m = new Map();
+  for (const b of st.bills) {
+    const k = b.invoice?.invoiceNumber;
+    if (!m.has(k)) m.set(k, []);
+    m.get(k).push(b);
+  }
+  return m;
+}
+const cents = (v) => toScaled(String(v), 2);
+
+// One bill per pushable payable and nothing else; amounts, lines, coding,
+// description and vendor as the payable says; bill_link agrees.
+async function assertExactlyOneBillEach(ps, st, label = '') {
+  const want = pushable(ps);
+  const byInvoice = billsByInvoice(st);
+  for (const p of want) {
+    const got = byInvoice.get(p.invoice_number) ?? [];
+    assert.equal(got.length, 1, `${label}${p.dedupe_key}: exactly one bill with invoice number ${p.invoice_number} (found ${got.length})`);
+  }
+  const unexpected = [...byInvoice.keys()].filter((k) => !want.some((p) => p.invoice_number === k));
+  assert.deepEqual(unexpected, [], `${label}no bill in BILL other than the routed invoice-like payables'`);
+  const links = new Map((await db.query(
+    'SELECT payable_id::int AS id, invoice_number, bill_id, bill_vendor_id FROM billops.bill_link')).rows.map((l) => [l.id, l]));
+  for (const p of want) {
+    const [b] = byInvoice.get(p.invoice_number);
+    assert.equal(links.get(p.id)?.bill_id, b.id, `${label}${p.dedupe_key}: bill_link holds BILL's bill id`);
+    assert.equal(links.get(p.id)?.invoice_number, p.invoice_number, `${label}${p.dedupe_key}: bill_link holds our invoice number`);
+  }
+}
+
+// --- file setup -------------------------------------------------------------------
+before(async () => {
+  assert.ok(CONTROL && BILL && RUN, 'BILL_EMULATOR_CONTROL, BILL_ENDPOINT and BILLOPS_RUN are set (run through test/run-tests.sh)');
+  admin = await open('postgres');
+  await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
+  await admin.query(`CREATE DATABASE ${DB}`);
+  db = await open(DB);
+  await db.query('CREATE EXTENSION pg_billops');
+  const { rows: [cfg] } = await admin.query(
+    `SELECT current_setting('billops.bill_base_url') AS url, current_setting('billops.bill_credentials_file') AS creds`);
+  assert.equal(cfg.url, BILL, 'lib.sh pointed billops.bill_base_url at the emulator');
+  assert.ok(cfg.creds, 'lib.sh set billops.bill_credentials_file');
+  await admin.query(`ALTER SYSTEM SET billops.bill_database = '${DB}'`);
+  // no BILL state poll during this file: the request log holds the outbox's requests only
+  await admin.query('ALTER SYSTEM SET billops.bill_poll_interval = 0');
+  await admin.query('SELECT pg_reload_conf()');
+  await connectedWorker();
+});
+
+after(async () => {
+  try {
+    await control('POST', 'reset').catch(() => {});
+    admin ??= await open('postgres');
+    await admin.query('ALTER SYSTEM RESET billops.bill_database');
+    await admin.query('ALTER SYSTEM RESET billops.bill_poll_interval');
+    await admin.query('SELECT pg_reload_conf()');
+    await Promise.all([...clients].filter((c) => c !== admin).map((c) => c.end().catch(() => {})));
+    await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
+  } finally {
+    await Promise.all([...clients].map((c) => c.end().catch(() => {})));
+  }
+});
+
+// Each test: an empty BILL, and the extension dropped and created again under
+// the running worker (which must cope with its tables disappearing).
+let workerBefore;
+beforeEach(async () => {
+  await control('POST', 'reset');
+  await db.query('DROP EXTENSION IF EXISTS pg_billops CASCADE');
+  await db.query('CREATE EXTENSION pg_billops');
+  workerBefore = await connectedWorker();
+});
+
+// --- 1 ------------------------------------------------------------------------------
+test('full push: one bill per routed invoice-like payable, as the payable says, vendors searched before created', async () => {
+  // BILL already knows MongoDB (to be found, not created again) and has an archived
+  // "Datadog" (not to be used)
+  const session = await billLogin();
+  const mongo = await billApi('POST', '/v3/vendors', { name: 'MongoDB', accountType: 'BUSINESS' }, session);
+  const oldDd = await billApi('POST', '/v3/vendors', { name: 'Datadog', accountType: 'BUSINESS' }, session);
+  await billApi('POST', `/v3/vendors/${oldDd.id}/archive`, null, session);
+  await billApi('POST', '/v3/logout', null, session).catch(() => {});
+  await control('DELETE', 'requests');
+
+  const ps = await buildMonth({ partners: 4 });
+  const want = pushable(ps);
+  assert.ok(want.length >= 6, `the month has routed bills (${want.length})`);
+  assert.ok(ps.some((p) => p.treatment === 'usage_summary' && p.status === 'routed'), 'and a routed acknowledgement');
+  assert.ok(ps.some((p) => p.status === 'exception'), 'and an exception');
+  assert.ok(want.some((p) => p.lines.length < p.all_lines), 'and a payable with a zero line');
+
+  const rows = await drained(want.length);
+  assert.deepEqual(rows.map((o) => o.payable_id).sort(), want.map((p) => p.id).sort(),
+    'one outbox row per routed invoice-like payable, none for the acknowledgement or the exception');
+  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done (${o.last_error_code ?? ''} ${o.last_error ?? ''})`);
+
+  const st = await state();
+  await assertExactlyOneBillEach(ps, st);
+  const byInvoice = billsByInvoice(st);
+  const vendorsById = new Map(st.vendors.map((v) => [v.id, v]));
+  for (const p of want) {
+    const [b] = byInvoice.get(p.invoice_number);
+    assert.equal(cents(b.amount), cents(p.amount), `${p.dedupe_key}: amount`);
+    assert.equal(b.billLineItems.length, p.lines.length, `${p.dedupe_key}: one line per non-zero payable line`);
+    const sent = b.billLineItems.map((l) => JSON.stringify([cents(l.amount).toString(), l.description,
+      l.classifications?.chartOfAccountId ?? null, l.classifications?.departmentId ?? null])).sort();
+    const mine = p.lines.map((l) => JSON.stringify([cents(l.amount).toString(), l.description, l.gl, l.department])).sort();
+    assert.deepEqual(sent, mine, `${p.dedupe_key}: line amounts, descriptions and coding (classifications)`);
+    assert.ok(b.description.startsWith('[pg_billops, system-generated]'), `${p.dedupe_key}: says it is system-generated`);
+    const v = vendorsById.get(b.vendorId);
+    assert.equal(v?.name, p.vendor, `${p.dedupe_key}: billed to its vendor`);
+    assert.equal(v.archived, false, `${p.dedupe_key}: never to an archived vendor`);
+  }
+  // vendors: one live vendor per name; MongoDB reused; each other one created once, after a search
+  const wantVendors = [...new Set(want.map((p) => p.vendor))].sort();
+  for (const name of wantVendors)
+    assert.equal(st.vendors.filter((v) => v.name === name && !v.archived).length, 1, `one live vendor "${name}" in BILL`);
+  assert.equal(byInvoice.get(want.find((p) => p.vendor === 'MongoDB').invoice_number)[0].vendorId, mongo.id,
+    'the vendor BILL already had is used');
+  const { rows: local } = await db.query('SELECT name, bill_vendor_id FROM billops.vendor WHERE bill_vendor_id IS NOT NULL ORDER BY name');
+  assert.deepEqual(local.map((v) => v.name), wantVendors, 'each vendor has its BILL id recorded');
+  for (const v of local) assert.equal(vendorsById.get(v.bill_vendor_id)?.name, v.name, `${v.name}: the recorded BILL id is its own`);
+
+  const log = await requests();
+  const posts = log.filter((r) => isApi(r, 'POST', '/v3/vendors'));
+  assert.equal(posts.length, wantVendors.length - 1, 'a vendor is created for each name BILL did not have (not MongoDB)');
+  // the k-th vendor create made the k-th new vendor (the worker is serial)
+  const created = st.vendors.filter((v) => v.id !== mongo.id && v.id !== oldDd.id)
+    .sort((a, b) => a.createdTime.localeCompare(b.createdTime));
+  assert.equal(created.length, posts.length, 'every vendor create made one vendor');
+  created.forEach((v, k) => {
+    const search = log.find((r) => isApi(r, 'GET', '/v3/vendors') && r.query.filters === `name:eq:${v.name}` && ok2xx(r));
+    assert.ok(search && search.seq < posts[k].seq, `"${v.name}" was searched for before it was created`);
+  });
+  for (const name of wantVendors)
+    assert.equal(log.filter((r) => isApi(r, 'GET', '/v3/vendors') && r.query.filters === `name:eq:${name}` && ok2xx(r)).length, 1,
+      `"${name}" is searched once: later bills of the vendor use the recorded id`);
+
+  // nothing for the acknowledgement or the exception; concurrency within BILL's limit
+  for (const p of ps.filter((x) => !x.pushable))
+    assert.ok(!byInvoice.has(p.invoice_number), `${p.dedupe_key} (${p.treatment}, ${p.status}) was not sent`);
+  const s = await stats();
+  assert.ok(s.maxConcurrentByOrg[ORG] >= 1 && s.maxConcurrentByOrg[ORG] <= 3, `at most 3 requests in flight (${s.maxConcurrentByOrg[ORG]})`);
+  assert.equal(s.concurrency[0]?.rejections ?? 0, 0, 'never refused for concurrency');
+  assert.equal((await workerRow()).pid, workerBefore.pid, 'the same worker process throughout (the extension was recreated under it)');
+});
+
+// With nothing to do (every row done, no poll configured) the worker sleeps until
+// woken: it does not keep looking for rows.  pg_stat_activity's query_start moves
+// each time it starts looking.
+test('idle: with nothing to do the worker sleeps instead of polling the outbox', async (t) => {
+  const ps = await buildMonth({ partners: 1 });
+  await drained(pushable(ps).length);
+  await sleep(200);
+  const starts = new Set();
+  const t0 = Date.now();
+  while (Date.now() - t0 < 1500) {
+    starts.add((await workerRow()).query_start?.toISOString());
+    await sleep(20);
+  }
+  const commits = async () => Number((await one(admin,
+    'SELECT xact_commit FROM pg_stat_database WHERE datname = $1', [DB])).xact_commit);
+  t.diagnostic(`${starts.size} distinct query_start values in 1.5 s; xact_commit of ${DB} now ${await commits()}`);
+  assert.equal(starts.size, 1, `the idle worker started ${starts.size - 1} activities in 1.5 s (it polls)`);
+});
+
+// --- 2 ------------------------------------------------------------------------------
+test('session expiry mid-run: the worker logs in again and everything ends done', async (t) => {
+  await setFaults([
+    // hold the second bill create, so the sessions can be expired while rows are pending
+    { match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 1200, skip: 1, count: 1 },
+    // and later a bill lookup refused twice in a row (the client's own re-login, then the protocol's)
+    { match: { method: 'GET', path: '/v3/bills$' }, kind: 'bdc', code: 'BDC_1109', skip: 4, count: 2 },
+  ]);
+  const ps = await buildMonth({ partners: 6 });
+  const want = pushable(ps);
+  await waitFor('the second create to be held', async () => (await control('GET', 'faults')).faults[0].hits === 1);
+  const pendingThen = (await outbox()).filter((o) => o.state === 'pending').length;
+  assert.ok(pendingThen > 0, `rows are still pending when the sessions expire (${pendingThen})`);
+  const mark = (await requests()).at(-1)?.seq ?? 0;
+  await control('POST', 'sessions/expire');
+
+  const rows = await drained(want.length);
+  for (const o of rows) {
+    assert.equal(o.state, 'done', `outbox ${o.id} is done (${o.last_error_code ?? ''})`);
+    assert.equal(o.attempts, 1, `outbox ${o.id}: a re-login is not a failed attempt`);
+  }
+  await assertExactlyOneBillEach(ps, await state());
+
+  const log = await requests();
+  const after = log.filter((r) => r.seq > mark);
+  const expired = after.filter((r) => r.code === 'BDC_1109');
+  assert.ok(expired.length >= 3, `requests after the expiry were refused with BDC_1109 (${expired.length}: the expired session and the two faults)`);
+  for (const r of expired) {
+    const i = log.indexOf(r);
+    const next = log[i + 1];
+    assert.ok(next && isApi(next, 'POST', '/v3/login') && next.status === 200, `seq ${r.seq} (BDC_1109) is followed by a login`);
+    const resent = log.slice(i + 2).find((x) => x.method === r.method && x.path === r.path);
+    assert.ok(resent && JSON.stringify(resent.query) === JSON.stringify(r.query), `seq ${r.seq}: the refused request is sent again`);
+  }
+  const logins = after.filter((r) => isApi(r, 'POST', '/v3/login') && r.status === 200).length;
+  t.diagnostic(`${expired.length} BDC_1109 answers after the expiry, ${logins} logins`);
+  assert.ok(logins >= 2, `BILL saw new logins after the expiry (${logins})`);
+  const s = await stats();
+  assert.ok(s.loginSuccesses >= logins + 1, 'and a login before it');
+});
+
+// BILL refusing the session over and over (more than bill_worker.c's 50 steps
+// per claim): once BILL recovers, the row must still get done -- not stay
+// claimed (in_flight) by a live worker that will never look at it again.
+test('a row that runs out of steps is not left in flight', async (t) => {
+  await setFaults([{ match: { method: 'GET', path: '/v3/vendors$' }, kind: 'bdc', code: 'BDC_1109', count: 110 }]);
+  const ps = await buildMonth({ partners: 1 });
+  const want = pushable(ps);
+  await waitFor('BILL to stop refusing', async () => (await control('GET', 'faults')).faults[0].remaining === 0, 15000, 50);
+  const rows = await drained(want.length, 10000).catch(async (e) => {
+    const w = await workerRow();
+    const stuck = (await outbox()).filter((o) => o.state === 'in_flight');
+    t.diagnostic(`stuck: ${JSON.stringify(stuck.map((o) => ({ id: o.id, step: o.step, requests: o.requests })))}; worker ${w?.pid} alive`);
+    throw e;
+  });
+  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done`);
+  await assertExactlyOneBillEach(ps, await state());
+});
+
+// --- 3 ------------------------------------------------------------------------------
+test('throttling: BDC_1322 on bill creates is waited out briefly and the rows end done', async (t) => {
+  await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'bdc', code: 'BDC_1322', skip: 1, count: 2 }]);
+  const ps = await buildMonth({ partners: 3 });
+  const want = pushable(ps);
+  const rows = await drained(want.length);
+  for (const o of rows) {
+    assert.equal(o.state, 'done', `outbox ${o.id} is done (${o.last_error_code ?? ''})`);
+    assert.equal(o.attempts, 1, `outbox ${o.id}: throttling is not a failed attempt`);
+  }
+  await assertExactlyOneBillEach(ps, await state());
+  const log = await requests();
+  const creates = log.filter((r) => isApi(r, 'POST', '/v3/bills'));
+  const throttled = creates.filter((r) => r.code === 'BDC_1322');
+  assert.equal(throttled.length, 2, 'two creates were refused with BDC_1322');
+  assert.equal(creates.filter((r) => r.status === 201).length, want.length, 'one successful create per bill');
+  for (const r of throttled) {
+    const next = log[log.indexOf(r) + 1];
+    assert.ok(isApi(next, 'POST', '/v3/bills'), `seq ${r.seq}: the create itself is resent (no new lookup)`);
+    // (bill_worker.c waits 250..1000 ms, but any latch wake-up ends that wait early: see the
+    // hourly test; so only "soon" is checked here)
+    const waited = Date.parse(next.startTime) - Date.parse(r.endTime);
+    assert.ok(waited >= 0 && waited < 3000, `seq ${r.seq}: resent soon (${waited} ms)`);
+    t.diagnostic(`BDC_1322 at seq ${r.seq}: resent after ${waited} ms`);
+  }
+});
+
+test('hourly limit: BDC_1144 puts the row back until the next hour and pauses the worker', async () => {
+  await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'bdc', code: 'BDC_1144', skip: 1, count: 1 }]);
+  const ps = await buildMonth({ partners: 3 });
+  const want = pushable(ps);
+  const row = await waitFor('a row to be held back by BDC_1144', async () =>
+    (await outbox()).find((o) => o.last_error_code === 'BDC_1144'), 15000, 50, outboxSummary);
+  const log = await requests();
+  const refused = log.find((r) => r.code === 'BDC_1144');
+  assert.ok(refused && isApi(refused, 'POST', '/v3/bills'), 'BILL refused a create with BDC_1144');
+  // BILL's rate windows are clock hours: the next one starts at the next hour boundary
+  const hour = 3600e3;
+  const boundaries = new Set([refused.startTime, refused.endTime].map((t) => (Math.floor(Date.parse(t) / hour) + 1) * hour));
+  assert.equal(row.state, 'pending', 'the row goes back to pending');
+  assert.ok(boundaries.has(row.next_attempt_at.getTime()),
+    `next_attempt_at ${row.next_attempt_at.toISOString()} is the next hour boundary (${[...boundaries].map((b) => new Date(b).toISOString())})`);
+  assert.equal(row.attempts, 0, 'the refusal does not count as an attempt');
+  assert.equal(row.last_http_status, refused.status, 'the HTTP status is recorded');
+  // the limit is per devKey: nothing more is sent this hour, the other rows wait too -- also when
+  // something wakes the worker meanwhile (here a configuration reload)
+  await admin.query('SELECT pg_reload_conf()');
+  await sleep(1000);
+  const later = (await requests()).filter((r) => r.seq > refused.seq);
+  assert.deepEqual(later.map((r) => `${r.startTime} ${r.method} ${r.path} ${r.status}`), [],
+    `no request after BDC_1144 (${refused.endTime}; outbox ${await outboxSummary()})`);
+  const rows = await outbox();
+  assert.equal(rows.filter((o) => o.state === 'done').length, 1, 'only the bill created before the limit is done');
+  assert.equal(rows.filter((o) => o.state === 'pending').length, want.length - 1, 'the others wait');
+  assert.equal((await state()).bills.length, 1, 'BILL has that one bill');
+});
+
+// --- 4 ------------------------------------------------------------------------------
+test('dead letter: a validation error is recorded with BILL\'s code and message; a manual retry completes it once', async () => {
+  const message = 'Invalid field,value: dueDate, 2024-04-30.';
+  await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'status', status: 400, code: 'BDC_1119', message, skip: 1, count: 1 }]);
+  const ps = await buildMonth({ partners: 3 });
+  const want = pushable(ps);
+  const rows = await drained(want.length);
+  const dead = rows.filter((o) => o.state === 'dead');
+  assert.equal(dead.length, 1, `one row is dead (${await outboxSummary()})`);
+  assert.equal(rows.filter((o) => o.state === 'done').length, want.length - 1, 'the others are done');
+  const [d] = dead;
+  assert.equal(d.last_error_code, 'BDC_1119', 'BILL\'s code is recorded');
+  assert.equal(d.last_error, message, 'and its message');
+  assert.equal(d.last_http_status, 400, 'and the HTTP status');
+  assert.equal(d.attempts, 1, 'given up at once: retrying the same request would not help');
+  const p = want.find((x) => x.id === d.payable_id);
+  assert.ok(!billsByInvoice(await state()).has(p.invoice_number), 'BILL has no bill for it');
+
+  const done = rows.find((o) => o.state === 'done');
+  const err = await db.query('SELECT billops.bill_outbox_retry($1)', [done.id]).then(() => null, (e) => e);
+  assert.equal(err?.code, 'BO005', 'only a dead row can be retried by hand');
+
+  const mark = (await requests()).at(-1).seq;
+  assert.equal((await one(db, 'SELECT billops.bill_outbox_retry($1) AS r', [d.id])).r, 'pending');
+  const again = await drained(want.length);
+  const r = again.find((o) => o.id === d.id);
+  assert.equal(r.state, 'done', `the retried row is done (${r.last_error_code ?? ''} ${r.last_error ?? ''})`);
+  assert.equal(r.last_error_code, null, 'and its error is cleared');
+  await assertExactlyOneBillEach(ps, await state());
+  const log = (await requests()).filter((x) => x.seq > mark);
+  const lookup = log.findIndex((x) => isApi(x, 'GET', '/v3/bills'));
+  const create = log.findIndex((x) => isApi(x, 'POST', '/v3/bills'));
+  assert.ok(lookup >= 0 && lookup < create, 'the retry looks the bill up before creating it');
+});
+
+// --- 5 ------------------------------------------------------------------------------
+test('exactly once under ambiguity: creates BILL did but whose answer was lost are found and adopted, not repeated', async () => {
+  await setFaults([
+    { match: { method: 'POST', path: '/v3/vendors$' }, kind: 'dropAfterCommit', count: 1 },
+    { match: { method: 'POST', path: '/v3/bills$' }, kind: 'dropAfterCommit', count: 3 },
+  ]);
+  const ps = await buildMonth({ partners: 4 });
+  const want = pushable(ps);
+  const rows = await drained(want.length, 40000);
+  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done (${o.last_error_code ?? ''} ${o.last_error ?? ''})`);
+  const st = await state();
+  await assertExactlyOneBillEach(ps, st);
+  for (const name of new Set(want.map((p) => p.vendor)))
+    assert.equal(st.vendors.filter((v) => v.name === name).length, 1, `one vendor "${name}" despite the lost create answer`);
+
+  const log = await requests();
+  const creates = log.filter((r) => isApi(r, 'POST', '/v3/bills'));
+  const dropped = creates.filter((r) => r.outcome === 'droppedAfterCommit');
+  assert.equal(dropped.length, 3, 'three bill creates were done by BILL and their answers lost');
+  assert.equal(creates.length, want.length, 'one create per bill: none was sent twice');
+  // the worker is serial: the k-th create BILL carried out made the k-th bill
+  const made = creates.filter((r) => r.status === 201 || r.outcome === 'droppedAfterCommit');
+  const bills = [...st.bills].sort((a, b) => a.createdTime.localeCompare(b.createdTime));
+  assert.equal(made.length, bills.length);
+  const links = new Map((await db.query('SELECT bill_id, payable_id::int AS id FROM billops.bill_link')).rows.map((l) => [l.bill_id, l.id]));
+  for (const r of dropped) {
+    const bill = bills[made.indexOf(r)];
+    const later = log.filter((x) => x.seq > r.seq);
+    const lookup = later.find((x) => isApi(x, 'GET', '/v3/bills') && x.query.filters === `vendorId:eq:${bill.vendorId}` && ok2xx(x));
+    assert.ok(lookup, `${bill.invoice.invoiceNumber}: looked up after the lost answer`);
+    const put = later.find((x) => x.path === `/connect/v3/bills/${bill.id}` && ['PUT', 'PATCH'].includes(x.method) && ok2xx(x));
+    assert.ok(put && put.seq > lookup.seq, `${bill.invoice.invoiceNumber}: the bill found is adopted (${put?.method ?? 'no update'})`);
+    assert.ok(links.has(bill.id), `${bill.invoice.invoiceNumber}: bill_link holds the adopted bill`);
+  }
+  const retried = rows.filter((o) => o.attempts >= 2);
+  assert.ok(retried.length >= 3, `the rows whose answer was lost were retried (${retried.length})`);
+});
+
+// --- 6 ------------------------------------------------------------------------------
+// Kill the worker at the worst moments: while BILL holds a create, and after BILL
+// created a vendor or a bill but before the worker recorded it (a row lock held
+// here blocks the recording).  pg_terminate_backend costs the 10 s restart
+// interval, so those trials are few; the postmaster is also killed (immediate
+// stop; the worker starts with it at once) at several moments, when no other
+// test file runs alongside (a crash would cut their connections too).
+function siblingTestFiles() {
+  let n = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const ppid = Number(fs.readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+      if (ppid !== process.ppid) continue;
+      if (/\.test\.mjs/.test(fs.readFileSync(`/proc/${d}/cmdline`, 'utf8'))) n++;
+    } catch { /* gone */ }
+  }
+  return n;
+}
+const PG_OS_USER = process.getuid?.() === 0 ? 'postgres' : os.userInfo().username;
+function pgCtl(...args) {
+  const cmd = [`${PGBIN}/pg_ctl`, '-D', path.join(RUN, 'pgdata'), ...args];
+  const [file, ...rest] = process.getuid?.() === 0 ? ['runuser', '-u', PG_OS_USER, '--', ...cmd] : cmd;
+  execFileSync(file, rest, { stdio: 'ignore', timeout: 60000 });
+}
+async function restartPostmaster() {
+  pgCtl('-m', 'immediate', 'stop');     // first: a lock held here must not be released before the crash
+  await Promise.all([...clients].map((c) => c.end().catch(() => {})));
+  pgCtl('-l', path.join(RUN, 'log', 'postgres.log'), '-w', 'start');
+  await reconnect();
+}
+
+// After BILL has answered request `method p` for outbox row `outboxId`, the
+// worker blocks on our lock before recording it: BILL has the change, we do not.
+async function holdRecording(method, p, kill) {
+  const w = await workerDoing(method, p);
+  const locker = await open(DB);
+  await locker.query('BEGIN');
+  await locker.query('SELECT 1 FROM billops.bill_outbox WHERE outbox_id = $1 FOR UPDATE', [w.outboxId]);
+  // (a request is logged once it is answered: the held one is the next of its kind)
+  const mark = (await requests()).at(-1)?.seq ?? 0;
+  const answered = await waitFor(`BILL to answer ${method} ${p}`, async () =>
+    (await requests()).find((r) => r.seq > mark && isApi(r, method, p)), 10000, 20);
+  assert.equal(answered.status, 201, `BILL carried out the held ${method} ${p}`);
+  await waitFor('the worker to wait for our lock to record the answer', async () =>
+    (await workerRow())?.wait_event_type === 'Lock', 5000, 10);
+  await kill(w.pid);
+  await locker.query('ROLLBACK').catch(() => {});
+  await locker.end().catch(() => {});
+  return w;
+}
+const terminate = async (pid) => {
+  await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+  await waitGone(pid);
+};
+
+test('crash injection: killed at many moments, BILL still ends with exactly one bill per payable', { timeout: 150000 }, async (t) => {
+  await setFaults([{ match: { method: 'POST', path: '/v3/vendors$' }, kind: 'slow', ms: 600, count: 1 }]);
+  const ps = await buildMonth({ partners: 40 });
+  const want = pushable(ps);
+  const trials = [];
+
+  // a. BILL created the first vendor; the worker is killed before recording it
+  await holdRecording('POST', '/v3/vendors', terminate);
+  const vendorMade = [...(await state()).vendors].sort((a, b) => a.createdTime.localeCompare(b.createdTime)).at(-1);
+  trials.push('terminated after BILL created a vendor, before it was recorded');
+
+  // b. BILL created a bill; the worker is killed before recording it
+  await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 600, count: 1 }]);
+  await connectedWorker();
+  await holdRecording('POST', '/v3/bills', terminate);
+  const billMade = [...(await state()).bills].sort((a, b) => a.createdTime.localeCompare(b.createdTime)).at(-1);
+  trials.push('terminated after BILL created a bill, before it was recorded');
+  assert.ok(billMade, 'BILL created a bill before the kill');
+
+  // c. the worker is killed while BILL holds a create (BILL never carries it out)
+  await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 4000, count: 1 }]);
+  await connectedWorker();
+  const held = await workerDoing('POST', '/v3/bills');
+  await terminate(held.pid);
+  trials.push('terminated while BILL held a bill create');
+
+  const serial = siblingTestFiles() === 0;
+  if (!serial) {
+    t.diagnostic('other test files run alongside: the postmaster is not killed');
+  } else {
+    // d. postmaster killed while BILL holds a create
+    await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 4000, count: 1 }]);
+    await connectedWorker();
+    await workerDoing('POST', '/v3/bills');
+    await restartPostmaster();
+    trials.push('postmaster killed while BILL held a bill create');
+    // e. postmaster killed after BILL created a bill, before the worker recorded it
+    await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 600, count: 1 }]);
+    await connectedWorker();
+    // (from here on every request takes a little while, so the kills below land mid-push)
+    const pace = [{ match: { path: '/v3/' }, kind: 'slow', ms: 25, count: null }];
+    await holdRecording('POST', '/v3/bills', async () => { await setFaults(pace); await restartPostmaster(); });
+    trials.push('postmaster killed after BILL created a bill, before it was recorded');
+    // f. postmaster killed at spread-out moments
+    for (const ms of [15, 60, 110, 170, 240, 320, 410]) {
+      if (!(await outbox()).some((o) => o.state !== 'done')) break;
+      const w = await connectedWorker();
+      await waitFor('the worker to be busy', async () => RE_ACTIVITY.test((await workerRow())?.query ?? ''), 10000, 5);
+      await sleep(ms);
+      const doing = (await workerRow())?.query;
+      await restartPostmaster();
+      trials.push(`postmaster killed ${ms} ms into a push (${doing})`);
+      assert.notEqual((await connectedWorker()).pid, w.pid, 'a new worker');
+    }
+  }
+  // g. without the postmaster trials: terminated at spread-out moments (each costs a restart interval)
+  for (const ms of serial ? [] : [30, 140]) {
+    if (!(await outbox()).some((o) => o.state !== 'done')) break;
+    await setFaults([{ match: { path: '/v3/' }, kind: 'slow', ms: 20, count: null }]);
+    await connectedWorker();
+    await waitFor('the worker to be busy', async () => RE_ACTIVITY.test((await workerRow())?.query ?? ''), 10000, 5);
+    await sleep(ms);
+    const w = await workerRow();
+    await terminate(w.pid);
+    trials.push(`terminated ${ms} ms into a push (${w.query})`);
+  }
+  t.diagnostic(`${trials.length} trials: ${trials.join('; ')}`);
+
+  await control('DELETE', 'faults');
+  await connectedWorker();
+  const rows = await drained(want.length, 40000);
+  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done (${o.last_error_code ?? ''} ${o.last_error ?? ''})`);
+  const st = await state();
+  await assertExactlyOneBillEach(ps, st);
+  for (const name of new Set(want.map((p) => p.vendor)))
+    assert.equal(st.vendors.filter((v) => v.name === name).length, 1, `one vendor "${name}" in BILL`);
+  assert.equal((await one(db, 'SELECT bill_vendor_id FROM billops.vendor WHERE name = $1', [vendorMade.name])).bill_vendor_id,
+    vendorMade.id, 'the vendor created before the kill is the one recorded');
+  const linked = await one(db, 'SELECT bill_id FROM billops.bill_link WHERE invoice_number = $1', [billMade.invoice.invoiceNumber]);
+  assert.equal(linked?.bill_id, billMade.id, 'the bill created before the kill is the one adopted');
+  const log = await requests();
+  assert.equal(log.filter((r) => isApi(r, 'POST', '/v3/bills') && (r.status === 201 || r.outcome === 'droppedAfterCommit')).length,
+    want.length, 'BILL carried out exactly one create per bill');
+  assert.ok(trials.length >= (serial ? 10 : 5), `enough trials ran (${trials.length})`);
+});
+
+// --- 7 ------------------------------------------------------------------------------
+test('SIGTERM while waiting on BILL: the worker is gone within a second', { timeout: 60000 }, async (t) => {
+  await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 8000, count: 1 }]);
+  const ps = await buildMonth({ partners: 2 });
+  const want = pushable(ps);
+  const w = await workerDoing('POST', '/v3/bills');
+  const activity = (await workerRow()).query;
+  assert.match(activity, new RegExp(`^pg_billops: outbox ${w.outboxId}: POST /v3/bills$`), 'pg_stat_activity says what it waits for');
+  const t0 = performance.now();
+  await admin.query('SELECT pg_terminate_backend($1)', [w.pid]);
+  await waitGone(w.pid, 5000);
+  const ms = performance.now() - t0;
+  t.diagnostic(`the worker was gone ${ms.toFixed(0)} ms after pg_terminate_backend`);
+  assert.ok(ms < 1000, `gone in ${ms.toFixed(0)} ms`);
+  const aborted = await waitFor('BILL to see the request abandoned', async () =>
+    (await requests()).find((r) => isApi(r, 'POST', '/v3/bills') && r.outcome === 'clientAborted'), 5000, 20);
+  assert.ok(aborted.durationMs < 8000, 'the held create was abandoned, not completed');
+  assert.equal((await state()).bills.length, 0, 'so BILL created nothing');
+  // the postmaster starts a new worker, which finishes the job
+  await connectedWorker();
+  const rows = await drained(want.length);
+  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done`);
+  await assertExactlyOneBillEach(ps, await state());
+});
+
+// --- 8 ------------------------------------------------------------------------------
+test('DROP DATABASE of the worker\'s database is not blocked, and the worker comes back', { timeout: 60000 }, async (t) => {
+  await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 20000, count: 1 }]);
+  await buildMonth({ partners: 1 });
+  const w = await workerDoing('POST', '/v3/bills');   // connected, and in the middle of a request
+  const started = (await one(admin, 'SELECT pg_postmaster_start_time() AS t')).t.getTime();
+  const logFile = path.join(RUN, 'log', 'postgres.log');
+  const logFrom = fs.statSync(logFile).size;
+  await Promise.all([...clients].filter((c) => c !== admin).map((c) => c.end().catch(() => {})));
+
+  const t0 = performance.now();
+  await admin.query(`DROP DATABASE ${DB}`);
+  const ms = performance.now() - t0;
+  t.diagnostic(`DROP DATABASE took ${ms.toFixed(0)} ms`);
+  assert.ok(ms < 2500, `DROP DATABASE took ${ms.toFixed(0)} ms (not blocked by the worker)`);
+  await waitFor('the worker process to be gone', async () => !processAlive(w.pid), 1000, 5);
+  const aborted = (await requests()).find((r) => isApi(r, 'POST', '/v3/bills'));
+  assert.equal(aborted?.outcome, 'clientAborted', 'it left in the middle of its request to BILL');
+  assert.equal((await one(admin, `SELECT count(*)::int AS n FROM pg_database WHERE datname = $1`, [DB])).n, 0, 'the database is gone');
+
+  // it comes back (after the restart interval) and connects to the database once it exists again
+  await admin.query(`CREATE DATABASE ${DB}`);
+  const again = await connectedWorker(RESTART_WAIT_MS + 5000);
+  assert.notEqual(again.pid, w.pid, 'a new worker process');
+  assert.equal((await one(admin, 'SELECT pg_postmaster_start_time() AS t')).t.getTime(), started, 'the server did not restart');
+  const log = fs.readFileSync(logFile, 'utf8').slice(logFrom);
+  assert.doesNotMatch(log, /terminated by signal|terminating any other active server processes|server process .* exited with exit code [^01]/,
+    'no crash in the server log');
+  db = await open(DB);
+});
