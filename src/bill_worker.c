@@ -368,7 +368,7 @@ deliver_row(int64 outbox_id, MemoryContext cxt)
 			/* a session refused again right after a fresh login: not worth BILL's login budget */
 			if (++relogins > 2)
 			{
-				defer_row(outbox_id, 30, true, "BDC_1109", "BILL refused fresh sessions repeatedly");
+				defer_row(outbox_id, -1, true, "BDC_1109", "BILL refused fresh sessions repeatedly");
 				return "retry";
 			}
 			continue;
@@ -524,6 +524,9 @@ billops_bill_worker_main(Datum arg)
 			/* another database, or none: start over (the postmaster restarts us) */
 			if (billops_bill_database == NULL || strcmp(billops_bill_database, database) != 0)
 				proc_exit(1);
+			/* an operator's reload means "try BILL again now" (e.g. after fixing credentials) */
+			pause_until = 0;
+			login_backoff_s = 0;
 			/* a shorter poll interval takes effect now, not after the old one */
 			next_poll = Min(next_poll, GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC);
 		}

@@ -463,15 +463,24 @@ END $$;
 -- Put a claimed row back in the queue without an answer to record: the worker
 -- yields a long lookup to other rows (the cursor is kept), or BILL refused the
 -- login itself (not the row's fault).  count_attempt: whether this counts
--- toward bill_max_attempts.
+-- toward bill_max_attempts (then the row can become dead, like any failure);
+-- a negative delay means the usual backoff.
 CREATE FUNCTION billops._outbox_defer(target_outbox_id bigint, delay_seconds numeric, count_attempt boolean,
                                       error_code text DEFAULT NULL, error_message text DEFAULT NULL) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    UPDATE billops.bill_outbox o SET state = 'pending', claimed_by = NULL,
+    UPDATE billops.bill_outbox o SET
+           state = CASE WHEN count_attempt AND o.attempts >= billops.setting_value('bill_max_attempts')::int
+                        THEN 'dead' ELSE 'pending' END,
+           finished_at = CASE WHEN count_attempt AND o.attempts >= billops.setting_value('bill_max_attempts')::int
+                              THEN clock_timestamp() END,
+           claimed_by = NULL,
            attempts = CASE WHEN count_attempt THEN o.attempts ELSE o.attempts - 1 END,
            step = CASE WHEN count_attempt AND o.step = 'vendor_create' THEN 'vendor_lookup'
                        WHEN count_attempt AND o.step = 'bill_create' THEN 'bill_lookup' ELSE o.step END,
-           next_attempt_at = clock_timestamp() + make_interval(secs => delay_seconds),
+           next_attempt_at = clock_timestamp() + make_interval(secs => CASE WHEN delay_seconds >= 0 THEN delay_seconds
+               ELSE least(billops.setting_value('bill_retry_cap_seconds')::numeric,
+                          billops.setting_value('bill_retry_base_seconds')::numeric * 2 ^ greatest(o.attempts - 1, 0))
+                    * (0.5 + random() / 2) END),
            last_error_code = coalesce(error_code, o.last_error_code),
            last_error = coalesce(error_message, o.last_error)
      WHERE o.outbox_id = target_outbox_id AND o.state = 'in_flight'

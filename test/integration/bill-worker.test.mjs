@@ -75,6 +75,7 @@ async function control(method, p, body) {
   return text ? JSON.parse(text) : null;
 }
 const setFaults = (faults) => control('POST', 'faults', { faults });
+const clearFaults = () => control('DELETE', 'faults');
 const state = () => control('GET', 'state');
 const stats = () => control('GET', 'stats');
 // the API requests (the control API is not logged there), oldest first
@@ -386,7 +387,8 @@ test('idle: with nothing to do the worker sleeps instead of polling the outbox',
   const commits = async () => Number((await one(admin,
     'SELECT xact_commit FROM pg_stat_database WHERE datname = $1', [DB])).xact_commit);
   t.diagnostic(`${starts.size} distinct query_start values in 1.5 s; xact_commit of ${DB} now ${await commits()}`);
-  assert.equal(starts.size, 1, `the idle worker started ${starts.size - 1} activities in 1.5 s (it polls)`);
+  // one last look after the drain may fall in the window; a polling worker shows dozens
+  assert.ok(starts.size <= 3, `the idle worker started ${starts.size - 1} activities in 1.5 s (it polls)`);
 });
 
 // --- 2 ------------------------------------------------------------------------------
@@ -430,21 +432,31 @@ test('session expiry mid-run: the worker logs in again and everything ends done'
   assert.ok(s.loginSuccesses >= logins + 1, 'and a login before it');
 });
 
-// BILL refusing the session over and over (more than bill_worker.c's 50 steps
-// per claim): once BILL recovers, the row must still get done -- not stay
-// claimed (in_flight) by a live worker that will never look at it again.
-test('a row that runs out of steps is not left in flight', async (t) => {
-  await setFaults([{ match: { method: 'GET', path: '/v3/vendors$' }, kind: 'bdc', code: 'BDC_1109', count: 110 }]);
+// BILL refusing fresh sessions over and over: the worker must not burn BILL's
+// login budget (200/hour) nor leave the row claimed by a live worker.  Each
+// attempt allows two re-logins, then the row waits its backoff; after
+// bill_max_attempts it is a dead letter, and once BILL recovers a manual retry
+// completes it.
+test('a session refused over and over: bounded logins, never left in flight, dead letter, then retried', async (t) => {
+  await db.query(`UPDATE billops.setting SET value = '0.05' WHERE name = 'bill_retry_base_seconds'`);
+  await db.query(`UPDATE billops.setting SET value = '3' WHERE name = 'bill_max_attempts'`);
+  await setFaults([{ match: { method: 'GET', path: '/v3/vendors$' }, kind: 'bdc', code: 'BDC_1109', count: 200 }]);
+  const loginsBefore = (await stats()).loginSuccesses;
   const ps = await buildMonth({ partners: 1 });
   const want = pushable(ps);
-  await waitFor('BILL to stop refusing', async () => (await control('GET', 'faults')).faults[0].remaining === 0, 15000, 50);
-  const rows = await drained(want.length, 10000).catch(async (e) => {
-    const w = await workerRow();
-    const stuck = (await outbox()).filter((o) => o.state === 'in_flight');
-    t.diagnostic(`stuck: ${JSON.stringify(stuck.map((o) => ({ id: o.id, step: o.step, requests: o.requests })))}; worker ${w?.pid} alive`);
-    throw e;
-  });
-  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done`);
+  const dead = await waitFor('the rows to become dead letters', async () => {
+    const rows = await outbox();
+    return rows.length >= want.length && rows.every((o) => o.state === 'dead') ? rows : null;
+  }, 20000, 50);
+  for (const o of dead) assert.equal(o.last_error_code, 'BDC_1109', `outbox ${o.id}: BILL's code is recorded`);
+  const logins = (await stats()).loginSuccesses - loginsBefore;
+  t.diagnostic(`${logins} logins for ${dead.length} rows x 3 attempts`);
+  // per attempt: at most three sends, each with at most one re-login of the client's own
+  assert.ok(logins <= dead.length * 3 * 6 + 1, `logins stay bounded (${logins})`);
+  await clearFaults();
+  for (const o of dead) await db.query('SELECT billops.bill_outbox_retry($1)', [o.id]);
+  const rows = await drained(want.length, 15000);
+  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done after the retry`);
   await assertExactlyOneBillEach(ps, await state());
 });
 
@@ -493,8 +505,8 @@ test('hourly limit: BDC_1144 puts the row back until the next hour and pauses th
   assert.equal(row.attempts, 0, 'the refusal does not count as an attempt');
   assert.equal(row.last_http_status, refused.status, 'the HTTP status is recorded');
   // the limit is per devKey: nothing more is sent this hour, the other rows wait too -- also when
-  // something wakes the worker meanwhile (here a configuration reload)
-  await admin.query('SELECT pg_reload_conf()');
+  // a commit wakes the worker meanwhile
+  await db.query('SELECT billops._bill_wake()');
   await sleep(1000);
   const later = (await requests()).filter((r) => r.seq > refused.seq);
   assert.deepEqual(later.map((r) => `${r.startTime} ${r.method} ${r.path} ${r.status}`), [],
@@ -503,6 +515,12 @@ test('hourly limit: BDC_1144 puts the row back until the next hour and pauses th
   assert.equal(rows.filter((o) => o.state === 'done').length, 1, 'only the bill created before the limit is done');
   assert.equal(rows.filter((o) => o.state === 'pending').length, want.length - 1, 'the others wait');
   assert.equal((await state()).bills.length, 1, 'BILL has that one bill');
+  // an operator's reload means "try BILL again now": the pause ends (here the held row is also
+  // made due, as if the hour had passed)
+  await db.query(`UPDATE billops.bill_outbox SET next_attempt_at = clock_timestamp() WHERE state = 'pending'`);
+  await admin.query('SELECT pg_reload_conf()');
+  const finalRows = await drained(want.length, 15000);
+  assert.ok(finalRows.every((o) => o.state === 'done'), 'after the reload every row is delivered');
 });
 
 // --- 4 ------------------------------------------------------------------------------
