@@ -241,6 +241,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'billLineItems', billops._bill_lines(p, link))
 $$;
 
+-- One page of a BILL list: the largest page BILL serves, continued from a cursor.
+CREATE FUNCTION billops._bill_list_query(filters text, cursor text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('filters', filters, 'max', '100')
+           || CASE WHEN cursor IS NOT NULL THEN jsonb_build_object('page', cursor) ELSE '{}' END
+$$;
+
 -- The next request for a claimed row: method, path (below the base URL),
 -- query parameters and JSON body.
 CREATE FUNCTION billops._outbox_request(target_outbox_id bigint,
@@ -261,15 +268,13 @@ BEGIN
     WHEN 'vendor_lookup' THEN
         method := 'GET'; path := '/v3/vendors';
         -- (how BILL parses a filter value holding ':' or ',' is not documented)
-        query := jsonb_build_object('filters', 'name:eq:' || v.name, 'max', '100')
-                 || CASE WHEN o.cursor IS NOT NULL THEN jsonb_build_object('page', o.cursor) ELSE '{}' END;
+        query := billops._bill_list_query('name:eq:' || v.name, o.cursor);
     WHEN 'vendor_create' THEN
         method := 'POST'; path := '/v3/vendors';
         body := jsonb_build_object('name', left(v.name, 100), 'shortName', left(v.name, 40), 'accountType', 'BUSINESS');
     WHEN 'bill_lookup' THEN
         method := 'GET'; path := '/v3/bills';
-        query := jsonb_build_object('filters', 'vendorId:eq:' || v.bill_vendor_id, 'max', '100')
-                 || CASE WHEN o.cursor IS NOT NULL THEN jsonb_build_object('page', o.cursor) ELSE '{}' END;
+        query := billops._bill_list_query('vendorId:eq:' || v.bill_vendor_id, o.cursor);
     WHEN 'bill_create' THEN
         method := 'POST'; path := '/v3/bills';
         body := billops._bill_body(p, link, v.bill_vendor_id);
