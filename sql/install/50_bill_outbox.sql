@@ -318,6 +318,18 @@ BEGIN
     message := left(j->>'message', 500);
 END $$;
 
+-- After one page of a lookup: found -> the next step; more pages -> the next
+-- page; the list ended without it -> the create step.
+CREATE FUNCTION billops._outbox_lookup_next(target_outbox_id bigint, found boolean, next_page text,
+                                            step_if_found text, step_if_missing text) RETURNS text
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE billops.bill_outbox x
+       SET step = CASE WHEN found THEN step_if_found WHEN next_page IS NOT NULL THEN x.step ELSE step_if_missing END,
+           cursor = CASE WHEN NOT found THEN next_page END
+     WHERE x.outbox_id = target_outbox_id
+    RETURNING 'continue'
+$$;
+
 -- Record an answer; say what the worker does next:
 --   continue  send _outbox_request() for this row again now (next step or page)
 --   done      finished
@@ -394,14 +406,9 @@ BEGIN
          ORDER BY r->>'id' LIMIT 1;
         IF found_id IS NOT NULL THEN
             UPDATE billops.vendor v SET bill_vendor_id = found_id WHERE v.vendor_id = p.vendor_id;
-            UPDATE billops.bill_outbox x SET step = 'bill_lookup', cursor = NULL, bill_vendor_id = found_id
-             WHERE x.outbox_id = o.outbox_id;
-        ELSIF j->>'nextPage' IS NOT NULL THEN
-            UPDATE billops.bill_outbox x SET cursor = j->>'nextPage' WHERE x.outbox_id = o.outbox_id;
-        ELSE
-            UPDATE billops.bill_outbox x SET step = 'vendor_create', cursor = NULL WHERE x.outbox_id = o.outbox_id;
+            UPDATE billops.bill_outbox x SET bill_vendor_id = found_id WHERE x.outbox_id = o.outbox_id;
         END IF;
-        RETURN 'continue';
+        RETURN billops._outbox_lookup_next(o.outbox_id, found_id IS NOT NULL, j->>'nextPage', 'bill_lookup', 'vendor_create');
     WHEN 'vendor_create' THEN
         UPDATE billops.vendor v SET bill_vendor_id = j->>'id' WHERE v.vendor_id = p.vendor_id;
         UPDATE billops.bill_outbox x SET step = 'bill_lookup', bill_vendor_id = j->>'id' WHERE x.outbox_id = o.outbox_id;
@@ -413,14 +420,9 @@ BEGIN
          ORDER BY r->>'createdTime', r->>'id' LIMIT 1;
         IF hit IS NOT NULL THEN
             PERFORM billops._bill_link_record(p, hit, false);
-            UPDATE billops.bill_outbox x SET step = 'bill_update', cursor = NULL, bill_id = hit->>'id'
-             WHERE x.outbox_id = o.outbox_id;
-        ELSIF j->>'nextPage' IS NOT NULL THEN
-            UPDATE billops.bill_outbox x SET cursor = j->>'nextPage' WHERE x.outbox_id = o.outbox_id;
-        ELSE
-            UPDATE billops.bill_outbox x SET step = 'bill_create', cursor = NULL WHERE x.outbox_id = o.outbox_id;
+            UPDATE billops.bill_outbox x SET bill_id = hit->>'id' WHERE x.outbox_id = o.outbox_id;
         END IF;
-        RETURN 'continue';
+        RETURN billops._outbox_lookup_next(o.outbox_id, hit IS NOT NULL, j->>'nextPage', 'bill_update', 'bill_create');
     WHEN 'bill_create', 'bill_update' THEN
         PERFORM billops._bill_link_record(p, j, true);
         UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
