@@ -748,6 +748,24 @@ test('webhooks: duplicateWebhook delivers an event twice with one eventId; badWe
   assert.equal(received[1].headers['x-bill-sha-signature'], hmac(sub.securityKey, received[1].raw)); // count 1: only the first
 });
 
+test('control: a subscription\'s security key can be set; deliveries are signed with it', async () => {
+  const sid = await session();
+  const sub = await subscribe(sid);
+  const key = 'a-key-configured-elsewhere';
+  const r = await control('POST', `subscriptions/${sub.id}/security-key`, { securityKey: key });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.subscription.securityKey, key);
+  assert.equal((await control('GET', 'state')).json.subscriptions[0].securityKey, key);
+  await bill(sid, (await vendor(sid)).id);
+  await drainWebhooks();
+  assert.equal(received.length, 1); // bill.created (vendor events are not subscribed to)
+  assert.equal(received[0].headers['x-bill-sha-signature'], hmac(key, received[0].raw));
+  assert.notEqual(received[0].headers['x-bill-sha-signature'], hmac(sub.securityKey, received[0].raw));
+  assert.equal((await control('POST', `subscriptions/${sub.id}/security-key`, { securityKey: '' })).status, 400);
+  assert.equal((await control('POST', `subscriptions/${sub.id}/security-key`, {})).status, 400);
+  assert.equal((await control('POST', `subscriptions/${crypto.randomUUID()}/security-key`, { securityKey: key })).status, 404);
+});
+
 // --- faults -------------------------------------------------------------------------------
 
 test('dropAfterCommit: the bill is created while the client sees a dropped connection', async () => {

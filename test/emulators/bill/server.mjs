@@ -1663,6 +1663,17 @@ export function createBillEmulator(options = {}) {
         }
         return reply(200, { bill: billView(bill) });
       }
+      if (req.method === 'POST' && (m = /^subscriptions\/([^/]+)\/security-key$/.exec(what))) {
+        // BILL always generates the key; this lets a test sign with a key configured elsewhere
+        const s = state.subscriptions.get(decodeURIComponent(m[1]));
+        if (!s) return reply(404, { error: `no subscription ${m[1]}` });
+        if (!isObj(body) || typeof body.securityKey !== 'string' || body.securityKey === '') {
+          throw new Error('securityKey must be a non-empty string');
+        }
+        s.securityKey = body.securityKey;
+        s.updatedTime = stamp();
+        return reply(200, { subscription: clone(s) });
+      }
       if (req.method === 'GET' && (m = /^documents\/([^/]+)\/content$/.exec(what))) {
         const d = [...state.documents.values()].find((x) => x.documentId === m[1] || x.uploadId === m[1]);
         if (!d) return reply(404, { error: `no document ${m[1]}` });
