@@ -48,6 +48,33 @@ extern void http_close(HttpStream *s);
 /* Read a whole (small) body; errors if it exceeds max_bytes. */
 extern ssize_t http_read_all(HttpStream *s, StringInfo out, size_t max_bytes, const char *what);
 
+/*
+ * HttpBatch: up to HTTP_BATCH_MAX small requests in flight at once on one
+ * event loop, each collecting its whole body (up to max_body bytes).  The
+ * waits are interruptible like a stream's, and also return when the latch is
+ * set, so a caller can take new work while requests are running.
+ */
+#define HTTP_BATCH_MAX 8
+
+typedef struct HttpBatch HttpBatch;
+
+extern HttpBatch *http_batch_create(int nslots);
+/* Start a request in a free slot (0 .. nslots-1); the body and headers are copied. */
+extern void http_batch_start(HttpBatch *b, int slot, const char *method, const char *url,
+							 const List *headers, const char *body, size_t body_len,
+							 size_t max_body);
+extern bool http_batch_busy(HttpBatch *b, int slot);
+/*
+ * Drive the transfers until one has finished (its slot is returned), the
+ * latch is set (-1, *latch_set) or timeout_ms passes (-1).
+ */
+extern int	http_batch_wait(HttpBatch *b, long timeout_ms, bool *latch_set);
+/*
+ * Take a finished slot's answer and free the slot: status 0 and *error set if
+ * no complete HTTP answer arrived; the body is appended to `body`.
+ */
+extern void http_batch_take(HttpBatch *b, int slot, long *status, StringInfo body, char **error);
+
 /* Check that a URL is https, or http to a loopback host; errors otherwise. */
 extern void http_check_url_allowed(const char *url, const char *what);
 

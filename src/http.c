@@ -8,8 +8,13 @@
  * pg_net: CHECK_FOR_INTERRUPTS runs on every turn, so cancel and terminate are
  * prompt even in the middle of a slow body.
  *
+ * One event loop (HttpLoop: a multi handle, its sockets, its wait set) serves
+ * two front ends: HttpStream, one request whose body the caller pulls (S3
+ * objects of any size), and HttpBatch, several small requests in flight at
+ * once whose whole bodies are collected (BILL, three at a time).
+ *
  * Curl callbacks never call palloc or ereport (a longjmp through libcurl would
- * corrupt it): the body goes into a fixed buffer allocated up front, and when
+ * corrupt it): a body goes into a fixed buffer allocated up front, and when
  * that is full the transfer is paused until the reader drains it.  curl
  * handles are released by a memory-context reset callback, so an error
  * anywhere cannot leak them.
@@ -22,127 +27,136 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
-#define HTTP_BUFFER_SIZE (1024 * 1024)
-#define HTTP_MAX_SOCKETS 8
+#define HTTP_STREAM_BUFFER_SIZE (1024 * 1024)
+#define HTTP_BATCH_BUFFER_SIZE (256 * 1024)
+/* a few per transfer (happy eyeballs tries IPv4 and IPv6 at once) */
+#define HTTP_MAX_SOCKETS (4 * HTTP_BATCH_MAX + 4)
 
-struct HttpStream
+/* One multi handle and what curl asked us to watch for it. */
+typedef struct HttpLoop
 {
 	CURLM	   *multi;
-	CURL	   *easy;
-	struct curl_slist *headers;
-	bool		closed;
-
-	/* what curl asked us to watch */
 	curl_socket_t socks[HTTP_MAX_SOCKETS];
 	int			sock_what[HTTP_MAX_SOCKETS];
 	int			nsocks;
 	long		timeout_ms;		/* -1: none requested */
-
-	/* body buffer: bytes [start, end) are unread */
-	char	   *buf;
-	size_t		start;
-	size_t		end;
-	bool		paused;
-
 	/* the wait set outlives a turn; rebuilt only when curl's sockets change */
 	WaitEventSet *wait_set;
 	bool		wait_set_dirty;
+	MemoryContext cxt;			/* where the wait set lives */
+} HttpLoop;
+
+/* One request on a loop. */
+typedef struct HttpTransfer
+{
+	CURL	   *easy;
+	struct curl_slist *headers;
+	char	   *body;			/* our copy of the request body, if any */
+
+	/* response body buffer: bytes [start, end) are unread */
+	char	   *buf;
+	size_t		bufsize;
+	size_t		start;
+	size_t		end;
+	bool		paused;
 
 	bool		head_done;
 	bool		done;
 	CURLcode	result;
 	char		errbuf[CURL_ERROR_SIZE];
 	HttpResponseHead head;
+} HttpTransfer;
+
+struct HttpStream
+{
+	HttpLoop	loop;
+	HttpTransfer xfer;
+	bool		closed;
+	MemoryContextCallback cleanup;
+};
+
+typedef struct HttpBatchSlot
+{
+	bool		busy;
+	HttpTransfer xfer;
+	StringInfoData collected;	/* the whole body, drained from xfer.buf */
+	size_t		max_body;
+	char	   *error;			/* set when the transfer failed or grew too large */
+} HttpBatchSlot;
+
+struct HttpBatch
+{
+	HttpLoop	loop;
+	int			nslots;
+	HttpBatchSlot slots[HTTP_BATCH_MAX];
+	bool		closed;
 	MemoryContextCallback cleanup;
 };
 
 static bool curl_initialized = false;
-
-static void
-http_cleanup_callback(void *arg)
-{
-	HttpStream *s = arg;
-
-	if (s->closed)
-		return;
-	s->closed = true;
-	if (s->wait_set)
-		FreeWaitEventSet(s->wait_set);
-	s->wait_set = NULL;
-	if (s->multi && s->easy)
-		curl_multi_remove_handle(s->multi, s->easy);
-	if (s->easy)
-		curl_easy_cleanup(s->easy);
-	if (s->multi)
-		curl_multi_cleanup(s->multi);
-	if (s->headers)
-		curl_slist_free_all(s->headers);
-	s->easy = NULL;
-	s->multi = NULL;
-	s->headers = NULL;
-}
 
 /* --- curl callbacks: no palloc, no ereport ------------------------------- */
 
 static int
 socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-	HttpStream *s = userp;
+	HttpLoop   *l = userp;
 	int			i;
 
-	s->wait_set_dirty = true;
-	for (i = 0; i < s->nsocks; i++)
-		if (s->socks[i] == fd)
+	l->wait_set_dirty = true;
+	for (i = 0; i < l->nsocks; i++)
+		if (l->socks[i] == fd)
 			break;
 	if (what == CURL_POLL_REMOVE)
 	{
-		if (i < s->nsocks)
+		if (i < l->nsocks)
 		{
-			s->socks[i] = s->socks[s->nsocks - 1];
-			s->sock_what[i] = s->sock_what[s->nsocks - 1];
-			s->nsocks--;
+			l->socks[i] = l->socks[l->nsocks - 1];
+			l->sock_what[i] = l->sock_what[l->nsocks - 1];
+			l->nsocks--;
 		}
 		return 0;
 	}
-	if (i == s->nsocks)
+	if (i == l->nsocks)
 	{
-		if (s->nsocks == HTTP_MAX_SOCKETS)
+		if (l->nsocks == HTTP_MAX_SOCKETS)
 			return -1;			/* curl aborts the transfer with an error */
-		s->nsocks++;
+		l->nsocks++;
 	}
-	s->socks[i] = fd;
-	s->sock_what[i] = what;
+	l->socks[i] = fd;
+	l->sock_what[i] = what;
 	return 0;
 }
 
 static int
 timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-	((HttpStream *) userp)->timeout_ms = timeout_ms;
+	((HttpLoop *) userp)->timeout_ms = timeout_ms;
 	return 0;
 }
 
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
-	HttpStream *s = userp;
+	HttpTransfer *t = userp;
 	size_t		n = size * nmemb;
 
-	if (HTTP_BUFFER_SIZE - s->end < n && s->start > 0)
+	if (t->bufsize - t->end < n && t->start > 0)
 	{
-		memmove(s->buf, s->buf + s->start, s->end - s->start);
-		s->end -= s->start;
-		s->start = 0;
+		memmove(t->buf, t->buf + t->start, t->end - t->start);
+		t->end -= t->start;
+		t->start = 0;
 	}
-	if (HTTP_BUFFER_SIZE - s->end < n)
+	if (t->bufsize - t->end < n)
 	{
-		s->paused = true;
+		t->paused = true;
 		return CURL_WRITEFUNC_PAUSE;	/* curl keeps the data for later */
 	}
-	memcpy(s->buf + s->end, data, n);
-	s->end += n;
-	s->head_done = true;
+	memcpy(t->buf + t->end, data, n);
+	t->end += n;
+	t->head_done = true;
 	return n;
 }
 
@@ -162,7 +176,7 @@ copy_header_value(char *dst, size_t dstlen, const char *v, size_t vlen)
 static size_t
 header_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
-	HttpStream *s = userp;
+	HttpTransfer *s = userp;
 	size_t		n = size * nmemb;
 	const char *colon;
 
@@ -207,87 +221,126 @@ header_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-/* --- driving the transfer ------------------------------------------------- */
+/* --- the event loop ------------------------------------------------------- */
 
 static void
-collect_done(HttpStream *s)
+loop_init(HttpLoop *l)
+{
+	if (!curl_initialized)
+	{
+		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialize libcurl")));
+		curl_initialized = true;
+	}
+	l->timeout_ms = -1;
+	l->cxt = CurrentMemoryContext;
+	l->multi = curl_multi_init();
+	if (l->multi == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
+	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+}
+
+static void
+loop_cleanup(HttpLoop *l)
+{
+	if (l->wait_set)
+		FreeWaitEventSet(l->wait_set);
+	l->wait_set = NULL;
+	if (l->multi)
+		curl_multi_cleanup(l->multi);
+	l->multi = NULL;
+}
+
+/* Mark finished transfers done (each easy handle points at its HttpTransfer). */
+static void
+loop_collect_done(HttpLoop *l)
 {
 	CURLMsg    *msg;
 	int			left;
 
-	while ((msg = curl_multi_info_read(s->multi, &left)) != NULL)
+	while ((msg = curl_multi_info_read(l->multi, &left)) != NULL)
 	{
-		if (msg->msg == CURLMSG_DONE)
-		{
-			s->done = true;
-			s->result = msg->data.result;
-			s->head_done = true;
-			if (s->head.status == 0)
-				curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->head.status);
-		}
+		HttpTransfer *t = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+		if (t == NULL)
+			continue;
+		t->done = true;
+		t->result = msg->data.result;
+		t->head_done = true;
+		if (t->head.status == 0)
+			curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->head.status);
 	}
 }
 
 /*
- * One turn: wait for a socket, the timer or the latch, then let curl act.
- * Interrupts are checked first, so a cancel aborts between any two turns.
+ * One turn: wait up to max_wait_ms for a socket, curl's timer or the latch,
+ * then let curl act.  Interrupts are checked first, so a cancel aborts between
+ * any two turns.  Returns true if the latch was set.
  */
-static void
-http_turn(HttpStream *s)
+static bool
+loop_turn(HttpLoop *l, long max_wait_ms)
 {
-	WaitEventSet *set;
 	WaitEvent	events[HTTP_MAX_SOCKETS + 2];
 	int			nevents;
 	long		timeout;
 	int			running = 0;
+	bool		latch_set = false;
 
 	CHECK_FOR_INTERRUPTS();
 
-	if (s->timeout_ms == 0)
+	if (l->timeout_ms == 0)
 	{
-		s->timeout_ms = -1;
-		curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-		collect_done(s);
-		return;
+		l->timeout_ms = -1;
+		curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		loop_collect_done(l);
+		return false;
 	}
 
 	/* Cap the sleep so a lost wakeup can never hang us; curl's timers are exact anyway. */
-	timeout = (s->timeout_ms < 0 || s->timeout_ms > 1000) ? 1000 : s->timeout_ms;
+	timeout = (l->timeout_ms < 0 || l->timeout_ms > max_wait_ms) ? max_wait_ms : l->timeout_ms;
 
 	/*
 	 * A set per turn would cost an epoll_create/ctl/close for every 16-512 kB
 	 * of body; keep one until curl changes what it watches.
 	 */
-	if (s->wait_set == NULL || s->wait_set_dirty)
+	if (l->wait_set == NULL || l->wait_set_dirty)
 	{
-		if (s->wait_set)
-			FreeWaitEventSet(s->wait_set);
-		s->wait_set = NULL;
-		set = CreateWaitEventSet(GetMemoryChunkContext(s), s->nsocks + 2);
+		WaitEventSet *set;
+
+		if (l->wait_set)
+			FreeWaitEventSet(l->wait_set);
+		l->wait_set = NULL;
+		set = CreateWaitEventSet(l->cxt, l->nsocks + 2);
 		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		/* a standalone (single-user) backend has no postmaster to watch */
 		if (IsUnderPostmaster)
 			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		for (int i = 0; i < s->nsocks; i++)
+		for (int i = 0; i < l->nsocks; i++)
 		{
 			uint32		ev = 0;
 
-			if (s->sock_what[i] & CURL_POLL_IN)
+			if (l->sock_what[i] & CURL_POLL_IN)
 				ev |= WL_SOCKET_READABLE;
-			if (s->sock_what[i] & CURL_POLL_OUT)
+			if (l->sock_what[i] & CURL_POLL_OUT)
 				ev |= WL_SOCKET_WRITEABLE;
 			if (ev)
-				AddWaitEventToSet(set, ev, s->socks[i], NULL, NULL);
+				AddWaitEventToSet(set, ev, l->socks[i], NULL, NULL);
 		}
-		s->wait_set = set;
-		s->wait_set_dirty = false;
+		l->wait_set = set;
+		l->wait_set_dirty = false;
 	}
-	nevents = WaitEventSetWait(s->wait_set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
+	nevents = WaitEventSetWait(l->wait_set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
 
 	if (nevents == 0)
 	{
-		s->timeout_ms = -1;
-		curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		l->timeout_ms = -1;
+		curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	}
 	for (int i = 0; i < nevents; i++)
 	{
@@ -296,16 +349,20 @@ http_turn(HttpStream *s)
 		if (events[i].events & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
+			latch_set = true;
 			continue;
 		}
 		if (events[i].events & WL_SOCKET_READABLE)
 			mask |= CURL_CSELECT_IN;
 		if (events[i].events & WL_SOCKET_WRITEABLE)
 			mask |= CURL_CSELECT_OUT;
-		curl_multi_socket_action(s->multi, events[i].fd, mask, &running);
+		curl_multi_socket_action(l->multi, events[i].fd, mask, &running);
 	}
-	collect_done(s);
+	loop_collect_done(l);
+	return latch_set;
 }
+
+/* --- one transfer ----------------------------------------------------------- */
 
 void
 http_check_url_allowed(const char *url, const char *what)
@@ -340,147 +397,215 @@ http_check_url_allowed(const char *url, const char *what)
 				 errhint("Use an https:// endpoint.")));
 }
 
+/* Headers may carry session ids and keys: wipe curl's copies before freeing them. */
+static void
+free_headers_wiped(struct curl_slist *headers)
+{
+	for (struct curl_slist *h = headers; h != NULL; h = h->next)
+		billops_wipe(h->data, strlen(h->data));
+	curl_slist_free_all(headers);
+}
+
+static void
+transfer_release(HttpLoop *l, HttpTransfer *t)
+{
+	if (l->multi && t->easy)
+		curl_multi_remove_handle(l->multi, t->easy);
+	if (t->easy)
+		curl_easy_cleanup(t->easy);
+	t->easy = NULL;
+	if (t->headers)
+		free_headers_wiped(t->headers);
+	t->headers = NULL;
+}
+
+/*
+ * Set up a request on a loop and add it.  The caller has zeroed *t and set
+ * t->buf / t->bufsize.  `bounded` applies billops.http_request_timeout to the
+ * whole transfer; otherwise only the stall timeout applies.
+ */
+static void
+transfer_start(HttpLoop *l, HttpTransfer *t, const char *method, const char *url,
+			   const List *headers, const char *body, size_t body_len, bool bounded)
+{
+	ListCell   *lc;
+
+	http_check_url_allowed(url, "request");
+	t->head.content_length = -1;
+	t->easy = curl_easy_init();
+	if (t->easy == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
+
+	foreach(lc, headers)
+	{
+		struct curl_slist *n = curl_slist_append(t->headers, (const char *) lfirst(lc));
+
+		if (n == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		t->headers = n;
+	}
+	/* curl would add "Expect: 100-continue" to bodies; neither AWS nor BILL needs the extra round trip */
+	t->headers = curl_slist_append(t->headers, "Expect:");
+
+	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (char *) t);
+	curl_easy_setopt(t->easy, CURLOPT_URL, url);
+	curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(t->easy, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+
+	/*
+	 * When a reused keep-alive connection turns out to be dead before any
+	 * answer arrived, libcurl silently sends the request again on a new one.
+	 * The first copy may well have been carried out (the server closed after
+	 * committing), so a request that is not idempotent -- "create this bill"
+	 * -- gets a connection of its own, which libcurl never resends on.
+	 */
+	if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0)
+		curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L);
+	if (body != NULL)
+	{
+		/* our own copy: the caller's may be gone before curl has sent it all */
+		t->body = palloc(Max(body_len, 1));
+		memcpy(t->body, body, body_len);
+		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
+	}
+	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (billops_ca_bundle && billops_ca_bundle[0])
+		curl_easy_setopt(t->easy, CURLOPT_CAINFO, billops_ca_bundle);
+	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) billops_http_connect_timeout_ms);
+	/* a body that stops flowing is a failure we can retry, not a hang */
+	curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_TIME, (long) Max(1, billops_http_stall_timeout_ms / 1000));
+	if (bounded)
+		curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long) billops_http_request_timeout_ms);
+	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "pg_billops/0.1");
+	/* fewer, larger reads per wakeup (curl's default is 16 kB) */
+	curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, (long) Min(t->bufsize / 2, 512L * 1024L));
+	/* never let a gzip Content-Encoding be undone behind our back: we count raw bytes */
+	curl_easy_setopt(t->easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+
+	if (curl_multi_add_handle(l->multi, t->easy) != CURLM_OK)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not start an HTTP request")));
+}
+
+/* Let a paused transfer go on once the reader has made room. */
+static void
+transfer_unpause(HttpTransfer *t)
+{
+	if (t->paused && t->bufsize - (t->end - t->start) >= CURL_MAX_WRITE_SIZE * 4)
+	{
+		t->paused = false;
+		curl_easy_pause(t->easy, CURLPAUSE_CONT);
+	}
+}
+
+static const char *
+transfer_error(HttpTransfer *t)
+{
+	if (!t->done || t->result == CURLE_OK)
+		return "no error";
+	return t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
+}
+
+/* --- HttpStream: one request, the body pulled by the caller ---------------- */
+
+static void
+stream_cleanup_callback(void *arg)
+{
+	HttpStream *s = arg;
+
+	if (s->closed)
+		return;
+	s->closed = true;
+	if (s->loop.wait_set)
+		FreeWaitEventSet(s->loop.wait_set);
+	s->loop.wait_set = NULL;
+	transfer_release(&s->loop, &s->xfer);
+	loop_cleanup(&s->loop);
+}
+
 HttpStream *
 http_open(const char *method, const char *url, const List *headers,
 		  const char *body, size_t body_len, bool bounded)
 {
 	HttpStream *s = palloc0(sizeof(HttpStream));
-	ListCell   *lc;
 
-	if (!curl_initialized)
-	{
-		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialize libcurl")));
-		curl_initialized = true;
-	}
-	http_check_url_allowed(url, "request");
-
-	s->buf = palloc(HTTP_BUFFER_SIZE);
-	s->timeout_ms = -1;
-	s->head.content_length = -1;
-	s->cleanup.func = http_cleanup_callback;
+	s->cleanup.func = stream_cleanup_callback;
 	s->cleanup.arg = s;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &s->cleanup);
+	loop_init(&s->loop);
+	s->xfer.bufsize = HTTP_STREAM_BUFFER_SIZE;
+	s->xfer.buf = palloc(s->xfer.bufsize);
+	transfer_start(&s->loop, &s->xfer, method, url, headers, body, body_len, bounded);
 
-	s->multi = curl_multi_init();
-	s->easy = curl_easy_init();
-	if (s->multi == NULL || s->easy == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
-
-	foreach(lc, headers)
-	{
-		struct curl_slist *n = curl_slist_append(s->headers, (const char *) lfirst(lc));
-
-		if (n == NULL)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		s->headers = n;
-	}
-	/* curl would add "Expect: 100-continue" to bodies; AWS does not need the extra round trip */
-	s->headers = curl_slist_append(s->headers, "Expect:");
-
-	curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-
-	curl_easy_setopt(s->easy, CURLOPT_URL, url);
-	curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, method);
-	if (strcmp(method, "HEAD") == 0)
-		curl_easy_setopt(s->easy, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
-	if (body != NULL)
-	{
-		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
-		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body);
-	}
-	curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
-	curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
-	curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->errbuf);
-	curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (billops_ca_bundle && billops_ca_bundle[0])
-		curl_easy_setopt(s->easy, CURLOPT_CAINFO, billops_ca_bundle);
-	curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) billops_http_connect_timeout_ms);
-	/* a body that stops flowing is a failure we can retry, not a hang */
-	curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_TIME, (long) Max(1, billops_http_stall_timeout_ms / 1000));
-	if (bounded)
-		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long) billops_http_request_timeout_ms);
-	curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "pg_billops/0.1");
-	/* fewer, larger reads per wakeup (curl's default is 16 kB) */
-	curl_easy_setopt(s->easy, CURLOPT_BUFFERSIZE, 512L * 1024L);
-	/* never let a gzip Content-Encoding be undone behind our back: we count raw bytes */
-	curl_easy_setopt(s->easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
-
-	if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not start an HTTP request")));
-
-	while (!s->head_done && !s->done)
-		http_turn(s);
+	while (!s->xfer.head_done && !s->xfer.done)
+		(void) loop_turn(&s->loop, 1000);
 	return s;
 }
 
 const HttpResponseHead *
 http_head(HttpStream *s)
 {
-	return &s->head;
+	return &s->xfer.head;
 }
 
 ssize_t
 http_read(HttpStream *s, char *out, size_t len)
 {
+	HttpTransfer *t = &s->xfer;
+
 	for (;;)
 	{
-		if (s->end > s->start)
+		if (t->end > t->start)
 		{
-			size_t		n = Min(len, s->end - s->start);
+			size_t		n = Min(len, t->end - t->start);
 
-			memcpy(out, s->buf + s->start, n);
-			s->start += n;
-			if (s->start == s->end)
-				s->start = s->end = 0;
-			if (s->paused && HTTP_BUFFER_SIZE - (s->end - s->start) >= CURL_MAX_WRITE_SIZE * 4)
-			{
-				s->paused = false;
-				curl_easy_pause(s->easy, CURLPAUSE_CONT);
-			}
+			memcpy(out, t->buf + t->start, n);
+			t->start += n;
+			if (t->start == t->end)
+				t->start = t->end = 0;
+			transfer_unpause(t);
 			return (ssize_t) n;
 		}
-		if (s->paused)
+		if (t->paused)
 		{
-			s->paused = false;
-			curl_easy_pause(s->easy, CURLPAUSE_CONT);
+			t->paused = false;
+			curl_easy_pause(t->easy, CURLPAUSE_CONT);
 			continue;
 		}
-		if (s->done)
-			return s->result == CURLE_OK ? 0 : -1;
-		http_turn(s);
+		if (t->done)
+			return t->result == CURLE_OK ? 0 : -1;
+		(void) loop_turn(&s->loop, 1000);
 	}
 }
 
 bool
 http_failed(HttpStream *s)
 {
-	return s->done && s->result != CURLE_OK;
+	return s->xfer.done && s->xfer.result != CURLE_OK;
 }
 
 const char *
 http_error(HttpStream *s)
 {
-	if (!http_failed(s))
-		return "no error";
-	return s->errbuf[0] ? s->errbuf : curl_easy_strerror(s->result);
+	return transfer_error(&s->xfer);
 }
 
 bool
 http_error_transient(HttpStream *s)
 {
-	switch (s->result)
+	switch (s->xfer.result)
 	{
 		case CURLE_COULDNT_CONNECT:
 		case CURLE_OPERATION_TIMEDOUT:
@@ -500,12 +625,13 @@ http_error_transient(HttpStream *s)
 void
 http_close(HttpStream *s)
 {
-	http_cleanup_callback(s);
-	if (s->buf)
-	{
-		pfree(s->buf);
-		s->buf = NULL;
-	}
+	stream_cleanup_callback(s);
+	if (s->xfer.buf)
+		pfree(s->xfer.buf);
+	s->xfer.buf = NULL;
+	if (s->xfer.body)
+		pfree(s->xfer.body);
+	s->xfer.body = NULL;
 }
 
 ssize_t
@@ -523,4 +649,133 @@ http_read_all(HttpStream *s, StringInfo out, size_t max_bytes, const char *what)
 		appendBinaryStringInfo(out, chunk, n);
 	}
 	return n < 0 ? -1 : out->len;
+}
+
+/* --- HttpBatch: a few small requests in flight together ------------------- */
+
+static void
+batch_cleanup_callback(void *arg)
+{
+	HttpBatch  *b = arg;
+
+	if (b->closed)
+		return;
+	b->closed = true;
+	if (b->loop.wait_set)
+		FreeWaitEventSet(b->loop.wait_set);
+	b->loop.wait_set = NULL;
+	for (int i = 0; i < b->nslots; i++)
+		transfer_release(&b->loop, &b->slots[i].xfer);
+	loop_cleanup(&b->loop);
+}
+
+HttpBatch *
+http_batch_create(int nslots)
+{
+	HttpBatch  *b = palloc0(sizeof(HttpBatch));
+
+	Assert(nslots >= 1 && nslots <= HTTP_BATCH_MAX);
+	b->nslots = nslots;
+	b->cleanup.func = batch_cleanup_callback;
+	b->cleanup.arg = b;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &b->cleanup);
+	loop_init(&b->loop);
+	for (int i = 0; i < nslots; i++)
+	{
+		b->slots[i].xfer.bufsize = HTTP_BATCH_BUFFER_SIZE;
+		b->slots[i].xfer.buf = palloc(HTTP_BATCH_BUFFER_SIZE);
+		initStringInfo(&b->slots[i].collected);
+	}
+	return b;
+}
+
+void
+http_batch_start(HttpBatch *b, int slot, const char *method, const char *url, const List *headers,
+				 const char *body, size_t body_len, size_t max_body)
+{
+	HttpBatchSlot *s = &b->slots[slot];
+	char	   *buf = s->xfer.buf;
+
+	Assert(slot >= 0 && slot < b->nslots && !s->busy);
+	memset(&s->xfer, 0, sizeof(s->xfer));
+	s->xfer.buf = buf;
+	s->xfer.bufsize = HTTP_BATCH_BUFFER_SIZE;
+	resetStringInfo(&s->collected);
+	s->max_body = max_body;
+	s->error = NULL;
+	s->busy = true;
+	transfer_start(&b->loop, &s->xfer, method, url, headers, body, body_len, true);
+}
+
+bool
+http_batch_busy(HttpBatch *b, int slot)
+{
+	return b->slots[slot].busy;
+}
+
+/* Move what curl wrote into the slot's body; stop a body that grows too large. */
+static void
+batch_drain(HttpBatch *b, HttpBatchSlot *s)
+{
+	HttpTransfer *t = &s->xfer;
+
+	if (t->end > t->start && s->error == NULL)
+	{
+		if ((size_t) s->collected.len + (t->end - t->start) > s->max_body)
+		{
+			s->error = psprintf("the response is larger than %zu bytes", s->max_body);
+			transfer_release(&b->loop, t);
+			t->done = true;
+			return;
+		}
+		appendBinaryStringInfo(&s->collected, t->buf + t->start, t->end - t->start);
+	}
+	t->start = t->end = 0;
+	transfer_unpause(t);
+}
+
+int
+http_batch_wait(HttpBatch *b, long timeout_ms, bool *latch_set)
+{
+	TimestampTz deadline = GetCurrentTimestamp() + (TimestampTz) Max(timeout_ms, 0) * 1000;
+
+	*latch_set = false;
+	for (;;)
+	{
+		long		left;
+
+		for (int i = 0; i < b->nslots; i++)
+		{
+			HttpBatchSlot *s = &b->slots[i];
+
+			if (!s->busy)
+				continue;
+			batch_drain(b, s);
+			if (s->xfer.done)
+				return i;
+		}
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (*latch_set || left <= 0)
+			return -1;
+		*latch_set = loop_turn(&b->loop, Min(left, 1000L));
+	}
+}
+
+void
+http_batch_take(HttpBatch *b, int slot, long *status, StringInfo body, char **error)
+{
+	HttpBatchSlot *s = &b->slots[slot];
+
+	Assert(s->busy && s->xfer.done);
+	batch_drain(b, s);
+	if (s->error == NULL && s->xfer.result != CURLE_OK)
+		s->error = pstrdup(transfer_error(&s->xfer));
+	*status = s->error ? 0 : s->xfer.head.status;
+	*error = s->error;
+	appendBinaryStringInfo(body, s->collected.data, s->collected.len);
+	transfer_release(&b->loop, &s->xfer);
+	if (s->xfer.body)
+		pfree(s->xfer.body);
+	s->xfer.body = NULL;
+	s->busy = false;
 }
