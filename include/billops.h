@@ -18,6 +18,7 @@ extern char *billops_bill_profile;
 extern char *billops_bill_base_url;
 extern char *billops_bill_database;
 extern int	billops_bill_poll_interval_s;
+extern int	billops_bill_max_concurrent_requests;
 
 extern void billops_bill_worker_register(void);
 extern int	billops_http_connect_timeout_ms;

@@ -25,7 +25,6 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
-#define BILL_MAX_BODY (16 * 1024 * 1024)
 
 static char *session_id = NULL;		/* in TopMemoryContext */
 static char *session_dev_key = NULL;	/* the devKey goes with every request */
@@ -203,34 +202,68 @@ login(BillResponse *out)
 	return sid != NULL;
 }
 
+static uint64 session_generation = 0;	/* counts logins */
+
+bool
+bill_call_prepare(const char *path, const char *query_json, const char *content_type,
+				  BillCall *call, BillResponse *login_answer)
+{
+	memset(call, 0, sizeof(*call));
+	login_answer->login_failed = false;
+	if (session_id == NULL)
+	{
+		if (!login(login_answer))
+		{
+			login_answer->login_failed = true;	/* the caller backs off; no row is to blame */
+			return false;
+		}
+		session_generation++;
+	}
+	call->url = url_for(path, query_json);
+	call->headers = list_make2(psprintf("Content-Type: %s", content_type ? content_type : "application/json"),
+							   pstrdup("Accept: application/json"));
+	call->headers = lappend(call->headers, psprintf("devKey: %s", session_dev_key));
+	call->headers = lappend(call->headers, psprintf("sessionId: %s", session_id));
+	call->session = session_generation;
+	return true;
+}
+
+void
+bill_call_free(BillCall *call)
+{
+	foreach_wipe_free(call->headers);
+	call->headers = NIL;
+}
+
+bool
+bill_response_session_invalid(const BillResponse *r)
+{
+	/* BILL's error body is an array of {code, message}: BDC_1109 = log in again */
+	return r->status >= 400 && strstr(r->body.data, "\"BDC_1109\"") != NULL;
+}
+
+void
+bill_client_forget_session_of(uint64 session)
+{
+	/* several requests may fail with the same dead session; the first one's re-login counts */
+	if (session == session_generation)
+		bill_client_forget_session();
+}
+
 void
 bill_client_request(const char *method, const char *path, const char *query_json,
 					const char *body_json, BillResponse *out)
 {
-	char	   *url = url_for(path, query_json);
-
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
-		List	   *headers;
-		char	   *code;
+		BillCall	call;
 
-		out->login_failed = false;
-		if (session_id == NULL && !login(out))
-		{
-			out->login_failed = true;	/* the caller backs off; no row is to blame */
+		if (!bill_call_prepare(path, query_json, NULL, &call, out))
 			return;
-		}
-		headers = json_headers();
-		headers = lappend(headers, psprintf("devKey: %s", session_dev_key));
-		headers = lappend(headers, psprintf("sessionId: %s", session_id));
-		send_once(method, url, headers, body_json, out);
-		foreach_wipe_free(headers);
-		if (out->status < 400)
+		send_once(method, call.url, call.headers, body_json, out);
+		bill_call_free(&call);
+		if (!bill_response_session_invalid(out))
 			return;
-		/* BILL's error body is an array of {code, message}: BDC_1109 = log in again */
-		code = strstr(out->body.data, "\"BDC_1109\"");
-		if (code == NULL)
-			return;
-		bill_client_forget_session();
+		bill_client_forget_session_of(call.session);
 	}
 }

@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "billops.h"
 #include "billops_bill_client.h"
+#include "billops_http.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -37,6 +38,7 @@
 #include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -230,29 +232,22 @@ extension_present(void)
 	return present;
 }
 
-/* Claim up to n due rows (committed before any HTTP); returns their ids. */
-static List *
-claim_rows(int n)
+/* Claim the next due row (committed before any HTTP); 0 if none is due. */
+static int64
+claim_one(void)
 {
-	List	   *ids = NIL;
-	MemoryContext caller = CurrentMemoryContext;
-	Datum		arg = Int32GetDatum(n);
-	Oid			argtype = INT4OID;
+	int64		id = 0;
 
-	begin_tx("pg_billops: claiming outbox rows");
-	SPI_execute_with_args("SELECT outbox_id FROM billops._outbox_claim($1)", 1, &argtype, &arg, NULL, false, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	begin_tx("pg_billops: claiming an outbox row");
+	SPI_execute("SELECT outbox_id FROM billops._outbox_claim(1)", false, 0);
+	if (SPI_processed > 0)
 	{
 		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		MemoryContext old = MemoryContextSwitchTo(caller);
 
-		ids = lappend(ids, palloc(sizeof(int64)));
-		*(int64 *) llast(ids) = id;
-		MemoryContextSwitchTo(old);
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	end_tx();
-	return ids;
+	return id;
 }
 
 static char *
@@ -261,25 +256,6 @@ spi_text(int col, MemoryContext cxt)
 	char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
 
 	return v ? MemoryContextStrdup(cxt, v) : NULL;
-}
-
-/*
- * Sleep until a deadline.  New work (a latch set by a commit) does not cut a
- * backoff short -- BILL asked us to wait -- but interrupts are served at once.
- */
-static void
-sleep_until(TimestampTz deadline)
-{
-	for (;;)
-	{
-		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-
-		if (ms <= 0)
-			return;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
 }
 
 /* Give a claimed row back to the queue (see billops._outbox_defer). */
@@ -300,96 +276,281 @@ defer_row(int64 outbox_id, double delay_s, bool count_attempt, const char *code,
 	end_tx();
 }
 
-/* Drive one row until it is done, retried later, dead, or BILL says stop. */
-static const char *
-deliver_row(int64 outbox_id, MemoryContext cxt)
-{
-	int			relogins = 0;
+/*
+ * Delivery: up to three rows at a time (BILL allows three concurrent requests
+ * per devKey and organization), each a lane that walks its row through its
+ * steps -- one request, one recorded answer, the next request.  All lanes
+ * share one curl event loop; while they wait, a commit that enqueues new rows
+ * wakes us to fill a free lane.
+ */
+#define BILL_LANES 3
+#define BILL_STEPS_PER_CLAIM 50
 
-	for (int steps = 0; steps < 50; steps++)
+typedef struct Lane
+{
+	bool		busy;			/* holds a claimed outbox row */
+	bool		in_flight;		/* its request is on the wire */
+	int64		outbox_id;
+	int			steps;
+	int			relogins;
+	uint64		session;		/* the login its request was sent with */
+	TimestampTz not_before;		/* after BDC_1322: resend no earlier than this */
+	char		activity[96];
+	MemoryContext cxt;			/* one step's memory */
+} Lane;
+
+typedef struct Delivery
+{
+	HttpBatch  *batch;
+	Lane		lanes[BILL_LANES];
+	int			limit;			/* lanes we may fill: lowered by BDC_1322, raised by successes */
+	int			successes;
+} Delivery;
+
+static TimestampTz next_poll = 0;
+
+static bool
+paused_now(void)
+{
+	return GetCurrentTimestamp() < pause_until;
+}
+
+static int
+lanes_busy(Delivery *d)
+{
+	int			n = 0;
+
+	for (int i = 0; i < BILL_LANES; i++)
+		n += d->lanes[i].busy ? 1 : 0;
+	return n;
+}
+
+/* pg_stat_activity: "pg_billops: waiting on BILL: outbox 12: POST /v3/bills; outbox 13: GET /v3/vendors" */
+static void
+report_lanes(Delivery *d)
+{
+	char		activity[400];
+	int			len;
+	bool		first = true;
+
+	len = snprintf(activity, sizeof(activity), "pg_billops: waiting on BILL:");
+	for (int i = 0; i < BILL_LANES && len < (int) sizeof(activity); i++)
+		if (d->lanes[i].in_flight)
+		{
+			len += snprintf(activity + len, sizeof(activity) - len, "%s %s", first ? "" : ";", d->lanes[i].activity);
+			first = false;
+		}
+	pgstat_report_activity(STATE_RUNNING, first ? "pg_billops: delivering the BILL outbox" : activity);
+}
+
+static void
+lane_free(Lane *lane)
+{
+	lane->busy = false;
+	lane->in_flight = false;
+}
+
+/* Send the lane's next request, or hand its row back when we must not. */
+static void
+lane_send(Delivery *d, int i)
+{
+	Lane	   *lane = &d->lanes[i];
+	char	   *method,
+			   *path,
+			   *query,
+			   *body;
+	BillCall	call;
+	BillResponse login_answer;
+	Datum		arg = Int64GetDatum(lane->outbox_id);
+	Oid			type = INT8OID;
+	MemoryContext old;
+
+	if (paused_now())
 	{
-		char	   *method,
-				   *path,
-				   *query,
-				   *body;
-		char		activity[200];
-		BillResponse resp;
-		Datum		args[4];
-		Oid			types[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
-		char		nulls[4] = {' ', ' ', ' ', ' '};
-		const char *next;
+		/* BILL asked us to stop: the row keeps its cursor and waits in the queue */
+		defer_row(lane->outbox_id, 0, false, NULL, NULL);
+		lane_free(lane);
+		return;
+	}
+	if (lane->steps++ >= BILL_STEPS_PER_CLAIM)
+	{
+		/* a long walk (a lookup through many pages): let other rows go first, keep the cursor */
+		defer_row(lane->outbox_id, 0, false, NULL, NULL);
+		lane_free(lane);
+		return;
+	}
+
+	MemoryContextReset(lane->cxt);
+	old = MemoryContextSwitchTo(lane->cxt);
+	begin_tx("pg_billops: preparing a BILL request");
+	SPI_execute_with_args("SELECT method, path, query::text, body::text FROM billops._outbox_request($1)",
+						  1, &type, &arg, NULL, true, 1);
+	method = spi_text(1, lane->cxt);
+	path = spi_text(2, lane->cxt);
+	query = spi_text(3, lane->cxt);
+	body = spi_text(4, lane->cxt);
+	end_tx();
+	MemoryContextSwitchTo(lane->cxt);
+
+	initStringInfo(&login_answer.body);
+	if (!bill_call_prepare(path, query, NULL, &call, &login_answer))
+	{
+		/* BILL refused our credentials: not this row's fault; stop asking for a while */
+		login_backoff_s = login_backoff_s ? Min(login_backoff_s * 2, 900) : 60;
+		pause_until = GetCurrentTimestamp() + (TimestampTz) login_backoff_s * USECS_PER_SEC;
+		ereport(WARNING,
+				(errmsg("pg_billops: BILL refused the login (HTTP %ld); no requests for %d s",
+						login_answer.status, login_backoff_s),
+				 errdetail("%.300s", login_answer.transport_error ? login_answer.transport_error : login_answer.body.data),
+				 errhint("Check dev_key, username, password and organization_id in billops.bill_credentials_file.")));
+		defer_row(lane->outbox_id, login_backoff_s, false, "LOGIN", "BILL refused the login; see the server log");
+		lane_free(lane);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	login_backoff_s = 0;
+	http_batch_start(d->batch, i, method, call.url, call.headers, body, body ? strlen(body) : 0, BILL_MAX_BODY);
+	lane->session = call.session;
+	bill_call_free(&call);		/* curl has its own (wiped on release) copy of the headers */
+	lane->in_flight = true;
+	snprintf(lane->activity, sizeof(lane->activity), "outbox %lld: %s %s",
+			 (long long) lane->outbox_id, method, path);
+	MemoryContextSwitchTo(old);
+}
+
+/* Record the answer to a lane's request and decide what the lane does next. */
+static void
+lane_answer(Delivery *d, int i)
+{
+	Lane	   *lane = &d->lanes[i];
+	BillResponse resp;
+	Datum		args[4];
+	Oid			types[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	const char *next;
+	MemoryContext old = MemoryContextSwitchTo(lane->cxt);
+
+	initStringInfo(&resp.body);
+	http_batch_take(d->batch, i, &resp.status, &resp.body, &resp.transport_error);
+	lane->in_flight = false;
+
+	begin_tx("pg_billops: recording BILL's answer");
+	args[0] = Int64GetDatum(lane->outbox_id);
+	args[1] = Int32GetDatum((int32) resp.status);
+	nulls[1] = resp.status == 0 ? 'n' : ' ';
+	args[2] = CStringGetTextDatum(resp.body.data);
+	args[3] = resp.transport_error ? CStringGetTextDatum(resp.transport_error) : (Datum) 0;
+	nulls[3] = resp.transport_error ? ' ' : 'n';
+	SPI_execute_with_args("SELECT billops._outbox_response($1, $2, $3, $4)", 4, types, args, nulls, false, 1);
+	next = spi_text(1, lane->cxt);
+	end_tx();
+	MemoryContextSwitchTo(old);
+
+	if (strcmp(next, "throttle") == 0)
+	{
+		/*
+		 * BDC_1322: someone else (another integration on the same devKey and
+		 * organization) holds slots too.  Back off this lane, and use fewer
+		 * lanes until BILL has answered a while without complaint.
+		 */
+		lane->not_before = GetCurrentTimestamp() + (TimestampTz) (250 + random() % 750) * 1000;
+		d->limit = Max(1, lanes_busy(d) - 1);
+		d->successes = 0;
+		return;
+	}
+	if (++d->successes >= 20 && d->limit < billops_bill_max_concurrent_requests)
+	{
+		d->limit++;
+		d->successes = 0;
+	}
+	if (strcmp(next, "continue") == 0)
+		return;					/* sent on the next turn */
+	if (strcmp(next, "relogin") == 0)
+	{
+		bill_client_forget_session_of(lane->session);
+		/* a session refused again right after a fresh login: not worth BILL's login budget */
+		if (++lane->relogins > 2)
+		{
+			defer_row(lane->outbox_id, -1, true, "BDC_1109", "BILL refused fresh sessions repeatedly");
+			lane_free(lane);
+		}
+		return;
+	}
+	if (strcmp(next, "hourly") == 0)
+	{
+		/* BDC_1144: nothing more this hour (TimestampTz counts from an hour boundary) */
+		pause_until = (GetCurrentTimestamp() / USECS_PER_HOUR + 1) * USECS_PER_HOUR;
+		ereport(LOG, (errmsg("pg_billops: BILL's hourly request limit is reached; pausing until the next hour")));
+	}
+	lane_free(lane);			/* done, retry, hourly, dead: the row left the worker */
+}
+
+/*
+ * Deliver due rows until none is left, BILL asks us to pause, or the poll is
+ * due (then the lanes drain first, so the poll never makes a fourth request).
+ */
+static void
+deliver_outbox(MemoryContext cxt)
+{
+	Delivery	d;
+	bool		queue_may_have_rows = true;
+
+	memset(&d, 0, sizeof(d));
+	d.batch = http_batch_create(BILL_LANES);
+	d.limit = billops_bill_max_concurrent_requests;
+	for (int i = 0; i < BILL_LANES; i++)
+		d.lanes[i].cxt = AllocSetContextCreate(cxt, "pg_billops BILL lane", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		wait_ms = 1000;
+		bool		latch_set;
+		int			slot;
 
 		CHECK_FOR_INTERRUPTS();
-		begin_tx("pg_billops: preparing a BILL request");
-		args[0] = Int64GetDatum(outbox_id);
-		SPI_execute_with_args("SELECT method, path, query::text, body::text FROM billops._outbox_request($1)",
-							  1, types, args, NULL, true, 1);
-		method = spi_text(1, cxt);
-		path = spi_text(2, cxt);
-		query = spi_text(3, cxt);
-		body = spi_text(4, cxt);
-		end_tx();
+		for (int i = 0; i < BILL_LANES; i++)
+			if (d.lanes[i].busy && !d.lanes[i].in_flight && d.lanes[i].not_before <= now)
+				lane_send(&d, i);
 
-		snprintf(activity, sizeof(activity), "pg_billops: outbox %lld: %s %s",
-				 (long long) outbox_id, method, path);
-		pgstat_report_activity(STATE_RUNNING, activity);
-		initStringInfo(&resp.body);
-		bill_client_request(method, path, query, body, &resp);
-		if (resp.login_failed)
+		while (queue_may_have_rows && !paused_now() && lanes_busy(&d) < Min(d.limit, billops_bill_max_concurrent_requests) &&
+			   !(billops_bill_poll_interval_s > 0 && GetCurrentTimestamp() >= next_poll))
 		{
-			/* BILL refused our credentials: not this row's fault; stop asking for a while */
-			login_backoff_s = login_backoff_s ? Min(login_backoff_s * 2, 900) : 60;
-			pause_until = GetCurrentTimestamp() + (TimestampTz) login_backoff_s * USECS_PER_SEC;
-			ereport(WARNING,
-					(errmsg("pg_billops: BILL refused the login (HTTP %ld); no requests for %d s",
-							resp.status, login_backoff_s),
-					 errdetail("%.300s", resp.transport_error ? resp.transport_error : resp.body.data),
-					 errhint("Check dev_key, username, password and organization_id in billops.bill_credentials_file.")));
-			defer_row(outbox_id, login_backoff_s, false, "LOGIN", "BILL refused the login; see the server log");
-			return "paused";
-		}
-		login_backoff_s = 0;
+			int			i = 0;
+			int64		id;
 
-		begin_tx("pg_billops: recording BILL's answer");
-		args[1] = Int32GetDatum((int32) resp.status);
-		nulls[1] = resp.status == 0 ? 'n' : ' ';
-		args[2] = CStringGetTextDatum(resp.body.data);
-		args[3] = resp.transport_error ? CStringGetTextDatum(resp.transport_error) : (Datum) 0;
-		nulls[3] = resp.transport_error ? ' ' : 'n';
-		SPI_execute_with_args("SELECT billops._outbox_response($1, $2, $3, $4)", 4, types, args, nulls, false, 1);
-		next = spi_text(1, cxt);
-		end_tx();
-
-		if (strcmp(next, "continue") == 0)
-			continue;
-		if (strcmp(next, "relogin") == 0)
-		{
-			bill_client_forget_session();
-			/* a session refused again right after a fresh login: not worth BILL's login budget */
-			if (++relogins > 2)
+			while (d.lanes[i].busy)
+				i++;
+			if ((id = claim_one()) == 0)
 			{
-				defer_row(outbox_id, -1, true, "BDC_1109", "BILL refused fresh sessions repeatedly");
-				return "retry";
+				queue_may_have_rows = false;
+				break;
 			}
-			continue;
+			d.lanes[i].busy = true;
+			d.lanes[i].outbox_id = id;
+			d.lanes[i].steps = 0;
+			d.lanes[i].relogins = 0;
+			d.lanes[i].not_before = 0;
+			lane_send(&d, i);
 		}
-		if (strcmp(next, "throttle") == 0)
+		if (lanes_busy(&d) == 0)
+			break;
+
+		now = GetCurrentTimestamp();
+		for (int i = 0; i < BILL_LANES; i++)
+			if (d.lanes[i].busy && !d.lanes[i].in_flight)
+				wait_ms = Min(wait_ms, Max(0L, TimestampDifferenceMilliseconds(now, d.lanes[i].not_before)));
+		report_lanes(&d);		/* the transactions above overwrote it */
+		slot = http_batch_wait(d.batch, wait_ms, &latch_set);
+		if (slot >= 0)
 		{
-			/* BDC_1322: too many requests in flight for the org; back off, and mean it */
-			sleep_until(GetCurrentTimestamp() + (TimestampTz) (250 + random() % 750) * 1000);
-			continue;
+			lane_answer(&d, slot);
+			queue_may_have_rows = true;	/* the row's successor (same payable) may be due now */
 		}
-		if (strcmp(next, "hourly") == 0)
-		{
-			/* BDC_1144: nothing more this hour (TimestampTz counts from an hour boundary) */
-			pause_until = (GetCurrentTimestamp() / USECS_PER_HOUR + 1) * USECS_PER_HOUR;
-			ereport(LOG, (errmsg("pg_billops: BILL's hourly request limit is reached; pausing until the next hour")));
-		}
-		return next;			/* done, retry, hourly, dead */
+		if (latch_set)
+			queue_may_have_rows = true; /* a commit enqueued rows */
 	}
-	/* a long walk (e.g. a lookup through many pages): let other rows go first, keep the cursor */
-	defer_row(outbox_id, 0, false, NULL, NULL);
-	return "yield";
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /* Milliseconds until the next pending row is due (capped). */
@@ -477,7 +638,6 @@ billops_bill_worker_main(Datum arg)
 	MemoryContext loop_cxt;
 	volatile bool recovered = false;
 	char	   *database;
-	TimestampTz next_poll;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -498,6 +658,15 @@ billops_bill_worker_main(Datum arg)
 	database = MemoryContextStrdup(TopMemoryContext, billops_bill_database);
 	BackgroundWorkerInitializeConnection(database, NULL, 0);
 	pgstat_report_appname("pg_billops BILL worker");
+
+	/*
+	 * Exactly once rests on what we commit before sending: the claim, and the
+	 * intent to create a bill (after which every create is preceded by a
+	 * lookup).  A commit that a crash can take back (synchronous_commit = off,
+	 * or local only while a failover is possible) would let us create a
+	 * bill twice, so this process always waits for its commits to be durable.
+	 */
+	SetConfigOption("synchronous_commit", "on", PGC_USERSET, PGC_S_OVERRIDE);
 
 	SpinLockAcquire(&shared->mutex);
 	shared->latch = MyLatch;
@@ -539,21 +708,14 @@ billops_bill_worker_main(Datum arg)
 
 			if (extension_present() && bill_client_configured())
 			{
-				List	   *ids;
-
 				if (!recovered)
 				{
 					recover_rows();
 					recovered = true;
 				}
-				paused = GetCurrentTimestamp() < pause_until;
-				while (!paused && (ids = claim_rows(1)) != NIL)
-				{
-					(void) deliver_row(*(int64 *) linitial(ids), loop_cxt);
-					paused = GetCurrentTimestamp() < pause_until;
-					MemoryContextReset(loop_cxt);
-					CHECK_FOR_INTERRUPTS();
-				}
+				if (!paused_now())
+					deliver_outbox(loop_cxt);
+				paused = paused_now();
 				if (billops_bill_poll_interval_s > 0 && !paused && GetCurrentTimestamp() >= next_poll)
 				{
 					poll_bill(loop_cxt);

@@ -22,6 +22,7 @@ char	   *billops_bill_profile = NULL;
 char	   *billops_bill_base_url = NULL;
 char	   *billops_bill_database = NULL;
 int			billops_bill_poll_interval_s = 300;
+int			billops_bill_max_concurrent_requests = 3;
 int			billops_http_connect_timeout_ms = 10000;
 int			billops_http_stall_timeout_ms = 60000;
 int			billops_http_request_timeout_ms = 120000;
@@ -100,6 +101,14 @@ _PG_init(void)
 							"How often the BILL worker asks BILL for bills changed since the last poll (0: never; webhooks only).",
 							NULL, &billops_bill_poll_interval_s, 300, 0, 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	/*
+	 * BILL allows 3 concurrent requests per devKey per organization.  Lower
+	 * it when other integrations share the devKey and organization.
+	 */
+	DefineCustomIntVariable("billops.bill_max_concurrent_requests",
+							"Requests the BILL worker keeps in flight at once (BILL allows 3 per devKey and organization).",
+							NULL, &billops_bill_max_concurrent_requests, 3, 1, 3,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("billops.ca_bundle",
 							   "CA certificate bundle for HTTPS peers (empty: the system default).",
 							   NULL, &billops_ca_bundle, "",

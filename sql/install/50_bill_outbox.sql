@@ -61,6 +61,19 @@ CREATE TABLE billops.bill_link (
 COMMENT ON TABLE billops.bill_link IS
   'The BILL bill of each payable: its id, our invoice number, the line ids (by line_key) and BILL''s approval and payment state.';
 
+-- Intent, recorded (and committed) before the first create of a payable's bill
+-- is sent.  BILL has no idempotency key for bills: a payable listed here may
+-- have a bill in BILL that we never heard of (the answer was lost), so every
+-- later create is preceded by a lookup.  A payable not listed here cannot have
+-- one, and its first create skips the lookup -- which matters, because the
+-- lookup lists the vendor's bills page by page.
+CREATE TABLE billops.bill_create_intent (
+    payable_id     bigint PRIMARY KEY REFERENCES billops.payable,
+    first_step_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+COMMENT ON TABLE billops.bill_create_intent IS
+  'Payables whose bill create may have reached BILL: before creating again, the worker looks the bill up.';
+
 CREATE TABLE billops.bill_outbox (
     outbox_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -192,7 +205,7 @@ BEGIN
                                   THEN 'bill_update'
                              WHEN (SELECT v.bill_vendor_id FROM billops.payable p JOIN billops.vendor v USING (vendor_id)
                                     WHERE p.payable_id = o.payable_id) IS NOT NULL
-                                  THEN 'bill_lookup'
+                                  THEN billops._bill_create_step(o.payable_id)
                              ELSE 'vendor_lookup' END
                     WHEN 'bill_archive' THEN 'archive' ELSE 'approve' END)
      WHERE o.outbox_id IN (SELECT x.outbox_id FROM billops.bill_outbox x
@@ -200,6 +213,15 @@ BEGIN
                               AND NOT EXISTS (SELECT FROM billops.bill_outbox y
                                                WHERE y.payable_id = x.payable_id AND y.outbox_id < x.outbox_id
                                                  AND y.state IN ('pending', 'in_flight'))
+                              -- BILL does not refuse duplicate vendors: while one row looks a new
+                              -- vendor up (or creates it), rows of the same vendor wait their turn
+                              -- (the worker claims one row at a time, so this sees every claim)
+                              AND NOT EXISTS (SELECT FROM billops.bill_outbox y
+                                                JOIN billops.payable py ON py.payable_id = y.payable_id
+                                                JOIN billops.payable px ON px.payable_id = x.payable_id
+                                                JOIN billops.vendor v ON v.vendor_id = px.vendor_id
+                                               WHERE y.state = 'in_flight' AND y.outbox_id <> x.outbox_id
+                                                 AND py.vendor_id = px.vendor_id AND v.bill_vendor_id IS NULL)
                             ORDER BY x.next_attempt_at, x.outbox_id
                             LIMIT n FOR UPDATE SKIP LOCKED)
     RETURNING o.*;
@@ -330,6 +352,18 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     RETURNING 'continue'
 $$;
 
+-- The step that gets a payable's bill into BILL once its vendor is known:
+-- a create straight away the first time (recording the intent first), a
+-- lookup whenever an earlier create may have reached BILL.
+CREATE FUNCTION billops._bill_create_step(target_payable_id bigint) RETURNS text
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    WITH intent AS (
+        INSERT INTO billops.bill_create_intent (payable_id) VALUES (target_payable_id)
+        ON CONFLICT (payable_id) DO NOTHING
+        RETURNING 'bill_create'::text AS step)
+    SELECT coalesce((SELECT step FROM intent), 'bill_lookup')
+$$;
+
 -- Record an answer; say what the worker does next:
 --   continue  send _outbox_request() for this row again now (next step or page)
 --   done      finished
@@ -408,10 +442,13 @@ BEGIN
             UPDATE billops.vendor v SET bill_vendor_id = found_id WHERE v.vendor_id = p.vendor_id;
             UPDATE billops.bill_outbox x SET bill_vendor_id = found_id WHERE x.outbox_id = o.outbox_id;
         END IF;
-        RETURN billops._outbox_lookup_next(o.outbox_id, found_id IS NOT NULL, j->>'nextPage', 'bill_lookup', 'vendor_create');
+        RETURN billops._outbox_lookup_next(o.outbox_id, found_id IS NOT NULL, j->>'nextPage',
+                                           CASE WHEN found_id IS NOT NULL THEN billops._bill_create_step(p.payable_id) END,
+                                           'vendor_create');
     WHEN 'vendor_create' THEN
         UPDATE billops.vendor v SET bill_vendor_id = j->>'id' WHERE v.vendor_id = p.vendor_id;
-        UPDATE billops.bill_outbox x SET step = 'bill_lookup', bill_vendor_id = j->>'id' WHERE x.outbox_id = o.outbox_id;
+        UPDATE billops.bill_outbox x SET step = billops._bill_create_step(p.payable_id), bill_vendor_id = j->>'id'
+         WHERE x.outbox_id = o.outbox_id;
         RETURN 'continue';
     WHEN 'bill_lookup' THEN
         SELECT r INTO hit FROM jsonb_array_elements(j->'results') r

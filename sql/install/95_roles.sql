@@ -86,6 +86,7 @@ SELECT pg_catalog.pg_extension_config_dump('billops.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_classification', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_link', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_create_intent', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_webhook_event', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_sync_state', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.job_run', '');
