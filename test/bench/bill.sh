@@ -9,11 +9,19 @@
 #                              seconds until the outbox is drained, bills/s,
 #                              requests/s, and the most requests BILL (the
 #                              emulator) saw in flight at once (limit: 3)
+#   bill_wan<ms>_*             BILL_WAN_PAYABLES payables twice, with every
+#                              request delayed BILL_WAN_MS (a stand-in for the
+#                              network between us and BILL): one request at a
+#                              time, then three; bill_concurrency_speedup_ratio
+#                              is the second rate over the first
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 N="${BILL_PAYABLES:-1000}"
 TRIALS="${BILL_LATENCY_TRIALS:-9}"
+WAN_N="${BILL_WAN_PAYABLES:-150}"
+WAN_MS="${BILL_WAN_MS:-50}"
+TOTAL=$(( N + TRIALS + 2 * WAN_N ))
 
 install_deps >&2
 build_extension >&2
@@ -33,7 +41,7 @@ done
 csv="$BILLOPS_RUN/bench-partners.csv"
 {
     echo 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName'
-    for i in $(seq 1 "$N"); do
+    for i in $(seq 1 "$TOTAL"); do
         printf 'INV-%05d,"Amazon Web Services, Inc.",AWS,Anniversary,111111111111,2024-04-01T00:00:00Z,222222222222,Usage,PartnerSvc,%d.%02d,USD,Partner %05d LLC,Partner service\n' \
             "$i" $(( 10 + i % 90 )) $(( i % 100 )) "$i"
     done
@@ -46,5 +54,5 @@ q -c "INSERT INTO billops.vendor (name, kind) VALUES ('Partner Network', 'partne
 q -c "SET client_min_messages = warning" -c "SELECT billops.load_cur_file('$csv', 'bench', 'bench-1')" >/dev/null
 q -c "SELECT count(*) FROM billops.build_payables()" >/dev/null
 
-export N TRIALS
+export N TRIALS WAN_N WAN_MS
 node "$BILLOPS_ROOT/test/bench/bill-bench.mjs"
