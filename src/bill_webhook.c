@@ -34,9 +34,14 @@ billops_bill_webhook_verify(PG_FUNCTION_ARGS)
 	int			expected_len;
 	bool		ok;
 
+	/*
+	 * Not 28000 like a bad signature: a relay should answer BILL "try again
+	 * later" for our configuration problem, and "refused" only for a bad
+	 * signature.
+	 */
 	if (creds->webhook_security_key == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no BILL webhook security key is configured"),
 				 errdetail("Searched: %s.", creds->origin),
 				 errhint("Add webhook_security_key (the securityKey BILL returned when the subscription was created).")));

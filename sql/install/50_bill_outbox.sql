@@ -77,7 +77,7 @@ COMMENT ON TABLE billops.bill_create_intent IS
 CREATE TABLE billops.bill_outbox (
     outbox_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
-    action           text NOT NULL CHECK (action IN ('bill_upsert', 'bill_archive', 'approval_action')),
+    action           text NOT NULL CHECK (action IN ('bill_upsert', 'bill_archive', 'approval_action', 'document_upload')),
     payable_id       bigint NOT NULL REFERENCES billops.payable,
     payload          jsonb NOT NULL DEFAULT '{}',
     state            text NOT NULL DEFAULT 'pending'
@@ -96,13 +96,14 @@ CREATE TABLE billops.bill_outbox (
     requests         integer NOT NULL DEFAULT 0,
     finished_at      timestamptz
 );
--- one pending push per payable and action: later changes fold into it
-CREATE UNIQUE INDEX bill_outbox_one_pending ON billops.bill_outbox (payable_id, action) WHERE state = 'pending';
+-- one pending push per payable and action: later changes fold into it (each document is its own row)
+CREATE UNIQUE INDEX bill_outbox_one_pending ON billops.bill_outbox (payable_id, action)
+    WHERE state = 'pending' AND action <> 'document_upload';
 CREATE INDEX bill_outbox_due ON billops.bill_outbox (next_attempt_at) WHERE state = 'pending';
 COMMENT ON TABLE billops.bill_outbox IS
   'Changes BILL must learn about, written in the same transaction as the change; delivered by the pg_billops worker.';
 COMMENT ON COLUMN billops.bill_outbox.step IS
-  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_update, archive, approve.';
+  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_update, archive, approve, document_lookup, document_upload.';
 
 -- The invoice number pg_billops gives a bill in BILL: short and stable (the
 -- length BILL accepts is not documented), derived from the dedupe key.
@@ -123,7 +124,7 @@ BEGIN
     PERFORM billops._bill_wake();
     INSERT INTO billops.bill_outbox (payable_id, action, payload)
     VALUES (target_payable_id, what, extra)
-    ON CONFLICT (payable_id, action) WHERE state = 'pending'
+    ON CONFLICT (payable_id, action) WHERE state = 'pending' AND action <> 'document_upload'
     DO UPDATE SET payload = billops.bill_outbox.payload || EXCLUDED.payload;
 END $$;
 
@@ -151,7 +152,11 @@ BEGIN
         PERFORM billops._bill_enqueue(NEW.payable_id, 'bill_upsert');
     END IF;
     IF TG_OP = 'UPDATE' AND OLD.status = 'routed' AND NEW.status = 'approved'
-       AND billops.setting_value('bill_push_approvals') = 'true' THEN
+       AND billops.setting_value('bill_push_approvals') = 'true'
+       -- an approval that came from BILL is not sent back to it
+       AND NOT EXISTS (SELECT FROM billops.approval_step s
+                        WHERE s.payable_id = NEW.payable_id AND s.routing_round = NEW.routing_round
+                          AND s.decided_by = 'BILL') THEN
         PERFORM billops._bill_enqueue(NEW.payable_id, 'approval_action',
                                       jsonb_build_object('comment', 'approved in pg_billops'));
     END IF;
@@ -164,6 +169,14 @@ CREATE TRIGGER payable_to_outbox AFTER INSERT OR UPDATE ON billops.payable
 -- The worker's side.
 -- ---------------------------------------------------------------------------
 
+-- After an attempt whose outcome we do not know, a step that creates
+-- something in BILL restarts at the lookup that finds what it may have made.
+CREATE FUNCTION billops._outbox_step_in_doubt(step text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup'
+                     WHEN 'document_upload' THEN 'document_lookup' ELSE step END
+$$;
+
 -- Rows left in_flight by a worker that is gone go back to pending; a create
 -- whose answer never arrived restarts at its lookup.
 CREATE FUNCTION billops._outbox_recover() RETURNS integer
@@ -172,8 +185,7 @@ DECLARE
     n integer;
 BEGIN
     UPDATE billops.bill_outbox o SET state = 'pending', claimed_by = NULL,
-           step = CASE o.step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup'
-                              ELSE o.step END,
+           step = billops._outbox_step_in_doubt(o.step),
            cursor = NULL,
            next_attempt_at = clock_timestamp()
                              + make_interval(secs => billops.setting_value('bill_lookup_grace_seconds')::numeric),
@@ -207,12 +219,19 @@ BEGIN
                                     WHERE p.payable_id = o.payable_id) IS NOT NULL
                                   THEN billops._bill_create_step(o.payable_id)
                              ELSE 'vendor_lookup' END
-                    WHEN 'bill_archive' THEN 'archive' ELSE 'approve' END)
+                    WHEN 'bill_archive' THEN 'archive'
+                    WHEN 'document_upload' THEN billops._bill_document_step((o.payload->>'document_id')::bigint)
+                    ELSE 'approve' END)
      WHERE o.outbox_id IN (SELECT x.outbox_id FROM billops.bill_outbox x
                             WHERE x.state = 'pending' AND x.next_attempt_at <= clock_timestamp()
                               AND NOT EXISTS (SELECT FROM billops.bill_outbox y
                                                WHERE y.payable_id = x.payable_id AND y.outbox_id < x.outbox_id
-                                                 AND y.state IN ('pending', 'in_flight'))
+                                                 AND y.state IN ('pending', 'in_flight')
+                                                 AND y.action <> 'document_upload')
+                              -- a document goes to the payable's bill: it waits until BILL has one
+                              AND (x.action <> 'document_upload'
+                                   OR EXISTS (SELECT FROM billops.bill_link l
+                                               WHERE l.payable_id = x.payable_id AND l.bill_id IS NOT NULL))
                               -- BILL does not refuse duplicate vendors: while one row looks a new
                               -- vendor up (or creates it), rows of the same vendor wait their turn
                               -- (the worker claims one row at a time, so this sees every claim)
@@ -266,14 +285,14 @@ $$;
 -- One page of a BILL list: the largest page BILL serves, continued from a cursor.
 CREATE FUNCTION billops._bill_list_query(filters text, cursor text) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('filters', filters, 'max', '100')
-           || CASE WHEN cursor IS NOT NULL THEN jsonb_build_object('page', cursor) ELSE '{}' END
+    SELECT jsonb_strip_nulls(jsonb_build_object('filters', filters, 'max', '100', 'page', cursor))
 $$;
 
 -- The next request for a claimed row: method, path (below the base URL),
 -- query parameters and JSON body.
 CREATE FUNCTION billops._outbox_request(target_outbox_id bigint,
-                                        OUT method text, OUT path text, OUT query jsonb, OUT body jsonb)
+                                        OUT method text, OUT path text, OUT query jsonb, OUT body jsonb,
+                                        OUT raw_body bytea, OUT content_type text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     o    billops.bill_outbox;
@@ -312,6 +331,16 @@ BEGIN
                                    coalesce(link.bill_vendor_id, v.bill_vendor_id));
     WHEN 'archive' THEN
         method := 'POST'; path := '/v3/bills/' || link.bill_id || '/archive';
+    WHEN 'document_lookup' THEN
+        -- (listing a bill's documents is in BILL's API reference, not in its guides)
+        method := 'GET'; path := '/v3/documents/bills/' || link.bill_id;
+        query := billops._bill_list_query(NULL, o.cursor);
+    WHEN 'document_upload' THEN
+        -- the file itself is the body (not multipart)
+        method := 'POST'; path := '/v3/documents/bills/' || link.bill_id;
+        SELECT jsonb_build_object('name', d.file_name), d.content, d.content_type
+          INTO query, raw_body, content_type
+          FROM billops.payable_document d WHERE d.document_id = (o.payload->>'document_id')::bigint;
     WHEN 'approve' THEN
         method := 'POST'; path := '/v3/bill-approvals/actions';
         body := jsonb_build_array(jsonb_build_object('billId', link.bill_id, 'action', 'APPROVE',
@@ -416,7 +445,7 @@ BEGIN
                    state = CASE WHEN o.attempts >= billops.setting_value('bill_max_attempts')::int THEN 'dead' ELSE 'pending' END,
                    finished_at = CASE WHEN o.attempts >= billops.setting_value('bill_max_attempts')::int THEN clock_timestamp() END,
                    claimed_by = NULL, cursor = NULL,
-                   step = CASE o.step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup' ELSE o.step END,
+                   step = billops._outbox_step_in_doubt(o.step),
                    next_attempt_at = clock_timestamp() + make_interval(secs => greatest(backoff,
                                          billops.setting_value('bill_lookup_grace_seconds')::numeric)),
                    last_error_code = coalesce(err.code, 'HTTP_' || coalesce(http_status::text, 'none')),
@@ -475,6 +504,24 @@ BEGIN
         UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL
          WHERE x.outbox_id = o.outbox_id;
         RETURN 'done';
+    WHEN 'document_lookup', 'document_upload' THEN
+        IF o.step = 'document_lookup' THEN
+            SELECT r->>'id' INTO found_id FROM jsonb_array_elements(j->'results') r
+             WHERE r->>'name' = (SELECT d.file_name FROM billops.payable_document d
+                                  WHERE d.document_id = (o.payload->>'document_id')::bigint)
+             ORDER BY r->>'createdTime', r->>'id' LIMIT 1;
+            IF found_id IS NULL THEN
+                RETURN billops._outbox_lookup_next(o.outbox_id, false, j->>'nextPage', NULL, 'document_upload');
+            END IF;
+        ELSE
+            found_id := j->>'id';
+        END IF;
+        UPDATE billops.payable_document d SET bill_document_id = found_id, uploaded_at = clock_timestamp()
+         WHERE d.document_id = (o.payload->>'document_id')::bigint;
+        UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
+               last_error = NULL, last_error_code = NULL
+         WHERE x.outbox_id = o.outbox_id;
+        RETURN 'done';
     END CASE;
 END $$;
 
@@ -502,6 +549,10 @@ BEGIN
            scheduled_amount = (bill->>'scheduledAmount')::numeric, due_amount = (bill->>'dueAmount')::numeric,
            bill_updated_time = (bill->>'updatedTime')::timestamptz, synced_at = clock_timestamp()
      WHERE k.payable_id = p.payable_id;
+    -- webhook events about this bill that arrived before we knew it was ours (51_bill_sync.sql)
+    UPDATE billops.bill_webhook_event e
+       SET outcome = billops._bill_apply_remote(e.payload->'bill', 'webhook ' || coalesce(e.event_type, '?') || ', applied late')
+     WHERE e.bill_id = bill->>'id' AND e.outcome = 'not ours';
 END $$;
 
 -- Put a claimed row back in the queue without an answer to record: the worker
@@ -519,8 +570,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
                               THEN clock_timestamp() END,
            claimed_by = NULL,
            attempts = CASE WHEN count_attempt THEN o.attempts ELSE o.attempts - 1 END,
-           step = CASE WHEN count_attempt AND o.step = 'vendor_create' THEN 'vendor_lookup'
-                       WHEN count_attempt AND o.step = 'bill_create' THEN 'bill_lookup' ELSE o.step END,
+           step = CASE WHEN count_attempt THEN billops._outbox_step_in_doubt(o.step) ELSE o.step END,
            next_attempt_at = clock_timestamp() + make_interval(secs => CASE WHEN delay_seconds >= 0 THEN delay_seconds
                ELSE least(billops.setting_value('bill_retry_cap_seconds')::numeric,
                           billops.setting_value('bill_retry_base_seconds')::numeric * 2 ^ greatest(o.attempts - 1, 0))
@@ -536,7 +586,7 @@ BEGIN
     PERFORM billops._bill_wake();
     UPDATE billops.bill_outbox o SET state = 'pending', attempts = 0, next_attempt_at = clock_timestamp(),
            finished_at = NULL, claimed_by = NULL,
-           step = CASE o.step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup' ELSE o.step END
+           step = billops._outbox_step_in_doubt(o.step)
      WHERE o.outbox_id = $1 AND o.state = 'dead';
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % is not dead', $1 USING ERRCODE = 'BO005',

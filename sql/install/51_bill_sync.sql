@@ -41,7 +41,13 @@ DECLARE
 BEGIN
     SELECT * INTO link FROM billops.bill_link l WHERE l.bill_id = bill->>'id' FOR UPDATE;
     IF NOT FOUND THEN
+        -- (or not ours yet: a webhook can overtake the worker recording the create;
+        -- _bill_link_record applies such events once the bill is linked)
         RETURN 'not ours';
+    END IF;
+    -- BILL does not promise to deliver in order, and redelivers: older news never overwrites newer
+    IF (bill->>'updatedTime')::timestamptz < link.bill_updated_time THEN
+        RETURN 'stale';
     END IF;
     SELECT * INTO p FROM billops.payable x WHERE x.payable_id = link.payable_id FOR UPDATE;
     UPDATE billops.bill_link l SET
@@ -122,15 +128,19 @@ BEGIN
     IF j->'metadata'->>'eventId' IS NULL THEN
         RAISE EXCEPTION 'BILL webhook without metadata.eventId' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF EXISTS (SELECT FROM billops.bill_webhook_event e WHERE e.event_id = j->'metadata'->>'eventId') THEN
+    -- claim the eventId first: a second delivery of the same event, even a concurrent one,
+    -- waits for this transaction and then finds it taken
+    INSERT INTO billops.bill_webhook_event (event_id, event_type, subscription_id, bill_id, outcome, payload)
+    VALUES (j->'metadata'->>'eventId', j->'metadata'->>'eventType', j->'metadata'->>'subscriptionId',
+            j->'bill'->>'id', 'received', j)
+    ON CONFLICT (event_id) DO NOTHING;
+    IF NOT FOUND THEN
         RETURN 'duplicate';
     END IF;
     outcome := CASE WHEN j ? 'bill' THEN billops._bill_apply_remote(j->'bill', 'webhook ' || (j->'metadata'->>'eventType'))
                     ELSE 'ignored' END;
-    INSERT INTO billops.bill_webhook_event (event_id, event_type, subscription_id, bill_id, outcome, payload)
-    VALUES (j->'metadata'->>'eventId', j->'metadata'->>'eventType', j->'metadata'->>'subscriptionId',
-            j->'bill'->>'id', outcome, j)
-    ON CONFLICT (event_id) DO NOTHING;
+    UPDATE billops.bill_webhook_event e SET outcome = receive_bill_webhook.outcome
+     WHERE e.event_id = j->'metadata'->>'eventId';
     RETURN outcome;
 END $$;
 COMMENT ON FUNCTION billops.receive_bill_webhook(text, text) IS

@@ -3,6 +3,7 @@
 --   billops_admin     configures rules, builds, routes, voids (and reads all)
 --   billops_analyst   reads everything, changes nothing
 --   billops_approver  sees and decides only the payables routed to them
+--   billops_webhook   hands BILL webhook notifications over (receive_bill_webhook), nothing else
 -- Roles are cluster-wide: created if missing, kept by DROP EXTENSION.
 -- The three default approver groups are members of billops_approver; put
 -- people in them (GRANT billops_finance_leadership TO carol).
@@ -12,7 +13,7 @@ DECLARE
     r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['billops_admin', 'billops_analyst', 'billops_approver', 'billops_finance_review',
-                             'billops_finops_owner', 'billops_finance_leadership'] LOOP
+                             'billops_finops_owner', 'billops_finance_leadership', 'billops_webhook'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
         END IF;
@@ -21,7 +22,7 @@ END $$;
 GRANT billops_analyst TO billops_admin;
 GRANT billops_approver TO billops_finance_review, billops_finops_owner, billops_finance_leadership;
 
-GRANT USAGE ON SCHEMA billops TO billops_admin, billops_analyst, billops_approver;
+GRANT USAGE ON SCHEMA billops TO billops_admin, billops_analyst, billops_approver, billops_webhook;
 
 -- analysts (and admins) read everything
 GRANT SELECT ON ALL TABLES IN SCHEMA billops TO billops_analyst;
@@ -33,8 +34,12 @@ GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billop
       TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.build_payables(date, text), billops.route_payable(bigint),
       billops.reopen_payable(bigint, text), billops.void_payable(bigint, text),
-      billops.bill_outbox_retry(bigint) TO billops_admin;
+      billops.bill_outbox_retry(bigint), billops.attach_document(bigint, text, bytea, text) TO billops_admin;
 GRANT INSERT, UPDATE, DELETE ON billops.bill_classification TO billops_admin;
+
+-- whatever relays BILL's webhook POSTs into the database logs in as a member of
+-- billops_webhook: it can hand over a signed notification, and nothing else
+GRANT EXECUTE ON FUNCTION billops.receive_bill_webhook(text, text) TO billops_webhook;
 
 -- approvers: their payables, the lines and steps behind them, and decisions
 GRANT SELECT ON billops.payable, billops.payable_line, billops.payable_adjustment, billops.approval_step,
@@ -87,6 +92,7 @@ SELECT pg_catalog.pg_extension_config_dump('billops.bill_classification', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_link', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_create_intent', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.payable_document', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_webhook_event', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_sync_state', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.job_run', '');

@@ -1,7 +1,7 @@
 -- State coming back from BILL: approval in BILL locks the payable, payment
 -- moves it on, a change in BILL to a locked payable is flagged, never taken.
 BEGIN;
-SELECT plan(19);
+SELECT plan(25);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(true);
@@ -50,6 +50,34 @@ SELECT is((billops._bill_poll_request()).query->>'page', 'p2', 'and the next pag
 SELECT billops._bill_poll_response('{"results": [{"id": "00nY", "updatedTime": "2024-04-03T00:00:00.000+0000"}]}');
 SELECT is((billops._bill_poll_request()).query, '{"max": "100", "sort": "updatedTime:asc", "filters": "updatedTime:gt:2024-04-03T00:00:00.000+0000"}'::jsonb,
           'after the last page the watermark moves to the newest change');
+
+-- BILL does not deliver in order: older news is not applied over newer
+SELECT is(billops._bill_apply_remote('{"id": "00nDD", "amount": 800, "approvalStatus": "APPROVED", "paymentStatus": "UNPAID", "updatedTime": "2024-04-01T00:00:00.000+0000"}', 'test'),
+          'stale', 'an event older than what we have is stale ...');
+SELECT is((SELECT payment_status FROM billops.bill_link WHERE bill_id = '00nDD'), 'PAID', '... and changes nothing');
+
+-- a webhook that overtook the worker recording its own create is applied once the bill is linked;
+-- an approval that came from BILL is not pushed back to BILL
+UPDATE billops.setting SET value = 'true' WHERE name = 'bill_push_approvals';
+CREATE TEMP TABLE late AS
+SELECT p AS payable FROM billops.payable p
+ WHERE p.status = 'routed' AND NOT EXISTS (SELECT FROM billops.bill_link l WHERE l.payable_id = p.payable_id) LIMIT 1;
+INSERT INTO billops.bill_webhook_event (event_id, event_type, bill_id, outcome, payload)
+VALUES ('evt-late', 'bill.updated', '00nLATE', 'not ours',
+        '{"bill": {"id": "00nLATE", "approvalStatus": "APPROVED", "paymentStatus": "UNPAID", "updatedTime": "2024-04-05T00:00:00.000+0000"}}');
+SELECT billops._bill_link_record((SELECT payable FROM late),
+       '{"id": "00nLATE", "approvalStatus": "ASSIGNED", "paymentStatus": "UNPAID", "updatedTime": "2024-04-04T00:00:00.000+0000"}', true);
+SELECT is((SELECT outcome FROM billops.bill_webhook_event WHERE event_id = 'evt-late'), 'approved in BILL',
+          'an event that came before the bill was linked is applied when it is');
+SELECT is((SELECT status FROM billops.payable WHERE payable_id = (SELECT (payable).payable_id FROM late)), 'approved', 'so the payable is approved');
+SELECT is((SELECT count(*)::int FROM billops.bill_outbox WHERE payable_id = (SELECT (payable).payable_id FROM late) AND action = 'approval_action'), 0,
+          'and BILL''s own approval is not sent back to BILL');
+
+-- the relay's role can hand notifications over and do nothing else
+SELECT ok(has_function_privilege('billops_webhook', 'billops.receive_bill_webhook(text, text)', 'EXECUTE')
+          AND NOT has_function_privilege('billops_analyst', 'billops.receive_bill_webhook(text, text)', 'EXECUTE')
+          AND NOT has_table_privilege('billops_webhook', 'billops.payable', 'SELECT'),
+          'billops_webhook may call receive_bill_webhook, and read nothing');
 
 SELECT * FROM finish();
 ROLLBACK;
