@@ -358,7 +358,11 @@ lane_send(Delivery *d, int i)
 	char	   *method,
 			   *path,
 			   *query,
-			   *body;
+			   *body,
+			   *content_type;
+	size_t		body_len = 0;
+	bool		raw_null;
+	Datum		raw;
 	BillCall	call;
 	BillResponse login_answer;
 	Datum		arg = Int64GetDatum(lane->outbox_id);
@@ -383,17 +387,31 @@ lane_send(Delivery *d, int i)
 	MemoryContextReset(lane->cxt);
 	old = MemoryContextSwitchTo(lane->cxt);
 	begin_tx("pg_billops: preparing a BILL request");
-	SPI_execute_with_args("SELECT method, path, query::text, body::text FROM billops._outbox_request($1)",
-						  1, &type, &arg, NULL, true, 1);
+	SPI_execute_with_args("SELECT method, path, query::text, body::text, raw_body, content_type "
+						  "FROM billops._outbox_request($1)", 1, &type, &arg, NULL, true, 1);
 	method = spi_text(1, lane->cxt);
 	path = spi_text(2, lane->cxt);
 	query = spi_text(3, lane->cxt);
 	body = spi_text(4, lane->cxt);
+	content_type = spi_text(6, lane->cxt);
+	raw = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &raw_null);
+	if (body)
+		body_len = strlen(body);
+	else if (!raw_null)
+	{
+		/* a file, sent as it is (a document upload) */
+		bytea	   *file;
+
+		MemoryContextSwitchTo(lane->cxt);
+		file = DatumGetByteaPCopy(raw);
+		body = VARDATA(file);
+		body_len = VARSIZE(file) - VARHDRSZ;
+	}
 	end_tx();
 	MemoryContextSwitchTo(lane->cxt);
 
 	initStringInfo(&login_answer.body);
-	if (!bill_call_prepare(path, query, NULL, &call, &login_answer))
+	if (!bill_call_prepare(path, query, content_type, &call, &login_answer))
 	{
 		/* BILL refused our credentials: not this row's fault; stop asking for a while */
 		login_backoff_s = login_backoff_s ? Min(login_backoff_s * 2, 900) : 60;
@@ -409,7 +427,7 @@ lane_send(Delivery *d, int i)
 		return;
 	}
 	login_backoff_s = 0;
-	http_batch_start(d->batch, i, method, call.url, call.headers, body, body ? strlen(body) : 0, BILL_MAX_BODY);
+	http_batch_start(d->batch, i, method, call.url, call.headers, body, body_len, BILL_MAX_BODY);
 	lane->session = call.session;
 	bill_call_free(&call);		/* curl has its own (wiped on release) copy of the headers */
 	lane->in_flight = true;

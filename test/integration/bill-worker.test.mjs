@@ -15,6 +15,7 @@
 // start_bill_emulator.  The worker is pointed at this file's database here.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -649,6 +650,37 @@ test('exactly once under ambiguity: creates BILL did but whose answer was lost a
   }
   const retried = rows.filter((o) => o.attempts >= 2);
   assert.ok(retried.length >= 3, `the rows whose answer was lost were retried (${retried.length})`);
+});
+
+test('documents: a file attached to a payable reaches its bill byte for byte, once, even when the upload answer is lost', async () => {
+  await setFaults([{ match: { method: 'POST', path: '/v3/documents/bills/' }, kind: 'dropAfterCommit', count: 1 }]);
+  const ps = await buildMonth({ partners: 1 });
+  const want = pushable(ps);
+  const p = want[0];
+  // every byte value, and more than one network read
+  const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.from([...Array(256).keys()]), crypto.randomBytes(300000)]);
+  const statement = Buffer.from('statement for March');
+  // attached in the transaction that built the payable's bill push: the documents wait for the bill
+  await one(db, 'SELECT billops.attach_document($1, $2, $3) AS id', [p.id, 'invoice-A.pdf', pdf]);
+  await one(db, `SELECT billops.attach_document($1, $2, $3, 'text/plain') AS id`, [p.id, 'statement.txt', statement]);
+  const rows = await drained(want.length + 2);
+  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done (${o.last_error_code ?? ''} ${o.last_error ?? ''})`);
+  const st = await state();
+  const bill = st.bills.find((b) => b.invoice.invoiceNumber === p.invoice_number);
+  const docs = st.documents.filter((d) => d.billId === bill.id).sort((a, b) => a.name.localeCompare(b.name));
+  assert.deepEqual(docs.map((d) => d.name), ['invoice-A.pdf', 'statement.txt'], 'each file once on the bill, despite the lost answer');
+  const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
+  assert.equal(docs[0].sha256, sha(pdf), 'the PDF arrived byte for byte');
+  assert.equal(docs[0].size, pdf.length);
+  assert.equal(docs[0].contentType, 'application/pdf');
+  assert.equal(docs[1].sha256, sha(statement));
+  assert.equal(docs[1].contentType, 'text/plain');
+  const log = await requests();
+  const dropped = log.filter((r) => r.method === 'POST' && r.path.startsWith('/connect/v3/documents/bills/') && r.outcome === 'droppedAfterCommit');
+  assert.equal(dropped.length, 1, 'one upload was carried out by BILL and its answer lost');
+  assert.ok(log.some((r) => r.seq > dropped[0].seq && isApi(r, 'GET', `/v3/documents/bills/${bill.id}`)), 'then the bill\'s documents were listed');
+  const { rows: recorded } = await db.query('SELECT file_name, bill_document_id FROM billops.payable_document ORDER BY file_name');
+  assert.ok(recorded.every((r) => r.bill_document_id), 'BILL\'s ids are recorded');
 });
 
 // --- 6 ------------------------------------------------------------------------------

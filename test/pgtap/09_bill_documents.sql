@@ -1,0 +1,73 @@
+-- Documents attached to a payable reach its bill in BILL through the outbox:
+-- the file is the raw request body, sent once BILL has the bill, and an upload
+-- whose answer was lost is looked up by name before it is sent again.
+BEGIN;
+SELECT plan(24);
+\ir _payables_fixture.psql
+
+SELECT pg_temp.load_month(true);
+SELECT count(*) FROM billops.build_payables('2024-03-01');
+CREATE TEMP TABLE ids AS SELECT pg_temp.payable('marketplace:Datadog, Inc.%') AS dd, pg_temp.payable('%DATADOG INC%') AS dd_eu;
+-- the bill pushes themselves are another test's business (07): out of the way
+UPDATE billops.bill_outbox SET state = 'done';
+-- a file with every byte value in it, NUL included
+CREATE TEMP TABLE pdf AS SELECT '%PDF-1.4 '::bytea || (SELECT string_agg(set_byte('\x00'::bytea, 0, b), ''::bytea) FROM generate_series(0, 255) b) AS content;
+
+-- bad input: clear errors, nothing attached
+SELECT throws_ok(format($$ SELECT billops.attach_document(%s, 'big.pdf', decode(repeat('00', 6 * 1024 * 1024 + 1), 'hex')) $$, (SELECT dd FROM ids)),
+                 '54000', 'document "big.pdf" is too large for BILL', 'a file over 6 MB is refused ...');
+SELECT throws_ok(format($$ SELECT billops.attach_document(%s, 'empty.pdf', ''::bytea) $$, (SELECT dd FROM ids)),
+                 '22023', 'document "empty.pdf" is empty', 'an empty file is refused');
+SELECT throws_ok(format($$ SELECT billops.attach_document(%s, 'a/b.pdf', 'x'::bytea) $$, (SELECT dd FROM ids)),
+                 '22023', 'invalid document name "a/b.pdf"', 'a name with a slash is refused');
+SELECT throws_ok($$ SELECT billops.attach_document(-1, 'x.pdf', 'x'::bytea) $$, 'P0002', 'payable -1 does not exist', 'an unknown payable is refused');
+SELECT is((SELECT count(*)::int FROM billops.payable_document), 0, '... and nothing was attached');
+
+-- the DD payable has no bill in BILL yet: its document waits
+CREATE TEMP TABLE doc AS SELECT billops.attach_document((SELECT dd FROM ids), 'invoice-INV-DD-1.pdf', (SELECT content FROM pdf)) AS id;
+SELECT is(billops.attach_document((SELECT dd FROM ids), 'invoice-INV-DD-1.pdf', (SELECT content FROM pdf)), (SELECT id FROM doc),
+          'attaching the same file again changes nothing');
+SELECT throws_ok(format($$ SELECT billops.attach_document(%s, 'invoice-INV-DD-1.pdf', 'other'::bytea) $$, (SELECT dd FROM ids)),
+                 '23505', NULL, 'another file under the same name is refused');
+SELECT is((SELECT count(*)::int FROM billops.bill_outbox WHERE action = 'document_upload' AND state = 'pending'), 1, 'one upload is queued');
+SELECT is((SELECT count(*)::int FROM billops._outbox_claim(1)), 0, 'but not claimed while BILL has no bill for the payable');
+
+INSERT INTO billops.bill_link (payable_id, invoice_number, bill_id) SELECT dd, 'n1', '00nDD' FROM ids;
+CREATE TEMP TABLE claimed AS SELECT * FROM billops._outbox_claim(1);
+SELECT is((SELECT step FROM claimed), 'document_upload', 'once the bill exists it is claimed, straight to the upload');
+SELECT ok((SELECT upload_intent_at IS NOT NULL FROM billops.payable_document WHERE document_id = (SELECT id FROM doc)),
+          'with the intent recorded first');
+CREATE TEMP TABLE req AS SELECT * FROM billops._outbox_request((SELECT outbox_id FROM claimed));
+SELECT is((SELECT method || ' ' || path FROM req), 'POST /v3/documents/bills/00nDD', 'to the bill''s documents');
+SELECT is((SELECT query FROM req), '{"name": "invoice-INV-DD-1.pdf"}'::jsonb, 'named');
+SELECT is((SELECT raw_body FROM req), (SELECT content FROM pdf), 'the file itself is the body, byte for byte');
+SELECT ok((SELECT body IS NULL AND content_type = 'application/pdf' FROM req), 'not JSON: a PDF');
+SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), 200, '{"id": "0du1", "name": "invoice-INV-DD-1.pdf"}'), 'done', 'uploaded');
+SELECT is((SELECT bill_document_id FROM billops.payable_document WHERE document_id = (SELECT id FROM doc)), '0du1', 'BILL''s id is kept');
+
+-- an upload whose answer was lost: looked up by name, not sent twice
+SELECT billops.attach_document((SELECT dd FROM ids), 'statement.pdf', 'statement'::bytea);
+TRUNCATE claimed;
+INSERT INTO claimed SELECT * FROM billops._outbox_claim(1);
+SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), NULL, '', 'Connection reset by peer'), 'retry', 'the connection dropped');
+UPDATE billops.bill_outbox SET next_attempt_at = clock_timestamp() WHERE outbox_id = (SELECT outbox_id FROM claimed);
+TRUNCATE claimed;
+INSERT INTO claimed SELECT * FROM billops._outbox_claim(1);
+SELECT is((SELECT r.method || ' ' || r.path FROM billops._outbox_request((SELECT outbox_id FROM claimed)) r),
+          'GET /v3/documents/bills/00nDD', 'the retry lists the bill''s documents first');
+SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), 200,
+          '{"results": [{"id": "00h1", "name": "invoice-INV-DD-1.pdf"}, {"id": "00h2", "name": "statement.pdf"}]}'), 'done',
+          'finds the file it had sent');
+SELECT is((SELECT bill_document_id FROM billops.payable_document WHERE file_name = 'statement.pdf'), '00h2', 'and keeps it');
+
+-- documents do not hold up the bill's own rows, and vice versa
+SELECT billops.attach_document((SELECT dd_eu FROM ids), 'eu.pdf', 'eu'::bytea);
+SELECT is((SELECT action FROM billops._outbox_claim(1)), NULL, 'a document of a payable without a bill waits ...');
+SELECT billops._bill_enqueue((SELECT dd_eu FROM ids), 'bill_upsert');
+SELECT is((SELECT action FROM billops._outbox_claim(1)), 'bill_upsert', '... without holding up the push that creates that bill');
+SELECT ok(has_function_privilege('billops_admin', 'billops.attach_document(bigint, text, bytea, text)', 'EXECUTE')
+          AND NOT has_function_privilege('billops_analyst', 'billops.attach_document(bigint, text, bytea, text)', 'EXECUTE'),
+          'admins attach documents; analysts cannot');
+
+SELECT * FROM finish();
+ROLLBACK;
