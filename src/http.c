@@ -528,9 +528,6 @@ stream_cleanup_callback(void *arg)
 	if (s->closed)
 		return;
 	s->closed = true;
-	if (s->loop.wait_set)
-		FreeWaitEventSet(s->loop.wait_set);
-	s->loop.wait_set = NULL;
 	transfer_release(&s->loop, &s->xfer);
 	loop_cleanup(&s->loop);
 }
@@ -661,9 +658,6 @@ batch_cleanup_callback(void *arg)
 	if (b->closed)
 		return;
 	b->closed = true;
-	if (b->loop.wait_set)
-		FreeWaitEventSet(b->loop.wait_set);
-	b->loop.wait_set = NULL;
 	for (int i = 0; i < b->nslots; i++)
 		transfer_release(&b->loop, &b->slots[i].xfer);
 	loop_cleanup(&b->loop);

@@ -118,7 +118,7 @@ CREATE FUNCTION billops.receive_bill_webhook(body text, signature text) RETURNS 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j       jsonb;
-    outcome text;
+    applied text;
 BEGIN
     IF signature IS NULL OR NOT billops._bill_webhook_verify(body, signature) THEN
         RAISE EXCEPTION 'BILL webhook signature does not match' USING ERRCODE = 'invalid_authorization_specification',
@@ -137,11 +137,11 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 'duplicate';
     END IF;
-    outcome := CASE WHEN j ? 'bill' THEN billops._bill_apply_remote(j->'bill', 'webhook ' || (j->'metadata'->>'eventType'))
+    applied := CASE WHEN j ? 'bill' THEN billops._bill_apply_remote(j->'bill', 'webhook ' || (j->'metadata'->>'eventType'))
                     ELSE 'ignored' END;
-    UPDATE billops.bill_webhook_event e SET outcome = receive_bill_webhook.outcome
+    UPDATE billops.bill_webhook_event e SET outcome = applied
      WHERE e.event_id = j->'metadata'->>'eventId';
-    RETURN outcome;
+    RETURN applied;
 END $$;
 COMMENT ON FUNCTION billops.receive_bill_webhook(text, text) IS
   'Accepts a BILL webhook: verifies x-bill-sha-signature, deduplicates by eventId, applies approval/payment state.';

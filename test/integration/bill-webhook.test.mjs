@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pg, RUN } from './helpers.mjs';
+import { pg, RUN, one, waitFor, billControl } from './helpers.mjs';
 
 const DB = 'billops_webhook';
 const WORKER = 'pg_billops BILL worker';
@@ -49,34 +49,14 @@ async function open(database) {
 }
 let admin;   // the postgres database
 let db;      // this file's database
-const one = async (c, sql, params = []) => (await c.query(sql, params)).rows[0];
 async function expectError(c, sql, params = []) {
   try { await c.query(sql, params); } catch (e) { return e; }
   throw new Error(`expected an error from: ${sql}`);
 }
 
-async function waitFor(what, fn, timeoutMs = 30000, intervalMs = 25, describe = null) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) {
-      const extra = describe ? `; ${await describe()}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${extra}`);
-    }
-    await sleep(intervalMs);
-  }
-}
 
 // --- the BILL emulator ------------------------------------------------------------
-async function control(method, p, body) {
-  const res = await fetch(`${CONTROL}/${p}`, {
-    method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`emulator ${method} ${p}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const control = billControl;
 const webhooks = () => control('GET', 'webhooks');
 async function drainWebhooks() {
   const r = await control('POST', 'webhooks/drain', { timeoutMs: 15000 });

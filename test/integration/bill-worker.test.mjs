@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pg, RUN, toScaled } from './helpers.mjs';
+import { pg, RUN, toScaled, one, waitFor, billControl } from './helpers.mjs';
 
 const DB = 'billops_bill';
 const WORKER = 'pg_billops BILL worker';
@@ -51,30 +51,10 @@ async function reconnect() {
   admin = await waitFor('the server to accept connections', () => open('postgres').catch(() => null), 20000, 100);
   db = await open(DB);
 }
-const one = async (c, sql, params = []) => (await c.query(sql, params)).rows[0];
 
-async function waitFor(what, fn, timeoutMs = 30000, intervalMs = 25, describe = null) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) {
-      const extra = describe ? `; ${await describe()}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${extra}`);
-    }
-    await sleep(intervalMs);
-  }
-}
 
 // --- the BILL emulator ------------------------------------------------------------
-async function control(method, p, body) {
-  const res = await fetch(`${CONTROL}/${p}`, {
-    method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`emulator ${method} ${p}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const control = billControl;
 const setFaults = (faults) => control('POST', 'faults', { faults });
 const clearFaults = () => control('DELETE', 'faults');
 const state = () => control('GET', 'state');
@@ -407,14 +387,14 @@ test('idle: with nothing to do the worker sleeps instead of polling the outbox',
 // --- 2 ------------------------------------------------------------------------------
 test('session expiry mid-run: the worker logs in again and everything ends done', async (t) => {
   await setFaults([
-    // hold the second bill create, so the sessions can be expired while rows are pending
-    { match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 1200, skip: 1, count: 1 },
-    // and later a bill lookup refused twice in a row (the client's own re-login, then the protocol's)
-    { match: { method: 'GET', path: '/v3/bills$' }, kind: 'bdc', code: 'BDC_1109', skip: 4, count: 2 },
+    // hold the next three bill creates (one per lane), so the sessions can be expired while rows are pending
+    { match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 1200, skip: 1, count: 3 },
+    // and later a bill create refused twice in a row
+    { match: { method: 'POST', path: '/v3/bills$' }, kind: 'bdc', code: 'BDC_1109', skip: 6, count: 2 },
   ]);
   const ps = await buildMonth({ partners: 6 });
   const want = pushable(ps);
-  await waitFor('the second create to be held', async () => (await control('GET', 'faults')).faults[0].hits === 1);
+  await waitFor('creates to be held', async () => (await control('GET', 'faults')).faults[0].hits >= 1);
   const pendingThen = (await outbox()).filter((o) => o.state === 'pending').length;
   assert.ok(pendingThen > 0, `rows are still pending when the sessions expire (${pendingThen})`);
   const mark = (await requests()).at(-1)?.seq ?? 0;

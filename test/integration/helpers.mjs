@@ -114,3 +114,30 @@ export function decimalToString(n, scale = SCALE) {
 }
 // Normalize a Postgres numeric string the same way.
 export const normNumeric = (s) => decimalToString(decimalSum([s]));
+
+// --- shared by the BILL tests -------------------------------------------------
+export const one = async (c, sql, params = []) => (await c.query(sql, params)).rows[0];
+
+// Poll fn until it returns something truthy; describe() adds state to the timeout error.
+export async function waitFor(what, fn, timeoutMs = 30000, intervalMs = 25, describe = null) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > timeoutMs) {
+      const extra = describe ? `; ${await describe()}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${extra}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+// The BILL emulator's control API (BILL_EMULATOR_CONTROL, from test/lib.sh).
+export async function billControl(method, p, body) {
+  const res = await fetch(`${process.env.BILL_EMULATOR_CONTROL}/${p}`, {
+    method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`emulator ${method} ${p}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
