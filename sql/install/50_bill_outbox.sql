@@ -99,7 +99,11 @@ CREATE TABLE billops.bill_outbox (
 -- one pending push per payable and action: later changes fold into it (each document is its own row)
 CREATE UNIQUE INDEX bill_outbox_one_pending ON billops.bill_outbox (payable_id, action)
     WHERE state = 'pending' AND action <> 'document_upload';
-CREATE INDEX bill_outbox_due ON billops.bill_outbox (next_attempt_at) WHERE state = 'pending';
+-- the claim: due rows in order, and the rows still open before them (each claim
+-- looks at these, so a queue of thousands must not mean a scan per candidate)
+CREATE INDEX bill_outbox_due ON billops.bill_outbox (next_attempt_at, outbox_id) WHERE state = 'pending';
+CREATE INDEX bill_outbox_open ON billops.bill_outbox (payable_id, outbox_id) WHERE state IN ('pending', 'in_flight');
+CREATE INDEX bill_outbox_in_flight ON billops.bill_outbox (payable_id) WHERE state = 'in_flight';
 COMMENT ON TABLE billops.bill_outbox IS
   'Changes BILL must learn about, written in the same transaction as the change; delivered by the pg_billops worker.';
 COMMENT ON COLUMN billops.bill_outbox.step IS
@@ -202,16 +206,43 @@ END $$;
 -- pushable (rejected back to the exception queue) is cancelled.
 CREATE FUNCTION billops._outbox_claim(n integer) RETURNS SETOF billops.bill_outbox
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x     billops.bill_outbox;
+    taken bigint[] := '{}';
 BEGIN
+    IF n < 1 THEN
+        RETURN;
+    END IF;
     UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
            last_error = 'payable is ' || p.status || ', not pushed'
       FROM billops.payable p
      WHERE p.payable_id = o.payable_id AND o.state = 'pending' AND o.action = 'bill_upsert'
        AND p.status NOT IN ('routed', 'approved', 'scheduled', 'paid');
-    RETURN QUERY
-    UPDATE billops.bill_outbox o SET state = 'in_flight', claimed_by = pg_backend_pid(), claimed_at = clock_timestamp(),
-           attempts = o.attempts + 1,
-           step = coalesce(o.step, CASE o.action
+    -- Due rows in order; each candidate is checked with index lookups of its own
+    -- (a set-based anti-join is planned from statistics that a queue grown by a
+    -- thousand rows in one commit does not have yet).
+    FOR x IN SELECT * FROM billops.bill_outbox c
+              WHERE c.state = 'pending' AND c.next_attempt_at <= clock_timestamp()
+              ORDER BY c.next_attempt_at, c.outbox_id
+              FOR UPDATE SKIP LOCKED
+    LOOP
+        -- rows of one payable go in the order they were written (documents aside)
+        CONTINUE WHEN EXISTS (SELECT FROM billops.bill_outbox y
+                               WHERE y.payable_id = x.payable_id AND y.outbox_id < x.outbox_id
+                                 AND y.state IN ('pending', 'in_flight') AND y.action <> 'document_upload');
+        -- a document goes to the payable's bill: it waits until BILL has one
+        CONTINUE WHEN x.action = 'document_upload'
+                  AND NOT EXISTS (SELECT FROM billops.bill_link l WHERE l.payable_id = x.payable_id AND l.bill_id IS NOT NULL);
+        -- BILL does not refuse duplicate vendors: while one row looks a new vendor up
+        -- (or creates it), rows of the same vendor wait their turn
+        CONTINUE WHEN EXISTS (SELECT FROM billops.payable px JOIN billops.vendor v ON v.vendor_id = px.vendor_id
+                               WHERE px.payable_id = x.payable_id AND v.bill_vendor_id IS NULL
+                                 AND EXISTS (SELECT FROM billops.bill_outbox y JOIN billops.payable py ON py.payable_id = y.payable_id
+                                              WHERE y.state = 'in_flight' AND py.vendor_id = px.vendor_id));
+        -- in flight at once, so that the next candidate's checks see it
+        UPDATE billops.bill_outbox o SET state = 'in_flight', claimed_by = pg_backend_pid(), claimed_at = clock_timestamp(),
+               attempts = o.attempts + 1,
+               step = coalesce(o.step, CASE o.action
                     WHEN 'bill_upsert' THEN
                         CASE WHEN (SELECT l.bill_id FROM billops.bill_link l WHERE l.payable_id = o.payable_id) IS NOT NULL
                                   THEN 'bill_update'
@@ -222,28 +253,11 @@ BEGIN
                     WHEN 'bill_archive' THEN 'archive'
                     WHEN 'document_upload' THEN billops._bill_document_step((o.payload->>'document_id')::bigint)
                     ELSE 'approve' END)
-     WHERE o.outbox_id IN (SELECT x.outbox_id FROM billops.bill_outbox x
-                            WHERE x.state = 'pending' AND x.next_attempt_at <= clock_timestamp()
-                              AND NOT EXISTS (SELECT FROM billops.bill_outbox y
-                                               WHERE y.payable_id = x.payable_id AND y.outbox_id < x.outbox_id
-                                                 AND y.state IN ('pending', 'in_flight')
-                                                 AND y.action <> 'document_upload')
-                              -- a document goes to the payable's bill: it waits until BILL has one
-                              AND (x.action <> 'document_upload'
-                                   OR EXISTS (SELECT FROM billops.bill_link l
-                                               WHERE l.payable_id = x.payable_id AND l.bill_id IS NOT NULL))
-                              -- BILL does not refuse duplicate vendors: while one row looks a new
-                              -- vendor up (or creates it), rows of the same vendor wait their turn
-                              -- (the worker claims one row at a time, so this sees every claim)
-                              AND NOT EXISTS (SELECT FROM billops.bill_outbox y
-                                                JOIN billops.payable py ON py.payable_id = y.payable_id
-                                                JOIN billops.payable px ON px.payable_id = x.payable_id
-                                                JOIN billops.vendor v ON v.vendor_id = px.vendor_id
-                                               WHERE y.state = 'in_flight' AND y.outbox_id <> x.outbox_id
-                                                 AND py.vendor_id = px.vendor_id AND v.bill_vendor_id IS NULL)
-                            ORDER BY x.next_attempt_at, x.outbox_id
-                            LIMIT n FOR UPDATE SKIP LOCKED)
-    RETURNING o.*;
+         WHERE o.outbox_id = x.outbox_id;
+        taken := taken || x.outbox_id;
+        EXIT WHEN cardinality(taken) >= n;
+    END LOOP;
+    RETURN QUERY SELECT * FROM billops.bill_outbox o WHERE o.outbox_id = ANY (taken) ORDER BY o.outbox_id;
 END $$;
 
 CREATE FUNCTION billops._bill_lines(p billops.payable, link billops.bill_link) RETURNS jsonb

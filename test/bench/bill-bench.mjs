@@ -67,6 +67,10 @@ console.log(`bill_throughput_bills_per_s=${(bills / secs).toFixed(1)}`);
 console.log(`bill_throughput_requests_per_s=${((after.apiRequests - before.apiRequests) / secs).toFixed(1)}`);
 console.log(`bill_max_requests_in_flight=${Math.max(...Object.values(after.maxConcurrentByOrg))}`);
 console.log(`bill_outbox_rows_not_done=${notDone}`);
+// how much of that is BILL (the emulator) answering, as it measured itself
+const log = await (await fetch(`${CONTROL}/requests`)).json();
+const phase = log.slice(-(after.apiRequests - before.apiRequests));
+console.log(`bill_throughput_emulator_ms_per_request=${(phase.reduce((a, r) => a + r.durationMs, 0) / Math.max(1, phase.length)).toFixed(1)}`);
 
 // what the lanes buy when BILL is a network away: every request delayed WAN_MS
 await faults([{ match: { path: '/v3/' }, kind: 'slow', ms: WAN_MS, count: null }]);
