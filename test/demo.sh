@@ -263,6 +263,27 @@ SELECT to_char(p.billing_period, 'YYYY-MM') AS period, left(b->>'vendorName', 22
  LIMIT 14;
 SQL
 
+log "BILL: the invoice of the largest bill is attached in SQL; the worker uploads it to the bill as a document"
+psql -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SELECT billops.attach_document(p.payable_id, 'invoice-' || coalesce(p.aws_invoice_ids[1], 'aws') || '.pdf',
+       convert_to(format(E'%%PDF-1.4\n%% AWS invoice %s for %s: %s USD\n%%%%EOF\n', p.aws_invoice_ids[1], p.dedupe_key, p.amount), 'UTF8'))
+  FROM billops.payable p JOIN billops.bill_link l USING (payable_id)
+ ORDER BY p.amount DESC LIMIT 1;
+SQL
+for _ in $(seq 1 100); do
+    [ "$(psql -qXAt -c "SELECT count(*) FROM billops.payable_document WHERE bill_document_id IS NULL")" = 0 ] && break
+    sleep 0.1
+done
+psql -qX -v ON_ERROR_STOP=1 -v bills="$(bills_json)" <<'SQL'
+\set QUIET on
+\pset footer off
+WITH doc AS (SELECT x FROM jsonb_array_elements((:'bills')::jsonb->'documents') x)
+SELECT d.file_name, length(d.content) AS bytes, l.bill_id AS "BILL bill", x->>'name' AS "BILL document",
+       (x->>'size')::int AS "BILL bytes", x->>'sha256' = d.sha256 AS "same bytes"
+  FROM billops.payable_document d JOIN billops.bill_link l USING (payable_id)
+  LEFT JOIN doc ON x->>'billId' = l.bill_id AND x->>'name' = d.file_name;
+SQL
+
 log "BILL: an approver approves a bill in BILL, and another one is paid; the poller brings both back"
 ids=($(psql -qXAt -c "SELECT l.bill_id FROM billops.bill_link l JOIN billops.payable p USING (payable_id) WHERE p.status = 'routed' ORDER BY p.amount DESC LIMIT 1"
        psql -qXAt -c "SELECT l.bill_id FROM billops.bill_link l JOIN billops.payable p USING (payable_id) WHERE p.status = 'approved' ORDER BY p.amount DESC LIMIT 1"))

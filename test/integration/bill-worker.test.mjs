@@ -844,6 +844,30 @@ test('SIGTERM while waiting on BILL: the worker is gone within a second', { time
   await assertExactlyOneBillEach(ps, await state());
 });
 
+test('DROP EXTENSION while the worker waits on BILL is not blocked, and the worker serves the extension created again', { timeout: 60000 }, async (t) => {
+  await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 3000, count: 1 }]);
+  await buildMonth({ partners: 1 });
+  const w = await workerHeld('POST', '/v3/bills');
+  await db.query(`SET statement_timeout = '5s'`);
+  const t0 = performance.now();
+  await db.query('DROP EXTENSION pg_billops CASCADE');
+  const ms = performance.now() - t0;
+  await db.query('RESET statement_timeout');
+  t.diagnostic(`DROP EXTENSION took ${ms.toFixed(0)} ms while the worker waited on BILL`);
+  assert.ok(ms < 1000, `not blocked (${ms.toFixed(0)} ms): the worker holds no transaction across HTTP`);
+  // the held answer arrives for an outbox that is gone: the worker reports it and carries on
+  await sleep(3500);
+  assert.ok(processAlive(w.pid), 'the same worker process is still there');
+  await control('POST', 'reset');
+  await db.query('CREATE EXTENSION pg_billops');
+  const ps = await buildMonth({ partners: 1 });
+  const want = pushable(ps);
+  const rows = await drained(want.length);
+  for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done`);
+  await assertExactlyOneBillEach(ps, await state());
+  assert.equal((await workerRow()).pid, w.pid, 'served by the same worker');
+});
+
 // --- 8 ------------------------------------------------------------------------------
 test('DROP DATABASE of the worker\'s database is not blocked, and the worker comes back', { timeout: 60000 }, async (t) => {
   await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 20000, count: 1 }]);
