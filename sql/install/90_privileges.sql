@@ -8,6 +8,8 @@ REVOKE ALL ON PROCEDURE billops.sync_cur_source(text, date, boolean) FROM PUBLIC
 REVOKE ALL ON PROCEDURE billops._sync_source(text, date, boolean, integer, integer, integer, jsonb) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE billops.run_monthly_cycle(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION billops.credentials_reference_valid(text) TO PUBLIC;
+-- used by CHECK constraints of tables admins write
+GRANT EXECUTE ON FUNCTION billops._is_period(date) TO PUBLIC;
 
 -- configuration and history are user data: pg_dump must keep them
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_source', '');

@@ -30,8 +30,12 @@ GRANT SELECT ON ALL TABLES IN SCHEMA billops TO billops_analyst;
 -- admins change configuration; payables only through functions
 GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billops.charge_rule,
       billops.treatment_rule, billops.vendor, billops.vendor_alias, billops.aws_account, billops.billing_group,
-      billops.billing_group_account, billops.coding_field, billops.coding_rule, billops.routing_rule
+      billops.billing_group_account, billops.coding_field, billops.coding_rule, billops.routing_rule,
+      billops.pricing_plan, billops.pricing_rule, billops.billing_group_pricing_plan, billops.allocation_rule,
+      billops.shared_cost_rule, billops.shared_cost_target, billops.custom_line_item
       TO billops_admin;
+GRANT EXECUTE ON FUNCTION billops.build_statements(date),
+      billops.set_pricing_rule(text, text, date, text, text, numeric, jsonb, text, text, text, text) TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.build_payables(date, text), billops.route_payable(bigint),
       billops.reopen_payable(bigint, text), billops.void_payable(bigint, text),
       billops.bill_outbox_retry(bigint), billops.attach_document(bigint, text, bytea, text) TO billops_admin;
@@ -96,6 +100,15 @@ SELECT pg_catalog.pg_extension_config_dump('billops.payable_document', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_webhook_event', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_sync_state', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.job_run', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.pricing_plan', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.pricing_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.billing_group_pricing_plan', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.allocation_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.shared_cost_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.shared_cost_target', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.custom_line_item', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.statement', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.statement_line', '');
 -- ...and the identity sequences behind them, or a restored database would
 -- hand out ids that already exist.
 DO $$
