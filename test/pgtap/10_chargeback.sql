@@ -2,7 +2,7 @@
 -- most specific wins, dated), allocation and shared-cost rules, custom line
 -- items, and pro forma statements that tie back to AWS to the cent.
 BEGIN;
-SELECT plan(33);
+SELECT plan(37);
 
 CREATE FUNCTION pg_temp.load(period date) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -169,6 +169,15 @@ SELECT is((SELECT count(*)::int FROM billops.statement_line l JOIN billops.state
 SELECT throws_ok($$ SELECT * FROM billops.build_statements('2024-03-15') $$, '22023', NULL, 'a period is the first of a month');
 SELECT ok(has_table_privilege('billops_analyst', 'billops.statement', 'SELECT')
           AND has_table_privilege('billops_analyst', 'billops.statement_by_service', 'SELECT'), 'analysts and BI tools read statements');
+
+-- the statement a BU owner opens
+CREATE TEMP TABLE page AS SELECT billops.statement_html('team-b', '2024-04-01') AS html;
+SELECT ok((SELECT html LIKE '<!DOCTYPE html>%</html>%' AND html NOT LIKE '%<script%' AND html NOT LIKE '%http://%' AND html NOT LIKE '%https://%' FROM page),
+          'a self-contained HTML page: no scripts, nothing fetched');
+SELECT ok((SELECT html LIKE '%<svg%March 2024%' OR html LIKE '%<svg%2024-03: pro forma%' FROM page), 'with a month-over-month chart (March and April)');
+SELECT ok((SELECT html LIKE '%' || billops._money((SELECT proforma_cost FROM billops.statement WHERE group_name = 'team-b' AND billing_period = '2024-04-01')) || '%' FROM page),
+          'showing the pro forma total');
+SELECT throws_ok($$ SELECT billops.statement_html('team-z', '2024-04-01') $$, 'P0002', NULL, 'a missing statement is a clear error');
 
 -- an admin configures and builds; an analyst cannot
 SET ROLE billops_admin;
