@@ -6,7 +6,8 @@
 #   → finance looks at spend by account and service → payables are built,
 #   routed, approved and locked → the BILL worker pushes the bills through the
 #   outbox to BILL (here: the BILL v3 emulator) and BILL's approvals and
-#   payments come back.
+#   payments come back → chargeback: pro forma statements per billing group,
+#   written as HTML pages.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -301,4 +302,48 @@ SELECT p.payable_id, left(p.charge_source, 46) AS charge_source, l.approval_stat
  WHERE l.approval_status = 'APPROVED' OR l.payment_status IN ('SCHEDULED', 'PAID')
  ORDER BY 1;
 SQL
+log "Chargeback: billing groups by business unit, an internal pricing plan, fees and credits → pro forma statements"
+# (outside the throwaway cluster directory, so the pages outlive the demo)
+STATEMENTS="${BILLOPS_DEMO_OUT:-/tmp/pg_billops-demo}/statements"
+mkdir -p "$STATEMENTS"
+psql -qX -v ON_ERROR_STOP=1 <<'SQL'
+\set QUIET on
+\pset footer off
+INSERT INTO billops.billing_group (name, business_unit)
+SELECT DISTINCT business_unit, business_unit FROM billops.aws_account WHERE business_unit <> 'Finance';
+INSERT INTO billops.billing_group_account (billing_group_id, account_id)
+SELECT g.billing_group_id, a.account_id FROM billops.aws_account a JOIN billops.billing_group g ON g.name = a.business_unit;
+-- the Finance accounts run the shared platform: shared out in proportion to each group's own cost
+INSERT INTO billops.shared_cost_rule (name, method, usage_account_id)
+SELECT 'platform ' || account_id, 'PROPORTIONAL', account_id FROM billops.aws_account WHERE business_unit = 'Finance';
+INSERT INTO billops.shared_cost_target (shared_cost_rule_id, billing_group_id)
+SELECT r.shared_cost_rule_id, g.billing_group_id FROM billops.shared_cost_rule r CROSS JOIN billops.billing_group g;
+INSERT INTO billops.pricing_plan (name, description) VALUES ('internal', 'overhead recovery; Marketplace at cost');
+SELECT count(*) AS rules FROM (
+  SELECT billops.set_pricing_rule('internal', 'overhead 3%', '-infinity', 'MARKUP', 'GLOBAL', 3)
+  UNION ALL SELECT billops.set_pricing_rule('internal', 'Marketplace at cost', '-infinity', 'MARKUP', 'BILLING_ENTITY', 0, billing_entity => 'AWS Marketplace')
+  UNION ALL SELECT billops.set_pricing_rule('internal', 'storage commitment -4%', '-infinity', 'DISCOUNT', 'SERVICE', 4, service => 'AmazonS3')) r \gset
+INSERT INTO billops.billing_group_pricing_plan (billing_group_id, pricing_plan_id)
+SELECT g.billing_group_id, p.pricing_plan_id FROM billops.billing_group g, billops.pricing_plan p;
+INSERT INTO billops.custom_line_item (billing_group_id, name, description, item_type, flat_amount, first_period)
+SELECT billing_group_id, 'platform fee', 'CI/CD and observability platform', 'FEE', 250, '2024-01-01' FROM billops.billing_group WHERE name = 'Engineering';
+INSERT INTO billops.custom_line_item (billing_group_id, name, description, item_type, percentage, services, first_period, last_period)
+SELECT billing_group_id, 'EC2 migration credit', 'one-off: 1 % of EC2 while moving to Graviton', 'CREDIT', 1, '{AmazonEC2}', '2024-02-01', '2024-02-01'
+  FROM billops.billing_group WHERE name = 'Data';
+SELECT count(*) FROM billops.build_statements('2024-01-01') \gset
+\echo
+\echo '=== Pro forma statements, February 2024 (billops.statement): they add up to the AWS total to the cent ==='
+SELECT group_name AS "billing group", to_char(aws_cost, 'FM$999,999,990.00') AS "AWS cost",
+       to_char(proforma_cost, 'FM$999,999,990.00') AS "pro forma", to_char(margin, 'FM$999,990.00') AS margin, lines
+  FROM billops.build_statements('2024-02-01');
+SELECT to_char(sum(aws_cost), 'FM$999,999,990.00') AS "all statements, AWS cost",
+       (SELECT to_char(round(sum(line_item_unblended_cost), 2), 'FM$999,999,990.00') FROM billops.cur_line_item
+         WHERE bill_billing_period_start_date = '2024-02-01') AS "CUR total, February"
+  FROM billops.statement WHERE billing_period = '2024-02-01';
+SQL
+for g in $(psql -qXAt -c "SELECT group_name FROM billops.statement WHERE billing_period = '2024-02-01' AND billing_group_id IS NOT NULL ORDER BY 1"); do
+    psql -qXAt -c "SELECT billops.statement_html('$g', '2024-02-01')" > "$STATEMENTS/$g-2024-02.html"
+    echo "  open the statement for $g: $STATEMENTS/$g-2024-02.html"
+done
+
 log "demo finished; every number above came through S3 (emulated), SigV4, gunzip and COPY, then the payable rules, then BILL (emulated)"

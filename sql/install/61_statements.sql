@@ -340,7 +340,9 @@ BEGIN
           FROM (SELECT * FROM billops.statement x
                  WHERE x.billing_group_id IS NOT DISTINCT FROM s.billing_group_id AND x.billing_period <= period
                  ORDER BY x.billing_period DESC LIMIT 12) x)
-    SELECT format('<svg viewBox="0 0 %s 230" width="100%%" role="img" aria-label="pro forma cost by month">', 60 * n + 20)
+    -- (a fixed height: a page of few months must not turn into a poster)
+    SELECT format('<svg viewBox="0 0 %1$s 230" width="%1$s" height="230" style="max-width:100%%;height:auto" role="img" '
+                  'aria-label="pro forma cost by month">', greatest(60 * n + 20, 740))
            || string_agg(format(
                 '<g><title>%1$s: pro forma %2$s, AWS %3$s</title>'
                 || '<rect x="%4$s" y="%5$s" width="36" height="%6$s" rx="3" fill="%7$s"/>'
@@ -405,7 +407,7 @@ $h$,
         CASE WHEN prev.statement_id IS NULL THEN 'first month'
              ELSE format('%s%s vs %s', CASE WHEN s.proforma_cost >= prev.proforma_cost THEN '+' ELSE '' END,
                          billops._money(s.proforma_cost - prev.proforma_cost), to_char(prev.billing_period, 'Mon YYYY')) END,
-        s.line_items, coalesce(chart, ''), coalesce(by_svc, ''), coalesce(by_acct, ''),
+        to_char(s.line_items, 'FM999,999,999,990'), coalesce(chart, ''), coalesce(by_svc, ''), coalesce(by_acct, ''),
         CASE WHEN extras IS NULL THEN ''
              ELSE '<h2>Fees and credits</h2><table><tr><th>Kind</th><th>Item</th><th class="n">Amount</th></tr>' || extras || '</table>' END,
         to_char(s.built_at, 'YYYY-MM-DD HH24:MI TZ'));
