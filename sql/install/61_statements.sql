@@ -6,8 +6,8 @@
 -- period's statements.
 --
 -- Ties out to the cent: every amount is computed exactly, then rounded once
--- -- the period's total to the cent, shared among groups by largest
--- remainder, then each group's among its lines -- so the groups (with
+-- -- the period's AWS total and margin to the cent, shared among groups by
+-- largest remainder, then each group's among its lines -- so the groups (with
 -- "unallocated") add up to the AWS total, and pro forma = AWS + margin on
 -- every line and every statement.
 -- ---------------------------------------------------------------------------
@@ -236,23 +236,25 @@ BEGIN
          WHERE period >= c.first_period AND (c.last_period IS NULL OR period <= c.last_period))
     SELECT row_number() OVER (ORDER BY coalesce(x.group_id, -1), x.kind, x.payer, x.acct, x.service,
                                        x.pricing_rule_id, x.shared_rule_id, x.custom_id) AS lid,
-           coalesce(x.group_id, -1) AS gkey, x.*, NULL::numeric AS aws_target, NULL::numeric AS pf_target,
-           NULL::numeric AS aws_cost, NULL::numeric AS proforma_cost
+           coalesce(x.group_id, -1) AS gkey, x.*, x.pf_exact - x.aws_exact AS m_exact,
+           NULL::numeric AS aws_target, NULL::numeric AS m_target, NULL::numeric AS aws_cost, NULL::numeric AS margin_cost
       FROM (SELECT * FROM own UNION ALL SELECT * FROM custom) x;
 
-    -- 6. round once: the period's totals to the cent among groups, then each group's among its lines
+    -- 6. round once: the period's totals to the cent among groups, then each group's among its lines.
+    -- AWS cost and margin are rounded (pro forma = AWS + margin), so a line priced at cost
+    -- never shows a stray cent of margin.
     PERFORM billops._drop_temp('billops_cb_group');
     CREATE TEMP TABLE billops_cb_group ON COMMIT DROP AS
-    SELECT l.gkey, 1 AS part, sum(l.aws_exact) AS aws_exact, sum(l.pf_exact) AS pf_exact,
-           round(sum(sum(l.aws_exact)) OVER (), 2) AS aws_total, round(sum(sum(l.pf_exact)) OVER (), 2) AS pf_total,
-           NULL::numeric AS aws_cost, NULL::numeric AS proforma_cost
+    SELECT l.gkey, 1 AS part, sum(l.aws_exact) AS aws_exact, sum(l.m_exact) AS m_exact,
+           round(sum(sum(l.aws_exact)) OVER (), 2) AS aws_total, round(sum(sum(l.m_exact)) OVER (), 2) AS m_total,
+           NULL::numeric AS aws_cost, NULL::numeric AS margin_cost
       FROM billops_cb_line l GROUP BY l.gkey;
     PERFORM billops._round_to_target('billops_cb_group', 'part', 'gkey', 'aws_exact', 'aws_total', 'aws_cost');
-    PERFORM billops._round_to_target('billops_cb_group', 'part', 'gkey', 'pf_exact', 'pf_total', 'proforma_cost');
-    UPDATE billops_cb_line l SET aws_target = g.aws_cost, pf_target = g.proforma_cost
+    PERFORM billops._round_to_target('billops_cb_group', 'part', 'gkey', 'm_exact', 'm_total', 'margin_cost');
+    UPDATE billops_cb_line l SET aws_target = g.aws_cost, m_target = g.margin_cost
       FROM billops_cb_group g WHERE g.gkey = l.gkey;
     PERFORM billops._round_to_target('billops_cb_line', 'gkey', 'lid', 'aws_exact', 'aws_target', 'aws_cost');
-    PERFORM billops._round_to_target('billops_cb_line', 'gkey', 'lid', 'pf_exact', 'pf_target', 'proforma_cost');
+    PERFORM billops._round_to_target('billops_cb_line', 'gkey', 'lid', 'm_exact', 'm_target', 'margin_cost');
 
     -- 7. replace the period's statements
     DELETE FROM billops.statement s WHERE s.billing_period = period;
@@ -260,7 +262,7 @@ BEGIN
     SELECT period, nullif(g.gkey, -1), coalesce((SELECT bg.name FROM billops.billing_group bg WHERE bg.billing_group_id = g.gkey),
                                                '(unallocated)'),
            coalesce((SELECT min(l.currency) FROM billops_cb_line l WHERE l.gkey = g.gkey AND l.kind IN ('aws', 'shared')), 'USD'),
-           g.aws_cost, g.proforma_cost, (SELECT coalesce(sum(l.n), 0) FROM billops_cb_line l WHERE l.gkey = g.gkey)
+           g.aws_cost, g.aws_cost + g.margin_cost, (SELECT coalesce(sum(l.n), 0) FROM billops_cb_line l WHERE l.gkey = g.gkey)
       FROM billops_cb_group g;
     INSERT INTO billops.statement_line (statement_id, line_no, kind, payer_account_id, usage_account_id, service, description,
                                         aws_cost, proforma_cost, pricing_rule_id, shared_cost_rule_id, custom_line_item_id)
@@ -270,10 +272,10 @@ BEGIN
                                                                       WHERE r.shared_cost_rule_id = l.shared_rule_id) || ')'
                        ELSE coalesce((SELECT coalesce(c.description, c.name) FROM billops.custom_line_item c
                                        WHERE c.custom_line_item_id = l.custom_id), l.service) END,
-           l.aws_cost, l.proforma_cost, l.pricing_rule_id, l.shared_rule_id, l.custom_id
+           l.aws_cost, l.aws_cost + l.margin_cost, l.pricing_rule_id, l.shared_rule_id, l.custom_id
       FROM billops_cb_line l
       JOIN billops.statement s ON s.billing_period = period AND s.billing_group_id IS NOT DISTINCT FROM nullif(l.gkey, -1)
-     WHERE l.aws_cost <> 0 OR l.proforma_cost <> 0 OR l.n > 0;
+     WHERE l.aws_cost <> 0 OR l.margin_cost <> 0 OR l.n > 0;
 
     RETURN QUERY
     SELECT s.group_name, s.aws_cost, s.proforma_cost, s.margin,

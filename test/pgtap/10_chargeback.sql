@@ -2,7 +2,7 @@
 -- most specific wins, dated), allocation and shared-cost rules, custom line
 -- items, and pro forma statements that tie back to AWS to the cent.
 BEGIN;
-SELECT plan(37);
+SELECT plan(38);
 
 CREATE FUNCTION pg_temp.load(period date) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -114,6 +114,9 @@ SELECT ok(pg_temp.near((SELECT sum(l.proforma_cost) FROM billops.statement_line 
                          WHERE s.group_name = 'team-b' AND s.billing_period = '2024-03-01' AND l.kind = 'aws'),
                        3000.0049 * 1.10 + 500.00 * 1.20 + 350.00 + (-100.00) * 1.10 + 40.00 * 1.10),
           'team b: m5 +10 %, c5 +20 %, tax as is, the credit marked up like the usage it offsets');
+
+SELECT is((pg_temp.line('team-a', '2024-03-01', 'aws', '222222222222', 'Datadog Pro')).margin, 0.00,
+          'a line priced at cost shows no margin (margins are rounded, not pro forma amounts)');
 
 -- allocation and sharing
 SELECT is((pg_temp.line('team-b', '2024-03-01', 'aws', '222222222222', 'Amazon Elastic Compute Cloud')).aws_cost, 40.00,
