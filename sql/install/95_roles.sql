@@ -36,6 +36,8 @@ GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billop
       TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.statement_html(text, date), billops._html(text), billops._money(numeric)
       TO billops_analyst;
+GRANT EXECUTE ON FUNCTION billops.reconcile(date, text), billops.explain_variance(bigint, text),
+      billops.close_period(date, text), billops.record_aws_invoice(jsonb) TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.build_statements(date),
       billops.set_pricing_rule(text, text, date, text, text, numeric, jsonb, text, text, text, text) TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.build_payables(date, text), billops.route_payable(bigint),
@@ -111,6 +113,9 @@ SELECT pg_catalog.pg_extension_config_dump('billops.shared_cost_target', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.custom_line_item', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.statement', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.statement_line', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.aws_invoice', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.reconciliation_item', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.period_close', '');
 -- ...and the identity sequences behind them, or a restored database would
 -- hand out ids that already exist.
 DO $$
