@@ -34,8 +34,8 @@ GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billop
       billops.pricing_plan, billops.pricing_rule, billops.billing_group_pricing_plan, billops.allocation_rule,
       billops.shared_cost_rule, billops.shared_cost_target, billops.custom_line_item
       TO billops_admin;
-GRANT EXECUTE ON FUNCTION billops.statement_html(text, date), billops._html(text), billops._money(numeric)
-      TO billops_analyst;
+GRANT EXECUTE ON FUNCTION billops.statement_html(text, date), billops._html(text), billops._money(numeric),
+      billops._service_of(text, jsonb, text) TO billops_analyst;
 GRANT EXECUTE ON FUNCTION billops.reconcile(date, text), billops.explain_variance(bigint, text),
       billops.close_period(date, text), billops.record_aws_invoice(jsonb) TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.build_statements(date),
