@@ -36,6 +36,9 @@ GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billop
       TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.statement_html(text, date), billops._html(text), billops._money(numeric),
       billops._service_of(text, jsonb, text) TO billops_analyst;
+GRANT INSERT, UPDATE, DELETE ON billops.spend_threshold TO billops_admin;
+GRANT EXECUTE ON FUNCTION billops.detect_spend_signals(date), billops.record_ce_anomaly(jsonb),
+      billops.resolve_signal(bigint, text, text) TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.reconcile(date, text), billops.explain_variance(bigint, text),
       billops.close_period(date, text), billops.record_aws_invoice(jsonb) TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.build_statements(date),
@@ -116,6 +119,8 @@ SELECT pg_catalog.pg_extension_config_dump('billops.statement_line', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.aws_invoice', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.reconciliation_item', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.period_close', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.spend_threshold', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.spend_signal', '');
 -- ...and the identity sequences behind them, or a restored database would
 -- hand out ids that already exist.
 DO $$
