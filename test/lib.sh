@@ -191,8 +191,28 @@ CREDS
 stop_all() {
     [ -n "${S3_EMULATOR_PID:-}" ] && kill "$S3_EMULATOR_PID" 2>/dev/null || true
     [ -n "${BILL_EMULATOR_PID:-}" ] && kill "$BILL_EMULATOR_PID" 2>/dev/null || true
+    [ -n "${AWS_API_EMULATOR_PID:-}" ] && kill "$AWS_API_EMULATOR_PID" 2>/dev/null || true
     if [ -n "${BILLOPS_RUN:-}" ] && [ -d "$BILLOPS_RUN/pgdata" ]; then
         as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -m immediate stop >/dev/null 2>&1 || true
         [ -n "${BILLOPS_KEEP:-}" ] || rm -rf "$BILLOPS_RUN"
     fi
+}
+
+# start_aws_api_emulator [FLAGS...]: the Cost Explorer + Invoicing emulator (test/emulators/aws-api;
+# extra flags, e.g. --ce-page-size N or --now ISO, go to server.mjs). It accepts the same keys as the
+# S3 emulator (write_emulator_credentials, i.e. the [default] profile of the cluster's aws-credentials)
+# and exits by itself when this script does (--parent-pid). Exports AWS_API_ENDPOINT
+# (http://127.0.0.1:PORT, the base URL for both services) and AWS_API_EMULATOR_CONTROL (.../_emulator).
+start_aws_api_emulator() {
+    write_emulator_credentials "$BILLOPS_RUN/emulator-credentials.json"
+    rm -f "$BILLOPS_RUN/aws-api.port"
+    node "$BILLOPS_ROOT/test/emulators/aws-api/server.mjs" --port 0 --port-file "$BILLOPS_RUN/aws-api.port" \
+        --credentials "$BILLOPS_RUN/emulator-credentials.json" --parent-pid $$ "$@" \
+        > "$BILLOPS_RUN/aws-api-emulator.log" 2>&1 &
+    AWS_API_EMULATOR_PID=$!
+    for _ in $(seq 1 100); do [ -s "$BILLOPS_RUN/aws-api.port" ] && break; sleep 0.1; done
+    [ -s "$BILLOPS_RUN/aws-api.port" ] || { cat "$BILLOPS_RUN/aws-api-emulator.log"; echo "AWS API emulator did not start" >&2; return 1; }
+    export AWS_API_ENDPOINT="http://127.0.0.1:$(cat "$BILLOPS_RUN/aws-api.port")"
+    export AWS_API_EMULATOR_CONTROL="$AWS_API_ENDPOINT/_emulator"
+    log "AWS API emulator (Cost Explorer, Invoicing) at $AWS_API_ENDPOINT"
 }

@@ -19,6 +19,7 @@ start_cluster test || exit 1
 mkdir -p "$BILLOPS_RUN/s3" && chmod 755 "$BILLOPS_RUN/s3"
 start_s3_emulator "$BILLOPS_RUN/s3" || exit 1
 start_bill_emulator || exit 1
+start_aws_api_emulator || exit 1
 export BILLOPS_RUN BILLOPS_SHARED="$SHARED" BILLOPS_SAMPLE="$SHARED/testdata/cur/legacy-cur-2023-11-sample.csv"
 
 PASSED=0
@@ -52,7 +53,7 @@ serial=""
 node --test-concurrency=1 -e "" >/dev/null 2>&1 && serial="--test-concurrency=1"
 out=$(cd "$BILLOPS_ROOT" && node --test $serial \
         test/integration/*.test.mjs test/emulators/s3/*.test.mjs test/emulators/bill/*.test.mjs \
-        test/generator/*.test.mjs 2>&1)
+        test/emulators/aws-api/*.test.mjs test/generator/*.test.mjs 2>&1)
 # one line per test; the full report only for failures
 echo "$out" | awk '
     /^[[:space:]]*not ok [0-9]+ - / { print; infail = 1; next }
