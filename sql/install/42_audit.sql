@@ -116,23 +116,24 @@ BEGIN
     RETURN NULL;
 END $$;
 
-DO $$
-DECLARE
-    t record;
+-- Audit every change of these tables; id_columns name each row in the log.
+CREATE FUNCTION billops._audit_tables(tables text[], id_columns text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    FOR t IN SELECT * FROM (VALUES
-        ('setting', 'name'), ('charge_category', 'category'), ('charge_rule', 'rule_id'),
-        ('treatment_rule', 'rule_id'), ('vendor', 'vendor_id'), ('vendor_alias', 'alias_id'),
-        ('aws_account', 'account_id'), ('billing_group', 'billing_group_id'),
-        ('billing_group_account', 'account_id'), ('coding_field', 'field'), ('coding_rule', 'rule_id'),
-        ('routing_rule', 'rule_id'), ('payable_transition', 'from_status'), ('cur_source', 'source_id'),
-        ('payable', 'payable_id'), ('payable_line', 'line_id'), ('payable_adjustment', 'adjustment_id'),
-        ('approval_step', 'step_id')) AS v(tab, id)
-    LOOP
+    FOR i IN 1 .. cardinality(tables) LOOP
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON billops.%I
-                        FOR EACH ROW EXECUTE FUNCTION billops._audit_row(%L)', 'audit_' || t.tab, t.tab, t.id);
+                        FOR EACH ROW EXECUTE FUNCTION billops._audit_row(%L)', 'audit_' || tables[i], tables[i], id_columns[i]);
     END LOOP;
 END $$;
+
+SELECT billops._audit_tables(
+    ARRAY['setting', 'charge_category', 'charge_rule', 'treatment_rule', 'vendor', 'vendor_alias', 'aws_account',
+          'billing_group', 'billing_group_account', 'coding_field', 'coding_rule', 'routing_rule',
+          'payable_transition', 'cur_source', 'payable', 'payable_line', 'payable_adjustment',
+          'approval_step'],
+    ARRAY['name', 'category', 'rule_id', 'rule_id', 'vendor_id', 'alias_id', 'account_id', 'billing_group_id',
+          'account_id', 'field', 'rule_id', 'rule_id', 'from_status', 'source_id', 'payable_id', 'line_id',
+          'adjustment_id', 'step_id']);
 
 -- The one way entries leave the log: a superuser's explicit purge of entries
 -- older than a retention period, itself recorded.

@@ -241,17 +241,8 @@ COMMENT ON TABLE billops.custom_line_item IS
   'Fees and credits on a group''s statement: flat USD or a percentage of chosen charges; one-off (first = last period) or recurring.';
 
 -- Changes to chargeback configuration are audited like every other rule.
-DO $$
-DECLARE
-    t record;
-BEGIN
-    FOR t IN SELECT * FROM (VALUES
-        ('pricing_plan', 'pricing_plan_id'), ('pricing_rule', 'pricing_rule_id'),
-        ('billing_group_pricing_plan', 'billing_group_id'), ('allocation_rule', 'allocation_rule_id'),
-        ('shared_cost_rule', 'shared_cost_rule_id'), ('shared_cost_target', 'shared_cost_rule_id'),
-        ('custom_line_item', 'custom_line_item_id')) AS v(tab, id)
-    LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON billops.%I
-                        FOR EACH ROW EXECUTE FUNCTION billops._audit_row(%L)', 'audit_' || t.tab, t.tab, t.id);
-    END LOOP;
-END $$;
+SELECT billops._audit_tables(
+    ARRAY['pricing_plan', 'pricing_rule', 'billing_group_pricing_plan', 'allocation_rule', 'shared_cost_rule',
+          'shared_cost_target', 'custom_line_item'],
+    ARRAY['pricing_plan_id', 'pricing_rule_id', 'billing_group_id', 'allocation_rule_id', 'shared_cost_rule_id',
+          'shared_cost_rule_id', 'custom_line_item_id']);
