@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pg, RUN, one, waitFor, billControl } from './helpers.mjs';
+import { pg, RUN, one, waitFor, billControl, connectTo, openClients, expectError } from './helpers.mjs';
 
 const DB = 'billops_webhook';
 const WORKER = 'pg_billops BILL worker';
@@ -38,21 +38,10 @@ const SETTINGS = ['billops.bill_database', 'billops.bill_poll_interval'];
 const RESTART_WAIT_MS = 16000;      // bgw_restart_time is 10 s
 
 // --- connections --------------------------------------------------------------
-const clients = new Set();
-async function open(database) {
-  const c = new pg.Client({ database });
-  c.on('error', () => {});
-  await c.connect();
-  clients.add(c);
-  c.on('end', () => clients.delete(c));
-  return c;
-}
+const clients = openClients;
+const open = connectTo;
 let admin;   // the postgres database
 let db;      // this file's database
-async function expectError(c, sql, params = []) {
-  try { await c.query(sql, params); } catch (e) { return e; }
-  throw new Error(`expected an error from: ${sql}`);
-}
 
 
 // --- the BILL emulator ------------------------------------------------------------

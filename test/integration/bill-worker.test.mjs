@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pg, RUN, toScaled, one, waitFor, billControl } from './helpers.mjs';
+import { pg, RUN, toScaled, one, waitFor, billControl, connectTo, openClients } from './helpers.mjs';
 
 const DB = 'billops_bill';
 const WORKER = 'pg_billops BILL worker';
@@ -33,17 +33,8 @@ const CSV = RUN ? path.join(RUN, 'bill-worker-month.csv') : null;
 const RESTART_WAIT_MS = 16000;      // bgw_restart_time is 10 s
 
 // --- connections --------------------------------------------------------------
-// Each client has an error listener: a worker or postmaster kill must not take
-// the test process down with an unhandled 'error' event.
-const clients = new Set();
-async function open(database) {
-  const c = new pg.Client({ database });
-  c.on('error', () => {});
-  await c.connect();
-  clients.add(c);
-  c.on('end', () => clients.delete(c));
-  return c;
-}
+const clients = openClients;
+const open = connectTo;
 let admin;   // the postgres database
 let db;      // this file's database
 async function reconnect() {

@@ -44,6 +44,20 @@ export async function freshDatabase(name) {
   return db;
 }
 
+// A client of a named database, registered like connect()'s.  It has an error
+// listener: a killed backend (worker and postmaster kill tests) must not take
+// the test process down with an unhandled 'error' event.
+export async function connectTo(database) {
+  const c = new pg.Client({ database });
+  c.on('error', () => {});
+  await c.connect();
+  open.add(c);
+  c.on('end', () => open.delete(c));
+  return c;
+}
+// every client connect() and connectTo() made and that is still open
+export const openClients = open;
+
 export async function closeAll() {
   await Promise.all([...open].map((c) => c.end().catch(() => {})));
 }
