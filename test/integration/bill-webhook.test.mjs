@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pg, RUN, one, waitFor, billControl, connectTo, openClients, expectError } from './helpers.mjs';
+import { pg, RUN, one, waitFor, billControl, connectTo, openClients, expectError, AWS_INC, writeBillTestMonth } from './helpers.mjs';
 
 const DB = 'billops_webhook';
 const WORKER = 'pg_billops BILL worker';
@@ -144,26 +144,14 @@ const billEvents = (r, billId) => r.events.filter((e) => e.eventType === 'bill.u
 // MongoDB, Snowflake and partners sharing a vendor: more routed invoice-like payables
 // than the tests need, each pushed to BILL by the worker.
 function writeMonth(partners) {
-  const head = 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,' +
-    'bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,' +
-    'lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName';
-  const inc = '"Amazon Web Services, Inc."';
-  const row = (inv, entity, billing, account, type, product, cost, legal, name) =>
-    [inv, entity, billing, 'Anniversary', '111111111111', '2024-03-01T00:00:00Z', account, type, product, cost, 'USD', legal, name].join(',');
-  const lines = [head,
-    row('INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '800.00', '"Datadog, Inc."', 'Datadog Pro'),
-    row('INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd2', '41.10', '"Datadog, Inc."', 'Datadog Logs'),
-    row('EUINV-1', 'Amazon Web Services EMEA SARL', 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '120.00', 'DATADOG INC', 'Datadog Pro'),
-    row('INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-mdb', '300.00', '"MongoDB, Inc."', 'MongoDB Atlas'),
-    row('INV-SF-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-sf', '1234.56', 'Snowflake Inc.', 'Snowflake Compute'),
-  ];
-  for (let i = 1; i <= partners; i++) {
-    const n = String(i).padStart(3, '0');
-    lines.push(row(`INV-P-${n}`, inc, 'AWS', i % 2 ? '222222222222' : '333333333333', 'Usage', 'PartnerSvc',
-      `${10 + i}.${String((i * 37) % 100).padStart(2, '0')}`, `Partner ${n} LLC`, 'Partner service'));
-  }
-  fs.writeFileSync(CSV, `${lines.join('\n')}\n`, { mode: 0o644 });
-  fs.chmodSync(CSV, 0o644);   // the server account reads it
+  const inc = AWS_INC;
+  writeBillTestMonth(CSV, [
+    ['INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '800.00', '"Datadog, Inc."', 'Datadog Pro'],
+    ['INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd2', '41.10', '"Datadog, Inc."', 'Datadog Logs'],
+    ['EUINV-1', 'Amazon Web Services EMEA SARL', 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '120.00', 'DATADOG INC', 'Datadog Pro'],
+    ['INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-mdb', '300.00', '"MongoDB, Inc."', 'MongoDB Atlas'],
+    ['INV-SF-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-sf', '1234.56', 'Snowflake Inc.', 'Snowflake Compute'],
+  ], partners);
 }
 async function buildMonth() {
   writeMonth(3);

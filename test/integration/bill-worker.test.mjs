@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pg, RUN, toScaled, one, waitFor, billControl, connectTo, openClients } from './helpers.mjs';
+import { pg, RUN, toScaled, one, waitFor, billControl, connectTo, openClients, AWS_INC, writeBillTestMonth } from './helpers.mjs';
 
 const DB = 'billops_bill';
 const WORKER = 'pg_billops BILL worker';
@@ -122,32 +122,20 @@ async function waitGone(pid, timeoutMs = 5000) {
 // to zero, Snowflake, an unknown seller (an exception, not routed), and N
 // partners that share one vendor through a pattern alias.
 function writeMonth(partners) {
-  const head = 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,' +
-    'bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,' +
-    'lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName';
-  const inc = '"Amazon Web Services, Inc."';
-  const row = (inv, entity, billing, account, type, product, cost, legal, name) =>
-    [inv, entity, billing, 'Anniversary', '111111111111', '2024-03-01T00:00:00Z', account, type, product, cost, 'USD', legal, name].join(',');
-  const lines = [head,
-    row('INV-AWS-1', inc, 'AWS', '222222222222', 'Usage', 'AmazonEC2', '6000.004', inc, 'Amazon Elastic Compute Cloud'),
-    row('INV-AWS-1', inc, 'AWS', '333333333333', 'Usage', 'AmazonS3', '300.335', inc, 'Amazon Simple Storage Service'),
-    row('INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '800.00', '"Datadog, Inc."', 'Datadog Pro'),
-    row('INV-DD-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-dd1', '25.505', '"Datadog, Inc."', 'Datadog Pro'),
-    row('INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd2', '41.10', '"Datadog, Inc."', 'Datadog Logs'),
-    row('EUINV-1', 'Amazon Web Services EMEA SARL', 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '120.00', 'DATADOG INC', 'Datadog Pro'),
-    row('INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-mdb', '300.00', '"MongoDB, Inc."', 'MongoDB Atlas'),
-    row('INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-mdb2', '50.00', '"MongoDB, Inc."', 'MongoDB Charts'),
-    row('INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Credit', 'prod-mdb2', '-50.00', '"MongoDB, Inc."', 'MongoDB Charts'),
-    row('INV-SF-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-sf', '1234.56', 'Snowflake Inc.', 'Snowflake Compute'),
-    row('INV-ACME-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-acme', '99.99', 'ACME Widgets LLC', 'Widgets'),
-  ];
-  for (let i = 1; i <= partners; i++) {
-    const n = String(i).padStart(3, '0');
-    lines.push(row(`INV-P-${n}`, inc, 'AWS', i % 2 ? '222222222222' : '333333333333', 'Usage', 'PartnerSvc',
-      `${10 + i}.${String((i * 37) % 100).padStart(2, '0')}`, `Partner ${n} LLC`, 'Partner service'));
-  }
-  fs.writeFileSync(CSV, `${lines.join('\n')}\n`, { mode: 0o644 });
-  fs.chmodSync(CSV, 0o644);   // the server account reads it
+  const inc = AWS_INC;
+  writeBillTestMonth(CSV, [
+    ['INV-AWS-1', inc, 'AWS', '222222222222', 'Usage', 'AmazonEC2', '6000.004', inc, 'Amazon Elastic Compute Cloud'],
+    ['INV-AWS-1', inc, 'AWS', '333333333333', 'Usage', 'AmazonS3', '300.335', inc, 'Amazon Simple Storage Service'],
+    ['INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '800.00', '"Datadog, Inc."', 'Datadog Pro'],
+    ['INV-DD-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-dd1', '25.505', '"Datadog, Inc."', 'Datadog Pro'],
+    ['INV-DD-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd2', '41.10', '"Datadog, Inc."', 'Datadog Logs'],
+    ['EUINV-1', 'Amazon Web Services EMEA SARL', 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '120.00', 'DATADOG INC', 'Datadog Pro'],
+    ['INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-mdb', '300.00', '"MongoDB, Inc."', 'MongoDB Atlas'],
+    ['INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Usage', 'prod-mdb2', '50.00', '"MongoDB, Inc."', 'MongoDB Charts'],
+    ['INV-MDB-1', inc, 'AWS Marketplace', '222222222222', 'Credit', 'prod-mdb2', '-50.00', '"MongoDB, Inc."', 'MongoDB Charts'],
+    ['INV-SF-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-sf', '1234.56', 'Snowflake Inc.', 'Snowflake Compute'],
+    ['INV-ACME-1', inc, 'AWS Marketplace', '333333333333', 'Usage', 'prod-acme', '99.99', 'ACME Widgets LLC', 'Widgets'],
+  ], partners);
 }
 
 async function configure() {

@@ -155,3 +155,24 @@ export async function billControl(method, p, body) {
   if (!res.ok) throw new Error(`emulator ${method} ${p}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : null;
 }
+
+// A final March 2024 CUR month for payer 111111111111 (the BILL tests' month):
+// rows are [invoiceId, invoicingEntity, billingEntity, account, lineItemType,
+// productCode, cost, legalEntity, productName], followed by `partners`
+// Partner NNN LLC charges that share one vendor.  Written readable by the server.
+export const AWS_INC = '"Amazon Web Services, Inc."';
+export function writeBillTestMonth(file, rows, partners) {
+  const head = 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,' +
+    'bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,' +
+    'lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName';
+  const row = ([inv, entity, billing, account, type, product, cost, legal, name]) =>
+    [inv, entity, billing, 'Anniversary', '111111111111', '2024-03-01T00:00:00Z', account, type, product, cost, 'USD', legal, name].join(',');
+  const lines = [head, ...rows.map(row)];
+  for (let i = 1; i <= partners; i++) {
+    const n = String(i).padStart(3, '0');
+    lines.push(row([`INV-P-${n}`, AWS_INC, 'AWS', i % 2 ? '222222222222' : '333333333333', 'Usage', 'PartnerSvc',
+      `${10 + i}.${String((i * 37) % 100).padStart(2, '0')}`, `Partner ${n} LLC`, 'Partner service']));
+  }
+  fs.writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o644 });
+  fs.chmodSync(file, 0o644);   // the server account reads it
+}
