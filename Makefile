@@ -26,6 +26,7 @@ OBJS = \
 	src/byte_source.o \
 	src/gunzip.o \
 	src/s3.o \
+	src/aws_api.o \
 	src/cur_columns.o \
 	src/cur_load.o \
 	src/sql_api.o

@@ -26,6 +26,8 @@ extern int	billops_http_stall_timeout_ms;
 extern int	billops_http_request_timeout_ms;
 extern int	billops_s3_max_retries;
 extern int	billops_s3_retry_base_ms;
+extern int	billops_aws_api_max_retries;
+extern int	billops_aws_api_retry_base_ms;
 extern int	billops_load_batch_rows;
 extern int	billops_swap_lock_timeout_ms;
 extern bool billops_analyze_after_load;

@@ -75,6 +75,12 @@ extern int	http_batch_wait(HttpBatch *b, long timeout_ms, bool *latch_set);
  */
 extern void http_batch_take(HttpBatch *b, int slot, long *status, StringInfo body, char **error);
 
+/* Sleep base_ms * 2^attempt (capped at 20 s) with full jitter, interruptibly. */
+extern void http_backoff_sleep(int attempt, int base_ms);
+
+/* Free a header list built for http_open / http_batch_start, wiping each string (signatures, tokens). */
+extern void http_headers_free_wiped(List *headers);
+
 /* Check that a URL is https, or http to a loopback host; errors otherwise. */
 extern void http_check_url_allowed(const char *url, const char *what);
 

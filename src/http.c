@@ -21,8 +21,11 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "billops.h"
 #include "billops_http.h"
+#include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -208,7 +211,7 @@ header_cb(char *data, size_t size, size_t nmemb, void *userp)
 		copy_header_value(s->head.etag, sizeof(s->head.etag), colon + 1, n - (colon + 1 - data));
 	else if (HDR_IS("content-range"))
 		copy_header_value(s->head.content_range, sizeof(s->head.content_range), colon + 1, n - (colon + 1 - data));
-	else if (HDR_IS("x-amz-request-id"))
+	else if (HDR_IS("x-amz-request-id") || HDR_IS("x-amzn-requestid"))
 		copy_header_value(s->head.request_id, sizeof(s->head.request_id), colon + 1, n - (colon + 1 - data));
 	else if (HDR_IS("content-length"))
 	{
@@ -395,6 +398,39 @@ http_check_url_allowed(const char *url, const char *what)
 				 errmsg("%s URL \"%s\" is not allowed", what, url),
 				 errdetail("pg_billops only talks HTTPS with verified certificates; plain HTTP is allowed to loopback addresses only, for local emulators."),
 				 errhint("Use an https:// endpoint.")));
+}
+
+void
+http_backoff_sleep(int attempt, int base_ms)
+{
+	double		cap = Min((double) base_ms * pow(2.0, Min(attempt, 30)), 20000.0);
+	long		ms = (long) (pg_prng_double(&pg_global_prng_state) * cap);
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left;
+
+		CHECK_FOR_INTERRUPTS();
+		left = (long) ((until - GetCurrentTimestamp()) / 1000);
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+void
+http_headers_free_wiped(List *headers)
+{
+	ListCell   *lc;
+
+	foreach(lc, headers)
+	{
+		billops_wipe(lfirst(lc), strlen(lfirst(lc)));
+		pfree(lfirst(lc));
+	}
+	list_free(headers);
 }
 
 /* Headers may carry session ids and keys: wipe curl's copies before freeing them. */

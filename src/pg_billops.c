@@ -28,6 +28,8 @@ int			billops_http_stall_timeout_ms = 60000;
 int			billops_http_request_timeout_ms = 120000;
 int			billops_s3_max_retries = 4;
 int			billops_s3_retry_base_ms = 200;
+int			billops_aws_api_max_retries = 4;
+int			billops_aws_api_retry_base_ms = 500;
 int			billops_load_batch_rows = 1000;
 int			billops_swap_lock_timeout_ms = 60000;
 bool		billops_analyze_after_load = true;
@@ -132,6 +134,14 @@ _PG_init(void)
 	DefineCustomIntVariable("billops.s3_retry_base",
 							"Base of the exponential backoff (with full jitter) between S3 retries.",
 							NULL, &billops_s3_retry_base_ms, 200, 1, 60000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.aws_api_max_retries",
+							"Retries of a Cost Explorer or Invoicing call that was throttled, failed with 5xx or lost its connection.",
+							NULL, &billops_aws_api_max_retries, 4, 0, 100,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.aws_api_retry_base",
+							"Base of the exponential backoff (with full jitter) between Cost Explorer / Invoicing retries.",
+							NULL, &billops_aws_api_retry_base_ms, 500, 1, 60000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("billops.load_batch_rows",
 							"Rows buffered per multi-insert while loading CUR files.",

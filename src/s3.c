@@ -17,15 +17,12 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "billops.h"
 #include "billops_credentials.h"
 #include "billops_http.h"
 #include "billops_s3.h"
 #include "billops_sigv4.h"
 #include "catalog/pg_type.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -175,27 +172,6 @@ s3_display(const S3Location *loc, const char *key)
 	return psprintf("s3://%s/%s", loc->bucket, key ? key : "");
 }
 
-/* Sleep with full jitter, interruptibly. */
-static void
-s3_backoff(int attempt)
-{
-	double		cap = Min((double) billops_s3_retry_base_ms * pow(2.0, attempt), 20000.0);
-	long		ms = (long) (pg_prng_double(&pg_global_prng_state) * cap);
-	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
-
-	for (;;)
-	{
-		long		left;
-
-		CHECK_FOR_INTERRUPTS();
-		left = (long) ((until - GetCurrentTimestamp()) / 1000);
-		if (left <= 0)
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-}
-
 /* Raise the error for a final (non-retried) S3 error response. */
 static void
 s3_raise_http_error(const S3Location *loc, const char *key, HttpStream *hs, AwsCredentials *creds)
@@ -320,17 +296,7 @@ s3_request(const S3Location *loc, const char *method, const char *key,
 			wire = lappend(wire, psprintf("If-Match: %s", if_match));
 
 		hs = http_open(method, url.data, wire, NULL, 0, bounded);
-		/* the header strings held the token: wipe before freeing */
-		{
-			ListCell   *lc;
-
-			foreach(lc, wire)
-			{
-				billops_wipe(lfirst(lc), strlen(lfirst(lc)));
-				pfree(lfirst(lc));
-			}
-			list_free(wire);
-		}
+		http_headers_free_wiped(wire);	/* they held the signature and token */
 		head = http_head(hs);
 
 		/*
@@ -376,7 +342,7 @@ s3_request(const S3Location *loc, const char *method, const char *key,
 					 errdetail("Last failure: %s.", last_problem),
 					 errhint("S3 is unavailable or throttling; data already loaded is unchanged. Retry later, or raise billops.s3_max_retries.")));
 		ereport(DEBUG1, (errmsg("retrying S3 request for %s after %s", s3_display(loc, key), last_problem)));
-		s3_backoff(attempt);
+		http_backoff_sleep(attempt, billops_s3_retry_base_ms);
 	}
 }
 
@@ -592,7 +558,7 @@ s3_source_read(ByteSource *self, char *buf, size_t len)
 		ereport(NOTICE,
 				(errmsg("resuming %s at byte %llu after: %s", self->name,
 						(unsigned long long) self->raw_bytes, problem)));
-		s3_backoff(s->resumes);
+		http_backoff_sleep(s->resumes, billops_s3_retry_base_ms);
 		s->resumes++;
 		s3_source_open_at(s, (int64) self->raw_bytes);
 	}

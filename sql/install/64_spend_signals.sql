@@ -67,29 +67,37 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- One anomaly of AWS Cost Anomaly Detection (an element of GetAnomalies'
--- Anomalies) as a signal; seen again, it is updated, not repeated.
-CREATE FUNCTION billops.record_ce_anomaly(anomaly jsonb) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- Anomalies) as a signal; seen again, it is updated, not repeated.  payer is
+-- the payer account whose Cost Explorer reported it, when known.
+CREATE FUNCTION billops._record_ce_anomaly(anomaly jsonb, payer text, OUT signal_id bigint, OUT is_new boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cause jsonb := anomaly->'RootCauses'->0;
     start_day date;
-    r record;
+    period date;
 BEGIN
-    IF anomaly->>'AnomalyId' IS NULL OR anomaly->>'AnomalyStartDate' IS NULL OR anomaly->'Impact' IS NULL THEN
+    IF jsonb_typeof(anomaly) IS DISTINCT FROM 'object' OR anomaly->>'AnomalyId' IS NULL
+       OR anomaly->>'AnomalyStartDate' IS NULL OR anomaly->'Impact' IS NULL THEN
         RAISE EXCEPTION 'not a Cost Anomaly Detection anomaly' USING ERRCODE = 'invalid_parameter_value',
               DETAIL = 'AnomalyId, AnomalyStartDate and Impact are required.';
     END IF;
     start_day := left(anomaly->>'AnomalyStartDate', 10)::date;
-    SELECT * INTO r FROM billops._signal_upsert(ROW(NULL, 'ce_anomaly|' || (anomaly->>'AnomalyId'), 'ce_anomaly',
-               date_trunc('month', start_day)::date, NULL, cause->>'LinkedAccount', cause->>'Service', start_day,
+    period := date_trunc('month', start_day)::date;
+    SELECT u.signal_id, u.is_new INTO signal_id, is_new
+      FROM billops._signal_upsert(ROW(NULL, 'ce_anomaly|' || (anomaly->>'AnomalyId'), 'ce_anomaly',
+               period, payer, cause->>'LinkedAccount', cause->>'Service', start_day,
                (anomaly->'Impact'->>'TotalActualSpend')::numeric, (anomaly->'Impact'->>'TotalExpectedSpend')::numeric,
                coalesce((anomaly->'Impact'->>'TotalImpact')::numeric, (anomaly->'Impact'->>'MaxImpact')::numeric),
                (anomaly->'AnomalyScore'->>'MaxScore')::numeric,
                CASE WHEN cause->>'LinkedAccount' IS NOT NULL
-                    THEN billops.owner_role_of(NULL, cause->>'LinkedAccount', date_trunc('month', start_day)::date, 'aws_usage', NULL) END,
-               'open', NULL, anomaly, NULL, NULL, 1)::billops.spend_signal);
-    RETURN r.signal_id;
+                    THEN billops.owner_role_of(payer, cause->>'LinkedAccount', period, 'aws_usage', NULL) END,
+               'open', NULL, anomaly, NULL, NULL, 1)::billops.spend_signal) u;
 END $$;
+
+CREATE FUNCTION billops.record_ce_anomaly(anomaly jsonb, payer text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.signal_id FROM billops._record_ce_anomaly(anomaly, payer) r
+$$;
 
 -- Detect on the ingested CUR data of a period (default: every period with data
 -- in the last 45 days).  Returns the signals seen, new or again.

@@ -37,7 +37,7 @@ GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billop
 GRANT EXECUTE ON FUNCTION billops.statement_html(text, date), billops._html(text), billops._money(numeric),
       billops._service_of(text, jsonb, text) TO billops_analyst;
 GRANT INSERT, UPDATE, DELETE ON billops.spend_threshold TO billops_admin;
-GRANT EXECUTE ON FUNCTION billops.detect_spend_signals(date), billops.record_ce_anomaly(jsonb),
+GRANT EXECUTE ON FUNCTION billops.detect_spend_signals(date), billops.record_ce_anomaly(jsonb, text),
       billops.resolve_signal(bigint, text, text) TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.reconcile(date, text), billops.explain_variance(bigint, text),
       billops.close_period(date, text), billops.record_aws_invoice(jsonb) TO billops_admin;
@@ -47,6 +47,9 @@ GRANT EXECUTE ON FUNCTION billops.build_payables(date, text), billops.route_paya
       billops.reopen_payable(bigint, text), billops.void_payable(bigint, text),
       billops.bill_outbox_retry(bigint), billops.attach_document(bigint, text, bytea, text) TO billops_admin;
 GRANT INSERT, UPDATE, DELETE ON billops.bill_classification TO billops_admin;
+GRANT INSERT, UPDATE, DELETE ON billops.aws_api_source TO billops_admin;
+GRANT EXECUTE ON FUNCTION billops.fetch_ce_daily_spend(text, date, date), billops.fetch_ce_anomalies(text, date, date),
+      billops.fetch_aws_invoices(text, date, boolean) TO billops_admin;
 
 -- whatever relays BILL's webhook POSTs into the database logs in as a member of
 -- billops_webhook: it can hand over a signed notification, and nothing else
@@ -121,6 +124,11 @@ SELECT pg_catalog.pg_extension_config_dump('billops.reconciliation_item', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.period_close', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.spend_threshold', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.spend_signal', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.aws_api_source', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.aws_api_call', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.ce_spend_day', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.ce_daily_spend', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.aws_invoice_document', '');
 -- ...and the identity sequences behind them, or a restored database would
 -- hand out ids that already exist.
 DO $$

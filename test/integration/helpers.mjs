@@ -147,14 +147,18 @@ export async function waitFor(what, fn, timeoutMs = 30000, intervalMs = 25, desc
 }
 
 // The BILL emulator's control API (BILL_EMULATOR_CONTROL, from test/lib.sh).
-export async function billControl(method, p, body) {
-  const res = await fetch(`${process.env.BILL_EMULATOR_CONTROL}/${p}`, {
+// A JSON control request to an emulator (its control base URL from the environment).
+async function control(base, method, p, body) {
+  const res = await fetch(`${base}/${p}`, {
     method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
   if (!res.ok) throw new Error(`emulator ${method} ${p}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : null;
 }
+export const billControl = (method, p, body) => control(process.env.BILL_EMULATOR_CONTROL, method, p, body);
+// the Cost Explorer + Invoicing emulator (test/emulators/aws-api)
+export const awsApiControl = (method, p, body) => control(process.env.AWS_API_EMULATOR_CONTROL, method, p, body);
 
 // A final March 2024 CUR month for payer 111111111111 (the BILL tests' month):
 // rows are [invoiceId, invoicingEntity, billingEntity, account, lineItemType,
