@@ -1,10 +1,12 @@
 -- ---------------------------------------------------------------------------
--- Spend signals: trouble seen before the month closes.  Three sources end in
+-- Spend signals: trouble seen before the month closes.  Four sources end in
 -- one table, each signal deduplicated by a key so that re-running detection
 -- (or re-reading AWS's anomalies) updates a signal instead of repeating it:
 --   cur_baseline  pg_billops' own: a day's spend of an account and service far
 --                 above its trailing baseline (mean + k standard deviations)
 --   cur_threshold fixed limits per account / service / group, daily or per month
+--   ce_baseline   the same baseline on Cost Explorer's daily spend per account
+--                 (billops.fetch_ce_daily_spend), for the days the CUR has not reached
 --   ce_anomaly    AWS Cost Anomaly Detection (GetAnomalies), recorded through
 --                 billops.record_ce_anomaly()
 -- Each open signal is an early-review item for the owner the payable routing
@@ -32,7 +34,7 @@ COMMENT ON TABLE billops.spend_threshold IS
 CREATE TABLE billops.spend_signal (
     signal_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     dedupe_key       text NOT NULL UNIQUE,
-    source           text NOT NULL CHECK (source IN ('cur_baseline', 'cur_threshold', 'ce_anomaly')),
+    source           text NOT NULL CHECK (source IN ('cur_baseline', 'cur_threshold', 'ce_baseline', 'ce_anomaly')),
     billing_period   date NOT NULL,
     payer_account_id text,
     usage_account_id text,
@@ -117,36 +119,48 @@ BEGIN
     PERFORM billops._drop_temp('billops_daily');
     -- daily spend per payer, account and service (usage lines only: fees, tax and credits are not "spend spikes")
     CREATE TEMP TABLE billops_daily ON COMMIT DROP AS
-    SELECT li.bill_billing_period_start_date AS billing_period, li.bill_payer_account_id AS payer,
+    SELECT 'cur'::text AS src, li.bill_billing_period_start_date AS billing_period, li.bill_payer_account_id AS payer,
            li.line_item_usage_account_id AS acct, li.line_item_product_code AS pc,
            (li.line_item_usage_start_date AT TIME ZONE 'UTC')::date AS day, sum(li.line_item_unblended_cost) AS cost
       FROM billops.cur_line_item li
      WHERE li.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
        AND li.line_item_usage_start_date IS NOT NULL
        AND (period IS NULL OR li.bill_billing_period_start_date BETWEEN (period - interval '1 month')::date AND period)
-     GROUP BY 1, 2, 3, 4, 5;
+     GROUP BY 1, 2, 3, 4, 5, 6;
+    -- Cost Explorer's daily spend per account (billops.fetch_ce_daily_spend): the
+    -- same baseline per account, but only for days after the CUR's last day of
+    -- that payer - the CUR tells the rest at a finer grain, and a spike seen in
+    -- both would be two signals for one event.  It is each account's whole
+    -- unblended cost (CE is not filtered to usage lines).
+    INSERT INTO billops_daily
+    SELECT 'ce', date_trunc('month', c.day)::date, c.payer_account_id, c.linked_account_id, NULL, c.day, c.unblended_cost
+      FROM billops.ce_daily_spend c
+     WHERE period IS NULL OR date_trunc('month', c.day)::date BETWEEN (period - interval '1 month')::date AND period;
 
     RETURN QUERY
     WITH series AS (
         -- every day of the range, so a day without spend counts as 0 in the baseline
-        SELECT k2.payer, k2.acct, k2.pc, d::date AS day, coalesce(x.cost, 0) AS cost,
+        SELECT k2.src, k2.payer, k2.acct, k2.pc, d::date AS day, coalesce(x.cost, 0) AS cost,
                (SELECT min(b.billing_period) FROM billops_daily b WHERE b.day = d::date) AS billing_period
-          FROM (SELECT DISTINCT payer, acct, pc FROM billops_daily) k2
+          FROM (SELECT DISTINCT src, payer, acct, pc FROM billops_daily) k2
          CROSS JOIN generate_series((SELECT min(day) FROM billops_daily), (SELECT max(day) FROM billops_daily), interval '1 day') d
-          LEFT JOIN (SELECT payer, acct, pc, day, sum(cost) AS cost FROM billops_daily GROUP BY 1, 2, 3, 4) x
-            ON x.payer = k2.payer AND x.acct IS NOT DISTINCT FROM k2.acct AND x.pc IS NOT DISTINCT FROM k2.pc AND x.day = d::date),
+          LEFT JOIN (SELECT src, payer, acct, pc, day, sum(cost) AS cost FROM billops_daily GROUP BY 1, 2, 3, 4, 5) x
+            ON x.src = k2.src AND x.payer = k2.payer AND x.acct IS NOT DISTINCT FROM k2.acct
+           AND x.pc IS NOT DISTINCT FROM k2.pc AND x.day = d::date),
     stats AS (
         SELECT s.*, avg(s.cost) OVER w AS mean, stddev_samp(s.cost) OVER w AS sd, count(*) OVER w AS n
           FROM series s
-        WINDOW w AS (PARTITION BY s.payer, s.acct, s.pc ORDER BY s.day ROWS BETWEEN window_days PRECEDING AND 1 PRECEDING)),
+        WINDOW w AS (PARTITION BY s.src, s.payer, s.acct, s.pc ORDER BY s.day ROWS BETWEEN window_days PRECEDING AND 1 PRECEDING)),
     unusual AS (
         SELECT st.* FROM stats st
          WHERE st.n >= window_days AND st.billing_period IS NOT NULL
            AND (period IS NULL OR st.billing_period = period)
-           AND st.cost - st.mean >= min_impact AND st.cost > st.mean + k * coalesce(st.sd, 0)),
+           AND st.cost - st.mean >= min_impact AND st.cost > st.mean + k * coalesce(st.sd, 0)
+           AND (st.src = 'cur' OR st.day > coalesce((SELECT max(c.day) FROM billops_daily c
+                                                      WHERE c.src = 'cur' AND c.payer = st.payer), '-infinity'))),
     found AS (
-        SELECT ROW(NULL, 'cur_baseline|' || u.payer || '|' || coalesce(u.acct, '') || '|' || coalesce(u.pc, '') || '|' || u.day,
-                   'cur_baseline', u.billing_period, u.payer, u.acct, u.pc, u.day, round(u.cost, 2), round(u.mean, 2),
+        SELECT ROW(NULL, u.src || '_baseline|' || u.payer || '|' || coalesce(u.acct, '') || '|' || coalesce(u.pc, '') || '|' || u.day,
+                   u.src || '_baseline', u.billing_period, u.payer, u.acct, u.pc, u.day, round(u.cost, 2), round(u.mean, 2),
                    round(u.cost - u.mean, 2), round((u.cost - u.mean) / nullif(u.sd, 0), 2),
                    billops.owner_role_of(u.payer, u.acct, u.billing_period, 'aws_usage', NULL),
                    'open', NULL, jsonb_build_object('baseline_days', window_days, 'stddev', round(coalesce(u.sd, 0), 4)),
@@ -163,7 +177,7 @@ BEGIN
           CROSS JOIN LATERAL (
               SELECT 'day' AS scope, d.day::text AS key, d.billing_period, d.payer, d.day, sum(d.cost) AS cost, t.daily_limit AS lim
                 FROM billops_daily d
-               WHERE t.daily_limit IS NOT NULL
+               WHERE t.daily_limit IS NOT NULL AND d.src = 'cur'
                  AND (t.usage_account_id IS NULL OR d.acct = t.usage_account_id) AND (t.service IS NULL OR d.pc = t.service)
                  AND (t.billing_group_id IS NULL OR billops.billing_group_of(d.acct, d.billing_period) = t.billing_group_id)
                  AND (period IS NULL OR d.billing_period = period)
@@ -171,7 +185,7 @@ BEGIN
               UNION ALL
               SELECT 'month', to_char(d.billing_period, 'YYYY-MM'), d.billing_period, d.payer, max(d.day), sum(d.cost), t.monthly_limit
                 FROM billops_daily d
-               WHERE t.monthly_limit IS NOT NULL
+               WHERE t.monthly_limit IS NOT NULL AND d.src = 'cur'
                  AND (t.usage_account_id IS NULL OR d.acct = t.usage_account_id) AND (t.service IS NULL OR d.pc = t.service)
                  AND (t.billing_group_id IS NULL OR billops.billing_group_of(d.acct, d.billing_period) = t.billing_group_id)
                  AND (period IS NULL OR d.billing_period = period)
@@ -184,7 +198,7 @@ BEGIN
      ORDER BY (sv.s).day, (sv.s).dedupe_key;
 END $$;
 COMMENT ON FUNCTION billops.detect_spend_signals(date) IS
-  'Finds unusual daily spend (trailing baseline) and crossed thresholds in the ingested CUR; deduplicated across re-runs.';
+  'Finds unusual daily spend (trailing baseline) and crossed thresholds in the ingested CUR, and unusual days in Cost Explorer''s newer daily spend; deduplicated across re-runs.';
 
 -- What needs a look before the month closes, with who should look.
 CREATE VIEW billops.early_review_queue WITH (security_invoker = true) AS

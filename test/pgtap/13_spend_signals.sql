@@ -2,7 +2,7 @@
 -- AWS's anomalies; each deduplicated across re-runs and routed to its owner;
 -- and the month-end forecast from month-to-date spend.
 BEGIN;
-SELECT plan(14);
+SELECT plan(17);
 
 -- March 2024, data through the 25th: EC2 in 222222222222 runs ~100/day and jumps to 900 on the 21st;
 -- S3 in 333333333333 runs 60/day (1,500 by the 25th)
@@ -71,6 +71,22 @@ SELECT is((SELECT days_known || '/' || days_left || ' ' || month_to_date || ' ' 
                            + sum(line_item_unblended_cost) FILTER (WHERE line_item_usage_start_date >= '2024-03-19') / 7 * 6, 2)
              FROM billops.cur_line_item),
           'month to date plus six days at the last seven days'' rate');
+
+-- Cost Explorer's newer days: 222222222222 spends ~100/day through the 28th (fetched by
+-- billops.fetch_ce_daily_spend; written here as it stores them), with a spike on the 21st - a day
+-- the CUR has, already signalled per service - and one on the 27th, past the CUR's last day
+INSERT INTO billops.ce_spend_day (payer_account_id, day, estimated, fetched_at)
+SELECT '111111111111', d, true, now() FROM generate_series('2024-03-01'::date, '2024-03-28', '1 day') d;
+INSERT INTO billops.ce_daily_spend (payer_account_id, day, linked_account_id, unblended_cost)
+SELECT '111111111111', d, '222222222222', CASE WHEN d IN ('2024-03-21', '2024-03-27') THEN 1000 ELSE 100 + extract(day FROM d)::int % 3 END
+  FROM generate_series('2024-03-01'::date, '2024-03-28', '1 day') d;
+CREATE TEMP TABLE run3 AS SELECT * FROM billops.detect_spend_signals('2024-03-01');
+SELECT is((SELECT string_agg(day || ' ' || usage_account_id, ', ') FROM run3 WHERE source = 'ce_baseline'),
+          '2024-03-27 222222222222', 'Cost Explorer''s spike past the CUR''s last day is a signal; the one the CUR covers is not');
+SELECT is((SELECT count(*)::int FROM run3 WHERE source = 'cur_threshold' AND is_new), 0,
+          'thresholds stay on CUR data (Cost Explorer days would count twice)');
+SELECT is((SELECT review_by FROM billops.early_review_queue WHERE source = 'ce_baseline'), 'billops_finops_owner',
+          'and goes to the account''s owner');
 
 SELECT * FROM finish();
 ROLLBACK;
