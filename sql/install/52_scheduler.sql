@@ -1,5 +1,6 @@
 -- ---------------------------------------------------------------------------
--- The monthly cadence: check for new CUR deliveries, ingest, classify, route;
+-- The monthly cadence: check for new CUR deliveries, ingest, classify, route,
+-- then AWS invoices, anomalies, daily spend and spend signals;
 -- the outbox then pushes to BILL on commit.  One procedure, friendly to
 -- pg_cron:
 --   SELECT cron.schedule('billops-cycle', '17 * * * *', 'CALL billops.run_monthly_cycle()');
@@ -36,6 +37,9 @@ DECLARE
     run_sources jsonb := '[]';
     run_errors  jsonb := '[]';
     built    jsonb;
+    fetched  record;          -- a billops.aws_fetch_result
+    run_fetches jsonb := '[]';
+    new_signals bigint;
 BEGIN
     -- a run whose session died is not running any more; old runs go
     UPDATE billops.job_run j SET status = 'failed', finished_at = clock_timestamp(),
@@ -68,11 +72,34 @@ BEGIN
         run_errors := run_errors || jsonb_build_object('step', 'build_payables', 'sqlstate', SQLSTATE, 'message', SQLERRM);
     END;
 
+    -- 3. AWS's billing APIs per payer: last month's invoices (their PDFs go onto the payables just
+    --    built), anomalies, and Cost Explorer's daily spend (cached and capped), then detection.
+    --    A fetch that fails or hits the cap says so in its result; failures count as errors.
+    FOR src IN SELECT a.payer_account_id AS payer FROM billops.aws_api_source a WHERE a.enabled ORDER BY 1 LOOP
+        FOR fetched IN SELECT * FROM billops.fetch_aws_invoices(src.payer)
+                       UNION ALL SELECT * FROM billops.fetch_ce_anomalies(src.payer)
+                       UNION ALL SELECT * FROM billops.fetch_ce_daily_spend(src.payer) LOOP
+            run_fetches := run_fetches || jsonb_build_object('payer', fetched.payer_account_id, 'operation', fetched.operation,
+                                                             'status', fetched.status, 'calls', fetched.calls,
+                                                             'billed_usd', fetched.billed_usd, 'items', fetched.items);
+            IF fetched.status = 'failed' THEN
+                run_errors := run_errors || jsonb_build_object('step', fetched.operation, 'payer', fetched.payer_account_id,
+                                                               'sqlstate', fetched.sqlstate, 'message', fetched.message);
+            END IF;
+        END LOOP;
+    END LOOP;
+    BEGIN
+        SELECT count(*) FILTER (WHERE x.is_new) INTO new_signals FROM billops.detect_spend_signals() x;
+    EXCEPTION WHEN OTHERS THEN
+        run_errors := run_errors || jsonb_build_object('step', 'detect_spend_signals', 'sqlstate', SQLSTATE, 'message', SQLERRM);
+    END;
+
     UPDATE billops.job_run j SET
            status = CASE WHEN jsonb_array_length(run_errors) = 0 THEN 'succeeded' ELSE 'failed' END,
            finished_at = clock_timestamp(),
            duration_ms = extract(epoch FROM clock_timestamp() - j.started_at) * 1000,
            detail = j.detail || jsonb_build_object('sources', run_sources, 'payables', coalesce(built, '{}'),
+                                                   'aws_api', run_fetches, 'new_signals', new_signals,
                                                    'outbox_pending', (SELECT count(*) FROM billops.bill_outbox o
                                                                        WHERE o.state = 'pending')),
            errors = run_errors
@@ -86,4 +113,4 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE billops.run_monthly_cycle(text) IS
-  'Syncs every enabled S3 source, builds and routes payables (the outbox pushes to BILL); one billops.job_run row per run.';
+  'Syncs every enabled S3 source, builds and routes payables (the outbox pushes to BILL), fetches AWS invoices, anomalies and daily spend, detects spend signals; one billops.job_run row per run.';

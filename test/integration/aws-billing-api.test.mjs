@@ -314,6 +314,29 @@ test('invoices: summaries paged, PDFs fetched byte for byte and attached to the 
   assert.deepEqual(recon, [{ check_name: 'invoice_vs_cur', subject: 'INV-OTHER-7' }], 'only the invoice with no CUR lines differs');
 });
 
+test('the monthly cycle fetches invoices, anomalies and daily spend per payer, and a failed fetch fails the run', async () => {
+  await ctl('POST', 'faults', { faults: [{ match: { operation: 'ListInvoiceSummaries' }, kind: 'error', type: 'AccessDeniedException',
+    message: 'not authorized' }] });
+  await db.query('SET client_min_messages = error');
+  await db.query('CALL billops.run_monthly_cycle()');
+  const run = await one(db, `SELECT status, detail->'aws_api' AS api, errors FROM billops.job_run ORDER BY run_id DESC LIMIT 1`);
+  assert.equal(run.status, 'failed');
+  const ops = run.api.map((x) => `${x.payer} ${x.operation} ${x.status}`).sort();
+  assert.deepEqual(ops, [
+    '111111111111 GetAnomalies fetched', '111111111111 GetCostAndUsage fetched', '111111111111 ListInvoiceSummaries failed',
+    `${PAYER} GetAnomalies fetched`, `${PAYER} GetCostAndUsage fetched`, `${PAYER} ListInvoiceSummaries fetched`,
+  ].sort(), 'the one-shot fault hit the first payer (in account order) only, and the run went on');
+  assert.deepEqual(run.errors.map((e) => [e.step, e.sqlstate]), [['ListInvoiceSummaries', '28000']]);
+  // the next run: the days fetched are cached, so Cost Explorer is asked nothing new
+  await ctl('DELETE', 'faults');
+  await ctl('DELETE', 'stats');
+  await db.query('CALL billops.run_monthly_cycle()');
+  const next = await one(db, `SELECT status, detail->'aws_api' AS api FROM billops.job_run ORDER BY run_id DESC LIMIT 1`);
+  assert.equal(next.status, 'succeeded');
+  assert.ok(next.api.filter((x) => x.operation === 'GetCostAndUsage').every((x) => x.status === 'cached' || x.calls <= 1),
+    'at most the estimated recent days again');
+});
+
 test('bad input is refused before any call, with a SQLSTATE', async () => {
   let e = await expectError(db, `SELECT billops.fetch_ce_daily_spend('123456789012')`);
   assert.equal(e.code, '42704');
