@@ -236,24 +236,28 @@ BEGIN
          WHERE period >= c.first_period AND (c.last_period IS NULL OR period <= c.last_period))
     SELECT row_number() OVER (ORDER BY coalesce(x.group_id, -1), x.kind, x.payer, x.acct, x.service,
                                        x.pricing_rule_id, x.shared_rule_id, x.custom_id) AS lid,
-           coalesce(x.group_id, -1) AS gkey, x.*, x.pf_exact - x.aws_exact AS m_exact,
+           coalesce(x.group_id, -1) AS gkey, coalesce(x.payer, '') AS pkey, x.*, x.pf_exact - x.aws_exact AS m_exact,
            NULL::numeric AS aws_target, NULL::numeric AS m_target, NULL::numeric AS aws_cost, NULL::numeric AS margin_cost
       FROM (SELECT * FROM own UNION ALL SELECT * FROM custom) x;
 
-    -- 6. round once: the period's totals to the cent among groups, then each group's among its lines.
-    -- AWS cost and margin are rounded (pro forma = AWS + margin), so a line priced at cost
-    -- never shows a stray cent of margin.
+    -- 6. round once.  AWS cost and margin are rounded (pro forma = AWS + margin), so a line
+    -- priced at cost never shows a stray cent of margin.
+    --  * AWS cost: per payer, to that payer's total to the cent - what its invoices say and what
+    --    reconcile() compares - by largest remainder among the payer's lines; a group's AWS
+    --    cost is the sum of its lines.  (Rounding per group first could not also keep every
+    --    payer's total: two payers' half cents may sit in one group.)
+    --  * margin: the period's total among groups, then each group's among its lines.
+    UPDATE billops_cb_line l SET aws_target = t.total
+      FROM (SELECT x.pkey, round(sum(x.aws_exact), 2) AS total FROM billops_cb_line x GROUP BY 1) t
+     WHERE t.pkey = l.pkey;
+    PERFORM billops._round_to_target('billops_cb_line', 'pkey', 'lid', 'aws_exact', 'aws_target', 'aws_cost');
     PERFORM billops._drop_temp('billops_cb_group');
     CREATE TEMP TABLE billops_cb_group ON COMMIT DROP AS
-    SELECT l.gkey, 1 AS part, sum(l.aws_exact) AS aws_exact, sum(l.m_exact) AS m_exact,
-           round(sum(sum(l.aws_exact)) OVER (), 2) AS aws_total, round(sum(sum(l.m_exact)) OVER (), 2) AS m_total,
-           NULL::numeric AS aws_cost, NULL::numeric AS margin_cost
+    SELECT l.gkey, 1 AS part, sum(l.aws_cost) AS aws_cost, sum(l.m_exact) AS m_exact,
+           round(sum(sum(l.m_exact)) OVER (), 2) AS m_total, NULL::numeric AS margin_cost
       FROM billops_cb_line l GROUP BY l.gkey;
-    PERFORM billops._round_to_target('billops_cb_group', 'part', 'gkey', 'aws_exact', 'aws_total', 'aws_cost');
     PERFORM billops._round_to_target('billops_cb_group', 'part', 'gkey', 'm_exact', 'm_total', 'margin_cost');
-    UPDATE billops_cb_line l SET aws_target = g.aws_cost, m_target = g.margin_cost
-      FROM billops_cb_group g WHERE g.gkey = l.gkey;
-    PERFORM billops._round_to_target('billops_cb_line', 'gkey', 'lid', 'aws_exact', 'aws_target', 'aws_cost');
+    UPDATE billops_cb_line l SET m_target = g.margin_cost FROM billops_cb_group g WHERE g.gkey = l.gkey;
     PERFORM billops._round_to_target('billops_cb_line', 'gkey', 'lid', 'm_exact', 'm_target', 'margin_cost');
 
     -- 7. replace the period's statements

@@ -1,7 +1,7 @@
 -- Reconciliation: AWS invoices vs the CUR vs payables vs statements, every
 -- variance with its cause, and a period that closes only when it reconciles.
 BEGIN;
-SELECT plan(20);
+SELECT plan(22);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(true);
@@ -70,6 +70,30 @@ SELECT ok(has_function_privilege('billops_admin', 'billops.close_period(date, te
           AND NOT has_function_privilege('billops_analyst', 'billops.close_period(date, text)', 'EXECUTE')
           AND has_table_privilege('billops_analyst', 'billops.reconciliation_item', 'SELECT'),
           'admins close periods; analysts read the variances');
+
+-- two payers whose half cents land in one group: rounding per group would give the group one
+-- cent where each payer's own total (what its invoice says) has one each
+CREATE FUNCTION pg_temp.load_june() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    head text := 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,'
+              || 'bill/BillingPeriodStartDate,lineItem/UsageStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,'
+              || 'lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName';
+    path text := '/tmp/billops_tap_recon_june.csv';
+BEGIN
+    EXECUTE format('COPY (SELECT unnest(%L::text[])) TO %L', ARRAY[head] || ARRAY(
+        SELECT format('INV-%s,"Amazon Web Services, Inc.",AWS,Anniversary,%s,2024-06-01T00:00:00Z,2024-06-03T00:00:00Z,%s,Usage,AmazonEC2,%s,USD,"Amazon Web Services, Inc.",EC2',
+                      payer, payer, acct, cost)
+          FROM (VALUES ('444444444444', '222222222222', 10.005), ('555555555555', '333333333333', 20.005)) v(payer, acct, cost)), path);
+    RETURN billops.load_cur_file(path, 'tap-recon-june', 'june-1');
+END $$;
+SELECT pg_temp.load_june();
+SELECT count(*) FROM billops.build_statements('2024-06-01');
+SELECT is((SELECT string_agg(l.payer_account_id || ' ' || l.aws_cost, ', ' ORDER BY l.payer_account_id)
+             FROM billops.statement_line l JOIN billops.statement st USING (statement_id) WHERE st.billing_period = '2024-06-01'),
+          '444444444444 10.01, 555555555555 20.01', 'each payer''s statement lines add up to its own total, to the cent');
+SELECT is((SELECT count(*)::int FROM billops.reconcile('2024-06-01', '444444444444') r WHERE r.check_name = 'cur_vs_statements')
+          + (SELECT count(*)::int FROM billops.reconcile('2024-06-01', '555555555555') r WHERE r.check_name = 'cur_vs_statements'),
+          0, 'so both payers'' statements reconcile');
 
 SELECT * FROM finish();
 ROLLBACK;
