@@ -7,7 +7,8 @@
 #   routed, approved and locked → the BILL worker pushes the bills through the
 #   outbox to BILL (here: the BILL v3 emulator) and BILL's approvals and
 #   payments come back → chargeback: pro forma statements per billing group,
-#   written as HTML pages.
+#   written as HTML pages → AWS invoices from the Invoicing API (emulated),
+#   their PDFs on the payables → January's reconciliation and close.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -337,8 +338,9 @@ SELECT group_name AS "billing group", to_char(aws_cost, 'FM$999,999,990.00') AS 
        to_char(proforma_cost, 'FM$999,999,990.00') AS "pro forma", to_char(margin, 'FM$999,990.00') AS margin, lines
   FROM billops.build_statements('2024-02-01');
 SELECT to_char(sum(aws_cost), 'FM$999,999,990.00') AS "all statements, AWS cost",
-       (SELECT to_char(round(sum(line_item_unblended_cost), 2), 'FM$999,999,990.00') FROM billops.cur_line_item
-         WHERE bill_billing_period_start_date = '2024-02-01') AS "CUR total, February"
+       (SELECT to_char(sum(t), 'FM$999,999,990.00')
+          FROM (SELECT round(sum(line_item_unblended_cost), 2) AS t FROM billops.cur_line_item
+                 WHERE bill_billing_period_start_date = '2024-02-01' GROUP BY bill_payer_account_id) p) AS "CUR total, February (per payer, to the cent)"
   FROM billops.statement WHERE billing_period = '2024-02-01';
 SQL
 for g in $(psql -qXAt -c "SELECT group_name FROM billops.statement WHERE billing_period = '2024-02-01' AND billing_group_id IS NOT NULL ORDER BY 1"); do
@@ -346,4 +348,57 @@ for g in $(psql -qXAt -c "SELECT group_name FROM billops.statement WHERE billing
     echo "  open the statement for $g: $STATEMENTS/$g-2024-02.html"
 done
 
-log "demo finished; every number above came through S3 (emulated), SigV4, gunzip and COPY, then the payable rules, then BILL (emulated)"
+log "AWS invoices for January (Invoicing API, emulated: ListInvoiceSummaries, GetInvoicePDF), then the month's reconciliation"
+start_aws_api_emulator
+# The emulator knows what AWS knows: January's final CUR (so its invoices and Cost Explorer data)...
+jan_files=$(psql -qXAt -c "SELECT json_agg('$S3_DIR/acme-billing/' || f.object_key ORDER BY f.file_no)
+                             FROM billops.cur_delivery_file f
+                            WHERE f.delivery_id = (SELECT max(delivery_id) FROM billops.cur_partition WHERE billing_period = '2024-01-01')")
+curl -sf -X POST "$AWS_API_EMULATOR_CONTROL/load-cur" -H 'content-type: application/json' -d "{\"paths\": $jan_files}" >/dev/null
+# ...plus a credit memo AWS issued on February 20th for a January invoice: no CUR line carries it yet
+first_invoice=$(psql -qXAt -c "SELECT min(bill_invoice_id) FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-01-01' AND bill_invoice_id <> ''")
+first_payer=$(psql -qXAt -c "SELECT bill_payer_account_id FROM billops.cur_line_item WHERE bill_invoice_id = '$first_invoice' LIMIT 1")
+curl -sf -X POST "$AWS_API_EMULATOR_CONTROL/invoices" -H 'content-type: application/json' -d "{\"invoices\": [{
+    \"AccountId\": \"$first_payer\", \"InvoiceId\": \"CM-2024-01-0042\", \"InvoiceType\": \"CREDIT_MEMO\",
+    \"OriginalInvoiceId\": \"$first_invoice\", \"IssuedDate\": \"2024-02-20T00:00:00Z\",
+    \"BillingPeriod\": {\"Month\": 1, \"Year\": 2024}, \"totalAmount\": \"-120.00\", \"currencyCode\": \"USD\",
+    \"Entity\": {\"InvoicingEntity\": \"Amazon Web Services, Inc.\"}}]}" >/dev/null
+psql -qX -v ON_ERROR_STOP=1 -v endpoint="$AWS_API_ENDPOINT" <<'SQL'
+\set QUIET on
+\pset footer off
+-- where each payer's billing APIs are (credentials: a reference, never a key)
+INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url)
+SELECT DISTINCT payer_account_id, :'endpoint', :'endpoint' FROM billops.cur_partition WHERE billing_period = '2024-01-01';
+\echo
+\echo '=== AWS invoices, January 2024: summaries (paged), PDFs attached to the payables built from their lines ==='
+SELECT r.payer_account_id AS payer, r.status, r.calls AS "API calls", r.items AS invoices
+  FROM billops.aws_api_source s CROSS JOIN LATERAL billops.fetch_aws_invoices(s.payer_account_id, '2024-01-01') r;
+SELECT invoice_id, payer_account_id AS payer, invoice_type, to_char(total_amount, 'FM$999,999,990.00') AS total,
+       visible_delivery_id AS "CUR delivery", payable_ids AS payables, document
+  FROM billops.aws_invoice_overview WHERE billing_period = '2024-01-01' ORDER BY payer_account_id, invoice_type DESC, invoice_id;
+\echo
+\echo '=== Reconciliation, January 2024: AWS invoices vs CUR vs payables (+ adjustments) vs statements ==='
+SELECT s.payer_account_id AS payer, r.check_name, r.subject, r.expected, r.actual, r.variance, r.cause
+  FROM billops.aws_api_source s CROSS JOIN LATERAL billops.reconcile('2024-01-01', s.payer_account_id) r
+ ORDER BY 1, 2, 3;
+\echo '--- closing January is refused while a variance is unexplained (SQLSTATE BO007):'
+DO $$
+DECLARE msg text; det text;
+BEGIN
+    PERFORM billops.close_period('2024-01-01', p) FROM billops.aws_api_source s(p);
+EXCEPTION WHEN SQLSTATE 'BO007' THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+    RAISE NOTICE E'%\n%', msg, det;
+END $$;
+\echo '--- the controller explains the credit memo; January closes for both payers'
+SELECT billops.explain_variance(item_id, 'Credit memo for a service credit (case 8841); it appears in February''s CUR.')
+  FROM billops.reconciliation_item WHERE billing_period = '2024-01-01' AND explanation IS NULL;
+SELECT c.payer_account_id AS payer, to_char(c.cur_total, 'FM$999,999,990.00') AS "CUR total",
+       to_char(c.invoice_total, 'FM$999,999,990.00') AS "invoice total", c.explained AS "explained variances", c.closed_by
+  FROM billops.aws_api_source s CROSS JOIN LATERAL billops.close_period('2024-01-01', s.payer_account_id) c;
+\echo
+\echo '=== What the AWS API calls cost (billops.aws_api_call: Cost Explorer is USD 0.01 a page) ==='
+SELECT * FROM billops.aws_api_spend ORDER BY 1, 2, 3;
+SQL
+
+log "demo finished; every number above came through S3 (emulated), SigV4, gunzip and COPY, then the payable rules, then BILL and the AWS billing APIs (emulated)"

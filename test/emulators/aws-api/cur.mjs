@@ -77,127 +77,131 @@ function amortized(type, get, unblended, net) {
 // -> { rows: [row], invoices: [aggregate], lines, periods: Set('payer|YYYY-MM'), accountNames }
 // estimated: true/false forces the flag on every line; undefined = a line is estimated while its
 // bill/InvoiceId is empty (preliminary data).
-export async function readCur(file, { estimated } = {}) {
-  let input = fs.createReadStream(file);
-  if (file.endsWith('.gz')) input = input.pipe(zlib.createGunzip());
-  const parser = input.pipe(parse({ bom: true, relax_quotes: false }));
-  let idx = null;
-  let tagCols = [];
-  let ccCols = [];
+// `files` may be one path or the paths of one delivery's report files (read as one report,
+// each file with its own header row).
+export async function readCur(files, { estimated } = {}) {
   const rows = new Map();
   const invoices = new Map();
   const periods = new Set();
   const accountNames = new Map();
-  let lineNo = 0;
   let lines = 0;
-  try {
-    for await (const rec of parser) {
-      lineNo++;
-      if (!idx) {
-        idx = {};
-        const byNorm = new Map(rec.map((h, i) => [norm(h), i]));
-        for (const [k, n] of Object.entries(COLUMNS)) if (byNorm.has(n)) idx[k] = byNorm.get(n);
-        const missing = REQUIRED.filter((k) => idx[k] === undefined);
-        if (missing.length) throw new CurError(`${file}: not a CUR: missing column(s) ${missing.map((k) => COLUMNS[k]).join(', ')}`);
-        rec.forEach((h, i) => {
-          const m = /^resourceTags\/(?:user:)?(.+)$/.exec(h) || /^resource_tags_(?:user_)?(.+)$/.exec(h);
-          if (m) tagCols.push([m[1], i]);
-          const c = /^costCategory\/(.+)$/.exec(h) || /^cost_category_(.+)$/.exec(h);
-          if (c) ccCols.push([c[1], i]);
-        });
-        continue;
-      }
-      lines++;
-      const raw = (k) => (idx[k] === undefined ? '' : (rec[idx[k]] ?? '').trim());
-      const get = (k) => {
-        const v = raw(k);
-        if (v === '') return null;
-        const d = parseDecimal(v);
-        if (!d) throw new CurError(`${file}:${lineNo}: ${COLUMNS[k]} is not a number: ${JSON.stringify(v)}`);
-        return d;
-      };
-      const start = raw('usageStart');
-      if (!/^\d{4}-\d{2}-\d{2}/.test(start)) throw new CurError(`${file}:${lineNo}: bad ${COLUMNS.usageStart}: ${JSON.stringify(start)}`);
-      const date = start.slice(0, 10);
-      const payer = raw('payer');
-      const account = raw('account');
-      const type = raw('type');
-      const invoiceId = raw('invoiceId');
-      const periodStart = (raw('periodStart') || start).slice(0, 7);
-      periods.add(`${payer}|${periodStart}`);
-      if (raw('accountName')) accountNames.set(account, raw('accountName'));
-      if (raw('payerName')) accountNames.set(payer, raw('payerName'));
-
-      const unblended = get('unblended') ?? ZERO;
-      const netUnblended = get('netUnblended') ?? unblended;
-      const metrics = {
-        UnblendedCost: unblended,
-        BlendedCost: get('blended') ?? unblended,
-        NetUnblendedCost: netUnblended,
-        AmortizedCost: amortized(type, get, unblended, false),
-        NetAmortizedCost: amortized(type, get, netUnblended, true),
-        UsageQuantity: get('usageAmount') ?? ZERO,
-        NormalizedUsageAmount: get('normalizedUsage') ?? ZERO,
-      };
-      const dims = {
-        LINKED_ACCOUNT: account,
-        PAYER_ACCOUNT: payer,
-        // Cost Explorer lists all taxes under the service "Tax"; otherwise the product name.
-        SERVICE: type === 'Tax' ? 'Tax' : (raw('productName') || raw('productCode')),
-        SERVICE_CODE: raw('productCode'),
-        REGION: raw('regionCode') || raw('region') || 'NoRegion',
-        AZ: raw('az') || 'NoAZ',
-        RECORD_TYPE: type,
-        USAGE_TYPE: raw('usageType'),
-        OPERATION: raw('operation'),
-        LEGAL_ENTITY_NAME: raw('legalEntity'),
-        INVOICING_ENTITY: raw('invoicingEntity'),
-        BILLING_ENTITY: raw('billingEntity'),
-      };
-      const tags = {};
-      for (const [k, i] of tagCols) if ((rec[i] ?? '') !== '') tags[k] = rec[i];
-      const costCategories = {};
-      for (const [k, i] of ccCols) if ((rec[i] ?? '') !== '') costCategories[k] = rec[i];
-      const est = estimated === undefined ? invoiceId === '' : Boolean(estimated);
-      const currency = raw('currency') || 'USD';
-      const key = JSON.stringify([date, dims, tags, costCategories, est, currency, periodStart]);
-      const row = rows.get(key);
-      if (row) {
-        for (const m of CE_METRICS) row.metrics[m] = add(row.metrics[m], metrics[m]);
-      } else {
-        rows.set(key, {
-          date, dims, tags, costCategories, metrics, estimated: est, currency,
-          source: `cur:${payer}:${periodStart}`,
-        });
-      }
-
-      if (invoiceId !== '') {
-        const ik = `${payer}\u0000${invoiceId}`;
-        let inv = invoices.get(ik);
-        if (!inv) {
-          inv = {
-            payer, invoiceId, periodStart, invoicingEntity: raw('invoicingEntity'),
-            billingEntity: raw('billingEntity'), billType: raw('billType'), currency,
-            total: ZERO, taxes: new Map(), discounts: ZERO, fees: ZERO, lines: 0,
-          };
-          invoices.set(ik, inv);
+  for (const file of [files].flat()) {
+    let input = fs.createReadStream(file);
+    if (file.endsWith('.gz')) input = input.pipe(zlib.createGunzip());
+    const parser = input.pipe(parse({ bom: true, relax_quotes: false }));
+    let idx = null;
+    const tagCols = [];
+    const ccCols = [];
+    let lineNo = 0;
+    try {
+      for await (const rec of parser) {
+        lineNo++;
+        if (!idx) {
+          idx = {};
+          const byNorm = new Map(rec.map((h, i) => [norm(h), i]));
+          for (const [k, n] of Object.entries(COLUMNS)) if (byNorm.has(n)) idx[k] = byNorm.get(n);
+          const missing = REQUIRED.filter((k) => idx[k] === undefined);
+          if (missing.length) throw new CurError(`${file}: not a CUR: missing column(s) ${missing.map((k) => COLUMNS[k]).join(', ')}`);
+          rec.forEach((h, i) => {
+            const m = /^resourceTags\/(?:user:)?(.+)$/.exec(h) || /^resource_tags_(?:user_)?(.+)$/.exec(h);
+            if (m) tagCols.push([m[1], i]);
+            const c = /^costCategory\/(.+)$/.exec(h) || /^cost_category_(.+)$/.exec(h);
+            if (c) ccCols.push([c[1], i]);
+          });
+          continue;
         }
-        inv.lines++;
-        inv.total = add(inv.total, unblended);
-        if (type === 'Tax') {
-          const t = raw('taxType') || 'Tax';
-          inv.taxes.set(t, add(inv.taxes.get(t) ?? ZERO, unblended));
-        } else if (DISCOUNT_TYPES.has(type)) {
-          inv.discounts = add(inv.discounts, unblended);
-        } else if (FEE_TYPES.has(type)) {
-          inv.fees = add(inv.fees, unblended);
+        lines++;
+        const raw = (k) => (idx[k] === undefined ? '' : (rec[idx[k]] ?? '').trim());
+        const get = (k) => {
+          const v = raw(k);
+          if (v === '') return null;
+          const d = parseDecimal(v);
+          if (!d) throw new CurError(`${file}:${lineNo}: ${COLUMNS[k]} is not a number: ${JSON.stringify(v)}`);
+          return d;
+        };
+        const start = raw('usageStart');
+        if (!/^\d{4}-\d{2}-\d{2}/.test(start)) throw new CurError(`${file}:${lineNo}: bad ${COLUMNS.usageStart}: ${JSON.stringify(start)}`);
+        const date = start.slice(0, 10);
+        const payer = raw('payer');
+        const account = raw('account');
+        const type = raw('type');
+        const invoiceId = raw('invoiceId');
+        const periodStart = (raw('periodStart') || start).slice(0, 7);
+        periods.add(`${payer}|${periodStart}`);
+        if (raw('accountName')) accountNames.set(account, raw('accountName'));
+        if (raw('payerName')) accountNames.set(payer, raw('payerName'));
+
+        const unblended = get('unblended') ?? ZERO;
+        const netUnblended = get('netUnblended') ?? unblended;
+        const metrics = {
+          UnblendedCost: unblended,
+          BlendedCost: get('blended') ?? unblended,
+          NetUnblendedCost: netUnblended,
+          AmortizedCost: amortized(type, get, unblended, false),
+          NetAmortizedCost: amortized(type, get, netUnblended, true),
+          UsageQuantity: get('usageAmount') ?? ZERO,
+          NormalizedUsageAmount: get('normalizedUsage') ?? ZERO,
+        };
+        const dims = {
+          LINKED_ACCOUNT: account,
+          PAYER_ACCOUNT: payer,
+          // Cost Explorer lists all taxes under the service "Tax"; otherwise the product name.
+          SERVICE: type === 'Tax' ? 'Tax' : (raw('productName') || raw('productCode')),
+          SERVICE_CODE: raw('productCode'),
+          REGION: raw('regionCode') || raw('region') || 'NoRegion',
+          AZ: raw('az') || 'NoAZ',
+          RECORD_TYPE: type,
+          USAGE_TYPE: raw('usageType'),
+          OPERATION: raw('operation'),
+          LEGAL_ENTITY_NAME: raw('legalEntity'),
+          INVOICING_ENTITY: raw('invoicingEntity'),
+          BILLING_ENTITY: raw('billingEntity'),
+        };
+        const tags = {};
+        for (const [k, i] of tagCols) if ((rec[i] ?? '') !== '') tags[k] = rec[i];
+        const costCategories = {};
+        for (const [k, i] of ccCols) if ((rec[i] ?? '') !== '') costCategories[k] = rec[i];
+        const est = estimated === undefined ? invoiceId === '' : Boolean(estimated);
+        const currency = raw('currency') || 'USD';
+        const key = JSON.stringify([date, dims, tags, costCategories, est, currency, periodStart]);
+        const row = rows.get(key);
+        if (row) {
+          for (const m of CE_METRICS) row.metrics[m] = add(row.metrics[m], metrics[m]);
+        } else {
+          rows.set(key, {
+            date, dims, tags, costCategories, metrics, estimated: est, currency,
+            source: `cur:${payer}:${periodStart}`,
+          });
+        }
+
+        if (invoiceId !== '') {
+          const ik = `${payer}\u0000${invoiceId}`;
+          let inv = invoices.get(ik);
+          if (!inv) {
+            inv = {
+              payer, invoiceId, periodStart, invoicingEntity: raw('invoicingEntity'),
+              billingEntity: raw('billingEntity'), billType: raw('billType'), currency,
+              total: ZERO, taxes: new Map(), discounts: ZERO, fees: ZERO, lines: 0,
+            };
+            invoices.set(ik, inv);
+          }
+          inv.lines++;
+          inv.total = add(inv.total, unblended);
+          if (type === 'Tax') {
+            const t = raw('taxType') || 'Tax';
+            inv.taxes.set(t, add(inv.taxes.get(t) ?? ZERO, unblended));
+          } else if (DISCOUNT_TYPES.has(type)) {
+            inv.discounts = add(inv.discounts, unblended);
+          } else if (FEE_TYPES.has(type)) {
+            inv.fees = add(inv.fees, unblended);
+          }
         }
       }
+    } catch (e) {
+      if (e instanceof CurError) throw e;
+      throw new CurError(`${file}: ${e.message}`);
     }
-  } catch (e) {
-    if (e instanceof CurError) throw e;
-    throw new CurError(`${file}: ${e.message}`);
+    if (!idx) throw new CurError(`${file}: empty file`);
   }
-  if (!idx) throw new CurError(`${file}: empty file`);
   return { rows: [...rows.values()], invoices: [...invoices.values()], lines, periods, accountNames };
 }

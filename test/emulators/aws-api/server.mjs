@@ -465,10 +465,14 @@ async function handleControl(req, res, rawPath, emu) {
         return reply(200, Object.fromEntries(CONFIG_KEYS.map((k) => [k, cfg[k]])));
       }
       case 'POST load-cur': {
-        if (typeof body.path !== 'string') throw new Error('"path" (a CUR CSV file) is required');
+        // "path": one CUR CSV file; "paths": the report files of one delivery, read as one report
+        const paths = body.paths ?? [body.path];
+        if (!Array.isArray(paths) || paths.length === 0 || paths.some((x) => typeof x !== 'string')) {
+          throw new Error('"path" (a CUR CSV file) or "paths" (the files of one delivery) is required');
+        }
         if (body.estimated !== undefined && typeof body.estimated !== 'boolean') throw new Error('"estimated" must be a boolean');
-        if (!fs.existsSync(body.path)) throw new Error(`no such file: ${body.path}`);
-        return reply(200, await loadCur(state, body.path, { estimated: body.estimated }));
+        for (const x of paths) if (!fs.existsSync(x)) throw new Error(`no such file: ${x}`);
+        return reply(200, await loadCur(state, paths, { estimated: body.estimated }));
       }
       case 'POST costs': {
         const rows = listOf('rows').map(costRowFromApi);
