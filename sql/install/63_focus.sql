@@ -14,7 +14,7 @@
 -- BilledCost is the unblended cost, so the view's BilledCost adds up to the
 -- CUR's line_item_unblended_cost exactly (tested on the real sample).
 -- ---------------------------------------------------------------------------
-CREATE VIEW billops.focus_cost WITH (security_invoker = true) AS
+CREATE VIEW billops._focus_cur WITH (security_invoker = true) AS
 SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.line_item_unblended_cost AS "BilledCost",
        li.bill_payer_account_id AS "BillingAccountId",
@@ -107,5 +107,268 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.line_item_product_code AS "x_ServiceCode",
        li.line_item_usage_type AS "x_UsageType"
   FROM billops.cur_line_item li;
-COMMENT ON VIEW billops.focus_cost IS
+COMMENT ON VIEW billops._focus_cur IS
   'FOCUS 1.2 columns over the visible CUR deliveries (BilledCost = unblended cost; see 63_focus.sql for unverified mappings).';
+
+-- ---------------------------------------------------------------------------
+-- Ingest of FOCUS exports (AWS Data Exports' FOCUS_1_0_AWS / FOCUS_1_2_AWS, or
+-- any provider's FOCUS CSV).  billops.load_focus_file() reads a CSV with a
+-- header row; columns are matched by their FOCUS names, any other column
+-- (AWS's x_ columns not typed here, a provider's extra "Id") is kept in
+-- extras.  What real exports do, and what is done about it:
+--   * NULL written as the bare word NULL          -> SQL NULL
+--   * empty strings ("")                          -> SQL NULL (FOCUS gives an
+--     empty string no meaning; every column but the three keys is nullable)
+--   * "Usage-based" next to "Usage-Based"         -> the specification's spelling
+--   * timestamps without a zone ("2024-09-18 22:00:00") -> UTC, as FOCUS requires
+-- An export for a billing account's period replaces the rows the same source
+-- loaded for it before (exports are cumulative, like CUR deliveries), in one
+-- transaction: a file that fails changes nothing.
+-- Plain CSV only: gzip'd or Parquet exports are not read yet (decompress first).
+-- ---------------------------------------------------------------------------
+CREATE TABLE billops.focus_export (
+    export_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source_name      text NOT NULL,
+    file_path        text NOT NULL,
+    columns          text[] NOT NULL,
+    extra_columns    text[] NOT NULL,
+    rows_loaded      bigint NOT NULL,
+    rows_replaced    bigint NOT NULL,
+    billed_cost      numeric NOT NULL,
+    loaded_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    loaded_by        name NOT NULL DEFAULT billops.actor()
+);
+COMMENT ON TABLE billops.focus_export IS 'Every FOCUS export file loaded: its columns, rows and BilledCost total.';
+
+CREATE TABLE billops.focus_line_item (
+    export_id                   bigint NOT NULL REFERENCES billops.focus_export,
+    source_name                 text NOT NULL,
+    line_no                     bigint NOT NULL,      -- the CSV record it came from (the header is 1)
+    "AvailabilityZone"          text,
+    "BilledCost"                numeric NOT NULL,
+    "BillingAccountId"          text NOT NULL,
+    "BillingAccountName"        text,
+    "BillingAccountType"        text,
+    "BillingCurrency"           text,
+    "BillingPeriodEnd"          timestamptz,
+    "BillingPeriodStart"        timestamptz NOT NULL,
+    "CapacityReservationId"     text,
+    "CapacityReservationStatus" text,
+    "ChargeCategory"            text,
+    "ChargeClass"               text,
+    "ChargeDescription"         text,
+    "ChargeFrequency"           text,
+    "ChargePeriodEnd"           timestamptz,
+    "ChargePeriodStart"         timestamptz,
+    "CommitmentDiscountCategory" text,
+    "CommitmentDiscountId"      text,
+    "CommitmentDiscountName"    text,
+    "CommitmentDiscountQuantity" numeric,
+    "CommitmentDiscountStatus"  text,
+    "CommitmentDiscountType"    text,
+    "CommitmentDiscountUnit"    text,
+    "ConsumedQuantity"          numeric,
+    "ConsumedUnit"              text,
+    "ContractedCost"            numeric,
+    "ContractedUnitPrice"       numeric,
+    "EffectiveCost"             numeric,
+    "InvoiceId"                 text,
+    "InvoiceIssuerName"         text,
+    "ListCost"                  numeric,
+    "ListUnitPrice"             numeric,
+    "PricingCategory"           text,
+    "PricingCurrency"           text,
+    "PricingCurrencyContractedUnitPrice" numeric,
+    "PricingCurrencyEffectiveCost" numeric,
+    "PricingCurrencyListUnitPrice" numeric,
+    "PricingQuantity"           numeric,
+    "PricingUnit"               text,
+    "ProviderName"              text,
+    "PublisherName"             text,
+    "RegionId"                  text,
+    "RegionName"                text,
+    "ResourceId"                text,
+    "ResourceName"              text,
+    "ResourceType"              text,
+    "ServiceCategory"           text,
+    "ServiceName"               text,
+    "ServiceSubcategory"        text,
+    "SkuId"                     text,
+    "SkuMeter"                  text,
+    "SkuPriceDetails"           jsonb,
+    "SkuPriceId"                text,
+    "SubAccountId"              text,
+    "SubAccountName"            text,
+    "SubAccountType"            text,
+    "Tags"                      jsonb,
+    "x_CostCategories"          jsonb,
+    "x_Operation"               text,
+    "x_ServiceCode"             text,
+    "x_UsageType"               text,
+    extras                      jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX ON billops.focus_line_item (source_name, "BillingAccountId", "BillingPeriodStart");
+COMMENT ON TABLE billops.focus_line_item IS
+  'Rows of ingested FOCUS exports under the specification''s column names; columns the file had that FOCUS 1.2 does not name are in extras.';
+
+-- Whether a text is JSON (PostgreSQL 15 has no non-raising check).
+CREATE FUNCTION billops._is_json(v text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM v::jsonb;
+    RETURN true;
+EXCEPTION WHEN invalid_text_representation THEN
+    RETURN false;
+END $$;
+
+-- Load one FOCUS CSV file (read by the server; superuser only, like load_cur_file).
+CREATE FUNCTION billops.load_focus_file(path text, source_name text DEFAULT 'focus-files') RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    head      text;
+    cols      text[];
+    typed     jsonb;          -- column name -> SQL type, read from the table itself
+    extra     text[];
+    missing   text[];
+    c         text;
+    ty        text;
+    bad       record;
+    targets   text := '';
+    exprs     text := '';
+    extras_sql text;
+    export    bigint;
+    n_rows    bigint;
+    n_old     bigint;
+    total     numeric;
+BEGIN
+    -- the header row (FOCUS column names hold no commas, quotes or newlines)
+    head := rtrim(split_part(pg_read_file(path, 0, 65536), E'\n', 1), E'\r');
+    head := regexp_replace(head, '^' || chr(65279), '');     -- a byte order mark
+    SELECT array_agg(btrim(btrim(f), '"') ORDER BY o) INTO cols
+      FROM unnest(string_to_array(head, ',')) WITH ORDINALITY u(f, o);
+    IF cols IS NULL OR cardinality(cols) < 2 THEN
+        RAISE EXCEPTION '% is not a FOCUS CSV file: no header row', path USING ERRCODE = 'bad_copy_file_format';
+    END IF;
+    SELECT array_agg(x) INTO missing FROM unnest(ARRAY['BilledCost', 'BillingAccountId', 'BillingPeriodStart']) x
+     WHERE x <> ALL (cols);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION '% is not a FOCUS export: column(s) % missing', path, array_to_string(missing, ', ')
+              USING ERRCODE = 'bad_copy_file_format',
+                    DETAIL = format('The header has: %s.', array_to_string(cols, ', ')),
+                    HINT = 'FOCUS names its columns in PascalCase (BilledCost, BillingAccountId, ...).';
+    END IF;
+    IF cardinality(cols) <> (SELECT count(DISTINCT x) FROM unnest(cols) x) THEN
+        RAISE EXCEPTION '% has a column twice', path USING ERRCODE = 'bad_copy_file_format',
+              DETAIL = format('The header has: %s.', array_to_string(cols, ', '));
+    END IF;
+    SELECT jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod)) INTO typed
+      FROM pg_attribute a
+     WHERE a.attrelid = 'billops.focus_line_item'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname NOT IN ('export_id', 'source_name', 'line_no', 'extras');
+
+    -- every field as text first, so a bad value is reported with its line and column
+    PERFORM billops._drop_temp('billops_focus_raw');
+    EXECUTE format('CREATE TEMP TABLE billops_focus_raw (line_no bigint GENERATED ALWAYS AS IDENTITY (START WITH 2), %s) ON COMMIT DROP',
+                   (SELECT string_agg(format('c%s text', o), ', ' ORDER BY o) FROM generate_series(1, cardinality(cols)) o));
+    EXECUTE format('COPY billops_focus_raw (%s) FROM %L WITH (FORMAT csv, HEADER true, NULL %L)',
+                   (SELECT string_agg(format('c%s', o), ', ' ORDER BY o) FROM generate_series(1, cardinality(cols)) o),
+                   path, 'NULL');
+
+    FOR i IN 1 .. cardinality(cols) LOOP
+        c := cols[i];
+        ty := typed->>c;
+        IF ty IS NULL THEN
+            extra := extra || c;
+            CONTINUE;
+        END IF;
+        -- check the values of typed columns before casting them
+        IF ty IN ('numeric', 'timestamp with time zone', 'jsonb') THEN
+            EXECUTE format('SELECT line_no, c%1$s AS v FROM billops_focus_raw WHERE nullif(c%1$s, %2$L) IS NOT NULL AND NOT %3$s ORDER BY line_no LIMIT 1',
+                           i, '',
+                           CASE ty WHEN 'numeric' THEN format('c%s ~ %L', i, '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$')
+                                   WHEN 'jsonb' THEN format('billops._is_json(c%s)', i)
+                                   ELSE format('c%s ~ %L', i, '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?$') END)
+               INTO bad;
+            IF bad.line_no IS NOT NULL THEN
+                RAISE EXCEPTION 'FOCUS export %, line %, column %: "%" is not a valid %', path, bad.line_no, c, left(bad.v, 100),
+                      CASE ty WHEN 'numeric' THEN 'number' WHEN 'jsonb' THEN 'JSON value' ELSE 'date and time' END
+                      USING ERRCODE = 'invalid_text_representation',
+                            HINT = 'Nothing was loaded; the data loaded before is unchanged.';
+            END IF;
+        END IF;
+        targets := targets || format(', %I', c);
+        exprs := exprs || ', ' || CASE ty
+            WHEN 'numeric' THEN format('nullif(btrim(c%s), %L)::numeric', i, '')
+            WHEN 'jsonb' THEN format('nullif(c%s, %L)::jsonb', i, '')
+            -- FOCUS date/times are UTC; a value with no zone is read as UTC
+            WHEN 'timestamp with time zone' THEN format('CASE WHEN c%1$s ~ %2$L THEN nullif(c%1$s, %3$L)::timestamptz
+                                                              ELSE nullif(c%1$s, %3$L)::timestamp AT TIME ZONE %4$L END',
+                                                        i, '(Z|[+-]\d{2}(:?\d{2})?)$', '', 'UTC')
+            ELSE CASE c WHEN 'ChargeFrequency'
+                        THEN format('CASE lower(c%1$s) WHEN %2$L THEN %3$L WHEN %4$L THEN %5$L WHEN %6$L THEN %7$L ELSE nullif(c%1$s, %8$L) END',
+                                    i, 'usage-based', 'Usage-Based', 'one-time', 'One-Time', 'recurring', 'Recurring', '')
+                        ELSE format('nullif(c%s, %L)', i, '') END END;
+    END LOOP;
+    extras_sql := coalesce((SELECT 'jsonb_strip_nulls(jsonb_build_object('
+                                   || string_agg(format('%L, nullif(c%s, %L)', x, array_position(cols, x), ''), ', ') || '))'
+                              FROM unnest(extra) x), '''{}''::jsonb');
+
+    -- the three key columns must have a value on every line
+    EXECUTE format('SELECT line_no FROM billops_focus_raw WHERE nullif(c%s, %L) IS NULL OR nullif(c%s, %L) IS NULL OR nullif(c%s, %L) IS NULL
+                     ORDER BY line_no LIMIT 1',
+                   array_position(cols, 'BilledCost'), '', array_position(cols, 'BillingAccountId'), '',
+                   array_position(cols, 'BillingPeriodStart'), '')
+       INTO n_rows;
+    IF n_rows IS NOT NULL THEN
+        RAISE EXCEPTION 'FOCUS export %, line %: BilledCost, BillingAccountId and BillingPeriodStart must have values', path, n_rows
+              USING ERRCODE = 'not_null_violation', HINT = 'Nothing was loaded; the data loaded before is unchanged.';
+    END IF;
+
+    INSERT INTO billops.focus_export (source_name, file_path, columns, extra_columns, rows_loaded, rows_replaced, billed_cost)
+    VALUES (source_name, path, cols, coalesce(extra, '{}'), 0, 0, 0) RETURNING export_id INTO export;
+    EXECUTE format('INSERT INTO billops.focus_line_item (export_id, source_name, line_no%s, extras)
+                    SELECT %s, %L, line_no%s, %s FROM billops_focus_raw ORDER BY line_no',
+                   targets, export, source_name, exprs, extras_sql);
+    GET DIAGNOSTICS n_rows = ROW_COUNT;
+    -- the billing accounts' periods this export covers replace what this source loaded for them
+    DELETE FROM billops.focus_line_item f
+     WHERE f.source_name = load_focus_file.source_name AND f.export_id <> export
+       AND (f."BillingAccountId", f."BillingPeriodStart") IN
+           (SELECT DISTINCT n."BillingAccountId", n."BillingPeriodStart" FROM billops.focus_line_item n WHERE n.export_id = export);
+    GET DIAGNOSTICS n_old = ROW_COUNT;
+    SELECT coalesce(sum(f."BilledCost"), 0) INTO total FROM billops.focus_line_item f WHERE f.export_id = export;
+    UPDATE billops.focus_export e SET rows_loaded = n_rows, rows_replaced = n_old, billed_cost = total WHERE e.export_id = export;
+    RAISE NOTICE 'billops: FOCUS export %: % rows (% replaced), BilledCost %, other columns kept in extras: %', path, n_rows, n_old,
+          total, coalesce(array_to_string(extra, ', '), 'none');
+    RETURN export;
+END $$;
+COMMENT ON FUNCTION billops.load_focus_file(text, text) IS
+  'Loads a FOCUS export CSV into billops.focus_line_item, replacing what the same source loaded for the same billing accounts and periods.';
+
+-- FOCUS for FOCUS-speaking tools: the CUR-derived rows and the ingested FOCUS
+-- exports under one set of columns.  Where a billing account's period is both
+-- in the CUR and in a FOCUS export, the CUR wins (the same charges would
+-- otherwise count twice).
+CREATE VIEW billops.focus_cost WITH (security_invoker = true) AS
+SELECT c.*, 'cur'::text AS "x_BillopsSource"
+  FROM billops._focus_cur c
+UNION ALL
+SELECT f."AvailabilityZone", f."BilledCost", f."BillingAccountId", f."BillingAccountName", f."BillingAccountType",
+       f."BillingCurrency", (f."BillingPeriodStart" AT TIME ZONE 'UTC'), (f."BillingPeriodEnd" AT TIME ZONE 'UTC'),
+       f."CapacityReservationId", f."CapacityReservationStatus", f."ChargeCategory", f."ChargeClass", f."ChargeDescription",
+       f."ChargeFrequency", f."ChargePeriodStart", f."ChargePeriodEnd", f."CommitmentDiscountCategory", f."CommitmentDiscountId",
+       f."CommitmentDiscountName", f."CommitmentDiscountQuantity", f."CommitmentDiscountStatus", f."CommitmentDiscountType",
+       f."CommitmentDiscountUnit", f."ConsumedQuantity", f."ConsumedUnit", f."ContractedCost", f."ContractedUnitPrice",
+       f."EffectiveCost", f."InvoiceId", f."InvoiceIssuerName", f."ListCost", f."ListUnitPrice", f."PricingCategory",
+       f."PricingCurrency", f."PricingCurrencyContractedUnitPrice", f."PricingCurrencyEffectiveCost",
+       f."PricingCurrencyListUnitPrice", f."PricingQuantity", f."PricingUnit", f."ProviderName", f."PublisherName",
+       f."RegionId", f."RegionName", f."ResourceId", f."ResourceName", f."ResourceType", f."ServiceCategory", f."ServiceName",
+       f."ServiceSubcategory", f."SkuId", f."SkuMeter", f."SkuPriceDetails", f."SkuPriceId", f."SubAccountId",
+       f."SubAccountName", f."SubAccountType", f."Tags", f."x_CostCategories", f."x_Operation", f."x_ServiceCode",
+       f."x_UsageType", 'focus:' || f.source_name
+  FROM billops.focus_line_item f
+ WHERE NOT EXISTS (SELECT FROM billops.cur_partition p
+                    WHERE p.payer_account_id = f."BillingAccountId"
+                      AND p.billing_period = (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date);
+COMMENT ON VIEW billops.focus_cost IS
+  'FOCUS 1.2 columns over the visible CUR deliveries and ingested FOCUS exports (x_BillopsSource says which); see 63_focus.sql for unverified CUR mappings.';

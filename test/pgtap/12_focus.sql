@@ -1,7 +1,9 @@
 -- FOCUS 1.2 over ingested CUR data: on the real sample, the FOCUS view's
 -- totals are the CUR's totals, and its enumerations are the specification's.
+-- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
+-- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(7);
+SELECT plan(21);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -26,5 +28,46 @@ SET ROLE billops_analyst;
 SELECT lives_ok($$ SELECT "ServiceName", sum("EffectiveCost") FROM billops.focus_cost GROUP BY 1 $$, 'analysts (and BI tools) read it');
 RESET ROLE;
 
+-- FOCUS exports: the real sample (AWS FOCUS 1.0, 1,000 rows)
+\set focus :shared '/testdata/focus/focus-1.0-sample.csv'
+SELECT billops.load_focus_file(:'focus', 'tap-focus-export') AS export_id \gset
+-- the sample read independently: every line as text, the fields split by COPY itself
+CREATE TEMP TABLE raw (line text);
+COPY raw FROM :'focus' WITH (FORMAT csv, DELIMITER E'\x01', QUOTE E'\x02');
+SELECT is((SELECT rows_loaded FROM billops.focus_export WHERE export_id = :export_id), (SELECT count(*) - 1 FROM raw),
+          'one row per record of the file');
+SELECT is((SELECT sum("BilledCost") FROM billops.focus_line_item),
+          (SELECT sum(split_part(line, ',', 2)::numeric) FROM raw WHERE line NOT LIKE '"AvailabilityZone"%'),
+          'BilledCost adds up to the file''s, exactly');
+SELECT is((SELECT sum("BilledCost") FROM billops.focus_cost WHERE "x_BillopsSource" = 'focus:tap-focus-export'),
+          (SELECT sum("BilledCost") FROM billops.focus_line_item), 'the FOCUS view shows the export next to the CUR''s rows');
+SELECT is((SELECT count(*)::int FROM billops.focus_line_item WHERE "ChargeClass" IS NOT NULL OR "ChargeClass" = 'NULL'), 0,
+          'the bare word NULL is SQL NULL');
+SELECT is((SELECT count(*)::int FROM billops.focus_line_item WHERE "PricingCategory" = '' OR "BillingAccountName" = ''), 0,
+          'empty strings are NULL');
+SELECT is((SELECT array_agg(DISTINCT "ChargeFrequency" ORDER BY "ChargeFrequency") FROM billops.focus_line_item),
+          ARRAY['One-Time', 'Usage-Based'], '"Usage-based" is read as the specification''s Usage-Based');
+SELECT is((SELECT extra_columns FROM billops.focus_export WHERE export_id = :export_id), ARRAY['Id'],
+          'a column FOCUS does not name ("Id") is kept in extras');
+SELECT is((SELECT count(*)::int FROM billops.focus_line_item WHERE extras ? 'Id'), 1000, 'on every row');
+SELECT is((SELECT "ChargePeriodStart" FROM billops.focus_line_item WHERE line_no = 2), '2024-09-18 22:00:00+00'::timestamptz,
+          'zone-less times are UTC');
+SELECT is((SELECT "Tags"->>'environment' FROM billops.focus_line_item WHERE "Tags" IS NOT NULL ORDER BY line_no LIMIT 1), 'dev',
+          'Tags are JSON');
+
+-- a second export of the same account's periods replaces the first; a bad file changes nothing
+SELECT billops.load_focus_file(:'focus', 'tap-focus-export') AS export2 \gset
+SELECT is((SELECT count(*)::int || ' ' || min(export_id) FROM billops.focus_line_item), '1000 ' || :export2,
+          'loading the export again replaces it, not adds to it');
+COPY (SELECT 'BilledCost,BillingAccountId,BillingPeriodStart' UNION ALL SELECT '1.5,123,2024-09-01'
+      UNION ALL SELECT 'abc,123,2024-09-01') TO '/tmp/billops_tap_bad_focus.csv';
+SELECT throws_ok($$ SELECT billops.load_focus_file('/tmp/billops_tap_bad_focus.csv', 'tap-focus-export') $$, '22P02',
+                 'FOCUS export /tmp/billops_tap_bad_focus.csv, line 3, column BilledCost: "abc" is not a valid number',
+                 'a bad number is refused with its line and column');
+SELECT is((SELECT count(*)::int || ' ' || min(export_id) FROM billops.focus_line_item), '1000 ' || :export2,
+          'and the export loaded before is intact');
+COPY (SELECT 'BilledCost,SubAccountId' UNION ALL SELECT '1.5,123') TO '/tmp/billops_tap_bad_focus.csv';
+SELECT throws_like($$ SELECT billops.load_focus_file('/tmp/billops_tap_bad_focus.csv') $$,
+                 '%not a FOCUS export: column(s) BillingAccountId, BillingPeriodStart missing', 'a file without the key columns is refused');
 SELECT * FROM finish();
 ROLLBACK;
