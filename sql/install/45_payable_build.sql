@@ -276,7 +276,13 @@ BEGIN
 END $$;
 
 -- Bring one payer and period's payables up to date.
-CREATE FUNCTION billops._build_period(period date, payer text, visible_delivery bigint, visible_assembly text)
+-- sources: 'cur' builds a payer's payables from its visible CUR delivery;
+-- 'chargeback' builds the internal chargeback payables from the period's
+-- statements (payer 'chargeback', see 61_statements.sql).  Both then go
+-- through the same lifecycle: created, updated while not approved, an
+-- adjustment once approved.
+CREATE FUNCTION billops._build_period(period date, payer text, visible_delivery bigint, visible_assembly text,
+                                      sources text DEFAULT 'cur')
 RETURNS TABLE (payable_id bigint, dedupe_key text, action text, status text, amount numeric)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -294,7 +300,11 @@ BEGIN
     PERFORM pg_advisory_xact_lock(1650812932, hashtext(payer || '|' || period));
 
     PERFORM billops._drop_temp('billops_new');
-    CREATE TEMP TABLE billops_new ON COMMIT DROP AS SELECT * FROM billops._compute_sources(period, payer);
+    IF sources = 'chargeback' THEN
+        CREATE TEMP TABLE billops_new ON COMMIT DROP AS SELECT * FROM billops._compute_chargeback_sources(period);
+    ELSE
+        CREATE TEMP TABLE billops_new ON COMMIT DROP AS SELECT * FROM billops._compute_sources(period, payer);
+    END IF;
     -- sources that vanished from the delivery: their state is "nothing"
     INSERT INTO billops_new
     SELECT x.charge_source, x.category, x.source_entity,
@@ -361,7 +371,7 @@ BEGIN
                             (SELECT coalesce(max(a.adjustment_no), 0) + 1 FROM billops.payable_adjustment a
                               WHERE a.payable_id = p.payable_id),
                             CASE WHEN jsonb_array_length(src.exceptions) > 0 THEN 'exception' ELSE 'draft' END,
-                            format('AWS delivery %s changed the payable after approval', visible_assembly),
+                            coalesce(src.meta->>'change_reason', format('AWS delivery %s changed the payable after approval', visible_assembly)),
                             p.amount, (src.state->>'amount')::numeric, src.state, src.state->>'content_hash',
                             src.exceptions, meta->>'invoice_state',
                             inv_ids, visible_delivery, visible_assembly);
@@ -376,7 +386,7 @@ BEGIN
                            status = CASE WHEN jsonb_array_length(src.exceptions) > 0 THEN 'exception' ELSE 'draft' END,
                            new_amount = (src.state->>'amount')::numeric, new_state = src.state,
                            content_hash = src.state->>'content_hash', exceptions = src.exceptions,
-                           reason = format('AWS delivery %s changed the payable after approval', visible_assembly),
+                           reason = coalesce(src.meta->>'change_reason', format('AWS delivery %s changed the payable after approval', visible_assembly)),
                            invoice_state = meta->>'invoice_state',
                            aws_invoice_ids = inv_ids,
                            delivery_id = visible_delivery, assembly_id = visible_assembly
