@@ -397,6 +397,14 @@ SELECT c.payer_account_id AS payer, to_char(c.cur_total, 'FM$999,999,990.00') AS
        to_char(c.invoice_total, 'FM$999,999,990.00') AS "invoice total", c.explained AS "explained variances", c.closed_by
   FROM billops.aws_api_source s CROSS JOIN LATERAL billops.close_period('2024-01-01', s.payer_account_id) c;
 \echo
+\echo '=== January is closed: each group''s statement becomes an internal chargeback, routed to the business unit ==='
+SELECT count(*) AS chargebacks FROM billops.build_chargeback_payables('2024-01-01') \gset
+SELECT p.source_entity AS "billing group", to_char(p.amount, 'FM$999,999,990.00') AS chargeback, p.status,
+       (SELECT string_agg(DISTINCT s.approver_role, ', ') FROM billops.approval_step s
+         WHERE s.payable_id = p.payable_id AND s.status = 'pending') AS "waiting for"
+  FROM billops.payable p WHERE p.payer_account_id = 'chargeback' AND p.billing_period = '2024-01-01'
+ ORDER BY p.amount DESC;
+\echo
 \echo '=== What the AWS API calls cost (billops.aws_api_call: Cost Explorer is USD 0.01 a page) ==='
 SELECT * FROM billops.aws_api_spend ORDER BY 1, 2, 3;
 SQL

@@ -19,12 +19,18 @@ RETURNS TABLE (charge_source text, category text, entity text, state jsonb, meta
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH st AS (
         SELECT s.statement_id, s.group_name, s.currency, s.proforma_cost, s.line_items,
+               -- routing: the group's own accounts (its own AWS cost); shared cost, fees and credits
+               -- are the group's by the rules that put them there, not a sign of another owner
                (SELECT coalesce(jsonb_object_agg(a.acct, a.amt), '{}') FROM (
                     SELECT coalesce(l.usage_account_id, '') AS acct, sum(l.proforma_cost) AS amt
-                      FROM billops.statement_line l WHERE l.statement_id = s.statement_id GROUP BY 1) a) AS breakdown,
+                      FROM billops.statement_line l
+                     WHERE l.statement_id = s.statement_id
+                       AND (l.kind = 'aws' OR NOT EXISTS (SELECT FROM billops.statement_line o
+                                                           WHERE o.statement_id = s.statement_id AND o.kind = 'aws'))
+                     GROUP BY 1) a) AS breakdown,
                (SELECT coalesce(jsonb_agg(jsonb_build_object(
                            'line_key', x.kind || ':' || x.service, 'grain_value', x.service,
-                           'description', initcap(x.kind) || ': ' || x.service,
+                           'description', CASE x.kind WHEN 'aws' THEN 'AWS' ELSE initcap(x.kind) END || ': ' || x.service,
                            'amount', x.amt, 'exact_amount', x.amt, 'line_item_count', x.n, 'fact_keys', '[]'::jsonb)
                        ORDER BY x.kind, x.service), '[]')
                   FROM (SELECT l.kind, coalesce(l.service, '(none)') AS service, sum(l.proforma_cost) AS amt, count(*) AS n
