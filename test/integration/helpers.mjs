@@ -128,6 +128,16 @@ export function decimalToString(n, scale = SCALE) {
 }
 // Normalize a Postgres numeric string the same way.
 export const normNumeric = (s) => decimalToString(decimalSum([s]));
+// round(x, 2) as PostgreSQL rounds numeric: half away from zero (on scaled BigInts).
+export const CENT = 10n ** BigInt(SCALE - 2);
+export function roundCents(n) {
+  const abs = n < 0n ? -n : n;
+  const r = ((abs + CENT / 2n) / CENT) * CENT;
+  return n < 0n ? -r : r;
+}
+// a decimal string to the cent, and the exact sum of decimal strings
+export const cents = (s) => decimalToString(roundCents(toScaled(String(s))));
+export const sumOf = (values) => decimalToString(decimalSum(values.map(String)));
 
 // --- shared by the BILL tests -------------------------------------------------
 export const one = async (c, sql, params = []) => (await c.query(sql, params)).rows[0];

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import {
   closeAll, freshDatabase, expectError, generate, bucketDir, S3, S3_ROOT, RUN, SHARED, ROOT,
   SCALE, toScaled, decimalSum, decimalToString, normNumeric,
+  roundCents, cents, sumOf,
 } from './helpers.mjs';
 
 const require = createRequire(new URL('../emulators/package.json', import.meta.url));
@@ -24,18 +25,6 @@ const SELLERS = ['Datadog, Inc.', 'Snowflake Inc.', 'MongoDB, Inc.', 'Confluent,
   'CrowdStrike, Inc.'];
 
 after(async () => { await closeAll(); });
-
-// --- exact decimals ---------------------------------------------------------
-
-// round(x, 2) as PostgreSQL does it for numeric: half away from zero.
-const CENT = 10n ** BigInt(SCALE - 2);
-function roundCents(n) {
-  const abs = n < 0n ? -n : n;
-  const r = ((abs + CENT / 2n) / CENT) * CENT;
-  return n < 0n ? -r : r;
-}
-const cents = (s) => decimalToString(roundCents(toScaled(String(s))));
-const sumOf = (values) => decimalToString(decimalSum(values.map(String)));
 
 // --- S3 and the generator -----------------------------------------------------
 

@@ -24,21 +24,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   closeAll, freshDatabase, generate, RUN, SCALE, toScaled, decimalSum, decimalToString, normNumeric,
+  roundCents, cents, sumOf, CENT,
 } from './helpers.mjs';
 
 after(async () => { await closeAll(); });
 
 // --- exact decimals -------------------------------------------------------------
 
-// round(x, 2) as PostgreSQL rounds numeric: half away from zero.
-const CENT = 10n ** BigInt(SCALE - 2);
-function roundCents(n) {
-  const abs = n < 0n ? -n : n;
-  const r = ((abs + CENT / 2n) / CENT) * CENT;
-  return n < 0n ? -r : r;
-}
-const cents = (s) => decimalToString(roundCents(toScaled(String(s))));
-const sumOf = (values) => decimalToString(decimalSum(values.map(String)));
 const minus = (a, b) => decimalToString(toScaled(String(a)) - toScaled(String(b)));
 const absScaled = (s) => { const n = toScaled(String(s)); return n < 0n ? -n : n; };
 // |a - b| <= bound; bound is a decimal string, or a number of cents (an integer: one per rounded line)
