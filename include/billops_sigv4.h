@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "pgtime.h"
 
 #define SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
@@ -52,6 +53,15 @@ typedef struct SigV4Result
 extern void sigv4_sign(const SigV4Request *req, const SigV4Scope *scope,
 					   const char *access_key_id, const char *secret_access_key,
 					   SigV4Result *result);
+
+/*
+ * Sign, then return the request's header lines for http_open (a palloc'd
+ * List of "name: value" strings): Authorization, then every signed header
+ * but host (libcurl sends Host from the URL).  Free it with
+ * http_headers_free_wiped: it holds the signature and any session token.
+ */
+extern List *sigv4_sign_to_headers(const SigV4Request *req, const SigV4Scope *scope,
+								   const char *access_key_id, const char *secret_access_key);
 
 /* AWS URI encoding: every byte but A-Z a-z 0-9 - . _ ~ as %XX (and '/' if keep_slash). */
 extern void sigv4_uri_encode(StringInfo out, const char *s, bool keep_slash);

@@ -266,8 +266,7 @@ aws_json_call(const AwsJsonService *svc, const char *endpoint, const char *regio
 		int			nh = 0;
 		SigV4Request req;
 		SigV4Scope	scope;
-		SigV4Result res;
-		List	   *wire = NIL;
+		List	   *wire;
 		HttpStream *hs;
 		const HttpResponseHead *head;
 		StringInfoData answer;
@@ -283,14 +282,7 @@ aws_json_call(const AwsJsonService *svc, const char *endpoint, const char *regio
 		hdrs[nh++] = (SigV4Pair) {"x-amz-target", target};
 		req = (SigV4Request) {"POST", "/", NULL, 0, hdrs, nh, payload_hash};
 		scope = (SigV4Scope) {region, svc->signing_name, amz_date, true};
-		sigv4_sign(&req, &scope, creds->access_key_id, creds->secret_access_key, &res);
-
-		wire = lappend(wire, psprintf("Authorization: %s", res.authorization));
-		wire = lappend(wire, psprintf("Content-Type: %s", svc->content_type));
-		wire = lappend(wire, psprintf("X-Amz-Date: %s", amz_date));
-		wire = lappend(wire, psprintf("X-Amz-Target: %s", target));
-		if (creds->session_token)
-			wire = lappend(wire, psprintf("X-Amz-Security-Token: %s", creds->session_token));
+		wire = sigv4_sign_to_headers(&req, &scope, creds->access_key_id, creds->secret_access_key);
 		wire = lappend(wire, pstrdup("Accept: application/json"));
 
 		hs = http_open("POST", psprintf("%s/", endpoint[strlen(endpoint) - 1] == '/'

@@ -270,8 +270,7 @@ s3_request(const S3Location *loc, const char *method, const char *key,
 		int			nh = 0;
 		SigV4Request req;
 		SigV4Scope	scope;
-		SigV4Result res;
-		List	   *wire = NIL;
+		List	   *wire;
 		HttpStream *hs;
 		const HttpResponseHead *head;
 
@@ -283,13 +282,7 @@ s3_request(const S3Location *loc, const char *method, const char *key,
 			hdrs[nh++] = (SigV4Pair) {"x-amz-security-token", creds->session_token};
 		req = (SigV4Request) {method, t.path, query, nquery, hdrs, nh, SIGV4_EMPTY_SHA256};
 		scope = (SigV4Scope) {loc->region, "s3", amz_date, false};
-		sigv4_sign(&req, &scope, creds->access_key_id, creds->secret_access_key, &res);
-
-		wire = lappend(wire, psprintf("Authorization: %s", res.authorization));
-		wire = lappend(wire, psprintf("x-amz-content-sha256: %s", SIGV4_EMPTY_SHA256));
-		wire = lappend(wire, psprintf("x-amz-date: %s", amz_date));
-		if (creds->session_token)
-			wire = lappend(wire, psprintf("x-amz-security-token: %s", creds->session_token));
+		wire = sigv4_sign_to_headers(&req, &scope, creds->access_key_id, creds->secret_access_key);
 		if (range)
 			wire = lappend(wire, psprintf("Range: %s", range));
 		if (if_match)

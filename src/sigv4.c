@@ -315,3 +315,18 @@ sigv4_sign(const SigV4Request *req, const SigV4Scope *scope,
 	result->authorization = psprintf("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
 									 access_key_id, scope_str.data, signed_headers.data, sighex);
 }
+
+List *
+sigv4_sign_to_headers(const SigV4Request *req, const SigV4Scope *scope,
+					  const char *access_key_id, const char *secret_access_key)
+{
+	SigV4Result res;
+	List	   *wire;
+
+	sigv4_sign(req, scope, access_key_id, secret_access_key, &res);
+	wire = list_make1(psprintf("Authorization: %s", res.authorization));
+	for (int i = 0; i < req->nheaders; i++)
+		if (pg_strcasecmp(req->headers[i].key, "host") != 0)
+			wire = lappend(wire, psprintf("%s: %s", req->headers[i].key, req->headers[i].value));
+	return wire;
+}
