@@ -19,6 +19,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "billops.h"
 #include "billops_bill_client.h"
@@ -26,6 +27,7 @@
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
@@ -49,6 +51,8 @@ typedef struct BillWorkerShared
 	Latch	   *latch;			/* the worker's latch, NULL when not running */
 	pid_t		pid;
 	Oid			database;
+	TimestampTz paused_until;	/* no request to BILL before this (0: not paused) */
+	char		pause_reason[200];	/* why, for billops.bill_outbox_status (never a secret) */
 } BillWorkerShared;
 
 static BillWorkerShared *shared = NULL;
@@ -61,11 +65,16 @@ static bool xact_callback_registered = false;
 
 /* in the worker: no request to BILL before this (BDC_1144, or BILL refused our login) */
 static TimestampTz pause_until = 0;
+static char pause_reason[200] = "";
 static int	login_backoff_s = 0;
+
+/* billops.bill_worker_restart_interval: seconds before the postmaster restarts a worker that exited */
+static int	bill_worker_restart_interval_s = 10;
 
 PGDLLEXPORT void billops_bill_worker_main(Datum arg);
 
 PG_FUNCTION_INFO_V1(billops_bill_wake);
+PG_FUNCTION_INFO_V1(billops_bill_worker_state);
 
 /* --- shared memory ----------------------------------------------------- */
 
@@ -92,6 +101,8 @@ bill_shmem_startup(void)
 		shared->latch = NULL;
 		shared->pid = 0;
 		shared->database = InvalidOid;
+		shared->paused_until = 0;
+		shared->pause_reason[0] = '\0';
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -164,10 +175,84 @@ bill_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
+/*
+ * SQL: billops._bill_worker_state() — the worker as the outbox sees it: its
+ * pid and database (NULL when none runs) and a pause it is sitting out (BILL
+ * refused the login, or its hourly limit), so that a pause is never mistaken
+ * for a hang.
+ */
+Datum
+billops_bill_worker_state(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {true, true, true, true};
+	pid_t		pid = 0;
+	Oid			database = InvalidOid;
+	TimestampTz until = 0;
+	char		reason[sizeof(shared->pause_reason)];
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("function returning record called in context that cannot accept type record")));
+	reason[0] = '\0';
+	if (shared != NULL)
+	{
+		SpinLockAcquire(&shared->mutex);
+		pid = shared->pid;
+		database = shared->database;
+		until = shared->paused_until;
+		strlcpy(reason, shared->pause_reason, sizeof(reason));
+		SpinLockRelease(&shared->mutex);
+	}
+	if (pid != 0)
+	{
+		char	   *dbname = get_database_name(database);
+
+		values[0] = Int32GetDatum((int32) pid);
+		nulls[0] = false;
+		if (dbname)
+		{
+			values[1] = CStringGetTextDatum(dbname);
+			nulls[1] = false;
+		}
+		if (until > GetCurrentTimestamp())
+		{
+			values[2] = TimestampTzGetDatum(until);
+			values[3] = CStringGetTextDatum(reason);
+			nulls[2] = nulls[3] = false;
+		}
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/* Sit out a pause (no request to BILL before `until`), visibly. */
+static void
+pause_worker(TimestampTz until, const char *reason)
+{
+	pause_until = until;
+	strlcpy(pause_reason, reason, sizeof(pause_reason));
+	SpinLockAcquire(&shared->mutex);
+	shared->paused_until = until;
+	strlcpy(shared->pause_reason, reason, sizeof(shared->pause_reason));
+	SpinLockRelease(&shared->mutex);
+}
+
+static void
+unpause_worker(void)
+{
+	pause_worker(0, "");
+}
+
 void
 billops_bill_worker_register(void)
 {
 	BackgroundWorker worker;
+
+	DefineCustomIntVariable("billops.bill_worker_restart_interval",
+							"Seconds before the postmaster restarts the BILL worker after it exited.",
+							"A worker that is killed or fails restarts after this interval; its rows left in flight are recovered then.",
+							&bill_worker_restart_interval_s, 10, 1, 3600, PGC_POSTMASTER, GUC_UNIT_S,
+							NULL, NULL, NULL);
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = bill_shmem_request;
@@ -179,7 +264,7 @@ billops_bill_worker_register(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
+	worker.bgw_restart_time = bill_worker_restart_interval_s;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_billops");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "billops_bill_worker_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_billops BILL worker");
@@ -196,6 +281,8 @@ detach_shared(int code, Datum arg)
 	shared->latch = NULL;
 	shared->pid = 0;
 	shared->database = InvalidOid;
+	shared->paused_until = 0;
+	shared->pause_reason[0] = '\0';
 	SpinLockRelease(&shared->mutex);
 }
 
@@ -350,17 +437,45 @@ lane_free(Lane *lane)
 	lane->in_flight = false;
 }
 
+/*
+ * The SQL side of one lane's step failed (a row BILL answered with something
+ * we cannot record, a lock conflict, a bug): report it, and give the row back
+ * as a failed attempt -- it restarts where it finds out what BILL did, backs
+ * off, and becomes a dead letter with this reason after bill_max_attempts.
+ * The other lanes and the rest of the queue go on.
+ */
+static void
+lane_sql_failed(Lane *lane, const char *doing)
+{
+	ErrorData  *edata;
+	char	   *message;
+
+	MemoryContextSwitchTo(lane->cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	SPI_finish();
+	message = psprintf("%s: %s", doing, edata->message);
+	ereport(WARNING,
+			(errmsg("pg_billops: outbox row %lld failed while %s: %s", (long long) lane->outbox_id, doing, edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+			 errhint("The row is retried with backoff and becomes dead after billops.bill_max_attempts; see billops.bill_outbox_status.")));
+	defer_row(lane->outbox_id, -1, true, unpack_sql_state(edata->sqlerrcode), message);
+	FreeErrorData(edata);
+	lane_free(lane);
+}
+
 /* Send the lane's next request, or hand its row back when we must not. */
 static void
 lane_send(Delivery *d, int i)
 {
 	Lane	   *lane = &d->lanes[i];
-	char	   *method,
-			   *path,
-			   *query,
-			   *body,
-			   *content_type;
-	size_t		body_len = 0;
+	char	   *volatile method = NULL;
+	char	   *volatile path = NULL;
+	char	   *volatile query = NULL;
+	char	   *volatile body = NULL;
+	char	   *volatile content_type = NULL;
+	volatile size_t body_len = 0;
 	bool		raw_null;
 	Datum		raw;
 	BillCall	call;
@@ -386,36 +501,55 @@ lane_send(Delivery *d, int i)
 
 	MemoryContextReset(lane->cxt);
 	old = MemoryContextSwitchTo(lane->cxt);
-	begin_tx("pg_billops: preparing a BILL request");
-	SPI_execute_with_args("SELECT method, path, query::text, body::text, raw_body, content_type "
-						  "FROM billops._outbox_request($1)", 1, &type, &arg, NULL, true, 1);
-	method = spi_text(1, lane->cxt);
-	path = spi_text(2, lane->cxt);
-	query = spi_text(3, lane->cxt);
-	body = spi_text(4, lane->cxt);
-	content_type = spi_text(6, lane->cxt);
-	raw = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &raw_null);
-	if (body)
-		body_len = strlen(body);
-	else if (!raw_null)
+	PG_TRY();
 	{
-		/* a file, sent as it is (a document upload) */
-		bytea	   *file;
+		begin_tx("pg_billops: preparing a BILL request");
+		SPI_execute_with_args("SELECT method, path, query::text, body::text, raw_body, content_type "
+							  "FROM billops._outbox_request($1)", 1, &type, &arg, NULL, false, 1);
+		method = spi_text(1, lane->cxt);
+		path = spi_text(2, lane->cxt);
+		query = spi_text(3, lane->cxt);
+		body = spi_text(4, lane->cxt);
+		content_type = spi_text(6, lane->cxt);
+		raw = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &raw_null);
+		if (body)
+			body_len = strlen(body);
+		else if (!raw_null)
+		{
+			/* a file, sent as it is (a document upload) */
+			bytea	   *file;
 
-		MemoryContextSwitchTo(lane->cxt);
-		file = DatumGetByteaPCopy(raw);
-		body = VARDATA(file);
-		body_len = VARSIZE(file) - VARHDRSZ;
+			MemoryContextSwitchTo(lane->cxt);
+			file = DatumGetByteaPCopy(raw);
+			body = VARDATA(file);
+			body_len = VARSIZE(file) - VARHDRSZ;
+		}
+		/* committed before sending: the intents and what the request carries */
+		end_tx();
 	}
-	end_tx();
+	PG_CATCH();
+	{
+		lane_sql_failed(lane, "preparing its request");
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	PG_END_TRY();
 	MemoryContextSwitchTo(lane->cxt);
+	if (method == NULL)
+	{
+		/* nothing to send: the payable stopped being pushable, the row is finished */
+		lane_free(lane);
+		MemoryContextSwitchTo(old);
+		return;
+	}
 
 	initStringInfo(&login_answer.body);
 	if (!bill_call_prepare(path, query, content_type, &call, &login_answer))
 	{
 		/* BILL refused our credentials: not this row's fault; stop asking for a while */
 		login_backoff_s = login_backoff_s ? Min(login_backoff_s * 2, 900) : 60;
-		pause_until = GetCurrentTimestamp() + (TimestampTz) login_backoff_s * USECS_PER_SEC;
+		pause_worker(GetCurrentTimestamp() + (TimestampTz) login_backoff_s * USECS_PER_SEC,
+					 psprintf("BILL refused the login (HTTP %ld); see the server log", login_answer.status));
 		ereport(WARNING,
 				(errmsg("pg_billops: BILL refused the login (HTTP %ld); no requests for %d s",
 						login_answer.status, login_backoff_s),
@@ -445,23 +579,33 @@ lane_answer(Delivery *d, int i)
 	Datum		args[4];
 	Oid			types[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
 	char		nulls[4] = {' ', ' ', ' ', ' '};
-	const char *next;
+	const char *volatile next = NULL;
 	MemoryContext old = MemoryContextSwitchTo(lane->cxt);
 
 	initStringInfo(&resp.body);
 	http_batch_take(d->batch, i, &resp.status, &resp.body, &resp.transport_error);
 	lane->in_flight = false;
 
-	begin_tx("pg_billops: recording BILL's answer");
-	args[0] = Int64GetDatum(lane->outbox_id);
-	args[1] = Int32GetDatum((int32) resp.status);
-	nulls[1] = resp.status == 0 ? 'n' : ' ';
-	args[2] = CStringGetTextDatum(resp.body.data);
-	args[3] = resp.transport_error ? CStringGetTextDatum(resp.transport_error) : (Datum) 0;
-	nulls[3] = resp.transport_error ? ' ' : 'n';
-	SPI_execute_with_args("SELECT billops._outbox_response($1, $2, $3, $4)", 4, types, args, nulls, false, 1);
-	next = spi_text(1, lane->cxt);
-	end_tx();
+	PG_TRY();
+	{
+		begin_tx("pg_billops: recording BILL's answer");
+		args[0] = Int64GetDatum(lane->outbox_id);
+		args[1] = Int32GetDatum((int32) resp.status);
+		nulls[1] = resp.status == 0 ? 'n' : ' ';
+		args[2] = CStringGetTextDatum(resp.body.data);
+		args[3] = resp.transport_error ? CStringGetTextDatum(resp.transport_error) : (Datum) 0;
+		nulls[3] = resp.transport_error ? ' ' : 'n';
+		SPI_execute_with_args("SELECT billops._outbox_response($1, $2, $3, $4)", 4, types, args, nulls, false, 1);
+		next = spi_text(1, lane->cxt);
+		end_tx();
+	}
+	PG_CATCH();
+	{
+		lane_sql_failed(lane, "recording BILL's answer");
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	PG_END_TRY();
 	MemoryContextSwitchTo(old);
 
 	if (strcmp(next, "throttle") == 0)
@@ -497,7 +641,8 @@ lane_answer(Delivery *d, int i)
 	if (strcmp(next, "hourly") == 0)
 	{
 		/* BDC_1144: nothing more this hour (TimestampTz counts from an hour boundary) */
-		pause_until = (GetCurrentTimestamp() / USECS_PER_HOUR + 1) * USECS_PER_HOUR;
+		pause_worker((GetCurrentTimestamp() / USECS_PER_HOUR + 1) * USECS_PER_HOUR,
+					 "BILL's hourly request limit is reached (BDC_1144)");
 		ereport(LOG, (errmsg("pg_billops: BILL's hourly request limit is reached; pausing until the next hour")));
 	}
 	lane_free(lane);			/* done, retry, hourly, dead: the row left the worker */
@@ -712,7 +857,7 @@ billops_bill_worker_main(Datum arg)
 			if (billops_bill_database == NULL || strcmp(billops_bill_database, database) != 0)
 				proc_exit(1);
 			/* an operator's reload means "try BILL again now" (e.g. after fixing credentials) */
-			pause_until = 0;
+			unpause_worker();
 			login_backoff_s = 0;
 			/* a shorter poll interval takes effect now, not after the old one */
 			next_poll = Min(next_poll, GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC);
@@ -761,7 +906,17 @@ billops_bill_worker_main(Datum arg)
 		}
 		PG_END_TRY();
 
-		pgstat_report_activity(STATE_IDLE, NULL);
+		if (paused_now())
+		{
+			/* a pause is not a hang: say so where a DBA looks first */
+			char		activity[320];
+
+			snprintf(activity, sizeof(activity), "pg_billops: paused until %s: %s",
+					 timestamptz_to_str(pause_until), pause_reason);
+			pgstat_report_activity(STATE_IDLE, activity);
+		}
+		else
+			pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(sleep_ms, 10L), PG_WAIT_EXTENSION);
 	}

@@ -7,13 +7,26 @@
 -- send, sends it, and hands the answer to _outbox_response(), which records
 -- what BILL produced and says what to do next.  The protocol -- search before
 -- create, exactly-once effect, retries, dead letters -- lives here, in SQL,
--- where it is testable without a network.
+-- where it is testable without a network.  README "The BILL protocol" draws
+-- the state machine.
 --
--- Exactly-once effect: BILL has no idempotency key for bills or vendors.  A
--- create is only ever sent from the step "create", which is reached only
--- after a lookup found nothing; any attempt that did not end with a recorded
--- answer restarts at the lookup.  So a bill created just before a crash is
--- found by its invoice number and adopted, never created twice.
+-- Exactly-once effect rests on one rule: "BILL may have acted" is recorded
+-- (and committed) before a request that changes BILL is sent, on the payable,
+-- not on the outbox row, so every later transition sees it -- whichever row,
+-- worker or process carries on:
+--   * bill_create_intent: a create was sent.  BILL has no idempotency key for
+--     bills, so any later create is preceded by a lookup by invoice number,
+--     and a void archives whatever that lookup finds.
+--   * bill_link.update_intent_at: an update was sent and its answer is not
+--     recorded.  The next update first reads the bill (GET) and learns which
+--     lines BILL holds, then sends the whole desired state: lines BILL has are
+--     named by id, lines it lacks are added, lines it has that we do not know
+--     (added by an update whose answer was lost) are removed (PUT).  So a
+--     retried update leaves BILL as one attempt would.
+--   * payable_document.upload_intent_at: an upload was sent (lookup by name first).
+-- An outbox row is only the queue position and the step it is at; a newer
+-- change supersedes an older row that goes back to the queue (the newer row
+-- starts from the payable's state above), so no constraint is ever violated.
 -- (Unverified: whether BILL's list is immediately consistent after a create.
 -- The lookup pages through every bill of the vendor; if BILL ever lags, the
 -- setting bill_lookup_grace delays a retried create.)
@@ -46,6 +59,10 @@ CREATE TABLE billops.bill_link (
     bill_id              text UNIQUE,
     bill_vendor_id       text,
     line_ids             jsonb NOT NULL DEFAULT '{}',
+    -- every line id BILL's bill held when we last saw it (an answer, a lookup, a read); NULL: not known
+    bill_line_ids        jsonb,
+    -- set (and committed) before an update is sent, cleared when an answer or a read is recorded
+    update_intent_at     timestamptz,
     pushed_content_hash  text,
     pushed_at            timestamptz,
     archived             boolean NOT NULL DEFAULT false,
@@ -60,6 +77,8 @@ CREATE TABLE billops.bill_link (
 );
 COMMENT ON TABLE billops.bill_link IS
   'The BILL bill of each payable: its id, our invoice number, the line ids (by line_key) and BILL''s approval and payment state.';
+COMMENT ON COLUMN billops.bill_link.update_intent_at IS
+  'An update of the bill was sent and its answer never recorded: BILL may or may not hold it, so the next update reads the bill first.';
 
 -- Intent, recorded (and committed) before the first create of a payable's bill
 -- is sent.  BILL has no idempotency key for bills: a payable listed here may
@@ -81,7 +100,7 @@ CREATE TABLE billops.bill_outbox (
     payable_id       bigint NOT NULL REFERENCES billops.payable,
     payload          jsonb NOT NULL DEFAULT '{}',
     state            text NOT NULL DEFAULT 'pending'
-                     CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'cancelled')),
+                     CHECK (state IN ('pending', 'in_flight', 'done', 'dead', 'cancelled', 'superseded')),
     step             text,
     cursor           text,
     attempts         integer NOT NULL DEFAULT 0,
@@ -94,6 +113,10 @@ CREATE TABLE billops.bill_outbox (
     bill_id          text,
     bill_vendor_id   text,
     requests         integer NOT NULL DEFAULT 0,
+    -- what the bill create or update in flight carries: the content hash and its lines, in order
+    sent             jsonb,
+    -- a newer row of the same payable and action that carries this row's change on
+    superseded_by    bigint,
     finished_at      timestamptz
 );
 -- one pending push per payable and action: later changes fold into it (each document is its own row)
@@ -107,7 +130,9 @@ CREATE INDEX bill_outbox_in_flight ON billops.bill_outbox (payable_id) WHERE sta
 COMMENT ON TABLE billops.bill_outbox IS
   'Changes BILL must learn about, written in the same transaction as the change; delivered by the pg_billops worker.';
 COMMENT ON COLUMN billops.bill_outbox.step IS
-  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_update, archive, approve, document_lookup, document_upload.';
+  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_read, bill_update, archive, approve, document_lookup, document_upload.';
+COMMENT ON COLUMN billops.bill_outbox.state IS
+  'pending (queued) → in_flight (claimed by the worker) → done | dead (gave up: billops.bill_outbox_retry) | cancelled (no longer needed) | superseded (a newer row of the same payable carries the change).';
 
 -- The invoice number pg_billops gives a bill in BILL: short and stable (the
 -- length BILL accepts is not documented), derived from the dedupe key.
@@ -132,6 +157,12 @@ BEGIN
     DO UPDATE SET payload = billops.bill_outbox.payload || EXCLUDED.payload;
 END $$;
 
+-- Can a payable's bill be in BILL at all: an invoice-like payable, routed or later.
+CREATE FUNCTION billops._bill_pushable(p billops.payable) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.treatment = 'invoice_like' AND p.status IN ('routed', 'approved', 'scheduled', 'paid')
+$$;
+
 CREATE FUNCTION billops._payable_to_outbox() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -142,17 +173,26 @@ BEGIN
     END IF;
     SELECT * INTO link FROM billops.bill_link l WHERE l.payable_id = NEW.payable_id;
     IF NEW.status = 'voided' THEN
-        IF TG_OP = 'UPDATE' AND OLD.status <> 'voided' AND link.bill_id IS NOT NULL THEN
-            PERFORM billops._bill_enqueue(NEW.payable_id, 'bill_archive');
+        IF TG_OP = 'UPDATE' AND OLD.status <> 'voided' THEN
+            -- nothing more is pushed for it (rows in flight finish; their answers are recorded) ...
+            UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
+                   last_error = 'payable voided'
+             WHERE o.payable_id = NEW.payable_id AND o.state = 'pending'
+               AND o.action IN ('bill_upsert', 'approval_action', 'document_upload');
+            -- ... and whatever BILL may hold is archived: a bill we know, one whose create
+            -- answer was lost, one being created right now.  Any push ever queued counts (a
+            -- row claimed concurrently may be pending in our snapshot); the archive row, queued
+            -- behind them, finds out at its turn whether there is anything to archive.
+            IF link.bill_id IS NOT NULL
+               OR EXISTS (SELECT FROM billops.bill_create_intent i WHERE i.payable_id = NEW.payable_id)
+               OR EXISTS (SELECT FROM billops.bill_outbox o WHERE o.payable_id = NEW.payable_id AND o.action = 'bill_upsert') THEN
+                PERFORM billops._bill_enqueue(NEW.payable_id, 'bill_archive');
+            END IF;
         END IF;
-        UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
-               last_error = 'payable voided'
-         WHERE o.payable_id = NEW.payable_id AND o.action = 'bill_upsert' AND o.state = 'pending';
         RETURN NULL;
     END IF;
     -- routed or later, without exceptions: BILL gets the bill (and every later change)
-    IF NEW.status IN ('routed', 'approved', 'scheduled', 'paid')
-       AND NEW.content_hash IS DISTINCT FROM link.pushed_content_hash THEN
+    IF billops._bill_pushable(NEW) AND NEW.content_hash IS DISTINCT FROM link.pushed_content_hash THEN
         PERFORM billops._bill_enqueue(NEW.payable_id, 'bill_upsert');
     END IF;
     IF TG_OP = 'UPDATE' AND OLD.status = 'routed' AND NEW.status = 'approved'
@@ -169,20 +209,49 @@ END $$;
 CREATE TRIGGER payable_to_outbox AFTER INSERT OR UPDATE ON billops.payable
     FOR EACH ROW EXECUTE FUNCTION billops._payable_to_outbox();
 
+-- A row going back to the queue (a retry, a recovery, a deferral, a manual
+-- retry) while a newer row of the same payable and action is already queued:
+-- the newer row carries the change on, this one is superseded.  Nothing is
+-- lost -- the newer row starts from what the payable records (the intents
+-- above) -- and "one pending row per payable and action" always holds.
+CREATE FUNCTION billops._outbox_requeue() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    newer bigint;
+BEGIN
+    SELECT y.outbox_id INTO newer FROM billops.bill_outbox y
+     WHERE y.payable_id = NEW.payable_id AND y.action = NEW.action AND y.state = 'pending'
+       AND y.outbox_id <> NEW.outbox_id
+     FOR UPDATE;
+    IF FOUND THEN
+        UPDATE billops.bill_outbox y SET payload = NEW.payload || y.payload WHERE y.outbox_id = newer;
+        NEW.state := 'superseded';
+        NEW.superseded_by := newer;
+        NEW.finished_at := clock_timestamp();
+        NEW.claimed_by := NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER outbox_requeue BEFORE UPDATE OF state ON billops.bill_outbox
+    FOR EACH ROW WHEN (NEW.state = 'pending' AND OLD.state <> 'pending' AND NEW.action <> 'document_upload')
+    EXECUTE FUNCTION billops._outbox_requeue();
+
 -- ---------------------------------------------------------------------------
 -- The worker's side.
 -- ---------------------------------------------------------------------------
 
--- After an attempt whose outcome we do not know, a step that creates
--- something in BILL restarts at the lookup that finds what it may have made.
+-- After an attempt whose outcome we do not know, a step that changes BILL
+-- restarts at the step that finds out what it did.
 CREATE FUNCTION billops._outbox_step_in_doubt(step text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup'
+                     WHEN 'bill_update' THEN 'bill_read'
                      WHEN 'document_upload' THEN 'document_lookup' ELSE step END
 $$;
 
 -- Rows left in_flight by a worker that is gone go back to pending; a create
--- whose answer never arrived restarts at its lookup.
+-- or update whose answer never arrived restarts where it finds out what BILL
+-- did.  (A newer row of the same payable supersedes it: _outbox_requeue.)
 CREATE FUNCTION billops._outbox_recover() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -200,24 +269,59 @@ BEGIN
     RETURN n;
 END $$;
 
+-- The step a claimed row starts at, from what the payable records; NULL when
+-- there is nothing to do (an archive for a payable BILL never got a create).
+CREATE FUNCTION billops._outbox_first_step(o billops.bill_outbox) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    link billops.bill_link;
+    bill_vendor text := (SELECT v.bill_vendor_id FROM billops.payable p JOIN billops.vendor v USING (vendor_id)
+                          WHERE p.payable_id = o.payable_id);
+BEGIN
+    SELECT * INTO link FROM billops.bill_link l WHERE l.payable_id = o.payable_id;
+    CASE o.action
+    WHEN 'bill_upsert' THEN
+        IF link.bill_id IS NOT NULL THEN
+            RETURN CASE WHEN link.update_intent_at IS NOT NULL THEN 'bill_read' ELSE 'bill_update' END;
+        ELSIF bill_vendor IS NOT NULL THEN
+            RETURN billops._bill_create_step(o.payable_id);
+        END IF;
+        RETURN 'vendor_lookup';
+    WHEN 'bill_archive' THEN
+        IF link.bill_id IS NOT NULL THEN
+            RETURN 'archive';
+        ELSIF bill_vendor IS NOT NULL
+              AND EXISTS (SELECT FROM billops.bill_create_intent i WHERE i.payable_id = o.payable_id) THEN
+            RETURN 'bill_lookup';       -- a create was sent and never answered: find what it made
+        END IF;
+        RETURN NULL;
+    WHEN 'document_upload' THEN
+        RETURN billops._bill_document_step((o.payload->>'document_id')::bigint);
+    ELSE
+        RETURN 'approve';
+    END CASE;
+END $$;
+
 -- Claim up to n due rows, at most one per payable and in the order they were
--- written (an approval never overtakes the bill it approves).  The caller
--- commits before sending anything.  A push for a payable that is no longer
--- pushable (rejected back to the exception queue) is cancelled.
+-- written (an approval never overtakes the bill it approves, an archive never
+-- the create it archives).  The caller commits before sending anything.  A
+-- push for a payable that is no longer pushable (rejected back to the
+-- exception queue) is cancelled.
+--
+-- Locks: the claim takes outbox rows with SKIP LOCKED and never waits for a
+-- lock held by a transaction that changes payables (void_payable, a build):
+-- those lock the payable first and the outbox rows after, and wait for the
+-- claim's short transaction, never the other way round.
 CREATE FUNCTION billops._outbox_claim(n integer) RETURNS SETOF billops.bill_outbox
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     x     billops.bill_outbox;
+    first text;
     taken bigint[] := '{}';
 BEGIN
     IF n < 1 THEN
         RETURN;
     END IF;
-    UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
-           last_error = 'payable is ' || p.status || ', not pushed'
-      FROM billops.payable p
-     WHERE p.payable_id = o.payable_id AND o.state = 'pending' AND o.action = 'bill_upsert'
-       AND p.status NOT IN ('routed', 'approved', 'scheduled', 'paid');
     -- Due rows in order; each candidate is checked with index lookups of its own
     -- (a set-based anti-join is planned from statistics that a queue grown by a
     -- thousand rows in one commit does not have yet).
@@ -226,10 +330,22 @@ BEGIN
               ORDER BY c.next_attempt_at, c.outbox_id
               FOR UPDATE SKIP LOCKED
     LOOP
-        -- rows of one payable go in the order they were written (documents aside)
+        -- a push for a payable no longer pushable (rejected back to the exception queue)
+        IF x.action = 'bill_upsert'
+           AND NOT billops._bill_pushable((SELECT p FROM billops.payable p WHERE p.payable_id = x.payable_id)) THEN
+            UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
+                   last_error = 'payable is ' || (SELECT p.status FROM billops.payable p WHERE p.payable_id = x.payable_id)
+                                || ', not pushed'
+             WHERE o.outbox_id = x.outbox_id;
+            CONTINUE;
+        END IF;
+        -- rows of one payable go in the order they were written (documents aside), one at a time
         CONTINUE WHEN EXISTS (SELECT FROM billops.bill_outbox y
                                WHERE y.payable_id = x.payable_id AND y.outbox_id < x.outbox_id
                                  AND y.state IN ('pending', 'in_flight') AND y.action <> 'document_upload');
+        CONTINUE WHEN x.action <> 'document_upload'
+                  AND EXISTS (SELECT FROM billops.bill_outbox y
+                               WHERE y.payable_id = x.payable_id AND y.state = 'in_flight' AND y.action <> 'document_upload');
         -- a document goes to the payable's bill: it waits until BILL has one
         CONTINUE WHEN x.action = 'document_upload'
                   AND NOT EXISTS (SELECT FROM billops.bill_link l WHERE l.payable_id = x.payable_id AND l.bill_id IS NOT NULL);
@@ -239,20 +355,16 @@ BEGIN
                                WHERE px.payable_id = x.payable_id AND v.bill_vendor_id IS NULL
                                  AND EXISTS (SELECT FROM billops.bill_outbox y JOIN billops.payable py ON py.payable_id = y.payable_id
                                               WHERE y.state = 'in_flight' AND py.vendor_id = px.vendor_id));
+        first := coalesce(x.step, billops._outbox_first_step(x));
+        IF first IS NULL THEN
+            UPDATE billops.bill_outbox o SET state = 'done', finished_at = clock_timestamp(),
+                   last_error = 'nothing in BILL to archive: no bill was ever created for this payable'
+             WHERE o.outbox_id = x.outbox_id;
+            CONTINUE;
+        END IF;
         -- in flight at once, so that the next candidate's checks see it
         UPDATE billops.bill_outbox o SET state = 'in_flight', claimed_by = pg_backend_pid(), claimed_at = clock_timestamp(),
-               attempts = o.attempts + 1,
-               step = coalesce(o.step, CASE o.action
-                    WHEN 'bill_upsert' THEN
-                        CASE WHEN (SELECT l.bill_id FROM billops.bill_link l WHERE l.payable_id = o.payable_id) IS NOT NULL
-                                  THEN 'bill_update'
-                             WHEN (SELECT v.bill_vendor_id FROM billops.payable p JOIN billops.vendor v USING (vendor_id)
-                                    WHERE p.payable_id = o.payable_id) IS NOT NULL
-                                  THEN billops._bill_create_step(o.payable_id)
-                             ELSE 'vendor_lookup' END
-                    WHEN 'bill_archive' THEN 'archive'
-                    WHEN 'document_upload' THEN billops._bill_document_step((o.payload->>'document_id')::bigint)
-                    ELSE 'approve' END)
+               attempts = o.attempts + 1, step = first
          WHERE o.outbox_id = x.outbox_id;
         taken := taken || x.outbox_id;
         EXIT WHEN cardinality(taken) >= n;
@@ -260,10 +372,13 @@ BEGIN
     RETURN QUERY SELECT * FROM billops.bill_outbox o WHERE o.outbox_id = ANY (taken) ORDER BY o.outbox_id;
 END $$;
 
-CREATE FUNCTION billops._bill_lines(p billops.payable, link billops.bill_link) RETURNS jsonb
+-- The lines of a payable's bill as BILL takes them, in line_key order.
+-- known: our line key -> the BILL line id to send (lines BILL holds); a line
+-- without one is added.
+CREATE FUNCTION billops._bill_lines(p billops.payable, known jsonb) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-               'id', link.line_ids->>l.line_key,
+               'id', known->>l.line_key,
                'amount', l.amount,
                'description', l.description,
                'classifications', jsonb_strip_nulls(jsonb_build_object(
@@ -281,7 +396,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM billops.payable_line l WHERE l.payable_id = p.payable_id AND l.amount <> 0
 $$;
 
-CREATE FUNCTION billops._bill_body(p billops.payable, link billops.bill_link, bill_vendor_id text) RETURNS jsonb
+CREATE FUNCTION billops._bill_body(p billops.payable, known jsonb, bill_vendor_id text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'vendorId', bill_vendor_id,
@@ -293,7 +408,44 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                    to_char(p.billing_period, 'YYYY-MM'), p.dedupe_key,
                                    CASE WHEN cardinality(p.aws_invoice_ids) > 0
                                         THEN '; AWS invoice ' || array_to_string(p.aws_invoice_ids, ', ') ELSE '' END), 1000),
-        'billLineItems', billops._bill_lines(p, link))
+        'billLineItems', billops._bill_lines(p, coalesce(known, '{}')))
+$$;
+
+-- How to update a payable's bill so that one attempt and any number of
+-- retries leave BILL the same.  known: the ids of our lines that BILL holds
+-- (as last seen).  PATCH only when BILL holds nothing but those lines: it
+-- changes them in place and adds what is new.  Otherwise PUT, the whole
+-- desired state: BILL's other lines (ours removed since, or added by an update
+-- whose answer was lost) go away.  (BILL documents PUT as "items without id
+-- are new, missing ones removed"; that a line id BILL no longer holds is
+-- refused rather than ignored is our assumption, hence the read first.)
+CREATE FUNCTION billops._bill_update_plan(p billops.payable, link billops.bill_link, OUT method text, OUT known jsonb)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH k AS (
+        SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') AS known
+          FROM jsonb_each_text(link.line_ids) e
+         WHERE link.bill_line_ids IS NOT NULL AND link.bill_line_ids ? e.value
+           AND EXISTS (SELECT FROM billops.payable_line l
+                        WHERE l.payable_id = p.payable_id AND l.line_key = e.key AND l.amount <> 0))
+    SELECT CASE WHEN k.known <> '{}'
+                     AND NOT EXISTS (SELECT FROM jsonb_array_elements_text(link.bill_line_ids) b(id)
+                                      WHERE NOT EXISTS (SELECT FROM jsonb_each_text(k.known) x WHERE x.value = b.id))
+                THEN 'PATCH' ELSE 'PUT' END,
+           k.known
+      FROM k
+$$;
+
+-- What a create or update carries, kept on the row while it is in flight:
+-- the content hash and each line (our key, the id sent, amount, description),
+-- in the order sent, so that the answer's line ids are matched to our lines
+-- even if the payable changed meanwhile.
+CREATE FUNCTION billops._bill_sent(p billops.payable, body jsonb) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('hash', p.content_hash, 'lines', coalesce(jsonb_agg(jsonb_build_object(
+               'key', k.line_key, 'id', b->>'id', 'amount', b->'amount', 'description', b->>'description') ORDER BY k.ord), '[]'))
+      FROM jsonb_array_elements(body->'billLineItems') WITH ORDINALITY AS x(b, ord)
+      JOIN (SELECT l.line_key, row_number() OVER (ORDER BY l.line_key) AS ord
+              FROM billops.payable_line l WHERE l.payable_id = p.payable_id AND l.amount <> 0) k ON k.ord = x.ord
 $$;
 
 -- One page of a BILL list: the largest page BILL serves, continued from a cursor.
@@ -303,7 +455,10 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- The next request for a claimed row: method, path (below the base URL),
--- query parameters and JSON body.
+-- query parameters and JSON body.  No method: nothing is to be sent (the
+-- payable stopped being pushable; the row is finished here).  A create or
+-- update records what it carries -- and an update its intent -- in this
+-- transaction, which the worker commits before sending.
 CREATE FUNCTION billops._outbox_request(target_outbox_id bigint,
                                         OUT method text, OUT path text, OUT query jsonb, OUT body jsonb,
                                         OUT raw_body bytea, OUT content_type text)
@@ -313,12 +468,21 @@ DECLARE
     p    billops.payable;
     v    billops.vendor;
     link billops.bill_link;
+    plan record;
 BEGIN
     SELECT * INTO o FROM billops.bill_outbox x WHERE x.outbox_id = target_outbox_id;
     SELECT * INTO p FROM billops.payable x WHERE x.payable_id = o.payable_id;
     SELECT * INTO v FROM billops.vendor x WHERE x.vendor_id = p.vendor_id;
     SELECT * INTO link FROM billops.bill_link x WHERE x.payable_id = o.payable_id;
     query := '{}';
+    -- a push for a payable voided (or rejected) since it was claimed changes nothing in
+    -- BILL any more; a void queued an archive behind it for whatever BILL already holds
+    IF o.action = 'bill_upsert' AND o.step IN ('vendor_create', 'bill_create', 'bill_update') AND NOT billops._bill_pushable(p) THEN
+        UPDATE billops.bill_outbox x SET state = 'cancelled', finished_at = clock_timestamp(), claimed_by = NULL,
+               last_error = 'payable is ' || p.status || ', not pushed'
+         WHERE x.outbox_id = o.outbox_id AND x.state = 'in_flight';
+        RETURN;
+    END IF;
     CASE o.step
     WHEN 'vendor_lookup' THEN
         method := 'GET'; path := '/v3/vendors';
@@ -332,17 +496,19 @@ BEGIN
         query := billops._bill_list_query('vendorId:eq:' || v.bill_vendor_id, o.cursor);
     WHEN 'bill_create' THEN
         method := 'POST'; path := '/v3/bills';
-        body := billops._bill_body(p, link, v.bill_vendor_id);
+        body := billops._bill_body(p, NULL, v.bill_vendor_id);
+        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body) WHERE x.outbox_id = o.outbox_id;
+        -- from now on BILL may hold this bill: every later create looks first, a void archives it
+        INSERT INTO billops.bill_create_intent (payable_id) VALUES (p.payable_id) ON CONFLICT (payable_id) DO NOTHING;
+    WHEN 'bill_read' THEN
+        method := 'GET'; path := '/v3/bills/' || link.bill_id;
     WHEN 'bill_update' THEN
-        -- PATCH keeps line ids and coding.  PUT when BILL has lines we no longer
-        -- have, or when we adopted a bill found by lookup and do not know its line ids.
-        method := CASE WHEN link.line_ids = '{}' OR EXISTS (SELECT FROM jsonb_object_keys(link.line_ids) k
-                                     WHERE NOT EXISTS (SELECT FROM billops.payable_line l
-                                                        WHERE l.payable_id = p.payable_id AND l.line_key = k AND l.amount <> 0))
-                       THEN 'PUT' ELSE 'PATCH' END;
+        SELECT * INTO plan FROM billops._bill_update_plan(p, link);
+        method := plan.method;
         path := '/v3/bills/' || link.bill_id;
-        body := billops._bill_body(p, CASE WHEN method = 'PUT' AND link.line_ids = '{}' THEN NULL ELSE link END,
-                                   coalesce(link.bill_vendor_id, v.bill_vendor_id));
+        body := billops._bill_body(p, plan.known, coalesce(link.bill_vendor_id, v.bill_vendor_id));
+        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body) WHERE x.outbox_id = o.outbox_id;
+        UPDATE billops.bill_link l SET update_intent_at = clock_timestamp() WHERE l.payable_id = p.payable_id;
     WHEN 'archive' THEN
         method := 'POST'; path := '/v3/bills/' || link.bill_id || '/archive';
     WHEN 'document_lookup' THEN
@@ -396,15 +562,12 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- The step that gets a payable's bill into BILL once its vendor is known:
--- a create straight away the first time (recording the intent first), a
--- lookup whenever an earlier create may have reached BILL.
+-- a create straight away the first time, a lookup whenever an earlier create
+-- may have reached BILL (_outbox_request records the intent with the create).
 CREATE FUNCTION billops._bill_create_step(target_payable_id bigint) RETURNS text
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    WITH intent AS (
-        INSERT INTO billops.bill_create_intent (payable_id) VALUES (target_payable_id)
-        ON CONFLICT (payable_id) DO NOTHING
-        RETURNING 'bill_create'::text AS step)
-    SELECT coalesce((SELECT step FROM intent), 'bill_lookup')
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN EXISTS (SELECT FROM billops.bill_create_intent i WHERE i.payable_id = target_payable_id)
+                THEN 'bill_lookup' ELSE 'bill_create' END
 $$;
 
 -- Record an answer; say what the worker does next:
@@ -426,11 +589,12 @@ DECLARE
     err   record;
     found_id text;
     hit   jsonb;
-    backoff numeric;
+    max_attempts integer := billops.setting_value('bill_max_attempts')::int;
 BEGIN
     SELECT * INTO o FROM billops.bill_outbox x WHERE x.outbox_id = target_outbox_id FOR UPDATE;
-    IF o.state <> 'in_flight' THEN
-        RAISE EXCEPTION 'outbox row % is %, not in flight', o.outbox_id, o.state USING ERRCODE = 'BO005';
+    IF o.state IS DISTINCT FROM 'in_flight' THEN
+        RAISE EXCEPTION 'outbox row % is %, not in flight', target_outbox_id, coalesce(o.state, 'missing')
+              USING ERRCODE = 'BO005';
     END IF;
     SELECT * INTO p FROM billops.payable x WHERE x.payable_id = o.payable_id;
     UPDATE billops.bill_outbox x SET requests = x.requests + 1, last_http_status = http_status
@@ -450,22 +614,12 @@ BEGIN
              WHERE x.outbox_id = o.outbox_id;
             RETURN 'hourly';
         END IF;
-        -- a create whose answer is unknown restarts at its lookup
+        -- no answer, or BILL failed: it may have acted; the step restarts where it finds out
         IF transport_error IS NOT NULL OR http_status >= 500 OR http_status IS NULL THEN
-            backoff := least(billops.setting_value('bill_retry_cap_seconds')::numeric,
-                             billops.setting_value('bill_retry_base_seconds')::numeric * 2 ^ (o.attempts - 1))
-                       * (0.5 + random() / 2);
-            UPDATE billops.bill_outbox x SET
-                   state = CASE WHEN o.attempts >= billops.setting_value('bill_max_attempts')::int THEN 'dead' ELSE 'pending' END,
-                   finished_at = CASE WHEN o.attempts >= billops.setting_value('bill_max_attempts')::int THEN clock_timestamp() END,
-                   claimed_by = NULL, cursor = NULL,
-                   step = billops._outbox_step_in_doubt(o.step),
-                   next_attempt_at = clock_timestamp() + make_interval(secs => greatest(backoff,
-                                         billops.setting_value('bill_lookup_grace_seconds')::numeric)),
-                   last_error_code = coalesce(err.code, 'HTTP_' || coalesce(http_status::text, 'none')),
-                   last_error = coalesce(transport_error, err.message)
-             WHERE x.outbox_id = o.outbox_id;
-            RETURN CASE WHEN o.attempts >= billops.setting_value('bill_max_attempts')::int THEN 'dead' ELSE 'retry' END;
+            PERFORM billops._outbox_defer(o.outbox_id, -1, true,
+                                          coalesce(err.code, 'HTTP_' || coalesce(http_status::text, 'none')),
+                                          coalesce(transport_error, err.message));
+            RETURN CASE WHEN o.attempts >= max_attempts THEN 'dead' ELSE 'retry' END;
         END IF;
         -- BILL refused the request itself (validation, not found...): retrying the same request won't help
         UPDATE billops.bill_outbox x SET state = 'dead', finished_at = clock_timestamp(), claimed_by = NULL,
@@ -474,7 +628,14 @@ BEGIN
         RETURN 'dead';
     END IF;
 
-    j := CASE WHEN coalesce(btrim(response), '') = '' THEN '{}'::jsonb ELSE response::jsonb END;
+    BEGIN
+        j := CASE WHEN coalesce(btrim(response), '') = '' THEN '{}'::jsonb ELSE response::jsonb END;
+    EXCEPTION WHEN invalid_text_representation THEN
+        -- a 2xx whose body is not JSON: we cannot know what BILL did
+        PERFORM billops._outbox_defer(o.outbox_id, -1, true, 'BAD_ANSWER',
+                                      format('HTTP %s with a body that is not JSON: %s', http_status, left(response, 200)));
+        RETURN CASE WHEN o.attempts >= max_attempts THEN 'dead' ELSE 'retry' END;
+    END;
     CASE o.step
     WHEN 'vendor_lookup' THEN
         SELECT r->>'id' INTO found_id FROM jsonb_array_elements(j->'results') r
@@ -499,12 +660,28 @@ BEGIN
            AND NOT coalesce((r->>'archived')::boolean, false)
          ORDER BY r->>'createdTime', r->>'id' LIMIT 1;
         IF hit IS NOT NULL THEN
-            PERFORM billops._bill_link_record(p, hit, false);
+            PERFORM billops._bill_link_record(p, hit, NULL);
             UPDATE billops.bill_outbox x SET bill_id = hit->>'id' WHERE x.outbox_id = o.outbox_id;
+        ELSIF o.action = 'bill_archive' AND j->>'nextPage' IS NULL THEN
+            -- the create whose answer was lost never made a bill: nothing to archive
+            UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
+                   cursor = NULL, last_error = 'nothing in BILL to archive: the lookup found no bill for this payable'
+             WHERE x.outbox_id = o.outbox_id;
+            RETURN 'done';
         END IF;
-        RETURN billops._outbox_lookup_next(o.outbox_id, hit IS NOT NULL, j->>'nextPage', 'bill_update', 'bill_create');
+        RETURN billops._outbox_lookup_next(o.outbox_id, hit IS NOT NULL, j->>'nextPage',
+                                           CASE o.action WHEN 'bill_archive' THEN 'archive' ELSE 'bill_update' END,
+                                           'bill_create');
+    WHEN 'bill_read' THEN
+        IF j->>'id' IS DISTINCT FROM (SELECT l.bill_id FROM billops.bill_link l WHERE l.payable_id = p.payable_id) THEN
+            RAISE EXCEPTION 'BILL answered the read of outbox row % with bill %', o.outbox_id, coalesce(j->>'id', 'none')
+                  USING ERRCODE = 'BO005';
+        END IF;
+        PERFORM billops._bill_link_record(p, j, NULL);
+        UPDATE billops.bill_outbox x SET step = 'bill_update' WHERE x.outbox_id = o.outbox_id;
+        RETURN 'continue';
     WHEN 'bill_create', 'bill_update' THEN
-        PERFORM billops._bill_link_record(p, j, true);
+        PERFORM billops._bill_link_record(p, j, o.sent);
         UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
                bill_id = j->>'id', last_error = NULL, last_error_code = NULL
          WHERE x.outbox_id = o.outbox_id;
@@ -539,24 +716,60 @@ BEGIN
     END CASE;
 END $$;
 
--- Remember what BILL holds for a payable: its bill id, line ids by our line
--- key (BILL keeps our line order), and its state.  pushed: this content is now in BILL.
-CREATE FUNCTION billops._bill_link_record(p billops.payable, bill jsonb, pushed boolean) RETURNS void
+-- Remember what BILL holds for a payable: its bill id, the ids of all its
+-- lines, and its state.  sent: what a create or update carried (then this
+-- content is now in BILL, and its lines' ids are learnt); NULL for what a
+-- lookup or read found (then only ids BILL still holds are kept).
+--
+-- An answer's new lines are matched to the lines sent without an id by
+-- amount and order among equal amounts (and description, when the answer has
+-- one), not by position: BILL's
+-- placement of added lines (after the kept ones on PATCH) is not documented.
+-- A line left unmatched keeps no id, so the next update is a PUT that
+-- replaces it (self-healing, never a duplicate).
+CREATE FUNCTION billops._bill_link_record(p billops.payable, bill jsonb, sent jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    keys text[] := ARRAY(SELECT l.line_key FROM billops.payable_line l
-                          WHERE l.payable_id = p.payable_id AND l.amount <> 0 ORDER BY l.line_key);
+    remote jsonb := CASE WHEN jsonb_typeof(bill->'billLineItems') = 'array'
+                         THEN (SELECT coalesce(jsonb_agg(l->>'id' ORDER BY ord), '[]')
+                                 FROM jsonb_array_elements(bill->'billLineItems') WITH ORDINALITY y(l, ord)
+                                WHERE l->>'id' IS NOT NULL) END;
+    learnt jsonb;
 BEGIN
     INSERT INTO billops.bill_link AS k (payable_id, invoice_number, bill_id, bill_vendor_id)
     VALUES (p.payable_id, billops.bill_invoice_number(p.dedupe_key), bill->>'id', bill->>'vendorId')
-    ON CONFLICT (payable_id) DO UPDATE SET bill_id = EXCLUDED.bill_id, bill_vendor_id = EXCLUDED.bill_vendor_id;
+    ON CONFLICT (payable_id) DO UPDATE SET bill_id = EXCLUDED.bill_id,
+                                           bill_vendor_id = coalesce(EXCLUDED.bill_vendor_id, k.bill_vendor_id);
+    IF sent IS NOT NULL THEN
+        WITH s AS (SELECT e->>'key' AS key, e->>'id' AS id, (e->>'amount')::numeric AS amount,
+                          e->>'description' AS description, ord
+                     FROM jsonb_array_elements(sent->'lines') WITH ORDINALITY x(e, ord)),
+             r AS (SELECT l->>'id' AS id, (l->>'amount')::numeric AS amount, l->>'description' AS description, ord
+                     FROM jsonb_array_elements(CASE WHEN jsonb_typeof(bill->'billLineItems') = 'array'
+                                                    THEN bill->'billLineItems' ELSE '[]' END) WITH ORDINALITY y(l, ord)
+                    WHERE l->>'id' IS NOT NULL),
+             kept AS (SELECT s.key, s.id FROM s WHERE EXISTS (SELECT FROM r WHERE r.id = s.id)),
+             new_s AS (SELECT s.key, s.amount, s.description,
+                              row_number() OVER (PARTITION BY s.amount ORDER BY s.ord) AS rn
+                         FROM s WHERE s.id IS NULL),
+             new_r AS (SELECT r.id, r.amount, r.description,
+                              row_number() OVER (PARTITION BY r.amount ORDER BY r.ord) AS rn
+                         FROM r WHERE NOT EXISTS (SELECT FROM s WHERE s.id = r.id)),
+             added AS (SELECT new_s.key, new_r.id FROM new_s JOIN new_r
+                          ON new_r.amount = new_s.amount AND new_r.rn = new_s.rn
+                         AND (new_r.description IS NULL OR new_r.description = new_s.description))
+        SELECT coalesce(jsonb_object_agg(m.key, m.id), '{}') INTO learnt
+          FROM (SELECT * FROM kept UNION ALL SELECT * FROM added) m;
+    END IF;
     UPDATE billops.bill_link k SET
-           line_ids = CASE WHEN pushed THEN coalesce((SELECT jsonb_object_agg(keys[i], bill->'billLineItems'->(i - 1)->>'id')
-                                                        FROM generate_subscripts(keys, 1) i
-                                                       WHERE bill->'billLineItems'->(i - 1)->>'id' IS NOT NULL), '{}')
-                           ELSE k.line_ids END,
-           pushed_content_hash = CASE WHEN pushed THEN p.content_hash ELSE k.pushed_content_hash END,
-           pushed_at = CASE WHEN pushed THEN clock_timestamp() ELSE k.pushed_at END,
+           line_ids = CASE WHEN sent IS NOT NULL THEN learnt
+                           -- what a read or lookup found: only the ids BILL still holds stay ours
+                           ELSE coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each_text(k.line_ids) e
+                                           WHERE remote ? e.value), '{}') END,
+           bill_line_ids = remote,
+           update_intent_at = NULL,
+           pushed_content_hash = CASE WHEN sent IS NOT NULL THEN sent->>'hash' ELSE k.pushed_content_hash END,
+           pushed_at = CASE WHEN sent IS NOT NULL THEN clock_timestamp() ELSE k.pushed_at END,
            archived = coalesce((bill->>'archived')::boolean, false),
            approval_status = bill->>'approvalStatus', payment_status = bill->>'paymentStatus',
            amount = (bill->>'amount')::numeric, paid_amount = (bill->>'paidAmount')::numeric,
@@ -570,10 +783,12 @@ BEGIN
 END $$;
 
 -- Put a claimed row back in the queue without an answer to record: the worker
--- yields a long lookup to other rows (the cursor is kept), or BILL refused the
--- login itself (not the row's fault).  count_attempt: whether this counts
--- toward bill_max_attempts (then the row can become dead, like any failure);
--- a negative delay means the usual backoff.
+-- yields a long lookup to other rows (the cursor is kept), BILL refused the
+-- login itself (not the row's fault), or an attempt failed without an answer.
+-- count_attempt: whether this counts toward bill_max_attempts (then the row
+-- can become dead, like any failure, and a step that may have changed BILL
+-- restarts where it finds out what it did); a negative delay means the usual
+-- backoff.  A newer row of the same payable supersedes it (_outbox_requeue).
 CREATE FUNCTION billops._outbox_defer(target_outbox_id bigint, delay_seconds numeric, count_attempt boolean,
                                       error_code text DEFAULT NULL, error_message text DEFAULT NULL) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -585,10 +800,12 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
            claimed_by = NULL,
            attempts = CASE WHEN count_attempt THEN o.attempts ELSE o.attempts - 1 END,
            step = CASE WHEN count_attempt THEN billops._outbox_step_in_doubt(o.step) ELSE o.step END,
+           cursor = CASE WHEN count_attempt THEN NULL ELSE o.cursor END,
            next_attempt_at = clock_timestamp() + make_interval(secs => CASE WHEN delay_seconds >= 0 THEN delay_seconds
-               ELSE least(billops.setting_value('bill_retry_cap_seconds')::numeric,
-                          billops.setting_value('bill_retry_base_seconds')::numeric * 2 ^ greatest(o.attempts - 1, 0))
-                    * (0.5 + random() / 2) END),
+               ELSE greatest(least(billops.setting_value('bill_retry_cap_seconds')::numeric,
+                                   billops.setting_value('bill_retry_base_seconds')::numeric * 2 ^ greatest(o.attempts - 1, 0))
+                             * (0.5 + random() / 2),
+                             billops.setting_value('bill_lookup_grace_seconds')::numeric) END),
            last_error_code = coalesce(error_code, o.last_error_code),
            last_error = coalesce(error_message, o.last_error)
      WHERE o.outbox_id = target_outbox_id AND o.state = 'in_flight'
@@ -596,16 +813,55 @@ $$;
 
 CREATE FUNCTION billops.bill_outbox_retry(outbox_id bigint) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    now_state text;
+    newer bigint;
 BEGIN
     PERFORM billops._bill_wake();
     UPDATE billops.bill_outbox o SET state = 'pending', attempts = 0, next_attempt_at = clock_timestamp(),
-           finished_at = NULL, claimed_by = NULL,
+           finished_at = NULL, claimed_by = NULL, cursor = NULL,
            step = billops._outbox_step_in_doubt(o.step)
-     WHERE o.outbox_id = $1 AND o.state = 'dead';
+     WHERE o.outbox_id = $1 AND o.state = 'dead'
+    RETURNING o.state, o.superseded_by INTO now_state, newer;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % is not dead', $1 USING ERRCODE = 'BO005',
               HINT = 'Only dead rows are retried by hand; pending rows are retried by the worker.';
     END IF;
-    RETURN 'pending';
+    -- a newer change of the same payable is queued already: it carries this one on
+    RETURN CASE WHEN now_state = 'superseded' THEN 'superseded by outbox ' || newer ELSE now_state END;
 END $$;
 COMMENT ON FUNCTION billops.bill_outbox_retry(bigint) IS 'Puts a dead outbox row back in the queue (attempts reset).';
+
+-- The worker as the outbox sees it (shared memory): pid and database (NULL when
+-- none runs), and a pause it is sitting out -- BILL refused the login (60 s,
+-- doubling to 15 min) or its hourly limit is reached.
+CREATE FUNCTION billops._bill_worker_state(OUT pid integer, OUT database text, OUT paused_until timestamptz,
+                                           OUT pause_reason text)
+AS 'MODULE_PATHNAME', 'billops_bill_worker_state' LANGUAGE C VOLATILE;
+
+-- Every row not yet done, and why it waits: a DBA or analyst sees a pause, a
+-- backoff or a queue position, never something that looks like a hang.
+CREATE VIEW billops.bill_outbox_status WITH (security_invoker = true) AS
+SELECT o.outbox_id, o.payable_id, p.dedupe_key, o.action, o.state, o.step, o.attempts, o.requests,
+       o.created_at, o.claimed_at, o.next_attempt_at, o.last_http_status, o.last_error_code, o.last_error,
+       CASE
+         WHEN o.state = 'dead' THEN 'gave up after ' || o.attempts || ' attempts: retry with billops.bill_outbox_retry('
+                                    || o.outbox_id || ') once the cause is fixed'
+         WHEN o.state = 'in_flight' THEN 'in flight: the worker is waiting on BILL (step ' || o.step || ')'
+         WHEN w.pid IS NULL THEN 'no BILL worker is running (needs shared_preload_libraries and billops.bill_database)'
+         WHEN w.database IS DISTINCT FROM current_database() THEN 'the BILL worker serves database ' || w.database
+         WHEN w.paused_until IS NOT NULL THEN format('the worker is paused until %s: %s', w.paused_until, w.pause_reason)
+         WHEN o.next_attempt_at > clock_timestamp() THEN format('next attempt at %s', o.next_attempt_at)
+         WHEN e.outbox_id IS NOT NULL THEN format('waits for outbox %s of the same payable (%s)', e.outbox_id, e.state)
+         ELSE 'due: the worker takes it next'
+       END AS waiting_for
+  FROM billops.bill_outbox o
+  JOIN billops.payable p USING (payable_id)
+  CROSS JOIN billops._bill_worker_state() w
+  LEFT JOIN LATERAL (SELECT y.outbox_id, y.state FROM billops.bill_outbox y
+                      WHERE y.payable_id = o.payable_id AND y.outbox_id < o.outbox_id
+                        AND y.state IN ('pending', 'in_flight') AND y.action <> 'document_upload'
+                      ORDER BY y.outbox_id LIMIT 1) e ON o.action <> 'document_upload'
+ WHERE o.state IN ('pending', 'in_flight', 'dead');
+COMMENT ON VIEW billops.bill_outbox_status IS
+  'Outbox rows not yet delivered (pending, in flight, dead) and what each waits for: the worker''s pause, a backoff, an earlier row.';

@@ -37,9 +37,9 @@ SELECT is(pg_temp.req(), 'POST /v3/vendors', 'then create it');
 SELECT is((SELECT body->>'name' FROM billops._outbox_request((SELECT outbox_id FROM claimed))), 'Datadog', 'with the canonical name');
 SELECT is(pg_temp.resp(201, '{"id": "009DD", "name": "Datadog"}'), 'continue', 'created');
 SELECT is((SELECT bill_vendor_id FROM billops.vendor WHERE name = 'Datadog'), '009DD', 'the vendor''s BILL id is recorded');
-SELECT ok(EXISTS (SELECT FROM billops.bill_create_intent WHERE payable_id = (SELECT p FROM first_pid)),
-          'the intent to create its bill is recorded (committed before the create is sent)');
 SELECT is(pg_temp.req(), 'POST /v3/bills', 'no create was ever sent for it, so no lookup: create the bill');
+SELECT ok(EXISTS (SELECT FROM billops.bill_create_intent WHERE payable_id = (SELECT p FROM first_pid)),
+          'the intent to create its bill is recorded with the request (committed before the create is sent)');
 CREATE TEMP TABLE sent AS SELECT body FROM billops._outbox_request((SELECT outbox_id FROM claimed));
 SELECT is((SELECT body->'invoice'->>'invoiceNumber' FROM sent),
           billops.bill_invoice_number((SELECT dedupe_key FROM billops.payable WHERE payable_id = (SELECT p FROM first_pid))),
@@ -69,7 +69,8 @@ SELECT is(pg_temp.resp(200, format('{"results": [{"id": "00nDD1", "vendorId": "0
           'continue', 'and finds the bill created before the crash');
 SELECT is((SELECT bill_id FROM billops.bill_link WHERE payable_id = (SELECT p FROM first_pid)), '00nDD1', 'it is adopted, not created again');
 SELECT is(pg_temp.req(), 'PUT /v3/bills/00nDD1', 'its lines are set with PUT (their ids are unknown)');
-SELECT is(pg_temp.resp(200, '{"id": "00nDD1", "vendorId": "009DD", "amount": 800, "billLineItems": [{"id": "00lA", "amount": 800}]}'), 'done', 'done');
+SELECT is(pg_temp.resp(200, format('{"id": "00nDD1", "vendorId": "009DD", "amount": %1$s, "billLineItems": [{"id": "00lA", "amount": %1$s}]}',
+                                   (SELECT amount FROM billops.payable WHERE payable_id = (SELECT p FROM first_pid)))), 'done', 'done');
 SELECT is((SELECT line_ids FROM billops.bill_link WHERE payable_id = (SELECT p FROM first_pid)),
           jsonb_build_object((SELECT line_key FROM billops.payable_line WHERE payable_id = (SELECT p FROM first_pid)), '00lA'),
           'BILL''s line ids are kept by our line key');

@@ -66,7 +66,8 @@ INSERT INTO billops.bill_webhook_event (event_id, event_type, bill_id, outcome, 
 VALUES ('evt-late', 'bill.updated', '00nLATE', 'not ours',
         '{"bill": {"id": "00nLATE", "approvalStatus": "APPROVED", "paymentStatus": "UNPAID", "updatedTime": "2024-04-05T00:00:00.000+0000"}}');
 SELECT billops._bill_link_record((SELECT payable FROM late),
-       '{"id": "00nLATE", "approvalStatus": "ASSIGNED", "paymentStatus": "UNPAID", "updatedTime": "2024-04-04T00:00:00.000+0000"}', true);
+       '{"id": "00nLATE", "approvalStatus": "ASSIGNED", "paymentStatus": "UNPAID", "updatedTime": "2024-04-04T00:00:00.000+0000"}',
+       jsonb_build_object('hash', (SELECT (payable).content_hash FROM late), 'lines', '[]'::jsonb));
 SELECT is((SELECT outcome FROM billops.bill_webhook_event WHERE event_id = 'evt-late'), 'approved in BILL',
           'an event that came before the bill was linked is applied when it is');
 SELECT is((SELECT status FROM billops.payable WHERE payable_id = (SELECT (payable).payable_id FROM late)), 'approved', 'so the payable is approved');
