@@ -165,9 +165,10 @@ _PG_init(void)
 							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							 NULL, NULL, NULL);
 
-	MarkGUCPrefixReserved("billops");
-
 	/* the BILL worker and its wake-on-commit need shared memory: preload only */
 	if (process_shared_preload_libraries_in_progress)
 		billops_bill_worker_register();
+
+	/* after every module defined its settings: a misspelt billops.* is an error, not a placeholder */
+	MarkGUCPrefixReserved("billops");
 }

@@ -74,6 +74,8 @@ listen_addresses = ''
 unix_socket_directories = '$BILLOPS_RUN/sock'
 port = $PGPORT
 shared_preload_libraries = 'pg_billops'
+# a killed BILL worker is back after 1 s (default 10 s): crash tests kill it often
+billops.bill_worker_restart_interval = 1
 billops.aws_shared_credentials_file = '$BILLOPS_RUN/aws-credentials'
 fsync = off
 synchronous_commit = off

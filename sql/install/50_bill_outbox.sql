@@ -130,7 +130,7 @@ CREATE INDEX bill_outbox_in_flight ON billops.bill_outbox (payable_id) WHERE sta
 COMMENT ON TABLE billops.bill_outbox IS
   'Changes BILL must learn about, written in the same transaction as the change; delivered by the pg_billops worker.';
 COMMENT ON COLUMN billops.bill_outbox.step IS
-  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_read, bill_update, archive, approve, document_lookup, document_upload.';
+  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_read, bill_update, archive, approve_check, approve, document_lookup, document_upload.';
 COMMENT ON COLUMN billops.bill_outbox.state IS
   'pending (queued) → in_flight (claimed by the worker) → done | dead (gave up: billops.bill_outbox_retry) | cancelled (no longer needed) | superseded (a newer row of the same payable carries the change).';
 
@@ -245,7 +245,7 @@ CREATE TRIGGER outbox_requeue BEFORE UPDATE OF state ON billops.bill_outbox
 CREATE FUNCTION billops._outbox_step_in_doubt(step text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup'
-                     WHEN 'bill_update' THEN 'bill_read'
+                     WHEN 'bill_update' THEN 'bill_read' WHEN 'approve' THEN 'approve_check'
                      WHEN 'document_upload' THEN 'document_lookup' ELSE step END
 $$;
 
@@ -521,6 +521,9 @@ BEGIN
         SELECT jsonb_build_object('name', d.file_name), d.content, d.content_type
           INTO query, raw_body, content_type
           FROM billops.payable_document d WHERE d.document_id = (o.payload->>'document_id')::bigint;
+    WHEN 'approve_check' THEN
+        -- (whether this list pages is not documented; it is read as one answer)
+        method := 'GET'; path := '/v3/bill-approvals/pending-user-approvals';
     WHEN 'approve' THEN
         method := 'POST'; path := '/v3/bill-approvals/actions';
         body := jsonb_build_array(jsonb_build_object('billId', link.bill_id, 'action', 'APPROVE',
@@ -689,6 +692,18 @@ BEGIN
     WHEN 'archive' THEN
         UPDATE billops.bill_link l SET archived = true, synced_at = clock_timestamp() WHERE l.payable_id = p.payable_id;
         UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL
+         WHERE x.outbox_id = o.outbox_id;
+        RETURN 'done';
+    WHEN 'approve_check' THEN
+        -- an approval whose answer was lost: BILL refuses a second one from an approver
+        -- who already decided, so approve again only while the bill still waits on us
+        IF EXISTS (SELECT FROM jsonb_array_elements(CASE WHEN jsonb_typeof(j->'bills') = 'array' THEN j->'bills' ELSE '[]' END) b
+                    WHERE b->>'billId' = (SELECT l.bill_id FROM billops.bill_link l WHERE l.payable_id = p.payable_id)) THEN
+            UPDATE billops.bill_outbox x SET step = 'approve' WHERE x.outbox_id = o.outbox_id;
+            RETURN 'continue';
+        END IF;
+        UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
+               last_error = 'the bill no longer waits on the API user''s approval in BILL (approved by the lost attempt)'
          WHERE x.outbox_id = o.outbox_id;
         RETURN 'done';
     WHEN 'approve' THEN

@@ -17,103 +17,31 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pg, RUN, toScaled, one, waitFor, billControl, connectTo, openClients, AWS_INC, writeBillTestMonth } from './helpers.mjs';
+import { pg, RUN, toScaled, one, waitFor, connectTo, openClients, AWS_INC, writeBillTestMonth } from './helpers.mjs';
+import {
+  WorkerSession, ORG, RESTART_WAIT_MS, RE_ACTIVITY, inFlight, processAlive, siblingTestFiles,
+  control, setFaults, clearFaults, state, stats, requests, isApi, ok2xx, billApi, billLogin,
+} from './bill-harness.mjs';
 
 const DB = 'billops_bill';
-const WORKER = 'pg_billops BILL worker';
-const CONTROL = process.env.BILL_EMULATOR_CONTROL;
-const BILL = process.env.BILL_ENDPOINT;
-const ORG = process.env.BILL_ORGANIZATION_ID;
-const PGBIN = '/usr/lib/postgresql/15/bin';
 const CSV = RUN ? path.join(RUN, 'bill-worker-month.csv') : null;
-const RESTART_WAIT_MS = 16000;      // bgw_restart_time is 10 s
 
-// --- connections --------------------------------------------------------------
+// --- the worker and its database (bill-harness.mjs) ---------------------------------
 const clients = openClients;
-const open = connectTo;
-let admin;   // the postgres database
-let db;      // this file's database
-async function reconnect() {
-  await Promise.all([...clients].map((c) => c.end().catch(() => {})));
-  admin = await waitFor('the server to accept connections', () => open('postgres').catch(() => null), 20000, 100);
-  db = await open(DB);
-}
-
-
-// --- the BILL emulator ------------------------------------------------------------
-const control = billControl;
-const setFaults = (faults) => control('POST', 'faults', { faults });
-const clearFaults = () => control('DELETE', 'faults');
-const state = () => control('GET', 'state');
-const stats = () => control('GET', 'stats');
-// the API requests (the control API is not logged there), oldest first
-const requests = () => control('GET', 'requests');
-const isApi = (r, method, p) => r.method === method && r.path === `/connect${p}`;
-const ok2xx = (r) => r.status >= 200 && r.status < 300;
-
-// BILL's own API, as a person working in BILL would use it (to set the scene)
-async function billApi(method, p, body, session) {
-  const res = await fetch(`${BILL}${p}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...(session ? { devKey: process.env.BILL_DEV_KEY, sessionId: session } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`BILL ${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-async function billLogin() {
-  const r = await billApi('POST', '/v3/login', {
-    username: process.env.BILL_USERNAME, password: process.env.BILL_PASSWORD,
-    organizationId: ORG, devKey: process.env.BILL_DEV_KEY,
-  });
-  return r.sessionId;
-}
-
-// --- the worker -------------------------------------------------------------------
-async function workerRow() {
-  const { rows } = await admin.query(
-    `SELECT pid, datname, state, query, query_start, wait_event_type, wait_event FROM pg_stat_activity WHERE backend_type = $1`,
-    [WORKER]);
-  return rows[0] ?? null;
-}
-// the worker, connected to our database
-const connectedWorker = (timeoutMs = RESTART_WAIT_MS) => waitFor(`the BILL worker to connect to ${DB}`, async () => {
-  const w = await workerRow();
-  return w && w.datname === DB ? w : null;
-}, timeoutMs, 50);
-// the worker, while it waits on BILL for this request; its pg_stat_activity text (bill_worker.c)
-// lists the requests in flight: "pg_billops: waiting on BILL: outbox 12: POST /v3/bills; outbox 13: ..."
-const RE_ACTIVITY = /^pg_billops: waiting on BILL: outbox \d+: /;
-const inFlight = (query) => [...(query ?? '').matchAll(/outbox (\d+): (GET|POST|PUT|PATCH) ([^\s;]+)/g)]
-  .map((m) => ({ outboxId: Number(m[1]), method: m[2], path: m[3] }));
-const workerDoing = (method, p, timeoutMs = 15000) => waitFor(`the worker to send ${method} ${p}`, async () => {
-  const w = await workerRow();
-  const r = w && inFlight(w.query).find((x) => x.method === method && x.path === p);
-  return r ? { pid: w.pid, outboxId: r.outboxId } : null;
-}, timeoutMs, 10, async () => `worker: ${(await workerRow())?.query}; ${await outboxSummary()}`);
-// the request BILL is holding (a slow fault), not one of the other lanes' quick ones
-async function workerHeld(method, p, holdMs = 300) {
-  for (;;) {
-    const w = await workerDoing(method, p);
-    await sleep(holdMs);
-    const again = await workerRow();
-    if (again?.pid === w.pid && inFlight(again.query).some((x) => x.outboxId === w.outboxId && x.method === method && x.path === p)) return w;
-  }
-}
-function processAlive(pid) {
-  try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; }
-}
-async function waitGone(pid, timeoutMs = 5000) {
-  await waitFor(`process ${pid} to exit`, async () => {
-    const { rows } = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
-    return rows.length === 0 && !processAlive(pid);
-  }, timeoutMs, 5);
-}
+const S = new WorkerSession(DB);
+const workerRow = () => S.workerRow();
+const connectedWorker = (timeoutMs) => S.connectedWorker(timeoutMs);
+const workerDoing = (method, p, timeoutMs) => S.workerDoing(method, p, timeoutMs);
+const workerHeld = (method, p, holdMs) => S.workerHeld(method, p, holdMs);
+const waitGone = (pid, timeoutMs) => S.waitGone(pid, timeoutMs);
+const terminate = (pid) => S.terminate(pid);
+const restartPostmaster = () => S.restartPostmaster();
+const holdRecording = (method, p, kill) => S.holdRecording(method, p, kill);
+const outbox = () => S.outbox();
+const outboxSummary = () => S.outboxSummary();
+const drained = (n, timeoutMs) => S.drained(n, timeoutMs);
 
 // --- the month --------------------------------------------------------------------
 // Payer 111111111111, March 2024, final (invoice ids filled, so payables route):
@@ -139,16 +67,16 @@ function writeMonth(partners) {
 }
 
 async function configure() {
-  await db.query(`INSERT INTO billops.vendor (name, kind) VALUES
+  await S.db.query(`INSERT INTO billops.vendor (name, kind) VALUES
                     ('Datadog', 'marketplace_seller'), ('MongoDB', 'marketplace_seller'),
                     ('Snowflake', 'marketplace_seller'), ('Partner Network', 'partner')`);
-  await db.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern)
+  await S.db.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern)
                   SELECT vendor_id, 'exact', a FROM billops.vendor
                     JOIN (VALUES ('Datadog', 'Datadog, Inc.'), ('MongoDB', 'MongoDB, Inc.'), ('Snowflake', 'Snowflake Inc.')) x(v, a)
                       ON name = v`);
-  await db.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern)
+  await S.db.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern)
                   SELECT vendor_id, 'pattern', '^Partner [0-9]+ LLC$' FROM billops.vendor WHERE name = 'Partner Network'`);
-  await db.query(`INSERT INTO billops.coding_rule (field, value, priority, usage_account_id) VALUES
+  await S.db.query(`INSERT INTO billops.coding_rule (field, value, priority, usage_account_id) VALUES
                     ('gl_account', '6100-cloud', 100, NULL), ('department', 'FINOPS', 200, NULL),
                     ('department', 'DATA', 100, '333333333333')`);
 }
@@ -158,13 +86,13 @@ async function configure() {
 async function buildMonth({ partners = 4 } = {}) {
   writeMonth(partners);
   await configure();
-  await db.query('SET client_min_messages = warning');
-  await db.query(`SELECT billops.load_cur_file($1, 'bill-worker', $2)`, [CSV, `bw-${Date.now()}`]);
-  await db.query('SELECT count(*) FROM billops.build_payables()');
+  await S.db.query('SET client_min_messages = warning');
+  await S.db.query(`SELECT billops.load_cur_file($1, 'bill-worker', $2)`, [CSV, `bw-${Date.now()}`]);
+  await S.db.query('SELECT count(*) FROM billops.build_payables()');
   return payables();
 }
 async function payables() {
-  const { rows } = await db.query(
+  const { rows } = await S.db.query(
     `SELECT p.payable_id::int AS id, p.dedupe_key, billops.bill_invoice_number(p.dedupe_key) AS invoice_number,
             p.amount::text AS amount, p.treatment, p.status, v.name AS vendor,
             p.treatment = 'invoice_like' AND p.status IN ('routed', 'approved', 'scheduled', 'paid') AS pushable,
@@ -176,23 +104,6 @@ async function payables() {
   return rows;
 }
 const pushable = (ps) => ps.filter((p) => p.pushable);
-
-async function outbox() {
-  return (await db.query(
-    `SELECT outbox_id::int AS id, payable_id::int AS payable_id, action, state, step, attempts, requests,
-            last_http_status, last_error_code, last_error, bill_id, next_attempt_at
-       FROM billops.bill_outbox ORDER BY outbox_id`)).rows;
-}
-const outboxSummary = async () => JSON.stringify((await outbox()).map((o) =>
-  `${o.id}:${o.state}/${o.step}/a${o.attempts}${o.last_error_code ? `/${o.last_error_code}` : ''}`));
-
-// Every row finished (done, dead or cancelled), and at least n rows.
-async function drained(n, timeoutMs = 30000) {
-  return waitFor('the outbox to drain', async () => {
-    const rows = await outbox();
-    return rows.length >= n && rows.every((o) => !['pending', 'in_flight'].includes(o.state)) ? rows : null;
-  }, timeoutMs, 50, outboxSummary);
-}
 
 // What BILL holds, by invoice number.
 function billsByInvoice(st) {
@@ -217,7 +128,7 @@ async function assertExactlyOneBillEach(ps, st, label = '') {
   }
   const unexpected = [...byInvoice.keys()].filter((k) => !want.some((p) => p.invoice_number === k));
   assert.deepEqual(unexpected, [], `${label}no bill in BILL other than the routed invoice-like payables'`);
-  const links = new Map((await db.query(
+  const links = new Map((await S.db.query(
     'SELECT payable_id::int AS id, invoice_number, bill_id, bill_vendor_id FROM billops.bill_link')).rows.map((l) => [l.id, l]));
   for (const p of want) {
     const [b] = byInvoice.get(p.invoice_number);
@@ -227,45 +138,16 @@ async function assertExactlyOneBillEach(ps, st, label = '') {
 }
 
 // --- file setup -------------------------------------------------------------------
-before(async () => {
-  assert.ok(CONTROL && BILL && RUN, 'BILL_EMULATOR_CONTROL, BILL_ENDPOINT and BILLOPS_RUN are set (run through test/run-tests.sh)');
-  admin = await open('postgres');
-  await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
-  await admin.query(`CREATE DATABASE ${DB}`);
-  db = await open(DB);
-  await db.query('CREATE EXTENSION pg_billops');
-  const { rows: [cfg] } = await admin.query(
-    `SELECT current_setting('billops.bill_base_url') AS url, current_setting('billops.bill_credentials_file') AS creds`);
-  assert.equal(cfg.url, BILL, 'lib.sh pointed billops.bill_base_url at the emulator');
-  assert.ok(cfg.creds, 'lib.sh set billops.bill_credentials_file');
-  await admin.query(`ALTER SYSTEM SET billops.bill_database = '${DB}'`);
-  // no BILL state poll during this file: the request log holds the outbox's requests only
-  await admin.query('ALTER SYSTEM SET billops.bill_poll_interval = 0');
-  await admin.query('SELECT pg_reload_conf()');
-  await connectedWorker();
-});
-
-after(async () => {
-  try {
-    await control('POST', 'reset').catch(() => {});
-    admin ??= await open('postgres');
-    await admin.query('ALTER SYSTEM RESET billops.bill_database');
-    await admin.query('ALTER SYSTEM RESET billops.bill_poll_interval');
-    await admin.query('SELECT pg_reload_conf()');
-    await Promise.all([...clients].filter((c) => c !== admin).map((c) => c.end().catch(() => {})));
-    await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
-  } finally {
-    await Promise.all([...clients].map((c) => c.end().catch(() => {})));
-  }
-});
+before(() => S.open());
+after(() => S.close());
 
 // Each test: an empty BILL, and the extension dropped and created again under
 // the running worker (which must cope with its tables disappearing).
 let workerBefore;
 beforeEach(async () => {
   await control('POST', 'reset');
-  await db.query('DROP EXTENSION IF EXISTS pg_billops CASCADE');
-  await db.query('CREATE EXTENSION pg_billops');
+  await S.db.query('DROP EXTENSION IF EXISTS pg_billops CASCADE');
+  await S.db.query('CREATE EXTENSION pg_billops');
   workerBefore = await connectedWorker();
 });
 
@@ -315,7 +197,7 @@ test('full push: one bill per routed invoice-like payable, as the payable says, 
     assert.equal(st.vendors.filter((v) => v.name === name && !v.archived).length, 1, `one live vendor "${name}" in BILL`);
   assert.equal(byInvoice.get(want.find((p) => p.vendor === 'MongoDB').invoice_number)[0].vendorId, mongo.id,
     'the vendor BILL already had is used');
-  const { rows: local } = await db.query('SELECT name, bill_vendor_id FROM billops.vendor WHERE bill_vendor_id IS NOT NULL ORDER BY name');
+  const { rows: local } = await S.db.query('SELECT name, bill_vendor_id FROM billops.vendor WHERE bill_vendor_id IS NOT NULL ORDER BY name');
   assert.deepEqual(local.map((v) => v.name), wantVendors, 'each vendor has its BILL id recorded');
   for (const v of local) assert.equal(vendorsById.get(v.bill_vendor_id)?.name, v.name, `${v.name}: the recorded BILL id is its own`);
 
@@ -356,7 +238,7 @@ test('idle: with nothing to do the worker sleeps instead of polling the outbox',
     starts.add((await workerRow()).query_start?.toISOString());
     await sleep(20);
   }
-  const commits = async () => Number((await one(admin,
+  const commits = async () => Number((await one(S.admin,
     'SELECT xact_commit FROM pg_stat_database WHERE datname = $1', [DB])).xact_commit);
   t.diagnostic(`${starts.size} distinct query_start values in 1.5 s; xact_commit of ${DB} now ${await commits()}`);
   // one last look after the drain may fall in the window; a polling worker shows dozens
@@ -416,8 +298,8 @@ test('session expiry mid-run: the worker logs in again and everything ends done'
 // bill_max_attempts it is a dead letter, and once BILL recovers a manual retry
 // completes it.
 test('a session refused over and over: bounded logins, never left in flight, dead letter, then retried', async (t) => {
-  await db.query(`UPDATE billops.setting SET value = '0.05' WHERE name = 'bill_retry_base_seconds'`);
-  await db.query(`UPDATE billops.setting SET value = '3' WHERE name = 'bill_max_attempts'`);
+  await S.db.query(`UPDATE billops.setting SET value = '0.05' WHERE name = 'bill_retry_base_seconds'`);
+  await S.db.query(`UPDATE billops.setting SET value = '3' WHERE name = 'bill_max_attempts'`);
   await setFaults([{ match: { method: 'GET', path: '/v3/vendors$' }, kind: 'bdc', code: 'BDC_1109', count: 200 }]);
   const loginsBefore = (await stats()).loginSuccesses;
   const ps = await buildMonth({ partners: 1 });
@@ -432,7 +314,7 @@ test('a session refused over and over: bounded logins, never left in flight, dea
   // per attempt: at most three sends, each with at most one re-login of the client's own
   assert.ok(logins <= dead.length * 3 * 6 + 1, `logins stay bounded (${logins})`);
   await clearFaults();
-  for (const o of dead) await db.query('SELECT billops.bill_outbox_retry($1)', [o.id]);
+  for (const o of dead) await S.db.query('SELECT billops.bill_outbox_retry($1)', [o.id]);
   const rows = await drained(want.length, 15000);
   for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done after the retry`);
   await assertExactlyOneBillEach(ps, await state());
@@ -479,13 +361,13 @@ test('concurrency: three requests in flight while there is work, never more; the
   assert.equal(s.concurrency[0]?.rejections ?? 0, 0, 'never a fourth');
   await assertExactlyOneBillEach(ps, await state());
 
-  await admin.query('ALTER SYSTEM SET billops.bill_max_concurrent_requests = 1');
-  await admin.query('SELECT pg_reload_conf()');
+  await S.admin.query('ALTER SYSTEM SET billops.bill_max_concurrent_requests = 1');
+  await S.admin.query('SELECT pg_reload_conf()');
   try {
     await control('POST', 'reset');
     await setFaults([{ match: { path: '/v3/' }, kind: 'slow', ms: 60, count: null }]);
-    await db.query('DROP EXTENSION pg_billops CASCADE');
-    await db.query('CREATE EXTENSION pg_billops');
+    await S.db.query('DROP EXTENSION pg_billops CASCADE');
+    await S.db.query('CREATE EXTENSION pg_billops');
     await sleep(200);   // (the reload reached the worker)
     ps = await buildMonth({ partners: 12 });
     await drained(pushable(ps).length);
@@ -493,8 +375,8 @@ test('concurrency: three requests in flight while there is work, never more; the
     assert.equal(s.maxConcurrentByOrg[ORG], 1, 'billops.bill_max_concurrent_requests = 1: one at a time');
     await assertExactlyOneBillEach(ps, await state());
   } finally {
-    await admin.query('ALTER SYSTEM RESET billops.bill_max_concurrent_requests');
-    await admin.query('SELECT pg_reload_conf()');
+    await S.admin.query('ALTER SYSTEM RESET billops.bill_max_concurrent_requests');
+    await S.admin.query('SELECT pg_reload_conf()');
   }
 });
 
@@ -517,7 +399,7 @@ test('hourly limit: BDC_1144 puts the row back until the next hour and pauses th
   assert.equal(row.last_http_status, refused.status, 'the HTTP status is recorded');
   // the limit is per devKey: nothing more is sent this hour, the other rows wait too -- also when
   // a commit wakes the worker meanwhile
-  await db.query('SELECT billops._bill_wake()');
+  await S.db.query('SELECT billops._bill_wake()');
   await sleep(1000);
   // Up to three requests are in flight: until the worker has read the refusal, each other lane
   // may still send (at most) one; after that, nothing.
@@ -532,8 +414,8 @@ test('hourly limit: BDC_1144 puts the row back until the next hour and pauses th
   assert.equal(rows.filter((o) => o.state === 'pending').length, want.length - bills, 'the others wait');
   // an operator's reload means "try BILL again now": the pause ends (here the held row is also
   // made due, as if the hour had passed)
-  await db.query(`UPDATE billops.bill_outbox SET next_attempt_at = clock_timestamp() WHERE state = 'pending'`);
-  await admin.query('SELECT pg_reload_conf()');
+  await S.db.query(`UPDATE billops.bill_outbox SET next_attempt_at = clock_timestamp() WHERE state = 'pending'`);
+  await S.admin.query('SELECT pg_reload_conf()');
   const finalRows = await drained(want.length, 15000);
   assert.ok(finalRows.every((o) => o.state === 'done'), 'after the reload every row is delivered');
 });
@@ -557,11 +439,11 @@ test('dead letter: a validation error is recorded with BILL\'s code and message;
   assert.ok(!billsByInvoice(await state()).has(p.invoice_number), 'BILL has no bill for it');
 
   const done = rows.find((o) => o.state === 'done');
-  const err = await db.query('SELECT billops.bill_outbox_retry($1)', [done.id]).then(() => null, (e) => e);
+  const err = await S.db.query('SELECT billops.bill_outbox_retry($1)', [done.id]).then(() => null, (e) => e);
   assert.equal(err?.code, 'BO005', 'only a dead row can be retried by hand');
 
   const mark = (await requests()).at(-1).seq;
-  assert.equal((await one(db, 'SELECT billops.bill_outbox_retry($1) AS r', [d.id])).r, 'pending');
+  assert.equal((await one(S.db, 'SELECT billops.bill_outbox_retry($1) AS r', [d.id])).r, 'pending');
   const again = await drained(want.length);
   const r = again.find((o) => o.id === d.id);
   assert.equal(r.state, 'done', `the retried row is done (${r.last_error_code ?? ''} ${r.last_error ?? ''})`);
@@ -597,7 +479,7 @@ test('exactly once under ambiguity: creates BILL did but whose answer was lost a
   const made = creates.filter((r) => r.status === 201 || r.outcome === 'droppedAfterCommit');
   const bills = [...st.bills].sort((a, b) => a.createdTime.localeCompare(b.createdTime));
   assert.equal(made.length, bills.length);
-  const links = new Map((await db.query('SELECT bill_id, payable_id::int AS id FROM billops.bill_link')).rows.map((l) => [l.bill_id, l.id]));
+  const links = new Map((await S.db.query('SELECT bill_id, payable_id::int AS id FROM billops.bill_link')).rows.map((l) => [l.bill_id, l.id]));
   for (const r of dropped) {
     const bill = bills[made.indexOf(r)];
     const later = log.filter((x) => x.seq > r.seq);
@@ -620,8 +502,8 @@ test('documents: a file attached to a payable reaches its bill byte for byte, on
   const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.from([...Array(256).keys()]), crypto.randomBytes(300000)]);
   const statement = Buffer.from('statement for March');
   // attached in the transaction that built the payable's bill push: the documents wait for the bill
-  await one(db, 'SELECT billops.attach_document($1, $2, $3) AS id', [p.id, 'invoice-A.pdf', pdf]);
-  await one(db, `SELECT billops.attach_document($1, $2, $3, 'text/plain') AS id`, [p.id, 'statement.txt', statement]);
+  await one(S.db, 'SELECT billops.attach_document($1, $2, $3) AS id', [p.id, 'invoice-A.pdf', pdf]);
+  await one(S.db, `SELECT billops.attach_document($1, $2, $3, 'text/plain') AS id`, [p.id, 'statement.txt', statement]);
   const rows = await drained(want.length + 2);
   for (const o of rows) assert.equal(o.state, 'done', `outbox ${o.id} is done (${o.last_error_code ?? ''} ${o.last_error ?? ''})`);
   const st = await state();
@@ -638,7 +520,7 @@ test('documents: a file attached to a payable reaches its bill byte for byte, on
   const dropped = log.filter((r) => r.method === 'POST' && r.path.startsWith('/connect/v3/documents/bills/') && r.outcome === 'droppedAfterCommit');
   assert.equal(dropped.length, 1, 'one upload was carried out by BILL and its answer lost');
   assert.ok(log.some((r) => r.seq > dropped[0].seq && isApi(r, 'GET', `/v3/documents/bills/${bill.id}`)), 'then the bill\'s documents were listed');
-  const { rows: recorded } = await db.query('SELECT file_name, bill_document_id FROM billops.payable_document ORDER BY file_name');
+  const { rows: recorded } = await S.db.query('SELECT file_name, bill_document_id FROM billops.payable_document ORDER BY file_name');
   assert.ok(recorded.every((r) => r.bill_document_id), 'BILL\'s ids are recorded');
 });
 
@@ -649,64 +531,10 @@ test('documents: a file attached to a payable reaches its bill byte for byte, on
 // interval, so those trials are few; the postmaster is also killed (immediate
 // stop; the worker starts with it at once) at several moments, when no other
 // test file runs alongside (a crash would cut their connections too).
-function siblingTestFiles() {
-  let n = 0;
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      const ppid = Number(fs.readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
-      if (ppid !== process.ppid) continue;
-      if (/\.test\.mjs/.test(fs.readFileSync(`/proc/${d}/cmdline`, 'utf8'))) n++;
-    } catch { /* gone */ }
-  }
-  return n;
-}
-const PG_OS_USER = process.getuid?.() === 0 ? 'postgres' : os.userInfo().username;
-function pgCtl(...args) {
-  const cmd = [`${PGBIN}/pg_ctl`, '-D', path.join(RUN, 'pgdata'), ...args];
-  const [file, ...rest] = process.getuid?.() === 0 ? ['runuser', '-u', PG_OS_USER, '--', ...cmd] : cmd;
-  execFileSync(file, rest, { stdio: 'ignore', timeout: 60000 });
-}
-async function restartPostmaster() {
-  pgCtl('-m', 'immediate', 'stop');     // first: a lock held here must not be released before the crash
-  await Promise.all([...clients].map((c) => c.end().catch(() => {})));
-  pgCtl('-l', path.join(RUN, 'log', 'postgres.log'), '-w', 'start');
-  await reconnect();
-}
-
-// After BILL has answered request `method p` for outbox row `outboxId`, the
-// worker blocks on our lock before recording it: BILL has the change, we do not.
-async function holdRecording(method, p, kill) {
-  const locker = await open(DB);
-  let w;
-  for (;;) {
-    w = await workerDoing(method, p);
-    await locker.query('BEGIN');
-    const { rows } = await locker.query('SELECT state FROM billops.bill_outbox WHERE outbox_id = $1 FOR UPDATE', [w.outboxId]);
-    if (rows[0]?.state === 'in_flight') break;
-    await locker.query('ROLLBACK');     // (it was recorded before we got the lock: catch the next one)
-  }
-  // (a request is logged once it is answered: the held one is the next of its kind)
-  const mark = (await requests()).at(-1)?.seq ?? 0;
-  const answered = await waitFor(`BILL to answer ${method} ${p}`, async () =>
-    (await requests()).find((r) => r.seq > mark && isApi(r, method, p)), 10000, 20);
-  assert.equal(answered.status, 201, `BILL carried out the held ${method} ${p}`);
-  await waitFor('the worker to wait for our lock to record the answer', async () =>
-    (await workerRow())?.wait_event_type === 'Lock', 5000, 10);
-  await kill(w.pid);
-  await locker.query('ROLLBACK').catch(() => {});
-  await locker.end().catch(() => {});
-  return w;
-}
 // the payable behind an outbox row: its vendor and the invoice number its bill carries
-const outboxPayable = (outboxId) => one(db, `SELECT v.name AS vendor, billops.bill_invoice_number(p.dedupe_key) AS invoice_number
+const outboxPayable = (outboxId) => one(S.db, `SELECT v.name AS vendor, billops.bill_invoice_number(p.dedupe_key) AS invoice_number
                                                 FROM billops.bill_outbox o JOIN billops.payable p USING (payable_id)
                                                 JOIN billops.vendor v USING (vendor_id) WHERE o.outbox_id = $1`, [outboxId]);
-const terminate = async (pid) => {
-  await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-  await waitGone(pid);
-};
-
 test('crash injection: killed at many moments, BILL still ends with exactly one bill per payable', { timeout: 150000 }, async (t) => {
   // every request takes a little while, so that three lanes do not push the whole month while
   // one request is held, and the kills land mid-push
@@ -786,9 +614,9 @@ test('crash injection: killed at many moments, BILL still ends with exactly one 
   await assertExactlyOneBillEach(ps, st);
   for (const name of new Set(want.map((p) => p.vendor)))
     assert.equal(st.vendors.filter((v) => v.name === name).length, 1, `one vendor "${name}" in BILL`);
-  assert.equal((await one(db, 'SELECT bill_vendor_id FROM billops.vendor WHERE name = $1', [a.vendor])).bill_vendor_id,
+  assert.equal((await one(S.db, 'SELECT bill_vendor_id FROM billops.vendor WHERE name = $1', [a.vendor])).bill_vendor_id,
     vendorMade.id, 'the vendor created before the kill is the one recorded');
-  const linked = await one(db, 'SELECT bill_id FROM billops.bill_link WHERE invoice_number = $1', [billMade.invoice.invoiceNumber]);
+  const linked = await one(S.db, 'SELECT bill_id FROM billops.bill_link WHERE invoice_number = $1', [billMade.invoice.invoiceNumber]);
   assert.equal(linked?.bill_id, billMade.id, 'the bill created before the kill is the one adopted');
   const log = await requests();
   assert.equal(log.filter((r) => isApi(r, 'POST', '/v3/bills') && (r.status === 201 || r.outcome === 'droppedAfterCommit')).length,
@@ -805,7 +633,7 @@ test('SIGTERM while waiting on BILL: the worker is gone within a second', { time
   const activity = (await workerRow()).query;
   assert.match(activity, new RegExp(`^pg_billops: waiting on BILL: (.*; )?outbox ${w.outboxId}: POST /v3/bills(;|$)`), 'pg_stat_activity says what it waits for');
   const t0 = performance.now();
-  await admin.query('SELECT pg_terminate_backend($1)', [w.pid]);
+  await S.admin.query('SELECT pg_terminate_backend($1)', [w.pid]);
   await waitGone(w.pid, 5000);
   const ms = performance.now() - t0;
   t.diagnostic(`the worker was gone ${ms.toFixed(0)} ms after pg_terminate_backend`);
@@ -827,18 +655,18 @@ test('DROP EXTENSION while the worker waits on BILL is not blocked, and the work
   await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 3000, count: 1 }]);
   await buildMonth({ partners: 1 });
   const w = await workerHeld('POST', '/v3/bills');
-  await db.query(`SET statement_timeout = '5s'`);
+  await S.db.query(`SET statement_timeout = '5s'`);
   const t0 = performance.now();
-  await db.query('DROP EXTENSION pg_billops CASCADE');
+  await S.db.query('DROP EXTENSION pg_billops CASCADE');
   const ms = performance.now() - t0;
-  await db.query('RESET statement_timeout');
+  await S.db.query('RESET statement_timeout');
   t.diagnostic(`DROP EXTENSION took ${ms.toFixed(0)} ms while the worker waited on BILL`);
   assert.ok(ms < 1000, `not blocked (${ms.toFixed(0)} ms): the worker holds no transaction across HTTP`);
   // the held answer arrives for an outbox that is gone: the worker reports it and carries on
   await sleep(3500);
   assert.ok(processAlive(w.pid), 'the same worker process is still there');
   await control('POST', 'reset');
-  await db.query('CREATE EXTENSION pg_billops');
+  await S.db.query('CREATE EXTENSION pg_billops');
   const ps = await buildMonth({ partners: 1 });
   const want = pushable(ps);
   const rows = await drained(want.length);
@@ -852,13 +680,13 @@ test('DROP DATABASE of the worker\'s database is not blocked, and the worker com
   await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'slow', ms: 20000, count: 1 }]);
   await buildMonth({ partners: 1 });
   const w = await workerHeld('POST', '/v3/bills');   // connected, and in the middle of a request
-  const started = (await one(admin, 'SELECT pg_postmaster_start_time() AS t')).t.getTime();
+  const started = (await one(S.admin, 'SELECT pg_postmaster_start_time() AS t')).t.getTime();
   const logFile = path.join(RUN, 'log', 'postgres.log');
   const logFrom = fs.statSync(logFile).size;
-  await Promise.all([...clients].filter((c) => c !== admin).map((c) => c.end().catch(() => {})));
+  await Promise.all([...clients].filter((c) => c !== S.admin).map((c) => c.end().catch(() => {})));
 
   const t0 = performance.now();
-  await admin.query(`DROP DATABASE ${DB}`);
+  await S.admin.query(`DROP DATABASE ${DB}`);
   const ms = performance.now() - t0;
   t.diagnostic(`DROP DATABASE took ${ms.toFixed(0)} ms`);
   assert.ok(ms < 2500, `DROP DATABASE took ${ms.toFixed(0)} ms (not blocked by the worker)`);
@@ -866,15 +694,15 @@ test('DROP DATABASE of the worker\'s database is not blocked, and the worker com
   // (the other lanes' creates were answered at once; the held one was cut off)
   const aborted = (await requests()).filter((r) => isApi(r, 'POST', '/v3/bills') && r.outcome === 'clientAborted');
   assert.equal(aborted.length, 1, 'it left in the middle of its request to BILL');
-  assert.equal((await one(admin, `SELECT count(*)::int AS n FROM pg_database WHERE datname = $1`, [DB])).n, 0, 'the database is gone');
+  assert.equal((await one(S.admin, `SELECT count(*)::int AS n FROM pg_database WHERE datname = $1`, [DB])).n, 0, 'the database is gone');
 
   // it comes back (after the restart interval) and connects to the database once it exists again
-  await admin.query(`CREATE DATABASE ${DB}`);
+  await S.admin.query(`CREATE DATABASE ${DB}`);
   const again = await connectedWorker(RESTART_WAIT_MS + 5000);
   assert.notEqual(again.pid, w.pid, 'a new worker process');
-  assert.equal((await one(admin, 'SELECT pg_postmaster_start_time() AS t')).t.getTime(), started, 'the server did not restart');
+  assert.equal((await one(S.admin, 'SELECT pg_postmaster_start_time() AS t')).t.getTime(), started, 'the server did not restart');
   const log = fs.readFileSync(logFile, 'utf8').slice(logFrom);
   assert.doesNotMatch(log, /terminated by signal|terminating any other active server processes|server process .* exited with exit code [^01]/,
     'no crash in the server log');
-  db = await open(DB);
+  S.db = await connectTo(DB);
 });

@@ -2,7 +2,7 @@
 -- after the claim, a newer change queued while a create is in flight (and its
 -- answer lost, and the worker crashed), and a retried update that adds a line.
 BEGIN;
-SELECT plan(32);
+SELECT plan(42);
 \ir _payables_fixture.psql
 \ir _bill_protocol_fixture.psql
 
@@ -76,6 +76,20 @@ SELECT is((SELECT jsonb_object_agg(l.description, b.line_ids->>l.line_key) FROM 
           '{"Datadog Pro": "00lE2", "Datadog Logs": "00lE3"}'::jsonb, 'each line keeps its own BILL id');
 SELECT ok((SELECT update_intent_at IS NULL AND pushed_content_hash = (SELECT content_hash FROM billops.payable WHERE payable_id = (SELECT dd_eu FROM ids))
              FROM billops.bill_link WHERE payable_id = (SELECT dd_eu FROM ids)), 'the intent is cleared, the content pushed');
+
+-- 6. An approval whose answer was lost: approve again only while BILL still waits on us
+SELECT billops._bill_enqueue((SELECT dd_eu FROM ids), 'approval_action', '{"comment": "approved in pg_billops"}');
+SELECT is(pg_temp.claim((SELECT dd_eu FROM ids)), 'approval_action/approve', 'an approval is sent as is the first time');
+SELECT is(pg_temp.req(), 'POST /v3/bill-approvals/actions', 'POST');
+SELECT is(pg_temp.lost(), 'retry', 'its answer is lost');
+SELECT is(pg_temp.claim((SELECT dd_eu FROM ids)), 'approval_action/approve_check',
+          'the retry asks BILL first (it refuses an approver who already decided)');
+SELECT is(pg_temp.req(), 'GET /v3/bill-approvals/pending-user-approvals', 'which bills still wait on the API user');
+SELECT is(pg_temp.resp(200, '{"bills": [{"billId": "00nEU", "amount": 13}]}'), 'continue', 'ours still waits ...');
+SELECT is(pg_temp.req(), 'POST /v3/bill-approvals/actions', '... so it is approved again');
+SELECT is(pg_temp.lost(), 'retry', 'lost again');
+SELECT is(pg_temp.claim((SELECT dd_eu FROM ids)), 'approval_action/approve_check', 'checked again');
+SELECT is(pg_temp.resp(200, '{"bills": [{"billId": "00nOTHER"}]}'), 'done', 'this time BILL took it: done without a second approval');
 
 SELECT * FROM finish();
 ROLLBACK;
