@@ -555,7 +555,8 @@ lane_send(Delivery *d, int i)
 						login_answer.status, login_backoff_s),
 				 errdetail("%.300s", login_answer.transport_error ? login_answer.transport_error : login_answer.body.data),
 				 errhint("Check dev_key, username, password and organization_id in billops.bill_credentials_file.")));
-		defer_row(lane->outbox_id, login_backoff_s, false, "LOGIN", "BILL refused the login; see the server log");
+		/* due at once: the pause holds it back, and a reload that ends the pause lets it go */
+		defer_row(lane->outbox_id, 0, false, "LOGIN", "BILL refused the login; see the server log");
 		lane_free(lane);
 		MemoryContextSwitchTo(old);
 		return;

@@ -31,6 +31,11 @@ export const stats = () => control('GET', 'stats');
 // the API requests (the control API is not logged there), oldest first
 export const requests = () => control('GET', 'requests');
 export const isApi = (r, method, p) => r.method === method && r.path === `/connect${p}`;
+// A request by method (one, or a list) and path (exact, or a RegExp tested against the path below /connect).
+const methodIs = (m, method) => (Array.isArray(method) ? method.includes(m) : m === method);
+const pathIs = (x, p) => (p instanceof RegExp ? p.test(x) : x === p);
+export const isRequest = (r, method, p) => methodIs(r.method, method) && r.path.startsWith('/connect') &&
+  pathIs(r.path.slice('/connect'.length), p);
 export const ok2xx = (r) => r.status >= 200 && r.status < 300;
 
 // BILL's own API, as a person working in BILL would use it (to set the scene)
@@ -148,8 +153,8 @@ export class WorkerSession {
   workerDoing(method, p, timeoutMs = 15000) {
     return waitFor(`the worker to send ${method} ${p}`, async () => {
       const w = await this.workerRow();
-      const r = w && inFlight(w.query).find((x) => x.method === method && x.path === p);
-      return r ? { pid: w.pid, outboxId: r.outboxId } : null;
+      const r = w && inFlight(w.query).find((x) => methodIs(x.method, method) && pathIs(x.path, p));
+      return r ? { pid: w.pid, outboxId: r.outboxId, method: r.method, path: r.path } : null;
     }, timeoutMs, 10, async () => `worker: ${(await this.workerRow())?.query}; ${await this.outboxSummary()}`);
   }
 
@@ -159,7 +164,7 @@ export class WorkerSession {
       const w = await this.workerDoing(method, p);
       await sleep(holdMs);
       const again = await this.workerRow();
-      if (again?.pid === w.pid && inFlight(again.query).some((x) => x.outboxId === w.outboxId && x.method === method && x.path === p)) return w;
+      if (again?.pid === w.pid && inFlight(again.query).some((x) => x.outboxId === w.outboxId && x.method === w.method && x.path === w.path)) return w;
     }
   }
 
@@ -183,9 +188,11 @@ export class WorkerSession {
     await this.reconnect();
   }
 
-  // After BILL has answered request `method p` of an outbox row, the worker blocks on
-  // our lock before recording it: BILL has the change, we do not.  Then kill(pid).
-  async holdRecording(method, p, kill) {
+  // While the worker waits on BILL for request `method p` of an outbox row, lock
+  // that row: once BILL has answered, the worker blocks on our lock before it can
+  // record the answer -- BILL has the change, we do not.  Returns the request in
+  // flight and BILL's logged answer, with the lock held (release() lets go).
+  async gateRecording(method, p) {
     const locker = await connectTo(this.dbName);
     let w;
     for (;;) {
@@ -197,15 +204,25 @@ export class WorkerSession {
     }
     // (a request is logged once it is answered: the held one is the next of its kind)
     const mark = (await requests()).at(-1)?.seq ?? 0;
-    const answered = await waitFor(`BILL to answer ${method} ${p}`, async () =>
-      (await requests()).find((r) => r.seq > mark && isApi(r, method, p)), 10000, 20);
-    assert.ok(answered.status >= 200 && answered.status < 300, `BILL carried out the held ${method} ${p} (${answered.status})`);
+    const answered = await waitFor(`BILL to answer ${w.method} ${w.path}`, async () =>
+      (await requests()).find((r) => r.seq > mark && isRequest(r, w.method, w.path)), 10000, 20);
     await waitFor('the worker to wait for our lock to record the answer', async () =>
       (await this.workerRow())?.wait_event_type === 'Lock', 5000, 10);
-    await kill(w.pid);
-    await locker.query('ROLLBACK').catch(() => {});
-    await locker.end().catch(() => {});
-    return w;
+    const release = async () => {
+      await locker.query('ROLLBACK').catch(() => {});
+      await locker.end().catch(() => {});
+    };
+    return { ...w, answered, release };
+  }
+
+  // After BILL has answered request `method p` of an outbox row, the worker blocks on
+  // our lock before recording it: BILL has the change, we do not.  Then kill(pid).
+  async holdRecording(method, p, kill) {
+    const g = await this.gateRecording(method, p);
+    assert.ok(ok2xx(g.answered), `BILL carried out the held ${g.method} ${g.path} (${g.answered.status})`);
+    await kill(g.pid);
+    await g.release();
+    return g;
   }
 
   async outbox(where = 'true', params = []) {

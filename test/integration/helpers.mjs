@@ -174,13 +174,14 @@ export const awsApiControl = (method, p, body) => control(process.env.AWS_API_EM
 // rows are [invoiceId, invoicingEntity, billingEntity, account, lineItemType,
 // productCode, cost, legalEntity, productName], followed by `partners`
 // Partner NNN LLC charges that share one vendor.  Written readable by the server.
+// Another payer or period: the last argument, {payer, period}.
 export const AWS_INC = '"Amazon Web Services, Inc."';
-export function writeBillTestMonth(file, rows, partners) {
+export function writeBillTestMonth(file, rows, partners, { payer = '111111111111', period = '2024-03-01' } = {}) {
   const head = 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,' +
     'bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,' +
     'lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName';
   const row = ([inv, entity, billing, account, type, product, cost, legal, name]) =>
-    [inv, entity, billing, 'Anniversary', '111111111111', '2024-03-01T00:00:00Z', account, type, product, cost, 'USD', legal, name].join(',');
+    [inv, entity, billing, 'Anniversary', payer, `${period}T00:00:00Z`, account, type, product, cost, 'USD', legal, name].join(',');
   const lines = [head, ...rows.map(row)];
   for (let i = 1; i <= partners; i++) {
     const n = String(i).padStart(3, '0');
