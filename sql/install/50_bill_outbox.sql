@@ -209,32 +209,47 @@ END $$;
 CREATE TRIGGER payable_to_outbox AFTER INSERT OR UPDATE ON billops.payable
     FOR EACH ROW EXECUTE FUNCTION billops._payable_to_outbox();
 
--- A row going back to the queue (a retry, a recovery, a deferral, a manual
--- retry) while a newer row of the same payable and action is already queued:
--- the newer row carries the change on, this one is superseded.  Nothing is
--- lost -- the newer row starts from what the payable records (the intents
--- above) -- and "one pending row per payable and action" always holds.
-CREATE FUNCTION billops._outbox_requeue() RETURNS trigger
+-- Put a row back in the queue (a failed attempt, a recovery, a pause, a
+-- manual retry): every way back goes through here.  When a newer row of the
+-- same payable and action is queued already, that row carries the change on
+-- and this one is superseded -- nothing is lost, because the newer row starts
+-- from what the payable records (the intents above) -- so "one pending row per
+-- payable and action" always holds.  A newer row queued concurrently and not
+-- yet committed is invisible to the check; the unique index then waits for it
+-- and fails, and the retry of the check sees it.  Returns the row's state.
+CREATE FUNCTION billops._outbox_set_pending(target_outbox_id bigint) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    x     billops.bill_outbox;
     newer bigint;
 BEGIN
-    SELECT y.outbox_id INTO newer FROM billops.bill_outbox y
-     WHERE y.payable_id = NEW.payable_id AND y.action = NEW.action AND y.state = 'pending'
-       AND y.outbox_id <> NEW.outbox_id
-     FOR UPDATE;
-    IF FOUND THEN
-        UPDATE billops.bill_outbox y SET payload = NEW.payload || y.payload WHERE y.outbox_id = newer;
-        NEW.state := 'superseded';
-        NEW.superseded_by := newer;
-        NEW.finished_at := clock_timestamp();
-        NEW.claimed_by := NULL;
-    END IF;
-    RETURN NEW;
+    SELECT * INTO x FROM billops.bill_outbox o WHERE o.outbox_id = target_outbox_id FOR UPDATE;
+    FOR attempt IN 1 .. 3 LOOP
+        IF x.action <> 'document_upload' THEN
+            SELECT y.outbox_id INTO newer FROM billops.bill_outbox y
+             WHERE y.payable_id = x.payable_id AND y.action = x.action AND y.state = 'pending'
+               AND y.outbox_id <> x.outbox_id
+             FOR UPDATE;
+            IF FOUND THEN
+                UPDATE billops.bill_outbox y SET payload = x.payload || y.payload WHERE y.outbox_id = newer;
+                UPDATE billops.bill_outbox o SET state = 'superseded', superseded_by = newer, claimed_by = NULL,
+                       finished_at = clock_timestamp()
+                 WHERE o.outbox_id = x.outbox_id;
+                RETURN 'superseded';
+            END IF;
+        END IF;
+        BEGIN
+            UPDATE billops.bill_outbox o SET state = 'pending', claimed_by = NULL, finished_at = NULL
+             WHERE o.outbox_id = x.outbox_id;
+            RETURN 'pending';
+        EXCEPTION WHEN unique_violation THEN
+            NULL;       -- a newer row was being queued and is committed now: fold into it
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'outbox row % cannot go back to the queue', x.outbox_id USING ERRCODE = 'BO005',
+          DETAIL = 'Another row of the same payable and action is queued, but this transaction cannot see it.',
+          HINT = 'Retry from a READ COMMITTED transaction.';
 END $$;
-CREATE TRIGGER outbox_requeue BEFORE UPDATE OF state ON billops.bill_outbox
-    FOR EACH ROW WHEN (NEW.state = 'pending' AND OLD.state <> 'pending' AND NEW.action <> 'document_upload')
-    EXECUTE FUNCTION billops._outbox_requeue();
 
 -- ---------------------------------------------------------------------------
 -- The worker's side.
@@ -251,21 +266,26 @@ $$;
 
 -- Rows left in_flight by a worker that is gone go back to pending; a create
 -- or update whose answer never arrived restarts where it finds out what BILL
--- did.  (A newer row of the same payable supersedes it: _outbox_requeue.)
+-- did.  (A newer row of the same payable supersedes it: _outbox_set_pending.)
 CREATE FUNCTION billops._outbox_recover() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    n integer;
+    n    integer := 0;
+    lost bigint;
 BEGIN
-    UPDATE billops.bill_outbox o SET state = 'pending', claimed_by = NULL,
+    FOR lost IN UPDATE billops.bill_outbox o SET
            step = billops._outbox_step_in_doubt(o.step),
            cursor = NULL,
            next_attempt_at = clock_timestamp()
                              + make_interval(secs => billops.setting_value('bill_lookup_grace_seconds')::numeric),
            last_error = coalesce(o.last_error, 'worker stopped during the attempt')
      WHERE o.state = 'in_flight'
-       AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = o.claimed_by AND a.pid <> pg_backend_pid());
-    GET DIAGNOSTICS n = ROW_COUNT;
+       AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = o.claimed_by AND a.pid <> pg_backend_pid())
+     RETURNING o.outbox_id
+    LOOP
+        PERFORM billops._outbox_set_pending(lost);
+        n := n + 1;
+    END LOOP;
     RETURN n;
 END $$;
 
@@ -611,10 +631,11 @@ BEGIN
         ELSIF err.code = 'BDC_1322' THEN
             RETURN 'throttle';
         ELSIF err.code = 'BDC_1144' THEN
-            UPDATE billops.bill_outbox x SET state = 'pending', claimed_by = NULL, attempts = x.attempts - 1,
+            UPDATE billops.bill_outbox x SET attempts = x.attempts - 1,
                    next_attempt_at = date_trunc('hour', clock_timestamp()) + interval '1 hour',
                    last_error_code = err.code, last_error = err.message
              WHERE x.outbox_id = o.outbox_id;
+            PERFORM billops._outbox_set_pending(o.outbox_id);
             RETURN 'hourly';
         END IF;
         -- no answer, or BILL failed: it may have acted; the step restarts where it finds out
@@ -803,16 +824,14 @@ END $$;
 -- count_attempt: whether this counts toward bill_max_attempts (then the row
 -- can become dead, like any failure, and a step that may have changed BILL
 -- restarts where it finds out what it did); a negative delay means the usual
--- backoff.  A newer row of the same payable supersedes it (_outbox_requeue).
+-- backoff.  A newer row of the same payable supersedes it (_outbox_set_pending).
 CREATE FUNCTION billops._outbox_defer(target_outbox_id bigint, delay_seconds numeric, count_attempt boolean,
-                                      error_code text DEFAULT NULL, error_message text DEFAULT NULL) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+                                      error_code text DEFAULT NULL, error_message text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    give_up boolean;
+BEGIN
     UPDATE billops.bill_outbox o SET
-           state = CASE WHEN count_attempt AND o.attempts >= billops.setting_value('bill_max_attempts')::int
-                        THEN 'dead' ELSE 'pending' END,
-           finished_at = CASE WHEN count_attempt AND o.attempts >= billops.setting_value('bill_max_attempts')::int
-                              THEN clock_timestamp() END,
-           claimed_by = NULL,
            attempts = CASE WHEN count_attempt THEN o.attempts ELSE o.attempts - 1 END,
            step = CASE WHEN count_attempt THEN billops._outbox_step_in_doubt(o.step) ELSE o.step END,
            cursor = CASE WHEN count_attempt THEN NULL ELSE o.cursor END,
@@ -824,7 +843,16 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
            last_error_code = coalesce(error_code, o.last_error_code),
            last_error = coalesce(error_message, o.last_error)
      WHERE o.outbox_id = target_outbox_id AND o.state = 'in_flight'
-$$;
+    RETURNING count_attempt AND o.attempts >= billops.setting_value('bill_max_attempts')::int INTO give_up;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    ELSIF give_up THEN
+        UPDATE billops.bill_outbox o SET state = 'dead', finished_at = clock_timestamp(), claimed_by = NULL
+         WHERE o.outbox_id = target_outbox_id;
+        RETURN 'dead';
+    END IF;
+    RETURN billops._outbox_set_pending(target_outbox_id);
+END $$;
 
 CREATE FUNCTION billops.bill_outbox_retry(outbox_id bigint) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -833,16 +861,16 @@ DECLARE
     newer bigint;
 BEGIN
     PERFORM billops._bill_wake();
-    UPDATE billops.bill_outbox o SET state = 'pending', attempts = 0, next_attempt_at = clock_timestamp(),
-           finished_at = NULL, claimed_by = NULL, cursor = NULL,
+    UPDATE billops.bill_outbox o SET attempts = 0, next_attempt_at = clock_timestamp(), cursor = NULL,
            step = billops._outbox_step_in_doubt(o.step)
-     WHERE o.outbox_id = $1 AND o.state = 'dead'
-    RETURNING o.state, o.superseded_by INTO now_state, newer;
+     WHERE o.outbox_id = $1 AND o.state = 'dead';
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % is not dead', $1 USING ERRCODE = 'BO005',
               HINT = 'Only dead rows are retried by hand; pending rows are retried by the worker.';
     END IF;
+    now_state := billops._outbox_set_pending($1);
     -- a newer change of the same payable is queued already: it carries this one on
+    SELECT o.superseded_by INTO newer FROM billops.bill_outbox o WHERE o.outbox_id = $1;
     RETURN CASE WHEN now_state = 'superseded' THEN 'superseded by outbox ' || newer ELSE now_state END;
 END $$;
 COMMENT ON FUNCTION billops.bill_outbox_retry(bigint) IS 'Puts a dead outbox row back in the queue (attempts reset).';

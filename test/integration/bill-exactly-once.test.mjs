@@ -146,6 +146,47 @@ test('3. a newer change queued while a create is held and its answer lost: the o
   noLogProblems();
 });
 
+test('3b. a newer change still being committed while a row goes back to the queue: the row waits, then is superseded', async () => {
+  // by hand, in a database the worker does not serve: one session claims and records an
+  // answer the way the worker does, another queues a newer change of the same payable
+  const HAND = 'billops_exactly_once_hand';
+  await S.admin.query(`DROP DATABASE IF EXISTS ${HAND}`);
+  await S.admin.query(`CREATE DATABASE ${HAND}`);
+  const worker = await connectTo(HAND);
+  const other = await connectTo(HAND);
+  try {
+    await worker.query('CREATE EXTENSION pg_billops');
+    await worker.query(`INSERT INTO billops.vendor (name, kind, bill_vendor_id) VALUES ('Datadog', 'marketplace_seller', '009DD')`);
+    await worker.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern) SELECT vendor_id, 'exact', 'Datadog, Inc.' FROM billops.vendor WHERE name = 'Datadog'`);
+    await worker.query(`INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100'), ('department', 'OPS')`);
+    const file = path.join(RUN, 'bill-exactly-once-hand.csv');
+    writeBillTestMonth(file, [['INV-H-1', AWS_INC, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '31.00', '"Datadog, Inc."', 'Datadog Pro']], 0);
+    await worker.query('SET client_min_messages = warning');
+    await worker.query(`SELECT billops.load_cur_file($1, 'hand', 'hand-1')`, [file]);
+    await worker.query('SELECT count(*) FROM billops.build_payables()');
+    const { outbox_id: row, payable_id: pid } = await one(worker, 'SELECT outbox_id::int, payable_id::int FROM billops._outbox_claim(1)');
+    assert.ok(row, 'claimed');
+    await one(worker, 'SELECT method FROM billops._outbox_request($1)', [row]);
+    // a newer change of the payable, queued in a transaction not yet committed
+    await other.query('BEGIN');
+    await other.query(`SELECT billops._bill_enqueue($1, 'bill_upsert')`, [pid]);
+    // the answer is lost: the row goes back to the queue and must wait for that transaction
+    const answer = one(worker, `SELECT billops._outbox_response($1, NULL, '', 'connection reset') AS next`, [row]);
+    await waitFor('the row to wait for the newer change', async () =>
+      (await one(S.admin, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [HAND])).n === 1,
+    5000, 10);
+    await other.query('COMMIT');
+    assert.equal((await answer).next, 'retry', 'recorded as a failed attempt, no unique violation');
+    const rows = (await other.query('SELECT outbox_id::int AS id, state, superseded_by::int AS by FROM billops.bill_outbox ORDER BY outbox_id')).rows;
+    assert.deepEqual(rows.map((r) => r.state), ['superseded', 'pending'], 'superseded by the newer row, which waits in the queue');
+    assert.equal(rows[0].by, rows[1].id);
+  } finally {
+    await worker.end().catch(() => {});
+    await other.end().catch(() => {});
+    await S.admin.query(`DROP DATABASE IF EXISTS ${HAND}`);
+  }
+});
+
 test('lock order: a transaction holding the payable (as a build or an approval does) never deadlocks with the worker', async () => {
   await pushed([['prod-dd1', 'Datadog Pro', '10.00']]);            // Datadog known to BILL: the push starts at its create
   // a payable whose push is due in a moment (built and delayed in one transaction: no claim before)
@@ -171,6 +212,35 @@ test('lock order: a transaction holding the payable (as a build or an approval d
   const bills = await billsOf(p);
   assert.equal(bills.length, 1);
   assert.equal(bills[0].archived, true, 'the voided payable\'s bill is archived');
+  noLogProblems();
+});
+
+test('lock order: recording a vendor\'s BILL id does not wait for the foreign-key checks of a build in progress', async () => {
+  // a vendor BILL does not know yet
+  const name = `EO Vendor ${process.pid}`;
+  await S.db.query(`INSERT INTO billops.vendor (name, kind) VALUES ($1, 'marketplace_seller')`, [name]);
+  await S.db.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern) SELECT vendor_id, 'exact', $2 FROM billops.vendor WHERE name = $1`,
+    [name, `${name} LLC`]);
+  const payer = newPayer();
+  const file = path.join(RUN, `bill-exactly-once-${payer}.csv`);
+  writeBillTestMonth(file, [['INV-EO-V', AWS_INC, 'AWS Marketplace', '222222222222', 'Usage', 'prod-v', '64.00', `${name} LLC`, 'V']], 0, { payer });
+  await S.db.query(`SELECT billops.load_cur_file($1, 'bill-exactly-once', $2)`, [file, `eo-${payer}`]);
+  // a build in progress elsewhere has checked a payable's reference to that vendor (FOR KEY SHARE) ...
+  const build = await connectTo(S.dbName);
+  await build.query('BEGIN');
+  await build.query('SELECT 1 FROM billops.vendor WHERE name = $1 FOR KEY SHARE', [name]);
+  try {
+    await S.db.query('SELECT count(*) FROM billops.build_payables(NULL, $1)', [payer]);
+    const p = await one(S.db, `SELECT payable_id::int AS id, billops.bill_invoice_number(dedupe_key) AS invoice_number
+                                 FROM billops.payable WHERE payer_account_id = $1`, [payer]);
+    // ... while the worker creates the vendor in BILL, records its id, and creates the bill
+    await drainedOf(p, 1, 15000);
+    assert.equal((await billsOf(p)).length, 1, 'the bill is in BILL while that build is still open');
+    assert.ok((await one(S.db, 'SELECT bill_vendor_id FROM billops.vendor WHERE name = $1', [name])).bill_vendor_id, 'the vendor\'s id is recorded');
+  } finally {
+    await build.query('ROLLBACK').catch(() => {});
+    await build.end().catch(() => {});
+  }
   noLogProblems();
 });
 

@@ -335,11 +335,14 @@ export async function checkTrial(S, spec, payer) {
 
 // The counts a run of trials reports (every kind of violation, and trials with any).
 export const KINDS = ['duplicate_bills', 'wrong_amounts', 'not_archived', 'stuck_rows', 'wrong_link', 'duplicate_vendors',
-  'documents_wrong', 'approvals_wrong'];
+  'documents_wrong', 'approvals_wrong', 'trial_errors'];
 export function summarize(results) {
   const out = { trials: results.length };
   for (const k of KINDS) out[k] = results.reduce((n, r) => n + r.violations.filter((x) => x.kind === k).length, 0);
   out.failed_trials = results.filter((r) => r.violations.length).length;
+  // trials whose fault could not be placed (the request was never seen in flight): they still
+  // check BILL against the payables, but tested less than their cell says
+  out.faults_not_placed = results.filter((r) => r.notes.some((n) => /^not (seen|gated)/.test(n))).length;
   return out;
 }
 export const summaryLine = (s) => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(', ');
