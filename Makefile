@@ -4,6 +4,7 @@
 #   make install         install into the server found by pg_config
 #   make installcheck    pg_regress against a running server (PGHOST/PGPORT)
 #   make bench           benchmarks (test/bench/run.sh, bill.sh); print name=value lines
+#   make crash-matrix    1,000 crash and lost-answer trials of the BILL protocol (test/bench/bill-crash-matrix.sh)
 #
 # The install script is generated: the SQL sources live one domain per file in
 # sql/install/ and are concatenated in name order into sql/pg_billops--<ver>.sql.
@@ -50,7 +51,10 @@ include $(PGXS)
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-.PHONY: bench
+.PHONY: bench crash-matrix
 bench:
 	bash test/bench/run.sh
 	bash test/bench/bill.sh
+
+crash-matrix:
+	bash test/bench/bill-crash-matrix.sh
