@@ -12,8 +12,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkerSession, control, siblingTestFiles } from './bill-harness.mjs';
-import { OPS, FAULTS, POINTS, trialSpec, prepareTrials, runTrial, summarize, summaryLine, logProblems, logSize } from './bill-trials.mjs';
+import { OPS, FAULTS, POINTS, trialSpec, prepareTrials, restoreTrials, runTrial, summarize, summaryLine, logProblems, logSize } from './bill-trials.mjs';
 
+let limits;
 const S = new WorkerSession('billops_crash');
 const BASE = Number(process.env.BILLOPS_CRASH_SEED ?? (Date.now() % 1000000000));
 const RANDOM_TRIALS = Number(process.env.BILLOPS_CRASH_TRIALS ?? 15);
@@ -22,9 +23,12 @@ const REPLAY = process.env.BILLOPS_CRASH_REPLAY;
 before(async () => {
   await S.open();
   await control('POST', 'reset');
-  await prepareTrials(S);
+  limits = await prepareTrials(S);
 });
-after(() => S.close());
+after(async () => {
+  await restoreTrials(limits);
+  await S.close();
+});
 
 async function runAll(t, specs) {
   const from = logSize();

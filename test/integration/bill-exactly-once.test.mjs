@@ -13,8 +13,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { RUN, one, waitFor, connectTo, writeBillTestMonth, AWS_INC } from './helpers.mjs';
 import { WorkerSession, control, setFaults, clearFaults, state, requests, isRequest } from './bill-harness.mjs';
-import { prepareTrials, logProblems, logSize } from './bill-trials.mjs';
+import { prepareTrials, restoreTrials, logProblems, logSize } from './bill-trials.mjs';
 
+let limits;
 const S = new WorkerSession('billops_exactly_once');
 let payerSeq = 0;
 let logFrom;
@@ -22,9 +23,12 @@ let logFrom;
 before(async () => {
   await S.open();
   await control('POST', 'reset');
-  await prepareTrials(S);
+  limits = await prepareTrials(S);
 });
-after(() => S.close());
+after(async () => {
+  await restoreTrials(limits);
+  await S.close();
+});
 beforeEach(async () => {
   await clearFaults();
   await S.db.query(`UPDATE billops.setting SET value = '0.05' WHERE name = 'bill_retry_base_seconds'`);
