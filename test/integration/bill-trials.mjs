@@ -193,9 +193,12 @@ export async function runTrial(S, spec, { serialOk = true } = {}) {
   }
 
   // the scene: for every operation but create, the bill is in BILL already
+  const vendorFault = { match: { method: 'POST', path: '/v3/vendors$' }, kind: 'dropAfterCommit', count: 1 };
+  const vendorLost = spec.newVendor && spec.vendorLost;
   let payer;
   let deliveries = 0;
   if (spec.op !== 'create') {
+    if (vendorLost) await setFaults([vendorFault]);
     payer = await loadAndBuild(S, spec, spec.lines, deliveries++);
     const p0 = await trialPayable(S, payer);
     await S.drained(1, 30000, 'payable_id = $1', [p0.id]);
@@ -208,7 +211,7 @@ export async function runTrial(S, spec, { serialOk = true } = {}) {
   const glimpse = { kind: 'slow', ms: 250, count: 1 };       // long enough to be seen in flight
   const held = spec.concurrent !== 'none';
   const faults = [];
-  if (spec.newVendor && spec.vendorLost) faults.push({ match: { method: 'POST', path: '/v3/vendors$' }, kind: 'dropAfterCommit', count: 1 });
+  if (vendorLost && spec.op === 'create') faults.push(vendorFault);
   if (fault === 'lost') {
     if (held) faults.push(...faultsOn(req, { kind: 'slow', ms: 600, count: 1 }));
     if (spec.point === 'before_send') faults.push(...faultsOn(req, { kind: 'drop', count: 1 }));
