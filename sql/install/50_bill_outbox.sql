@@ -24,6 +24,8 @@
 --     (added by an update whose answer was lost) are removed (PUT).  So a
 --     retried update leaves BILL as one attempt would.
 --   * payable_document.upload_intent_at: an upload was sent (lookup by name first).
+--   * a vendor create or an approval whose answer was lost restarts at a
+--     check (the vendor list by name; the bills still waiting on the API user).
 -- An outbox row is only the queue position and the step it is at; a newer
 -- change supersedes an older row that goes back to the queue (the newer row
 -- starts from the payable's state above), so no constraint is ever violated.
@@ -318,7 +320,11 @@ BEGIN
     WHEN 'document_upload' THEN
         RETURN billops._bill_document_step((o.payload->>'document_id')::bigint);
     ELSE
-        RETURN 'approve';
+        -- an approval that supersedes one already sent (its answer unknown) asks BILL first
+        RETURN CASE WHEN EXISTS (SELECT FROM billops.bill_outbox y
+                                  WHERE y.payable_id = o.payable_id AND y.action = 'approval_action'
+                                    AND y.state = 'superseded' AND y.requests > 0)
+                    THEN 'approve_check' ELSE 'approve' END;
     END CASE;
 END $$;
 

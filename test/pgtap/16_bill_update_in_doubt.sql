@@ -2,7 +2,7 @@
 -- after the claim, a newer change queued while a create is in flight (and its
 -- answer lost, and the worker crashed), and a retried update that adds a line.
 BEGIN;
-SELECT plan(42);
+SELECT plan(47);
 \ir _payables_fixture.psql
 \ir _bill_protocol_fixture.psql
 
@@ -90,6 +90,16 @@ SELECT is(pg_temp.req(), 'POST /v3/bill-approvals/actions', '... so it is approv
 SELECT is(pg_temp.lost(), 'retry', 'lost again');
 SELECT is(pg_temp.claim((SELECT dd_eu FROM ids)), 'approval_action/approve_check', 'checked again');
 SELECT is(pg_temp.resp(200, '{"bills": [{"billId": "00nOTHER"}]}'), 'done', 'this time BILL took it: done without a second approval');
+-- a newer approval queued while one is in flight whose answer is lost: the newer one asks first too
+SELECT billops._bill_enqueue((SELECT dd_eu FROM ids), 'approval_action', '{"comment": "approved again"}');
+SELECT is(pg_temp.claim((SELECT dd_eu FROM ids)), 'approval_action/approve', 'a new approval');
+SELECT is(pg_temp.req(), 'POST /v3/bill-approvals/actions', 'sent');
+SELECT billops._bill_enqueue((SELECT dd_eu FROM ids), 'approval_action', '{"comment": "and again"}');
+SELECT is(pg_temp.lost(), 'retry', 'its answer is lost while a newer approval is queued');
+SELECT is(pg_temp.row_of((SELECT dd_eu FROM ids), 'approval_action'), 'done/approve_check, superseded/approve_check, pending',
+          'the one in doubt is superseded by the newer one');
+SELECT is(pg_temp.claim((SELECT dd_eu FROM ids)), 'approval_action/approve_check',
+          'which starts by asking BILL whether the bill still waits on us');
 
 SELECT * FROM finish();
 ROLLBACK;
