@@ -284,7 +284,7 @@ export async function runTrial(S, spec, { serialOk = true } = {}) {
       await waitFor('the answer to be recorded', async () => {
         const now = await one(S.db, 'SELECT state, step FROM billops.bill_outbox WHERE outbox_id = $1', [g.outboxId]);
         return now.state !== at.state || now.step !== at.step;
-      }, 10000, 2);
+      }, 10000, 2).catch((e) => notes.push(`not seen recorded: ${e.message}`));
       await kill(g.pid);
     }
   }
