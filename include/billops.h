@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+
 /* GUCs (defined in pg_billops.c) */
 extern char *billops_aws_shared_credentials_file;
 extern char *billops_ca_bundle;
@@ -44,6 +46,21 @@ extern int	billops_internal_context;
 
 /* pg_billops.c */
 extern bool billops_is_loopback_host(const char *host);
+
+/*
+ * For a C function that is not STRICT (some arguments may be NULL): every
+ * argument named in names[] (NULL entries are optional) must be given, or a
+ * 22004 error names it.  Reading a NULL argument as a value would crash.
+ */
+static inline void
+billops_require_args(FunctionCallInfo fcinfo, const char *function, const char *const *names, int nargs)
+{
+	for (int i = 0; i < nargs && i < PG_NARGS(); i++)
+		if (names[i] != NULL && PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %s of %s must not be NULL", names[i], function)));
+}
 
 /* Wipe memory that held a secret, in a way the compiler may not elide. */
 static inline void

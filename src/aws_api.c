@@ -354,11 +354,9 @@ billops_aws_api_call(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
-	for (int i = 0; i < 6; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("every argument of billops._aws_api_call is required")));
+	static const char *const required[] = {"endpoint", "region", "credentials", "service", "operation", "request"};
+
+	billops_require_args(fcinfo, "billops._aws_api_call", required, lengthof(required));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	svc = aws_json_service(text_to_cstring(PG_GETARG_TEXT_PP(3)));

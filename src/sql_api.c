@@ -38,6 +38,9 @@ billops_s3_list(PG_FUNCTION_ARGS)
 	List	   *objs;
 	ListCell   *lc;
 
+	static const char *const required[] = {"source_id", NULL, NULL};
+
+	billops_require_args(fcinfo, "billops._s3_list", required, lengthof(required));
 	InitMaterializedSRF(fcinfo, 0);
 	s3_location_for_source(PG_GETARG_INT32(0), &loc);
 	objs = s3_list(&loc, PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1)),
@@ -127,6 +130,11 @@ billops_sigv4_sign(PG_FUNCTION_ARGS)
 	Datum		v[3];
 	bool		n[3] = {false, false, false};
 
+	/* query, headers and payload may be NULL (none, none, empty) */
+	static const char *const required[] = {"method", "path", NULL, NULL, NULL, "region", "service", "amz_date",
+	"credentials", "normalize_path"};
+
+	billops_require_args(fcinfo, "billops.sigv4_sign", required, lengthof(required));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	flat_pairs(PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), &q, &nq, "query");

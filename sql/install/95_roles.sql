@@ -60,6 +60,8 @@ GRANT EXECUTE ON FUNCTION billops.receive_bill_webhook(text, text) TO billops_we
 GRANT SELECT ON billops.payable, billops.payable_line, billops.payable_adjustment, billops.approval_step,
       billops.vendor, billops.payable_status, billops.payable_overview, billops.approval_queue,
       billops.exception_queue, billops.payable_status_monthly TO billops_approver;
+-- (the exception queue shows BILL conflicts of their payables: bill_link, under the same policy)
+GRANT SELECT ON billops.bill_link TO billops_approver;
 GRANT EXECUTE ON FUNCTION billops.approve(bigint, text), billops.reject(bigint, text)
       TO billops_approver, billops_admin;
 
@@ -77,7 +79,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['payable', 'payable_line', 'payable_adjustment', 'approval_step'] LOOP
+    FOREACH t IN ARRAY ARRAY['payable', 'payable_line', 'payable_adjustment', 'approval_step', 'bill_link'] LOOP
         EXECUTE format('ALTER TABLE billops.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY staff_read ON billops.%I FOR SELECT TO billops_analyst USING (true)', t);
         EXECUTE format('CREATE POLICY approver_read ON billops.%I FOR SELECT TO billops_approver
