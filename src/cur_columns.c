@@ -188,6 +188,23 @@ cur_map_header(char **fields, int nfields, TupleDesc tupdesc, const char *file_n
 		}
 	}
 
+	/*
+	 * Two headers for the same tag, product attribute or extra column: one
+	 * value would silently overwrite the other (resourceTags/user:Owner twice).
+	 */
+	for (int i = 0; i < nfields; i++)
+		for (int j = 0; j < i; j++)
+			if ((cols[i].kind == CUR_COL_MAP_ENTRY || cols[i].kind == CUR_COL_EXTRA) &&
+				cols[j].kind == cols[i].kind && cols[j].attnum == cols[i].attnum &&
+				strcmp(cols[j].key, cols[i].key) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+						 errmsg("CUR file \"%s\" has two columns for %s \"%s\": \"%s\" and \"%s\"",
+								file_name, cols[i].kind == CUR_COL_EXTRA ? "the column" : "the key",
+								cols[i].key, cols[j].header, cols[i].header),
+						 errdetail("Columns %d and %d; one value would overwrite the other.", j + 1, i + 1),
+						 errhint("Remove the duplicate column; AWS writes each column once.")));
+
 	for (int r = 0; r < lengthof(required_columns); r++)
 	{
 		AttrNumber	att = find_attnum(tupdesc, required_columns[r]);

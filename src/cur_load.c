@@ -43,9 +43,11 @@
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(billops_ingest_delivery);
@@ -99,6 +101,10 @@ typedef struct LoadState
 	Oid		   *typioparams;
 	int32	   *typmods;
 	bool	   *is_text;		/* text needs no input function call */
+	bool	   *is_numeric;		/* numeric: must be finite */
+	bool	   *is_temporal;	/* date / timestamptz: must be in AWS's ISO 8601 form */
+	bool		has_period;		/* the delivery is of one billing period (S3: its folder / manifest) */
+	DateADT		expected_period;
 	List	   *routes;
 	Route	   *current;
 	char	   *cur_payer_raw;
@@ -347,6 +353,175 @@ file_map_build(LoadState *st, char **fields, int nfields)
 	return fm;
 }
 
+/* --- what a row must be before anything of it is kept ----------------------- */
+
+/*
+ * An AWS account id is 12 digits.  A spreadsheet turns it into a number
+ * (1.23457E+11) or drops leading zeros: refused, never loaded as a payer.
+ */
+static void
+check_account_id(const char *v)
+{
+	int			n = 0;
+
+	while (v[n] >= '0' && v[n] <= '9')
+		n++;
+	if (n != 12 || v[n] != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("\"%.40s%s\" is not an AWS account id", v, strlen(v) > 40 ? "…" : ""),
+				 errdetail("An account id is 12 digits, with its leading zeros."),
+				 errhint("A file opened and saved in a spreadsheet loses them (1.23457E+11); load the file AWS delivered.")));
+}
+
+/*
+ * Dates and times exactly as AWS writes them in CUR and CUR 2.0 (ISO 8601:
+ * 2023-11-01T00:00:00Z, 2023-11-01T00:00:00.000Z, 2023-11-01 00:00:00.000,
+ * or a plain date), never read through DateStyle: "01/11/2023" would be
+ * January or November depending on the session.  Returns whether the value
+ * has that form; the input function then checks the ranges.
+ */
+static bool
+aws_datetime_form(const char *v)
+{
+	const char *p = v;
+
+#define DIGITS(k) do { for (int i_ = 0; i_ < (k); i_++, p++) if (*p < '0' || *p > '9') return false; } while (0)
+	DIGITS(4);
+	if (*p++ != '-')
+		return false;
+	DIGITS(2);
+	if (*p++ != '-')
+		return false;
+	DIGITS(2);
+	if (*p == '\0')
+		return true;
+	if (*p != 'T' && *p != ' ')
+		return false;
+	p++;
+	DIGITS(2);
+	if (*p++ != ':')
+		return false;
+	DIGITS(2);
+	if (*p == ':')
+	{
+		p++;
+		DIGITS(2);
+		if (*p == '.')
+		{
+			p++;
+			if (*p < '0' || *p > '9')
+				return false;
+			while (*p >= '0' && *p <= '9')
+				p++;
+		}
+	}
+	if (*p == 'Z')
+		p++;
+	else if (*p == '+' || *p == '-')
+	{
+		p++;
+		DIGITS(2);
+		if (*p == ':')
+			p++;
+		DIGITS(2);
+	}
+#undef DIGITS
+	return *p == '\0';
+}
+
+static void
+check_datetime_form(const char *v)
+{
+	if (!aws_datetime_form(v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+				 errmsg("\"%.40s%s\" is not a date or time in AWS's format", v, strlen(v) > 40 ? "…" : ""),
+				 errdetail("CUR dates and times are ISO 8601, e.g. 2023-11-01T00:00:00Z; other forms read differently under different DateStyle settings."),
+				 errhint("A file opened and saved in a spreadsheet rewrites them; load the file AWS delivered.")));
+}
+
+/* A billing period starts at midnight on the first of a month (UTC). */
+static DateADT
+billing_period_of(const char *v)
+{
+	DateADT		period;
+	int			y,
+				m,
+				d;
+	bool		midnight_utc = true;
+
+	check_datetime_form(v);
+	period = DatumGetDateADT(DirectFunctionCall1(date_in, CStringGetDatum(v)));
+	j2date(period + POSTGRES_EPOCH_JDATE, &y, &m, &d);
+	/* every digit of the time and of an offset is 0: 00:00:00(.000)(Z|+00:00) */
+	for (const char *p = v + Min(strlen(v), 10); *p; p++)
+		midnight_utc &= !(*p >= '1' && *p <= '9');
+	if (d != 1 || !midnight_utc)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("billing period \"%.40s\" does not start on the first of a month", v),
+				 errdetail("AWS bills by calendar month: bill/BillingPeriodStartDate is the first day of the month at 00:00 UTC.")));
+	return period;
+}
+
+/* A row of another month (or, in a local file, of a month the header row did not name) is refused. */
+static void
+check_period_of_delivery(LoadState *st, DateADT period)
+{
+	if (st->has_period && period != st->expected_period)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("row of billing period %s in a delivery of billing period %s",
+						DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(period))),
+						DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(st->expected_period)))),
+				 errdetail("A delivery replaces its own month only; a row of another month would replace that month's data."),
+				 errhint("The file does not belong under this billing period's folder; nothing of this delivery was loaded.")));
+}
+
+/*
+ * CUR 2.0 map columns are JSON objects: of strings (product, resource_tags,
+ * cost_category, tags), and of numbers for discount (map<string,double> in
+ * AWS's data dictionary; a number written as a string is taken too).
+ */
+static void
+check_map(Datum value, bool numbers)
+{
+	Jsonb	   *j = DatumGetJsonbP(value);
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			depth = 0;
+	char	   *key = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(j))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("a map column must hold a JSON object"),
+				 errdetail("CUR 2.0 writes maps such as resource_tags as {\"key\": \"value\", ...}.")));
+	it = JsonbIteratorInit(&j->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+			depth++;
+		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+			depth--;
+		else if (tok == WJB_KEY && depth == 1)
+			key = pnstrdup(v.val.string.val, Min(v.val.string.len, 200));
+		else if (tok == WJB_VALUE && depth == 1 && v.type != jbvString && v.type != jbvNull &&
+				 !(numbers && v.type == jbvNumeric))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("a map column must hold a JSON object of %s", numbers ? "numbers" : "strings"),
+					 errdetail("The value of key \"%s\" is not a %s.", key ? key : "", numbers ? "number" : "string")));
+		if (depth > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("a map column must hold a JSON object of %s", numbers ? "numbers" : "strings"),
+					 errdetail("It holds a nested object or array.")));
+	}
+}
+
 static void
 load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 {
@@ -375,8 +550,11 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 		ListCell   *lc;
 		MemoryContext old;
 
+		st->column = fm->cols[fm->payer_idx].header;
+		check_account_id(payer);
 		st->column = fm->cols[fm->period_idx].header;
-		period = DatumGetDateADT(DirectFunctionCall1(date_in, CStringGetDatum(period_str)));
+		period = billing_period_of(period_str);
+		check_period_of_delivery(st, period);
 		st->column = NULL;
 		r = NULL;
 		foreach(lc, st->routes)
@@ -424,7 +602,20 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 				if (st->is_text[a])
 					values[a] = PointerGetDatum(cstring_to_text(f));
 				else
+				{
+					if (st->is_temporal[a])
+						check_datetime_form(f);
 					values[a] = InputFunctionCall(&st->in_funcs[a], f, st->typioparams[a], st->typmods[a]);
+					/* numeric_in takes NaN and Infinity: one would turn every sum of the month into it */
+					if (st->is_numeric[a] && (numeric_is_nan(DatumGetNumeric(values[a])) ||
+											  numeric_is_inf(DatumGetNumeric(values[a]))))
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+								 errmsg("\"%.40s\" is not a finite number", f),
+								 errdetail("CUR amounts and quantities are finite decimals.")));
+					if (c->kind == CUR_COL_MAP_JSON)
+						check_map(values[a], strcmp(c->name, "discount") == 0);
+				}
 				nulls[a] = false;
 				break;
 			case CUR_COL_MAP_ENTRY:
@@ -584,7 +775,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	if (SPI_execute_with_args("SELECT s.source_id, s.storage, coalesce(d.compression, 'auto') "
+	if (SPI_execute_with_args("SELECT s.source_id, s.storage, coalesce(d.compression, 'auto'), d.billing_period "
 							  "FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) "
 							  "WHERE d.delivery_id = $1", 1, argt, arg, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -596,8 +787,13 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 		TupleDesc	d = SPI_tuptable->tupdesc;
 		int32		source_id = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
 
+		Datum		period = SPI_getbinval(t, d, 4, &isnull);
+
 		storage = SPI_getvalue(t, d, 2);
 		compression = SPI_getvalue(t, d, 3);
+		st.has_period = !isnull;
+		if (!isnull)
+			st.expected_period = DatumGetDateADT(period);
 		if (strcmp(storage, "s3") == 0)
 			s3_location_for_source(source_id, &loc);
 	}
@@ -626,6 +822,8 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	st.typioparams = palloc0(sizeof(Oid) * st.ptupdesc->natts);
 	st.typmods = palloc0(sizeof(int32) * st.ptupdesc->natts);
 	st.is_text = palloc0(sizeof(bool) * st.ptupdesc->natts);
+	st.is_numeric = palloc0(sizeof(bool) * st.ptupdesc->natts);
+	st.is_temporal = palloc0(sizeof(bool) * st.ptupdesc->natts);
 	for (int i = 0; i < st.ptupdesc->natts; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(st.ptupdesc, i);
@@ -636,6 +834,8 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 		getTypeInputInfo(a->atttypid, &infunc, &st.typioparams[i]);
 		st.typmods[i] = a->atttypmod;
 		st.is_text[i] = (a->atttypid == TEXTOID);
+		st.is_numeric[i] = (a->atttypid == NUMERICOID);
+		st.is_temporal[i] = (a->atttypid == DATEOID || a->atttypid == TIMESTAMPTZOID || a->atttypid == TIMESTAMPOID);
 		fmgr_info(infunc, &st.in_funcs[i]);
 	}
 	/*

@@ -1,0 +1,170 @@
+// Bad input gets a clear error and loses nothing (issue 12): a catalog of what
+// a spreadsheet, a hand edit or an AWS format change hands pg_billops.  Each
+// case checks the SQLSTATE, the message and the error context (file, row,
+// column), and that everything loaded before -- every delivery, every line
+// item byte for byte, every payable and audit row -- is exactly as it was.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { freshDatabase, closeAll, one, RUN, ROOT, S3, S3_ROOT, SHARED, bucketDir } from './helpers.mjs';
+
+const require = createRequire(new URL('../emulators/package.json', import.meta.url));
+const { parse: parseCsv } = require('csv-parse/sync');
+const SAMPLE = path.join(SHARED, 'testdata/cur/legacy-cur-2023-11-sample.csv');
+const LEGACY = 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost';
+const CUR2 = 'bill_payer_account_id,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_unblended_cost';
+let db;
+let fileNo = 0;
+
+// A file the server can read.
+function file(lines) {
+  const f = path.join(RUN, `bad-input-${process.pid}-${fileNo++}.csv`);
+  fs.writeFileSync(f, `${lines.join('\n')}\n`, { mode: 0o644 });
+  fs.chmodSync(f, 0o644);
+  return f;
+}
+const load = (f, source = 'bad-input') => db.query(`SELECT billops.load_cur_file($1, $2)`, [f, source]);
+
+// Everything a bad load could damage.
+async function fingerprint() {
+  const q = async (sql) => (await db.query(`SELECT coalesce(json_agg(x)::text, '[]') AS j FROM (${sql}) x`)).rows[0].j;
+  return {
+    deliveries: await q(`SELECT delivery_id, source_id, billing_period, assembly_id, status, rows_loaded FROM billops.cur_delivery ORDER BY 1`),
+    partitions: await q(`SELECT source_id, billing_period, payer_account_id, delivery_id FROM billops.cur_partition ORDER BY 1, 2, 3`),
+    lines: await q(`SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS h, count(*) AS n FROM billops.cur_line_item t`),
+    payables: await q(`SELECT md5(string_agg(p::text, '|' ORDER BY p.payable_id)) AS h FROM billops.payable p`),
+    audit: await q(`SELECT count(*) AS n, max(audit_id) AS last FROM billops.audit_log`),
+  };
+}
+
+let baseline;
+before(async () => {
+  db = await freshDatabase('billops_bad_input');
+  await db.query('SET client_min_messages = warning');
+  // good data first: October of payer 111111111111 (3 rows, 60.00), the real November sample, payables
+  await load(file([LEGACY, ...['10.00', '20.00', '30.00'].map((c) => `111111111111,2023-10-01T00:00:00Z,222222222222,Usage,${c}`)]));
+  await load(SAMPLE, 'sample');
+  await db.query('SELECT count(*) FROM billops.build_payables()');
+  baseline = await fingerprint();
+  assert.match(baseline.lines, /"n":1284/, 'the baseline holds October (3 rows) and the sample (1,281 rows)');
+});
+after(() => closeAll());
+
+// One case: the load fails with this SQLSTATE and message, its context locates
+// the value, and nothing loaded before changed.
+async function refused(t, what, sql, params, { code, message, context }) {
+  let err;
+  try {
+    await db.query(sql, params);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, `${what}: refused`);
+  assert.equal(err.code, code, `${what}: SQLSTATE ${code} (got ${err.code}: ${err.message})`);
+  assert.match(err.message, message, `${what}: the message says what is wrong`);
+  if (context) assert.match(err.where ?? '', context, `${what}: the context locates it (${err.where})`);
+  assert.doesNotMatch(err.where ?? '', /SQL statement "INSERT/, `${what}: no internal statement in the context`);
+  assert.deepEqual(await fingerprint(), baseline, `${what}: everything loaded before is as it was`);
+  t.diagnostic(`${what}: ${err.code} ${err.message.slice(0, 200)}`);
+}
+const row = (payer, period, cost, extra = '') => `${payer},${period},222222222222,Usage,${cost}${extra}`;
+const P = '111111111111';
+
+const CASES = [
+  ['NaN cost', [LEGACY, row(P, '2023-12-01T00:00:00Z', '1.00'), row(P, '2023-12-01T00:00:00Z', 'NaN')],
+    { code: '22P02', message: /"NaN" is not a finite number/, context: /data row 2, column "lineItem\/UnblendedCost"/ }],
+  ['Infinity cost', [LEGACY, row(P, '2023-12-01T00:00:00Z', 'Infinity')],
+    { code: '22P02', message: /"Infinity" is not a finite number/, context: /data row 1, column "lineItem\/UnblendedCost"/ }],
+  ['-inf cost', [LEGACY, row(P, '2023-12-01T00:00:00Z', '-inf')],
+    { code: '22P02', message: /"-inf" is not a finite number/, context: /column "lineItem\/UnblendedCost"/ }],
+  ['a cost with a decimal comma', [LEGACY, row(P, '2023-12-01T00:00:00Z', '"12,50"')],
+    { code: '22P02', message: /./, context: /data row 1/ }],
+  ['period not on the 1st', [LEGACY, row(P, '2022-05-15T00:00:00Z', '1.00')],
+    { code: '22023', message: /billing period "2022-05-15T00:00:00Z" does not start on the first of a month/, context: /column "bill\/BillingPeriodStartDate"/ }],
+  ['period not at midnight', [LEGACY, row(P, '2023-12-01T05:00:00Z', '1.00')],
+    { code: '22023', message: /does not start on the first of a month/ }],
+  ['period at midnight of another time zone', [LEGACY, row(P, '2023-12-01T00:00:00+05:00', '1.00')],
+    { code: '22023', message: /does not start on the first of a month/ }],
+  ['ambiguous period 01/11/2023', [LEGACY, row(P, '01/11/2023', '1.00')],
+    { code: '22007', message: /"01\/11\/2023" is not a date or time in AWS's format/, context: /column "bill\/BillingPeriodStartDate"/ }],
+  ['period 2023-11-01 written by a spreadsheet (11/1/2023 0:00)', [LEGACY, row(P, '11/1/2023 0:00', '1.00')],
+    { code: '22007', message: /not a date or time in AWS's format/ }],
+  ['usage start in a DateStyle-dependent form', [`${LEGACY},lineItem/UsageStartDate`, row(P, '2023-12-01T00:00:00Z', '1.00', ',12/01/2023 00:00')],
+    { code: '22007', message: /"12\/01\/2023 00:00" is not a date or time in AWS's format/, context: /column "lineItem\/UsageStartDate"/ }],
+  ['Excel-mangled payer 1.23457E+11', [LEGACY, row('1.23457E+11', '2023-12-01T00:00:00Z', '1.00')],
+    { code: '22P02', message: /"1.23457E\+11" is not an AWS account id/, context: /column "bill\/PayerAccountId"/ }],
+  ['payer without its leading zero', [LEGACY, row('12345678901', '2023-12-01T00:00:00Z', '1.00')],
+    { code: '22P02', message: /"12345678901" is not an AWS account id/ }],
+  ['payer with spaces', [LEGACY, row(' 111111111111', '2023-12-01T00:00:00Z', '1.00')],
+    { code: '22P02', message: /is not an AWS account id/ }],
+  ['a 3 MB payer id', [LEGACY, row('1'.repeat(3 * 1024 * 1024), '2023-12-01T00:00:00Z', '1.00')],
+    { code: '22P02', message: /^"1{40}…" is not an AWS account id$/ }],
+  ['duplicate tag header', [`${LEGACY},resourceTags/user:Owner,resourceTags/user:Owner`, row(P, '2023-12-01T00:00:00Z', '1.00', ',alice,bob')],
+    { code: '22P04', message: /two columns for the key "user:Owner"/ }],
+  ['duplicate unknown column', [`${LEGACY},custom/Thing,custom/Thing`, row(P, '2023-12-01T00:00:00Z', '1.00', ',a,b')],
+    { code: '22P04', message: /two columns for the column "custom\/Thing"/ }],
+  ['CUR 2.0 tags that are an array', [`${CUR2},resource_tags`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,"[1,2,3]"`],
+    { code: '22P02', message: /a map column must hold a JSON object/, context: /column "resource_tags"/ }],
+  ['CUR 2.0 tags with a number', [`${CUR2},resource_tags`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,"{""user_owner"": 1}"`],
+    { code: '22P02', message: /a map column must hold a JSON object of strings/ }],
+  ['CUR 2.0 tags nested', [`${CUR2},resource_tags`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,"{""a"": {""b"": ""c""}}"`],
+    { code: '22P02', message: /a map column must hold a JSON object of strings/ }],
+  ['CUR 2.0 product that is a string', [`${CUR2},product`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,"""AmazonEC2"""`],
+    { code: '22P02', message: /a map column must hold a JSON object/ }],
+];
+
+for (const [what, lines, expect] of CASES) {
+  test(`refused, nothing changed: ${what}`, async (t) => {
+    await refused(t, what, `SELECT billops.load_cur_file($1, 'bad-input')`, [file(lines)], expect);
+  });
+}
+
+test('a CUR 2.0 discount map of numbers loads (map<string,double> in AWS\'s data dictionary)', async () => {
+  await load(file([`${CUR2},discount`, `333333333333,2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,"{""bundled_discount"": -0.25}"`]), 'discount');
+  const r = await one(db, `SELECT discount FROM billops.cur_line_item WHERE bill_payer_account_id = '333333333333'`);
+  assert.deepEqual(r.discount, { bundled_discount: -0.25 });
+});
+
+test('an S3 delivery with a row of another month is refused; that month keeps its own delivery', async (t) => {
+  // October's own delivery through S3 (3 rows), then November's: the real sample plus one October row
+  const bucket = `bad-input-${process.pid}`;
+  bucketDir(bucket);
+  const stage = (csv, assembly) => execFileSync('node', [path.join(ROOT, 'test/generator/stage-csv.mjs'), '--csv', csv,
+    '--out', S3_ROOT, '--bucket', bucket, '--prefix', 'cur', '--report', 'hourly', '--assembly', assembly]);
+  const header = fs.readFileSync(SAMPLE, 'utf8').split('\n')[0];
+  const cols = header.split(',');
+  const octoberRow = (cost) => cols.map((c) => ({
+    'bill/PayerAccountId': '444444444444', 'bill/BillingPeriodStartDate': '2023-10-01T00:00:00Z',
+    'bill/BillingPeriodEndDate': '2023-11-01T00:00:00Z', 'lineItem/UsageAccountId': '444444444444',
+    'lineItem/LineItemType': 'Usage', 'lineItem/UnblendedCost': cost,
+  })[c] ?? '').join(',');
+  const october = file([header, octoberRow('10.00'), octoberRow('20.00'), octoberRow('30.00')]);
+  stage(october, 'oct-1');
+  await db.query(`SELECT billops.create_cur_source('bad-s3', $1, 'hourly', prefix => 'cur', credentials => 'default',
+                  endpoint_url => $2, path_style => true)`, [bucket, S3]);
+  await db.query(`CALL billops.sync_cur_source('bad-s3')`);
+  const before = await fingerprint();
+  // November of the same payer, with one October row at the end
+  const payerAt = cols.indexOf('bill/PayerAccountId');
+  const quote = (v) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const sample = parseCsv(fs.readFileSync(SAMPLE), { from_line: 2 })
+    .map((r) => r.map((v, i) => (i === payerAt ? '444444444444' : quote(v))).join(','));
+  const november = file([header, ...sample, octoberRow('0.01')]);
+  stage(november, 'nov-1');
+  const err = await db.query(`CALL billops.sync_cur_source('bad-s3')`).then(() => null, (e) => e);
+  const failed = await one(db, `SELECT d.status, d.error_sqlstate, d.error_message, d.error_context FROM billops.cur_delivery d
+                                 JOIN billops.cur_source s USING (source_id) WHERE s.name = 'bad-s3' ORDER BY delivery_id DESC LIMIT 1`);
+  t.diagnostic(`sync: ${err ? `${err.code} ${err.message}` : 'no error raised'}; delivery: ${JSON.stringify(failed)}`);
+  assert.equal(failed.status, 'failed', 'November\'s delivery failed');
+  assert.equal(failed.error_sqlstate, '22000');
+  assert.match(failed.error_message, /row of billing period 2023-10-01 in a delivery of billing period 2023-11-01/);
+  assert.match(failed.error_context, /data row 1282/, 'the context names the row');
+  const after = await fingerprint();
+  assert.equal(after.lines, before.lines, 'every line item is as before: October still holds its own 3 rows');
+  assert.equal(after.partitions, before.partitions);
+  assert.equal((await one(db, `SELECT count(*)::int AS n, sum(line_item_unblended_cost)::text AS s FROM billops.cur_line_item
+                                WHERE bill_payer_account_id = '444444444444' AND bill_billing_period_start_date = '2023-10-01'`)).s, '60.00');
+});
