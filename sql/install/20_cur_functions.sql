@@ -162,8 +162,10 @@ DECLARE
     where_ text;
     k text;
     start_txt text;
+    base text;
 BEGIN
     SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = p_source;
+    base := concat_ws('/', nullif(s.prefix, ''), s.report_name) || '/';
     where_ := format('s3://%s/%s', s.bucket, p_key);
     raw := billops._s3_get_text(p_source, p_key, 16 * 1024 * 1024);
     BEGIN
@@ -176,6 +178,27 @@ BEGIN
     IF jsonb_typeof(manifest) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'CUR manifest % is not a JSON object', where_ USING ERRCODE = 'data_exception';
     END IF;
+    -- every field used has the type AWS writes (a wrong type is refused, never read as text)
+    IF jsonb_typeof(manifest->'assemblyId') NOT IN ('string') OR jsonb_typeof(manifest->'executionId') NOT IN ('string') THEN
+        RAISE EXCEPTION 'CUR manifest %: "%" is not a string', where_,
+                        CASE WHEN jsonb_typeof(manifest->'assemblyId') <> 'string' THEN 'assemblyId' ELSE 'executionId' END
+            USING ERRCODE = 'data_exception',
+                  DETAIL = format('It is a JSON %s.', coalesce(nullif(jsonb_typeof(manifest->'assemblyId'), 'string'),
+                                                               jsonb_typeof(manifest->'executionId'))),
+                  HINT = 'The manifest is not as AWS writes it; the previous delivery stays in place.';
+    END IF;
+    IF manifest ? 'billingPeriod' AND (jsonb_typeof(manifest->'billingPeriod') <> 'object'
+                                        OR jsonb_typeof(manifest->'billingPeriod'->'start') IS DISTINCT FROM 'string') THEN
+        RAISE EXCEPTION 'CUR manifest %: "billingPeriod" is not an object with a "start" string', where_
+            USING ERRCODE = 'data_exception', DETAIL = format('It is %s.', left(manifest->>'billingPeriod', 100)),
+                  HINT = 'AWS writes {"start": "20231101T000000.000Z", "end": ...}; the previous delivery stays in place.';
+    END IF;
+    FOR k IN SELECT f FROM unnest(ARRAY['reportKeys', 'dataFiles']) f
+              WHERE manifest ? f AND (jsonb_typeof(manifest->f) <> 'array'
+                                      OR EXISTS (SELECT FROM jsonb_array_elements(manifest->f) e WHERE jsonb_typeof(e) <> 'string')) LOOP
+        RAISE EXCEPTION 'CUR manifest %: "%" is not an array of strings', where_, k
+            USING ERRCODE = 'data_exception', HINT = 'The manifest is not as AWS writes it; the previous delivery stays in place.';
+    END LOOP;
     assembly_id := coalesce(manifest->>'assemblyId', manifest->>'executionId');
     IF assembly_id IS NULL OR assembly_id = '' THEN
         RAISE EXCEPTION 'CUR manifest % has no assemblyId', where_
@@ -205,7 +228,20 @@ BEGIN
         IF k IS NULL OR k = '' OR k LIKE '/%' THEN
             RAISE EXCEPTION 'CUR manifest % lists an invalid report key "%"', where_, k USING ERRCODE = 'data_exception';
         END IF;
+        -- a delivery is read from its own report's folder: another report's files would become this month's data
+        IF left(k, length(base)) <> base OR k ~ '(^|/)\.\.?(/|$)' THEN
+            RAISE EXCEPTION 'CUR manifest % lists "%", which is not under the report''s folder', where_, left(k, 200)
+                USING ERRCODE = 'data_exception', DETAIL = format('Report files of source "%s" are under s3://%s/%s.', s.name, s.bucket, base),
+                      HINT = 'The manifest names another report''s files; the previous delivery stays in place.';
+        END IF;
     END LOOP;
+    IF cardinality(report_keys) <> (SELECT count(DISTINCT x) FROM unnest(report_keys) x) THEN
+        RAISE EXCEPTION 'CUR manifest % lists a report file twice', where_
+            USING ERRCODE = 'data_exception',
+                  DETAIL = format('Listed more than once: %s.', (SELECT string_agg(DISTINCT x, ', ') FROM unnest(report_keys) x
+                                                                   WHERE (SELECT count(*) FROM unnest(report_keys) y WHERE y = x) > 1)),
+                  HINT = 'Loading it twice would double its cost; the previous delivery stays in place.';
+    END IF;
 
     compression := upper(coalesce(manifest->>'compression', 'GZIP'));
     IF compression NOT IN ('GZIP', 'NONE', 'TEXT_OR_CSV') OR coalesce(manifest->>'contentType', 'text/csv') NOT LIKE '%csv%' THEN

@@ -32,7 +32,9 @@ const load = (f, source = 'bad-input') => db.query(`SELECT billops.load_cur_file
 async function fingerprint() {
   const q = async (sql) => (await db.query(`SELECT coalesce(json_agg(x)::text, '[]') AS j FROM (${sql}) x`)).rows[0].j;
   return {
-    deliveries: await q(`SELECT delivery_id, source_id, billing_period, assembly_id, status, rows_loaded FROM billops.cur_delivery ORDER BY 1`),
+    // (a refused delivery is recorded as failed: the history grows, what was loaded does not change)
+    deliveries: await q(`SELECT delivery_id, source_id, billing_period, assembly_id, status, rows_loaded FROM billops.cur_delivery
+                          WHERE status <> 'failed' ORDER BY 1`),
     partitions: await q(`SELECT source_id, billing_period, payer_account_id, delivery_id FROM billops.cur_partition ORDER BY 1, 2, 3`),
     lines: await q(`SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS h, count(*) AS n FROM billops.cur_line_item t`),
     payables: await q(`SELECT md5(string_agg(p::text, '|' ORDER BY p.payable_id)) AS h FROM billops.payable p`),
@@ -167,4 +169,45 @@ test('an S3 delivery with a row of another month is refused; that month keeps it
   assert.equal(after.partitions, before.partitions);
   assert.equal((await one(db, `SELECT count(*)::int AS n, sum(line_item_unblended_cost)::text AS s FROM billops.cur_line_item
                                 WHERE bill_payer_account_id = '444444444444' AND bill_billing_period_start_date = '2023-10-01'`)).s, '60.00');
+});
+
+test('S3 manifests that are not as AWS writes them are refused; the delivery loaded before stays', async (t) => {
+  // a good November delivery of payer 555555555555 (the sample), and another report's files in the same bucket
+  const bucket = `bad-manifest-${process.pid}`;
+  bucketDir(bucket);
+  const header = fs.readFileSync(SAMPLE, 'utf8').split('\n')[0];
+  const payerAt = header.split(',').indexOf('bill/PayerAccountId');
+  const quote = (v) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const rows = parseCsv(fs.readFileSync(SAMPLE), { from_line: 2 })
+    .map((r) => r.map((v, i) => (i === payerAt ? '555555555555' : quote(v))).join(','));
+  const csv = file([header, ...rows]);
+  const stage = (report, assembly) => execFileSync('node', [path.join(ROOT, 'test/generator/stage-csv.mjs'), '--csv', csv,
+    '--out', S3_ROOT, '--bucket', bucket, '--prefix', 'cur', '--report', report, '--assembly', assembly], { encoding: 'utf8' }).trim();
+  const goodKey = stage('hourly', 'good-1');
+  const otherKey = stage('other', 'other-1');
+  await db.query(`SELECT billops.create_cur_source('bad-manifest', $1, 'hourly', prefix => 'cur', credentials => 'default',
+                  endpoint_url => $2, path_style => true)`, [bucket, S3]);
+  await db.query(`CALL billops.sync_cur_source('bad-manifest')`);
+  const before = await fingerprint();
+  const topManifest = path.join(S3_ROOT, bucket, 'cur/hourly/20231101-20231201/hourly-Manifest.json');
+  const good = JSON.parse(fs.readFileSync(topManifest, 'utf8'));
+  const cases = [
+    ['a key of another report', { reportKeys: [otherKey] }, /lists "cur\/other\/.*", which is not under the report's folder/],
+    ['a key that climbs out of the folder', { reportKeys: [`cur/hourly/../other/${otherKey.split('/').slice(2).join('/')}`] }, /not under the report's folder/],
+    ['a key listed twice', { reportKeys: [goodKey, goodKey] }, /lists a report file twice/],
+    ['a numeric key', { reportKeys: [123] }, /: "reportKeys" is not an array of strings/],
+    ['an assemblyId that is an object', { assemblyId: { id: 'x' } }, /: "assemblyId" is not a string/],
+    ['a billingPeriod that is a string', { billingPeriod: '2023-10' }, /: "billingPeriod" is not an object with a "start" string/],
+  ];
+  for (const [what, change, message] of cases) {
+    fs.writeFileSync(topManifest, JSON.stringify({ ...good, assemblyId: `bad-${what}`, ...change }));
+    await db.query(`CALL billops.sync_cur_source('bad-manifest')`).catch(() => {});
+    const d = await one(db, `SELECT d.status, d.error_sqlstate, d.error_message FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+                              WHERE s.name = 'bad-manifest' ORDER BY delivery_id DESC LIMIT 1`);
+    t.diagnostic(`${what}: ${d.status} ${d.error_sqlstate} ${d.error_message}`);
+    assert.equal(d.status, 'failed', `${what}: refused`);
+    assert.equal(d.error_sqlstate, '22000', `${what}: 22000`);
+    assert.match(d.error_message, message, `${what}: the message names the problem`);
+    assert.deepEqual(await fingerprint(), before, `${what}: the delivery loaded before is as it was`);
+  }
 });
