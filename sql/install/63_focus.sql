@@ -211,13 +211,30 @@ CREATE INDEX ON billops.focus_line_item (source_name, "BillingAccountId", "Billi
 COMMENT ON TABLE billops.focus_line_item IS
   'Rows of ingested FOCUS exports under the specification''s column names; columns the file had that FOCUS 1.2 does not name are in extras.';
 
--- Whether a text is JSON (PostgreSQL 15 has no non-raising check).
-CREATE FUNCTION billops._is_json(v text) RETURNS boolean
+-- Whether a text is in FOCUS's Key-Value Format (Tags, SkuPriceDetails, and
+-- AWS's x_CostCategories): a serialized JSON object whose values are numbers,
+-- strings, true, false or null, never an object or an array (FOCUS
+-- specification, attribute KeyValueFormat).  PostgreSQL 15 has no
+-- non-raising JSON check, hence the exception block.
+CREATE FUNCTION billops._is_key_value(v text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j jsonb;
 BEGIN
-    PERFORM v::jsonb;
-    RETURN true;
+    j := v::jsonb;
+    RETURN jsonb_typeof(j) = 'object'
+           AND NOT EXISTS (SELECT FROM jsonb_each(j) e WHERE jsonb_typeof(e.value) IN ('object', 'array'));
 EXCEPTION WHEN invalid_text_representation THEN
+    RETURN false;
+END $$;
+
+-- Whether a value converts to a type (used only to locate a value that failed).
+CREATE FUNCTION billops._converts(v text, type_name text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('SELECT %L::%s', v, type_name);
+    RETURN true;
+EXCEPTION WHEN data_exception THEN
     RETURN false;
 END $$;
 
@@ -240,6 +257,8 @@ DECLARE
     n_rows    bigint;
     n_old     bigint;
     total     numeric;
+    e_state   text;
+    e_msg     text;
 BEGIN
     -- the header row (FOCUS column names hold no commas, quotes or newlines)
     head := rtrim(split_part(pg_read_file(path, 0, 65536), E'\n', 1), E'\r');
@@ -286,12 +305,12 @@ BEGIN
             EXECUTE format('SELECT line_no, c%1$s AS v FROM billops_focus_raw WHERE nullif(c%1$s, %2$L) IS NOT NULL AND NOT %3$s ORDER BY line_no LIMIT 1',
                            i, '',
                            CASE ty WHEN 'numeric' THEN format('c%s ~ %L', i, '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$')
-                                   WHEN 'jsonb' THEN format('billops._is_json(c%s)', i)
+                                   WHEN 'jsonb' THEN format('billops._is_key_value(c%s)', i)
                                    ELSE format('c%s ~ %L', i, '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?$') END)
                INTO bad;
             IF bad.line_no IS NOT NULL THEN
                 RAISE EXCEPTION 'FOCUS export %, line %, column %: "%" is not a valid %', path, bad.line_no, c, left(bad.v, 100),
-                      CASE ty WHEN 'numeric' THEN 'number' WHEN 'jsonb' THEN 'JSON value' ELSE 'date and time' END
+                      CASE ty WHEN 'numeric' THEN 'number' WHEN 'jsonb' THEN 'JSON object of key-value pairs' ELSE 'date and time' END
                       USING ERRCODE = 'invalid_text_representation',
                             HINT = 'Nothing was loaded; the data loaded before is unchanged.';
             END IF;
@@ -326,10 +345,31 @@ BEGIN
 
     INSERT INTO billops.focus_export (source_name, file_path, columns, extra_columns, rows_loaded, rows_replaced, billed_cost)
     VALUES (source_name, path, cols, coalesce(extra, '{}'), 0, 0, 0) RETURNING export_id INTO export;
-    EXECUTE format('INSERT INTO billops.focus_line_item (export_id, source_name, line_no%s, extras)
-                    SELECT %s, %L, line_no%s, %s FROM billops_focus_raw ORDER BY line_no',
-                   targets, export, source_name, exprs, extras_sql);
-    GET DIAGNOSTICS n_rows = ROW_COUNT;
+    BEGIN
+        EXECUTE format('INSERT INTO billops.focus_line_item (export_id, source_name, line_no%s, extras)
+                        SELECT %s, %L, line_no%s, %s FROM billops_focus_raw ORDER BY line_no',
+                       targets, export, source_name, exprs, extras_sql);
+        GET DIAGNOSTICS n_rows = ROW_COUNT;
+    EXCEPTION WHEN data_exception THEN
+        -- a value of the right shape that still does not convert (2024-02-30, an offset of
+        -- +99:00, 1e200000): find its line and column (only now, so a good file pays nothing)
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT;
+        FOR i IN 1 .. cardinality(cols) LOOP
+            ty := typed->>cols[i];
+            CONTINUE WHEN ty IS NULL OR ty NOT IN ('numeric', 'timestamp with time zone', 'jsonb');
+            EXECUTE format('SELECT line_no, c%1$s AS v FROM billops_focus_raw
+                             WHERE nullif(btrim(c%1$s), %2$L) IS NOT NULL AND NOT billops._converts(btrim(c%1$s), %3$L)
+                             ORDER BY line_no LIMIT 1', i, '', ty)
+               INTO bad;
+            IF bad.line_no IS NOT NULL THEN
+                RAISE EXCEPTION 'FOCUS export %, line %, column %: "%" is not a valid %', path, bad.line_no, cols[i], left(bad.v, 100),
+                      CASE ty WHEN 'numeric' THEN 'number' WHEN 'jsonb' THEN 'JSON object of key-value pairs' ELSE 'date and time' END
+                      USING ERRCODE = e_state, DETAIL = e_msg, HINT = 'Nothing was loaded; the data loaded before is unchanged.';
+            END IF;
+        END LOOP;
+        RAISE EXCEPTION 'FOCUS export %: %', path, e_msg USING ERRCODE = e_state,
+              HINT = 'Nothing was loaded; the data loaded before is unchanged.';
+    END;
     -- the billing accounts' periods this export covers replace what this source loaded for them
     DELETE FROM billops.focus_line_item f
      WHERE f.source_name = load_focus_file.source_name AND f.export_id <> export

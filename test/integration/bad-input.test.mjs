@@ -14,6 +14,7 @@ import { freshDatabase, closeAll, one, RUN, ROOT, S3, S3_ROOT, SHARED, bucketDir
 const require = createRequire(new URL('../emulators/package.json', import.meta.url));
 const { parse: parseCsv } = require('csv-parse/sync');
 const SAMPLE = path.join(SHARED, 'testdata/cur/legacy-cur-2023-11-sample.csv');
+const FOCUS = path.join(SHARED, 'testdata/focus/focus-1.0-sample.csv');
 const LEGACY = 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost';
 const CUR2 = 'bill_payer_account_id,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_unblended_cost';
 let db;
@@ -39,6 +40,8 @@ async function fingerprint() {
     lines: await q(`SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS h, count(*) AS n FROM billops.cur_line_item t`),
     payables: await q(`SELECT md5(string_agg(p::text, '|' ORDER BY p.payable_id)) AS h FROM billops.payable p`),
     audit: await q(`SELECT count(*) AS n, max(audit_id) AS last FROM billops.audit_log`),
+    focus: await q(`SELECT md5(string_agg(f::text, '|' ORDER BY f.export_id, f.line_no)) AS h, count(*) AS n FROM billops.focus_line_item f`),
+    focus_exports: await q(`SELECT export_id, source_name, rows_loaded FROM billops.focus_export ORDER BY 1`),
   };
 }
 
@@ -49,6 +52,7 @@ before(async () => {
   // good data first: October of payer 111111111111 (3 rows, 60.00), the real November sample, payables
   await load(file([LEGACY, ...['10.00', '20.00', '30.00'].map((c) => `111111111111,2023-10-01T00:00:00Z,222222222222,Usage,${c}`)]));
   await load(SAMPLE, 'sample');
+  await db.query(`SELECT billops.load_focus_file($1)`, [FOCUS]);
   await db.query('SELECT count(*) FROM billops.build_payables()');
   baseline = await fingerprint();
   assert.match(baseline.lines, /"n":1284/, 'the baseline holds October (3 rows) and the sample (1,281 rows)');
@@ -58,6 +62,7 @@ after(() => closeAll());
 // One case: the load fails with this SQLSTATE and message, its context locates
 // the value, and nothing loaded before changed.
 async function refused(t, what, sql, params, { code, message, context }) {
+  const before = await fingerprint();
   let err;
   try {
     await db.query(sql, params);
@@ -69,7 +74,7 @@ async function refused(t, what, sql, params, { code, message, context }) {
   assert.match(err.message, message, `${what}: the message says what is wrong`);
   if (context) assert.match(err.where ?? '', context, `${what}: the context locates it (${err.where})`);
   assert.doesNotMatch(err.where ?? '', /SQL statement "INSERT/, `${what}: no internal statement in the context`);
-  assert.deepEqual(await fingerprint(), baseline, `${what}: everything loaded before is as it was`);
+  assert.deepEqual(await fingerprint(), before, `${what}: everything loaded before is as it was`);
   t.diagnostic(`${what}: ${err.code} ${err.message.slice(0, 200)}`);
 }
 const row = (payer, period, cost, extra = '') => `${payer},${period},222222222222,Usage,${cost}${extra}`;
@@ -209,5 +214,29 @@ test('S3 manifests that are not as AWS writes them are refused; the delivery loa
     assert.equal(d.error_sqlstate, '22000', `${what}: 22000`);
     assert.match(d.error_message, message, `${what}: the message names the problem`);
     assert.deepEqual(await fingerprint(), before, `${what}: the delivery loaded before is as it was`);
+  }
+});
+
+// FOCUS exports: the same account and period as the loaded sample (a load would replace them)
+test('FOCUS exports with bad values are refused with line and column; the export loaded before stays', async (t) => {
+  const k = await one(db, `SELECT "BillingAccountId" AS account, to_char("BillingPeriodStart" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS period
+                             FROM billops.focus_line_item LIMIT 1`);
+  const head = 'BilledCost,BillingAccountId,BillingPeriodStart,ChargePeriodStart,Tags';
+  const line = (cost, start, tags) => `${cost},${k.account},${k.period},${start},${tags}`;
+  const ok = line('1.00', k.period, '"{""team"": ""a""}"');
+  const cases = [
+    ['Tags that are an array', [head, ok, line('1.00', k.period, '"[""a"",1]"')],
+      { code: '22P02', message: /line 3, column Tags: .* is not a valid JSON object of key-value pairs/ }],
+    ['Tags with a nested object', [head, line('1.00', k.period, '"{""a"": {""b"": 1}}"')],
+      { code: '22P02', message: /line 2, column Tags: .* JSON object of key-value pairs/ }],
+    ['a day that does not exist', [head, ok, ok, line('1.00', '2024-02-30T00:00:00Z', '')],
+      { code: '22008', message: /line 4, column ChargePeriodStart: "2024-02-30T00:00:00Z" is not a valid date and time/ }],
+    ['an offset out of range', [head, line('1.00', '2024-09-01T00:00:00+99:00', '')],
+      { code: '22009', message: /line 2, column ChargePeriodStart: .* is not a valid date and time/ }],
+    ['a cost out of range', [head, ok, line('1e200000', k.period, '')],
+      { code: '22003', message: /line 3, column BilledCost: "1e200000" is not a valid number/ }],
+  ];
+  for (const [what, lines, expect] of cases) {
+    await refused(t, `FOCUS: ${what}`, 'SELECT billops.load_focus_file($1)', [file(lines)], expect);
   }
 });
