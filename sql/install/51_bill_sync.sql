@@ -120,7 +120,8 @@ DECLARE
     j       jsonb;
     applied text;
 BEGIN
-    IF signature IS NULL OR NOT billops._bill_webhook_verify(body, signature) THEN
+    -- (a missing body or signature is a signature that does not match: the relay answers 401)
+    IF signature IS NULL OR body IS NULL OR NOT billops._bill_webhook_verify(body, signature) THEN
         RAISE EXCEPTION 'BILL webhook signature does not match' USING ERRCODE = 'invalid_authorization_specification',
               HINT = 'The body must be passed unchanged with its x-bill-sha-signature header; check webhook_security_key.';
     END IF;

@@ -1,7 +1,7 @@
 -- State coming back from BILL: approval in BILL locks the payable, payment
 -- moves it on, a change in BILL to a locked payable is flagged, never taken.
 BEGIN;
-SELECT plan(25);
+SELECT plan(27);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(true);
@@ -79,6 +79,11 @@ SELECT ok(has_function_privilege('billops_webhook', 'billops.receive_bill_webhoo
           AND NOT has_function_privilege('billops_analyst', 'billops.receive_bill_webhook(text, text)', 'EXECUTE')
           AND NOT has_table_privilege('billops_webhook', 'billops.payable', 'SELECT'),
           'billops_webhook may call receive_bill_webhook, and read nothing');
+-- a missing body or signature is refused as a signature problem (the relay answers 401), before anything else
+SELECT throws_ok($$ SELECT billops.receive_bill_webhook(NULL, 'c2lnbmF0dXJl') $$, '28000', NULL,
+                 'a webhook without a body is refused like a bad signature (28000)');
+SELECT throws_ok($$ SELECT billops.receive_bill_webhook('{"metadata": {"eventId": "e1"}}', NULL) $$, '28000', NULL,
+                 'a webhook without a signature is refused (28000)');
 
 SELECT * FROM finish();
 ROLLBACK;
