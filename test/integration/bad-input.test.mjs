@@ -23,7 +23,8 @@ let fileNo = 0;
 // A file the server can read.
 function file(lines) {
   const f = path.join(RUN, `bad-input-${process.pid}-${fileNo++}.csv`);
-  fs.writeFileSync(f, `${lines.join('\n')}\n`, { mode: 0o644 });
+  // (a line may be a Buffer: bytes as they are, e.g. invalid UTF-8)
+  fs.writeFileSync(f, Buffer.concat(lines.flatMap((l) => [Buffer.isBuffer(l) ? l : Buffer.from(l), Buffer.from('\n')])), { mode: 0o644 });
   fs.chmodSync(f, 0o644);
   return f;
 }
@@ -120,6 +121,37 @@ const CASES = [
   ['CUR 2.0 tags nested', [`${CUR2},resource_tags`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,"{""a"": {""b"": ""c""}}"`],
     { code: '22P02', message: /a map column must hold a JSON object of strings/ }],
   ['CUR 2.0 product that is a string', [`${CUR2},product`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,"""AmazonEC2"""`],
+    { code: '22P02', message: /a map column must hold a JSON object/ }],
+  // what a spreadsheet or a hand edit does to amounts and dates
+  ['a cost with a thousands separator', [LEGACY, row(P, '2023-12-01T00:00:00Z', '"1,234.50"')],
+    { code: '22P02', message: /invalid input syntax for type numeric: "1,234.50"/, context: /column "lineItem\/UnblendedCost"/ }],
+  ['a cost with a currency sign', [LEGACY, row(P, '2023-12-01T00:00:00Z', '$12.00')],
+    { code: '22P02', message: /invalid input syntax for type numeric/, context: /data row 1, column "lineItem\/UnblendedCost"/ }],
+  ['a cost with two decimal points', [LEGACY, row(P, '2023-12-01T00:00:00Z', '1.2.3')],
+    { code: '22P02', message: /invalid input syntax for type numeric/ }],
+  ['a month 13', [LEGACY, row(P, '2023-13-01T00:00:00Z', '1.00')],
+    { code: '22008', message: /out of range/, context: /column "bill\/BillingPeriodStartDate"/ }],
+  ['an hour 25', [`${LEGACY},lineItem/UsageStartDate`, row(P, '2023-12-01T00:00:00Z', '1.00', ',2023-12-01T25:00:00Z')],
+    { code: '22008', message: /out of range/, context: /column "lineItem\/UsageStartDate"/ }],
+  // what is not a CUR file at all, or not whole
+  ['an empty file', [''], { code: '22P04', message: /./ }],
+  ['a header without the cost column', ['bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId', `${P},2023-12-01T00:00:00Z,222222222222`],
+    { code: '22P04', message: /lacks the required column/ }],
+  ['a row with a field too many', [LEGACY, `${row(P, '2023-12-01T00:00:00Z', '1.00')},extra`],
+    { code: '22P04', message: /./, context: /data row 1/ }],
+  ['a row without its payer', [LEGACY, row('', '2023-12-01T00:00:00Z', '1.00')],
+    { code: '22P04', message: /row has no payer account id/ }],
+  ['a row without its period', [LEGACY, row(P, '', '1.00')],
+    { code: '22P04', message: /row has no billing period start date/ }],
+  ['invalid UTF-8', [`${LEGACY},lineItem/LineItemDescription`,
+    Buffer.concat([Buffer.from(row(P, '2023-12-01T00:00:00Z', '1.00', ',caf')), Buffer.from([0xe9])])],
+    { code: '22021', message: /./ }],
+  // CUR 2.0 map columns that are not JSON objects
+  ['CUR 2.0 tags that are not JSON', [`${CUR2},resource_tags`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,{a:1}`],
+    { code: '22P02', message: /invalid input syntax for type json/, context: /column "resource_tags"/ }],
+  ['CUR 2.0 tags that are JSON null', [`${CUR2},resource_tags`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,null`],
+    { code: '22P02', message: /a map column must hold a JSON object/ }],
+  ['CUR 2.0 cost category that is a number', [`${CUR2},cost_category`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,42`],
     { code: '22P02', message: /a map column must hold a JSON object/ }],
 ];
 
