@@ -47,6 +47,16 @@ async function fingerprint() {
 }
 
 let baseline;
+// What the cases must never touch, however many of them ran: the line items of the payers loaded
+// first, the payables built from them, and the FOCUS sample.
+const untouched = async () => (await db.query(
+  `SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM billops.cur_line_item t
+            WHERE t.bill_payer_account_id IN (SELECT DISTINCT bill_payer_account_id FROM billops.cur_line_item
+                                               WHERE bill_billing_period_start_date IN ('2023-10-01', '2023-11-01')
+                                                 AND bill_payer_account_id NOT IN ('444444444444', '555555555555'))) AS lines,
+          (SELECT md5(string_agg(p::text, '|' ORDER BY p.payable_id)) FROM billops.payable p) AS payables,
+          (SELECT md5(string_agg(f::text, '|' ORDER BY f.export_id, f.line_no)) FROM billops.focus_line_item f) AS focus`)).rows[0];
+let untouchedAtStart;
 before(async () => {
   db = await freshDatabase('billops_bad_input');
   await db.query('SET client_min_messages = warning');
@@ -56,6 +66,7 @@ before(async () => {
   await db.query(`SELECT billops.load_focus_file($1)`, [FOCUS]);
   await db.query('SELECT count(*) FROM billops.build_payables()');
   baseline = await fingerprint();
+  untouchedAtStart = await untouched();
   assert.match(baseline.lines, /"n":1284/, 'the baseline holds October (3 rows) and the sample (1,281 rows)');
 });
 after(() => closeAll());
@@ -271,4 +282,9 @@ test('FOCUS exports with bad values are refused with line and column; the export
   for (const [what, lines, expect] of cases) {
     await refused(t, `FOCUS: ${what}`, 'SELECT billops.load_focus_file($1)', [file(lines)], expect);
   }
+});
+
+// last: the whole run, every case above in one cluster, left the first data as it was
+test('the whole run: the data loaded before the first case is byte for byte as it was', async () => {
+  assert.deepEqual(await untouched(), untouchedAtStart);
 });
