@@ -635,6 +635,10 @@ DECLARE
     v_source integer;
     v_delivery bigint;
 BEGIN
+    IF path IS NULL OR source_name IS NULL THEN
+        RAISE EXCEPTION 'argument % of billops.load_cur_file must not be NULL', CASE WHEN path IS NULL THEN 'path' ELSE 'source_name' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT source_id INTO v_source FROM billops.cur_source WHERE name = source_name;
     IF NOT FOUND THEN
         INSERT INTO billops.cur_source (name, storage, layout) VALUES (source_name, 'file', 'auto')

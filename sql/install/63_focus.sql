@@ -230,7 +230,7 @@ END $$;
 
 -- Whether a value converts to a type (used only to locate a value that failed).
 CREATE FUNCTION billops._converts(v text, type_name text) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     EXECUTE format('SELECT %L::%s', v, type_name);
     RETURN true;
