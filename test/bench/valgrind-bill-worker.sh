@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# test/bench/valgrind-bill-worker.sh — the BILL worker under valgrind (memcheck).
+#
+# A throwaway cluster whose postmaster runs under valgrind (the worker it forks
+# stays under it) pushes a few bills to the BILL emulator through the paths the
+# exactly-once protocol added: a lost create answer (lookup, adopt), a lost
+# PATCH answer (read, then PUT), a lost vendor-create answer, a void
+# (archive), and a refused login (the visible pause, then a reload).  Prints
+# the error reports whose stack runs through pg_billops.so and exits 1 if
+# there is any.  PostgreSQL's own known reports (padding bytes written to WAL
+# and the relcache init file, the regex cache's overlapping memcpy) are not
+# pg_billops' and are only counted.  Takes a few minutes.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+
+install_deps >&2
+command -v valgrind >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends valgrind >&2
+build_extension >&2
+start_cluster valgrind >&2
+start_bill_emulator >&2          # (with the cluster up: the worker's credentials and BILL's base URL)
+psql -qX -c "ALTER SYSTEM SET billops.bill_poll_interval = 0" -c "ALTER SYSTEM SET billops.bill_database = 'vg'" >/dev/null
+as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -w stop >/dev/null
+VG="$BILLOPS_RUN/valgrind"
+mkdir -p "$VG" && chown "$PG_OS_USER" "$VG"
+log "starting the postmaster under valgrind"
+as_pg valgrind --quiet --trace-children=yes --leak-check=no --log-file="$VG/vg.%p.log" \
+    $PGBIN/postgres -D "$BILLOPS_RUN/pgdata" >> "$BILLOPS_RUN/log/postgres.log" 2>&1 &
+for _ in $(seq 1 180); do psql -qXAt -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+
+psql -qX -c "CREATE DATABASE vg" >/dev/null
+q() { psql -qXAt -d vg -v ON_ERROR_STOP=1 -c "$1"; }
+# the BILL emulator's control API (node's fetch: no curl binary needed)
+ctl() {
+    node -e 'const [m, u, b] = process.argv.slice(1);
+             fetch(u, { method: m, headers: { "content-type": "application/json" }, body: b || undefined })
+               .then((r) => { if (!r.ok) process.exit(1); })' "$1" "$BILL_EMULATOR_CONTROL/$2" "${3:-}"
+}
+q "CREATE EXTENSION pg_billops"
+q "INSERT INTO billops.vendor (name, kind) VALUES ('Datadog', 'marketplace_seller')"
+q "INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern) SELECT vendor_id, 'exact', 'Datadog, Inc.' FROM billops.vendor WHERE name = 'Datadog'"
+q "INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100'), ('department', 'OPS')"
+q "UPDATE billops.setting SET value = '0.05' WHERE name = 'bill_retry_base_seconds'"
+ctl POST reset
+ctl POST faults '{"faults":[{"match":{"method":"POST","path":"/v3/bills$"},"kind":"dropAfterCommit","count":1},
+                            {"match":{"method":"PATCH","path":"/v3/bills/"},"kind":"dropAfterCommit","count":1},
+                            {"match":{"method":"POST","path":"/v3/vendors$"},"kind":"dropAfterCommit","count":1}]}'
+month() {   # payer delivery amount...
+    local f="$BILLOPS_RUN/vg-$1-$2.csv" i=0
+    echo 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName' > "$f"
+    for a in "${@:3}"; do
+        i=$((i + 1))
+        echo "INV-1,\"Amazon Web Services, Inc.\",AWS Marketplace,Anniversary,$1,2024-03-01T00:00:00Z,222222222222,Usage,prod-$i,$a,USD,\"Datadog, Inc.\",Product $i" >> "$f"
+    done
+    chmod 644 "$f"
+    q "SET client_min_messages = warning; SELECT billops.load_cur_file('$f', 'vg', 'vg-$1-$2')" >/dev/null
+    q "SELECT count(*) FROM billops.build_payables(NULL, '$1')" >/dev/null
+}
+drain() {
+    for _ in $(seq 1 300); do
+        [ "$(q "SELECT count(*) FROM billops.bill_outbox WHERE state IN ('pending', 'in_flight')")" = 0 ] && return 0
+        sleep 1
+    done
+    echo "the outbox did not drain:" >&2; q "SELECT outbox_id, action, state, step, last_error FROM billops.bill_outbox" >&2; return 1
+}
+log "pushing through lost answers, a restatement, a void and a refused login"
+month 700000000001 0 100.00; month 700000000002 0 40.00; drain
+month 700000000001 1 100.00 7.00; drain                     # a line added; its PATCH answer is lost
+q "SELECT billops.void_payable(payable_id, 'valgrind') FROM billops.payable WHERE payer_account_id = '700000000002'" >/dev/null; drain
+ctl POST faults '{"faults":[{"match":{"method":"POST","path":"/v3/login$"},"kind":"status","status":401,"code":"BDC_1101","count":null}]}'
+ctl POST sessions/expire
+month 700000000003 0 9.99; sleep 8
+q "SELECT waiting_for FROM billops.bill_outbox_status" >&2
+ctl DELETE faults; psql -qX -c "SELECT pg_reload_conf()" >/dev/null; drain
+q "SELECT action || ' ' || state || ': ' || count(*) FROM billops.bill_outbox GROUP BY action, state ORDER BY 1" >&2
+as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -m fast -w stop >/dev/null || true
+sleep 2
+
+# a report is the lines from "==PID== <message>" to the next blank "==PID== " line
+ours=$(awk '/^==[0-9]+== [A-Z]/ {r = $0 "\n"; inrep = 1; next}
+            inrep && /^==[0-9]+== *$/ {if (r ~ /pg_billops\.so/) printf "%s\n", r; inrep = 0; next}
+            inrep {r = r $0 "\n"}' "$VG"/vg.*.log)
+total=$(cat "$VG"/vg.*.log | grep -c '^==[0-9]*== [A-Z]' || true)
+if [ -n "$ours" ]; then
+    echo "$ours"
+    echo "valgrind_reports_in_pg_billops=$(echo "$ours" | grep -c '^==[0-9]*== [A-Z]'), valgrind_reports_total=$total"
+    exit 1
+fi
+echo "valgrind_reports_in_pg_billops=0, valgrind_reports_total=$total (PostgreSQL's own)"
