@@ -465,7 +465,11 @@ billing_period_of(const char *v)
 	return period;
 }
 
-/* A row of another month (or, in a local file, of a month the header row did not name) is refused. */
+/*
+ * An S3 delivery is one billing period's (its folder and manifest say which):
+ * a row of another month is refused, since the swap would replace that month
+ * with it.  A local file names no period; its rows define the months it loads.
+ */
 static void
 check_period_of_delivery(LoadState *st, DateADT period)
 {
