@@ -162,6 +162,20 @@ const CASES = [
     { code: '22P02', message: /invalid input syntax for type json/, context: /column "resource_tags"/ }],
   ['CUR 2.0 tags that are JSON null', [`${CUR2},resource_tags`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,null`],
     { code: '22P02', message: /a map column must hold a JSON object/ }],
+  ['a period written as a month name', [LEGACY, row(P, '"Nov 1, 2023"', '1.00')],
+    { code: '22007', message: /"Nov 1, 2023" is not a date or time in AWS's format/ }],
+  ['a period of only a year and month', [LEGACY, row(P, '2023-11', '1.00')],
+    { code: '22007', message: /"2023-11" is not a date or time in AWS's format/ }],
+  ['a payer of letters', [LEGACY, row('abcdefghijkl', '2023-12-01T00:00:00Z', '1.00')],
+    { code: '22P02', message: /"abcdefghijkl" is not an AWS account id/ }],
+  ['a cost too large for any number', [LEGACY, row(P, '2023-12-01T00:00:00Z', '1e400000')],
+    { code: '22003', message: /./, context: /column "lineItem\/UnblendedCost"/ }],
+  ['NaN usage amount', [`${LEGACY},lineItem/UsageAmount`, row(P, '2023-12-01T00:00:00Z', '1.00', ',NaN')],
+    { code: '22P02', message: /"NaN" is not a finite number/, context: /column "lineItem\/UsageAmount"/ }],
+  ['a usage start on a day that does not exist', [`${LEGACY},lineItem/UsageStartDate`, row(P, '2023-12-01T00:00:00Z', '1.00', ',2023-02-30T00:00:00Z')],
+    { code: '22008', message: /out of range/, context: /column "lineItem\/UsageStartDate"/ }],
+  ['a usage start with an offset out of range', [`${LEGACY},lineItem/UsageStartDate`, row(P, '2023-12-01T00:00:00Z', '1.00', ',2023-12-01T00:00:00+99:00')],
+    { code: '22009', message: /./, context: /column "lineItem\/UsageStartDate"/ }],
   ['CUR 2.0 cost category that is a number', [`${CUR2},cost_category`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,42`],
     { code: '22P02', message: /a map column must hold a JSON object/ }],
 ];
@@ -246,15 +260,23 @@ test('S3 manifests that are not as AWS writes them are refused; the delivery loa
     ['a numeric key', { reportKeys: [123] }, /: "reportKeys" is not an array of strings/],
     ['an assemblyId that is an object', { assemblyId: { id: 'x' } }, /: "assemblyId" is not a string/],
     ['a billingPeriod that is a string', { billingPeriod: '2023-10' }, /: "billingPeriod" is not an object with a "start" string/],
+    ['a billingPeriod of another month', { billingPeriod: { start: '20231001T000000.000Z', end: '20231101T000000.000Z' } },
+      /is for billing period 20231001T000000.000Z, but sits in the folder of 2023-11/],
+    ['no assemblyId', { assemblyId: undefined }, /has no assemblyId/],
+    ['no report files', { reportKeys: [] }, /lists no report files/],
+    ['data files in another bucket', { reportKeys: undefined, dataFiles: [`s3://someone-elses-bucket/${goodKey}`] }, /names files in another bucket/],
+    ['a ZIP delivery', { compression: 'ZIP' }, /cannot load yet/, '0A000'],
+    ['a Parquet delivery', { contentType: 'application/x-parquet', compression: 'NONE' }, /cannot load yet/, '0A000'],
+    ['not JSON', '{"assemblyId": "x", "reportKeys": [', /is not valid JSON/, '22032'],
   ];
-  for (const [what, change, message] of cases) {
-    fs.writeFileSync(topManifest, JSON.stringify({ ...good, assemblyId: `bad-${what}`, ...change }));
+  for (const [what, change, message, code = '22000'] of cases) {
+    fs.writeFileSync(topManifest, typeof change === 'string' ? change : JSON.stringify({ ...good, assemblyId: `bad-${what}`, ...change }));
     await db.query(`CALL billops.sync_cur_source('bad-manifest')`).catch(() => {});
     const d = await one(db, `SELECT d.status, d.error_sqlstate, d.error_message FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
                               WHERE s.name = 'bad-manifest' ORDER BY delivery_id DESC LIMIT 1`);
     t.diagnostic(`${what}: ${d.status} ${d.error_sqlstate} ${d.error_message}`);
     assert.equal(d.status, 'failed', `${what}: refused`);
-    assert.equal(d.error_sqlstate, '22000', `${what}: 22000`);
+    assert.equal(d.error_sqlstate, code, `${what}: ${code}`);
     assert.match(d.error_message, message, `${what}: the message names the problem`);
     assert.deepEqual(await fingerprint(), before, `${what}: the delivery loaded before is as it was`);
   }
