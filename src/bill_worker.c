@@ -64,8 +64,7 @@ static bool wake_at_commit = false;
 static bool xact_callback_registered = false;
 
 /* in the worker: no request to BILL before this (BDC_1144, or BILL refused our login) */
-static TimestampTz pause_until = 0;
-static char pause_reason[200] = "";
+static TimestampTz pause_until = 0;	/* (its reason is in shared memory only) */
 static int	login_backoff_s = 0;
 
 /* billops.bill_worker_restart_interval: seconds before the postmaster restarts a worker that exited */
@@ -230,7 +229,6 @@ static void
 pause_worker(TimestampTz until, const char *reason)
 {
 	pause_until = until;
-	strlcpy(pause_reason, reason, sizeof(pause_reason));
 	SpinLockAcquire(&shared->mutex);
 	shared->paused_until = until;
 	strlcpy(shared->pause_reason, reason, sizeof(shared->pause_reason));
@@ -910,10 +908,14 @@ billops_bill_worker_main(Datum arg)
 		if (paused_now())
 		{
 			/* a pause is not a hang: say so where a DBA looks first */
+			char		reason[sizeof(shared->pause_reason)];
 			char		activity[320];
 
+			SpinLockAcquire(&shared->mutex);
+			strlcpy(reason, shared->pause_reason, sizeof(reason));
+			SpinLockRelease(&shared->mutex);
 			snprintf(activity, sizeof(activity), "pg_billops: paused until %s: %s",
-					 timestamptz_to_str(pause_until), pause_reason);
+					 timestamptz_to_str(pause_until), reason);
 			pgstat_report_activity(STATE_IDLE, activity);
 		}
 		else

@@ -342,6 +342,7 @@ CREATE FUNCTION billops._outbox_claim(n integer) RETURNS SETOF billops.bill_outb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     x     billops.bill_outbox;
+    p     billops.payable;
     first text;
     taken bigint[] := '{}';
 BEGIN
@@ -357,13 +358,14 @@ BEGIN
               FOR UPDATE SKIP LOCKED
     LOOP
         -- a push for a payable no longer pushable (rejected back to the exception queue)
-        IF x.action = 'bill_upsert'
-           AND NOT billops._bill_pushable((SELECT p FROM billops.payable p WHERE p.payable_id = x.payable_id)) THEN
-            UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
-                   last_error = 'payable is ' || (SELECT p.status FROM billops.payable p WHERE p.payable_id = x.payable_id)
-                                || ', not pushed'
-             WHERE o.outbox_id = x.outbox_id;
-            CONTINUE;
+        IF x.action = 'bill_upsert' THEN
+            SELECT * INTO p FROM billops.payable y WHERE y.payable_id = x.payable_id;
+            IF NOT billops._bill_pushable(p) THEN
+                UPDATE billops.bill_outbox o SET state = 'cancelled', finished_at = clock_timestamp(),
+                       last_error = 'payable is ' || p.status || ', not pushed'
+                 WHERE o.outbox_id = x.outbox_id;
+                CONTINUE;
+            END IF;
         END IF;
         -- rows of one payable go in the order they were written (documents aside), one at a time
         CONTINUE WHEN EXISTS (SELECT FROM billops.bill_outbox y

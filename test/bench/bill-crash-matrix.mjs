@@ -8,8 +8,8 @@
 // failed trial (replay one: --replay seed:op:fault:point).  Exits 1 if any
 // trial failed.  Run through test/bench/bill-crash-matrix.sh (cluster, emulator).
 import { parseArgs } from 'node:util';
-import { WorkerSession, control } from '../integration/bill-harness.mjs';
-import { OPS, FAULTS, POINTS, trialSpec, prepareTrials, runTrial, summarize, summaryLine, logProblems, logSize } from '../integration/bill-trials.mjs';
+import { WorkerSession } from '../integration/bill-harness.mjs';
+import { OPS, FAULTS, POINTS, trialSpec, openTrials, closeTrials, runTrial, summarize, summaryLine, logProblems, logSize } from '../integration/bill-trials.mjs';
 import { closeAll } from '../integration/helpers.mjs';
 
 const { values: args } = parseArgs({
@@ -21,9 +21,7 @@ const cells = [];
 for (const op of OPS) for (const fault of FAULTS) for (const point of POINTS) cells.push({ op, fault, point });
 
 const S = new WorkerSession('billops_crash_bench');
-await S.open();
-await control('POST', 'reset');
-await prepareTrials(S);
+await openTrials(S);
 const from = logSize();
 const specs = args.replay
   ? [(([seed, op, fault, point]) => trialSpec(Number(seed), { ...(op && { op }), ...(fault && { fault }), ...(point && { point }) }))(args.replay.split(':'))]
@@ -52,6 +50,6 @@ const summary = { ...summarize(results), log_deadlocks: problems.filter((l) => /
 console.log(summaryLine(summary));
 for (const l of problems) console.log(`server log: ${l}`);
 for (const r of results.filter((x) => x.violations.length)) console.log(`failed: ${r.spec.seed}:${r.spec.op}:${r.spec.fault}:${r.spec.point}`);
-await S.close();
+await closeTrials(S);
 await closeAll();
 process.exit(summary.failed_trials || problems.length ? 1 : 0);

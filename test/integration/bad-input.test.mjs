@@ -89,6 +89,13 @@ async function refused(t, what, sql, params, { code, message, context }) {
   assert.deepEqual(await fingerprint(), before, `${what}: everything loaded before is as it was`);
   t.diagnostic(`${what}: ${err.code} ${err.message.slice(0, 200)}`);
 }
+// The real sample's data rows, as CSV lines, with another payer.
+function sampleRowsOf(payer) {
+  const payerAt = fs.readFileSync(SAMPLE, 'utf8').split('\n')[0].split(',').indexOf('bill/PayerAccountId');
+  const quote = (v) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  return parseCsv(fs.readFileSync(SAMPLE), { from_line: 2 })
+    .map((r) => r.map((v, i) => (i === payerAt ? payer : quote(v))).join(','));
+}
 const row = (payer, period, cost, extra = '') => `${payer},${period},222222222222,Usage,${cost}${extra}`;
 const P = '111111111111';
 
@@ -212,10 +219,7 @@ test('an S3 delivery with a row of another month is refused; that month keeps it
   await db.query(`CALL billops.sync_cur_source('bad-s3')`);
   const before = await fingerprint();
   // November of the same payer, with one October row at the end
-  const payerAt = cols.indexOf('bill/PayerAccountId');
-  const quote = (v) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  const sample = parseCsv(fs.readFileSync(SAMPLE), { from_line: 2 })
-    .map((r) => r.map((v, i) => (i === payerAt ? '444444444444' : quote(v))).join(','));
+  const sample = sampleRowsOf('444444444444');
   const november = file([header, ...sample, octoberRow('0.01')]);
   stage(november, 'nov-1');
   const err = await db.query(`CALL billops.sync_cur_source('bad-s3')`).then(() => null, (e) => e);
@@ -238,10 +242,7 @@ test('S3 manifests that are not as AWS writes them are refused; the delivery loa
   const bucket = `bad-manifest-${process.pid}`;
   bucketDir(bucket);
   const header = fs.readFileSync(SAMPLE, 'utf8').split('\n')[0];
-  const payerAt = header.split(',').indexOf('bill/PayerAccountId');
-  const quote = (v) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  const rows = parseCsv(fs.readFileSync(SAMPLE), { from_line: 2 })
-    .map((r) => r.map((v, i) => (i === payerAt ? '555555555555' : quote(v))).join(','));
+  const rows = sampleRowsOf('555555555555');
   const csv = file([header, ...rows]);
   const stage = (report, assembly) => execFileSync('node', [path.join(ROOT, 'test/generator/stage-csv.mjs'), '--csv', csv,
     '--out', S3_ROOT, '--bucket', bucket, '--prefix', 'cur', '--report', report, '--assembly', assembly], { encoding: 'utf8' }).trim();

@@ -11,24 +11,16 @@
 // test/bench/bill-crash-matrix.sh runs 1,000 trials and prints the counts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkerSession, control, siblingTestFiles } from './bill-harness.mjs';
-import { OPS, FAULTS, POINTS, trialSpec, prepareTrials, restoreTrials, runTrial, summarize, summaryLine, logProblems, logSize } from './bill-trials.mjs';
+import { WorkerSession, siblingTestFiles } from './bill-harness.mjs';
+import { OPS, FAULTS, POINTS, trialSpec, openTrials, closeTrials, runTrial, summarize, summaryLine, logProblems, logSize } from './bill-trials.mjs';
 
-let limits;
 const S = new WorkerSession('billops_crash');
 const BASE = Number(process.env.BILLOPS_CRASH_SEED ?? (Date.now() % 1000000000));
 const RANDOM_TRIALS = Number(process.env.BILLOPS_CRASH_TRIALS ?? 15);
 const REPLAY = process.env.BILLOPS_CRASH_REPLAY;
 
-before(async () => {
-  await S.open();
-  await control('POST', 'reset');
-  limits = await prepareTrials(S);
-});
-after(async () => {
-  await restoreTrials(limits);
-  await S.close();
-});
+before(() => openTrials(S));
+after(() => closeTrials(S));
 
 async function runAll(t, specs) {
   const from = logSize();

@@ -10,25 +10,16 @@
 // pausing the worker without anyone being able to see why.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { RUN, one, waitFor, connectTo, writeBillTestMonth, AWS_INC } from './helpers.mjs';
-import { WorkerSession, control, setFaults, clearFaults, state, requests, isRequest } from './bill-harness.mjs';
-import { prepareTrials, restoreTrials, logProblems, logSize } from './bill-trials.mjs';
+import { one, waitFor, connectTo } from './helpers.mjs';
+import { WorkerSession, control, setFaults, clearFaults, state, requests, isRequest, loadMarketplaceMonth } from './bill-harness.mjs';
+import { openTrials, closeTrials, logProblems, logSize } from './bill-trials.mjs';
 
-let limits;
 const S = new WorkerSession('billops_exactly_once');
 let payerSeq = 0;
 let logFrom;
 
-before(async () => {
-  await S.open();
-  await control('POST', 'reset');
-  limits = await prepareTrials(S);
-});
-after(async () => {
-  await restoreTrials(limits);
-  await S.close();
-});
+before(() => openTrials(S));
+after(() => closeTrials(S));
 beforeEach(async () => {
   await clearFaults();
   await S.db.query(`UPDATE billops.setting SET value = '0.05' WHERE name = 'bill_retry_base_seconds'`);
@@ -38,12 +29,7 @@ beforeEach(async () => {
 // A final March 2024 month of Datadog (a vendor BILL knows after the first push)
 // for a payer of the test's own; lines are [product, name, amount].
 async function month(payer, lines, delivery) {
-  const file = path.join(RUN, `bill-exactly-once-${payer}.csv`);
-  writeBillTestMonth(file, lines.map(([product, name, cost]) =>
-    ['INV-EO-1', AWS_INC, 'AWS Marketplace', '222222222222', 'Usage', product, cost, '"Datadog, Inc."', name]), 0, { payer });
-  await S.db.query('SET client_min_messages = warning');
-  await S.db.query(`SELECT billops.load_cur_file($1, 'bill-exactly-once', $2)`, [file, `eo-${payer}-${delivery}`]);
-  await S.db.query('SELECT count(*) FROM billops.build_payables(NULL, $1)', [payer]);
+  await loadMarketplaceMonth(S.db, { payer, lines, invoice: 'INV-EO-1', source: 'bill-exactly-once', delivery: `eo-${payer}-${delivery}` });
   return one(S.db, `SELECT p.payable_id::int AS id, p.amount::text AS amount, p.status,
                            billops.bill_invoice_number(p.dedupe_key) AS invoice_number
                       FROM billops.payable p WHERE p.payer_account_id = $1`, [payer]);
@@ -163,11 +149,8 @@ test('3b. a newer change still being committed while a row goes back to the queu
     await worker.query(`INSERT INTO billops.vendor (name, kind, bill_vendor_id) VALUES ('Datadog', 'marketplace_seller', '009DD')`);
     await worker.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern) SELECT vendor_id, 'exact', 'Datadog, Inc.' FROM billops.vendor WHERE name = 'Datadog'`);
     await worker.query(`INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100'), ('department', 'OPS')`);
-    const file = path.join(RUN, 'bill-exactly-once-hand.csv');
-    writeBillTestMonth(file, [['INV-H-1', AWS_INC, 'AWS Marketplace', '222222222222', 'Usage', 'prod-dd1', '31.00', '"Datadog, Inc."', 'Datadog Pro']], 0);
-    await worker.query('SET client_min_messages = warning');
-    await worker.query(`SELECT billops.load_cur_file($1, 'hand', 'hand-1')`, [file]);
-    await worker.query('SELECT count(*) FROM billops.build_payables()');
+    await loadMarketplaceMonth(worker, { payer: '111111111111', lines: [['prod-dd1', 'Datadog Pro', '31.00']], invoice: 'INV-H-1',
+      source: 'hand', delivery: 'hand-1' });
     const { outbox_id: row, payable_id: pid } = await one(worker, 'SELECT outbox_id::int, payable_id::int FROM billops._outbox_claim(1)');
     assert.ok(row, 'claimed');
     await one(worker, 'SELECT method FROM billops._outbox_request($1)', [row]);
@@ -226,9 +209,8 @@ test('lock order: recording a vendor\'s BILL id does not wait for the foreign-ke
   await S.db.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern) SELECT vendor_id, 'exact', $2 FROM billops.vendor WHERE name = $1`,
     [name, `${name} LLC`]);
   const payer = newPayer();
-  const file = path.join(RUN, `bill-exactly-once-${payer}.csv`);
-  writeBillTestMonth(file, [['INV-EO-V', AWS_INC, 'AWS Marketplace', '222222222222', 'Usage', 'prod-v', '64.00', `${name} LLC`, 'V']], 0, { payer });
-  await S.db.query(`SELECT billops.load_cur_file($1, 'bill-exactly-once', $2)`, [file, `eo-${payer}`]);
+  await loadMarketplaceMonth(S.db, { payer, lines: [['prod-v', 'V', '64.00']], seller: `${name} LLC`, invoice: 'INV-EO-V',
+    source: 'bill-exactly-once', delivery: `eo-${payer}`, build: false });
   // a build in progress elsewhere has checked a payable's reference to that vendor (FOR KEY SHARE) ...
   const build = await connectTo(S.dbName);
   await build.query('BEGIN');

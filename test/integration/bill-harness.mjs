@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RUN, one, waitFor, billControl, connectTo, openClients } from './helpers.mjs';
+import { RUN, one, waitFor, billControl, connectTo, openClients, writeBillTestMonth, AWS_INC } from './helpers.mjs';
 
 export const WORKER = 'pg_billops BILL worker';
 export const BILL = process.env.BILL_ENDPOINT;
@@ -55,6 +55,21 @@ export async function billLogin() {
     organizationId: ORG, devKey: process.env.BILL_DEV_KEY,
   });
   return r.sessionId;
+}
+
+// --- a month to push -----------------------------------------------------------------
+// Load a final March 2024 month of AWS Marketplace charges of one seller for one payer
+// (lines: [productCode, productName, cost]) through `client`, and build its payables
+// (unless build is false).  The seller is the CSV's legal entity, quoted as CSV needs.
+export async function loadMarketplaceMonth(client, { payer, lines, seller = '"Datadog, Inc."', invoice = 'INV-M-1',
+  source, delivery, build = true }) {
+  const file = path.join(RUN, `marketplace-${payer}-${delivery}.csv`);
+  writeBillTestMonth(file, lines.map(([product, name, cost]) =>
+    [invoice, AWS_INC, 'AWS Marketplace', '222222222222', 'Usage', product, cost, seller, name]), 0, { payer });
+  await client.query('SET client_min_messages = warning');
+  await client.query(`SELECT billops.load_cur_file($1, $2, $3)`, [file, source, delivery]);
+  fs.rmSync(file, { force: true });
+  if (build) await client.query('SELECT count(*) FROM billops.build_payables(NULL, $1)', [payer]);
 }
 
 // --- processes ----------------------------------------------------------------------

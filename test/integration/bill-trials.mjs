@@ -20,8 +20,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RUN, one, waitFor, writeBillTestMonth, AWS_INC } from './helpers.mjs';
-import { control, setFaults, clearFaults, state, requests, isRequest, billApi, billLogin } from './bill-harness.mjs';
+import { RUN, one, waitFor } from './helpers.mjs';
+import { control, setFaults, clearFaults, state, requests, isRequest, billApi, billLogin, loadMarketplaceMonth } from './bill-harness.mjs';
 
 export const OPS = ['create', 'update', 'void', 'approve', 'document'];
 export const FAULTS = ['lost', 'worker', 'postmaster'];
@@ -95,7 +95,19 @@ export async function prepareTrials(S) {
   await ensureApprovalPolicy();
   return { loginHourlyLimit, hourlyLimit };
 }
-export const restoreTrials = (limits) => control('POST', 'config', limits);
+const restoreTrials = (limits) => control('POST', 'config', limits);
+
+// A test file's worker session for trials: its database served by the worker, an empty
+// BILL, the trials' configuration; closeTrials puts the emulator's limits back.
+export async function openTrials(S) {
+  await S.open();
+  await control('POST', 'reset');
+  S.trialLimits = await prepareTrials(S);
+}
+export async function closeTrials(S) {
+  if (S.trialLimits) await restoreTrials(S.trialLimits);
+  await S.close();
+}
 
 // In BILL, the API user approves every bill (so pg_billops' approvals can be pushed).
 // The emulator forgets it on reset: call again after one.
@@ -117,21 +129,13 @@ export async function ensureApprovalPolicy() {
 // --- one trial ---------------------------------------------------------------------
 const PRODUCTS = [['prod-a', 'Alpha'], ['prod-b', 'Bravo'], ['prod-c', 'Charlie']];
 
-function writeDelivery(spec, amounts) {
-  const payer = String(500000000000 + spec.seed % 100000000000);
-  const seller = spec.newVendor ? `Trial ${spec.seed} Labs LLC` : '"Datadog, Inc."';
-  const file = path.join(RUN, `bill-trial-${spec.seed}.csv`);
-  writeBillTestMonth(file, amounts.map((c, i) => [`INV-T-${spec.seed}`, AWS_INC, 'AWS Marketplace', '222222222222', 'Usage',
-    PRODUCTS[i][0], money(c), seller, PRODUCTS[i][1]]), 0, { payer });
-  return { file, payer };
-}
-
 async function loadAndBuild(S, spec, amounts, n) {
-  const { file, payer } = writeDelivery(spec, amounts);
-  await S.db.query('SET client_min_messages = warning');
-  await S.db.query(`SELECT billops.load_cur_file($1, 'bill-trials', $2)`, [file, `trial-${spec.seed}-${n}`]);
-  await S.db.query('SELECT count(*) FROM billops.build_payables(NULL, $1)', [payer]);
-  fs.rmSync(file, { force: true });
+  const payer = String(500000000000 + spec.seed % 100000000000);
+  await loadMarketplaceMonth(S.db, {
+    payer, invoice: `INV-T-${spec.seed}`, source: 'bill-trials', delivery: `trial-${spec.seed}-${n}`,
+    seller: spec.newVendor ? `Trial ${spec.seed} Labs LLC` : '"Datadog, Inc."',
+    lines: amounts.map((c, i) => [PRODUCTS[i][0], PRODUCTS[i][1], money(c)]),
+  });
   return payer;
 }
 
