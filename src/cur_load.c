@@ -762,6 +762,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	int64		delivery_id = PG_GETARG_INT64(0);
 	LoadState	st;
 	ErrorContextCallback errcb;
+	ErrorContextCallback *outer_context;
 	S3Location	loc = {0};	/* filled for S3 sources only */
 	char	   *storage;
 	char	   *compression;
@@ -851,9 +852,18 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	st.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billops CUR batch",
 										 BATCH_KEEPER_BYTES, BATCH_KEEPER_BYTES, 8 * 1024 * 1024);
 
+	/*
+	 * The file, row and column are the whole story of a value error: the
+	 * PL/pgSQL frames that called us (_load_and_swap, the statement that
+	 * called it) are our internals, not the analyst's, so they are left out
+	 * of the context while files are read.  Whoever catches an error
+	 * restores its own context stack (PG_TRY, PL/pgSQL's EXCEPTION blocks,
+	 * PostgresMain), so the outer frames are only hidden, never lost.
+	 */
+	outer_context = error_context_stack;
 	errcb.callback = load_error_context;
 	errcb.arg = &st;
-	errcb.previous = error_context_stack;
+	errcb.previous = NULL;
 	error_context_stack = &errcb;
 
 	for (int f = 0; f < nfiles; f++)
@@ -900,7 +910,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 						f + 1, nfiles, src->name, (long long) rows,
 						copy_bytes / 1048576.0, raw / 1048576.0, INSTR_TIME_GET_DOUBLE(dur))));
 	}
-	error_context_stack = errcb.previous;
+	error_context_stack = outer_context;
 	copy_source = NULL;
 
 	/* close the staging tables and tell the SQL side what each one holds */

@@ -372,6 +372,19 @@ BEGIN
 END
 $$;
 
+-- What of an error's context locates the input (file, row, column; a JSON
+-- fragment), without the PL/pgSQL frames and statements that are our own
+-- internals: that is what a delivery's history shows an analyst.
+CREATE FUNCTION billops._input_location(p_context text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT nullif(string_agg(l, E'\n' ORDER BY n), '')
+      FROM regexp_split_to_table(p_context, E'\n') WITH ORDINALITY AS t(l, n)
+     WHERE l !~ '^(PL/pgSQL function |SQL statement |SQL function )'
+$$;
+
 -- Load a registered delivery (files already listed) and swap it in; one transaction.
 CREATE FUNCTION billops._load_and_swap(p_delivery bigint)
 RETURNS bigint
@@ -549,6 +562,7 @@ BEGIN
             GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT,
                                     e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT,
                                     e_ctx = PG_EXCEPTION_CONTEXT;
+            e_ctx := billops._input_location(e_ctx);
             v_delivery := NULL;
         END;
         IF e_state IS NOT NULL THEN
@@ -571,6 +585,7 @@ BEGIN
                 GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT,
                                         e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT,
                                         e_ctx = PG_EXCEPTION_CONTEXT;
+                e_ctx := billops._input_location(e_ctx);
                 UPDATE billops.cur_delivery
                    SET status = 'failed', finished_at = clock_timestamp(), error_sqlstate = e_state,
                        error_message = e_msg, error_detail = nullif(e_detail, ''),

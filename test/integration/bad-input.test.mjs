@@ -85,9 +85,15 @@ async function refused(t, what, sql, params, { code, message, context }) {
   assert.equal(err.code, code, `${what}: SQLSTATE ${code} (got ${err.code}: ${err.message})`);
   assert.match(err.message, message, `${what}: the message says what is wrong`);
   if (context) assert.match(err.where ?? '', context, `${what}: the context locates it (${err.where})`);
-  assert.doesNotMatch(err.where ?? '', /SQL statement "INSERT/, `${what}: no internal statement in the context`);
+  assertNoInternals(err.where, what);
   assert.deepEqual(await fingerprint(), before, `${what}: everything loaded before is as it was`);
   t.diagnostic(`${what}: ${err.code} ${err.message.slice(0, 200)}`);
+}
+// A context shows where the input is wrong, never our internals: no statement
+// we run and no private routine's frame (the public function called may show).
+function assertNoInternals(context, what) {
+  assert.doesNotMatch(context ?? '', /SQL statement "|SQL function "|PL\/pgSQL function billops\._/,
+    `${what}: no internal statement or routine in the context (${context})`);
 }
 // The real sample's data rows, as CSV lines, with another payer.
 function sampleRowsOf(payer) {
@@ -230,6 +236,7 @@ test('an S3 delivery with a row of another month is refused; that month keeps it
   assert.equal(failed.error_sqlstate, '22000');
   assert.match(failed.error_message, /row of billing period 2023-10-01 in a delivery of billing period 2023-11-01/);
   assert.match(failed.error_context, /data row 1282/, 'the context names the row');
+  assertNoInternals(failed.error_context, 'the delivery\'s recorded error');
   const after = await fingerprint();
   assert.equal(after.lines, before.lines, 'every line item is as before: October still holds its own 3 rows');
   assert.equal(after.partitions, before.partitions);
@@ -273,12 +280,13 @@ test('S3 manifests that are not as AWS writes them are refused; the delivery loa
   for (const [what, change, message, code = '22000'] of cases) {
     fs.writeFileSync(topManifest, typeof change === 'string' ? change : JSON.stringify({ ...good, assemblyId: `bad-${what}`, ...change }));
     await db.query(`CALL billops.sync_cur_source('bad-manifest')`).catch(() => {});
-    const d = await one(db, `SELECT d.status, d.error_sqlstate, d.error_message FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+    const d = await one(db, `SELECT d.status, d.error_sqlstate, d.error_message, d.error_context FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
                               WHERE s.name = 'bad-manifest' ORDER BY delivery_id DESC LIMIT 1`);
     t.diagnostic(`${what}: ${d.status} ${d.error_sqlstate} ${d.error_message}`);
     assert.equal(d.status, 'failed', `${what}: refused`);
     assert.equal(d.error_sqlstate, code, `${what}: ${code}`);
     assert.match(d.error_message, message, `${what}: the message names the problem`);
+    assertNoInternals(d.error_context, what);
     assert.deepEqual(await fingerprint(), before, `${what}: the delivery loaded before is as it was`);
   }
 });
