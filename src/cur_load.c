@@ -5,8 +5,10 @@
  *   (BeginCopyFrom with a data-source callback, NextCopyFromRawFields)
  *   → per-column input functions / jsonb building → table_multi_insert
  *
- * Rows are routed by (billing period, payer) to one staging table each,
- * created on first sight through billops._staging_table(); the SQL side then
+ * Rows are routed by (billing period, payer) to a staging table created on
+ * first sight through billops._staging_table().  A delivery holds one period
+ * of one payer (check_row_belongs_to_delivery), so it fills one table; the
+ * routing is kept general because it costs nothing per row.  The SQL side then
  * swaps them in atomically (billops._swap_delivery).  Nothing here touches the
  * live partitions, so any error leaves the previous delivery untouched.
  *
@@ -103,8 +105,9 @@ typedef struct LoadState
 	bool	   *is_text;		/* text needs no input function call */
 	bool	   *is_numeric;		/* numeric: must be finite */
 	bool	   *is_temporal;	/* date / timestamptz: must be in AWS's ISO 8601 form */
-	bool		has_period;		/* the delivery is of one billing period (S3: its folder / manifest) */
-	DateADT		expected_period;
+	bool		has_period;		/* expected_period is known (S3: from the manifest) */
+	DateADT		expected_period;	/* the one billing period of the delivery */
+	char	   *expected_payer; /* its one payer: the first row's */
 	List	   *routes;
 	Route	   *current;
 	char	   *cur_payer_raw;
@@ -466,21 +469,42 @@ billing_period_of(const char *v)
 }
 
 /*
- * An S3 delivery is one billing period's (its folder and manifest say which):
- * a row of another month is refused, since the swap would replace that month
- * with it.  A local file names no period; its rows define the months it loads.
+ * A delivery is one billing period of one payer: AWS writes a report per
+ * payer (bill/PayerAccountId is "the account that pays the bill", the
+ * management account of an organization: AWS's CUR data dictionary), and
+ * each delivery is one month's (its folder and manifest say which).  The
+ * swap replaces exactly that (period, payer), so a row of another month or
+ * payer is refused: loaded, it would replace that month's or payer's data.
+ * An S3 delivery's period comes from its manifest; a local file names none,
+ * so its first row sets the period, and for every source the first row sets
+ * the payer.
  */
 static void
-check_period_of_delivery(LoadState *st, DateADT period)
+check_row_belongs_to_delivery(LoadState *st, FileMap *fm, DateADT period, const char *payer)
 {
-	if (st->has_period && period != st->expected_period)
+	if (!st->has_period)
+	{
+		st->expected_period = period;
+		st->has_period = true;
+	}
+	if (st->expected_payer == NULL)
+		st->expected_payer = MemoryContextStrdup(TopTransactionContext, payer);
+	st->column = fm->cols[fm->period_idx].header;
+	if (period != st->expected_period)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("row of billing period %s in a delivery of billing period %s",
 						DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(period))),
 						DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(st->expected_period)))),
 				 errdetail("A delivery replaces its own month only; a row of another month would replace that month's data."),
-				 errhint("The file does not belong under this billing period's folder; nothing of this delivery was loaded.")));
+				 errhint("AWS delivers each billing period in a report of its own; load each month's file separately. Nothing of this delivery was loaded.")));
+	st->column = fm->cols[fm->payer_idx].header;
+	if (strcmp(payer, st->expected_payer) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("row of payer %.40s in a delivery of payer %s", payer, st->expected_payer),
+				 errdetail("A delivery replaces its own payer's line items only; a row of another payer would replace that payer's data."),
+				 errhint("AWS writes one payer (management account) per report; load each payer's report separately. Nothing of this delivery was loaded.")));
 }
 
 /*
@@ -558,7 +582,7 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 		check_account_id(payer);
 		st->column = fm->cols[fm->period_idx].header;
 		period = billing_period_of(period_str);
-		check_period_of_delivery(st, period);
+		check_row_belongs_to_delivery(st, fm, period, payer);
 		st->column = NULL;
 		r = NULL;
 		foreach(lc, st->routes)

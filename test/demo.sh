@@ -23,15 +23,20 @@ start_bill_emulator
 log "AWS delivers: the real November 2023 sample, and generated Dec 2023 - Feb 2024 months"
 node "$BILLOPS_ROOT/test/generator/stage-csv.mjs" --csv "$SHARED/testdata/cur/legacy-cur-2023-11-sample.csv" \
     --out "$S3_DIR" --bucket acme-billing --prefix cur --report sample-payer --assembly 7c1e2d3a-sample >/dev/null
-for month_rows in 2023-12:36000 2024-01:39000; do
+# Two organizations, two reports: AWS writes one payer (management account) per report
+# (gen_month REPORT PAYER PERIOD ROWS [gen-cur options...])
+gen_month() {
     node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$S3_DIR" --bucket acme-billing --prefix cur \
-        --report acme-hourly --layout legacy --period "${month_rows%:*}" --rows "${month_rows#*:}" --payers 2 --accounts 6 \
-        --deliveries 2 --final --seed 42 >/dev/null
+        --report "$1" --payer "$2" --layout legacy --period "$3" --rows "$4" --accounts 6 --seed 42 "${@:5}" >/dev/null
+}
+for month in 2023-12:24000:12000 2024-01:26000:13000; do
+    IFS=: read -r period acme globex <<< "$month"
+    gen_month acme-hourly 1 "$period" "$acme" --deliveries 2 --final
+    gen_month globex-hourly 2 "$period" "$globex" --deliveries 2 --final
 done
 # February is still open: AWS has delivered it three times so far (the newest counts)
-node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$S3_DIR" --bucket acme-billing --prefix cur \
-    --report acme-hourly --layout legacy --period 2024-02 --rows 42000 --payers 2 --accounts 6 \
-    --deliveries 4 --delivery 3 --seed 42 >/dev/null
+gen_month acme-hourly 1 2024-02 28000 --deliveries 4 --delivery 3
+gen_month globex-hourly 2 2024-02 14000 --deliveries 4 --delivery 3
 
 psql -qX -v ON_ERROR_STOP=1 <<SQL
 \set QUIET on
@@ -40,10 +45,13 @@ CREATE EXTENSION pg_billops;
 \echo '--- register where AWS delivers the reports (credentials are a reference, never a key)'
 SELECT billops.create_cur_source('acme-hourly', 'acme-billing', 'acme-hourly', prefix => 'cur',
        endpoint_url => '$S3_ENDPOINT', path_style => true, credentials => 'default') AS source_id;
+SELECT billops.create_cur_source('globex-hourly', 'acme-billing', 'globex-hourly', prefix => 'cur',
+       endpoint_url => '$S3_ENDPOINT', path_style => true) AS source_id;
 SELECT billops.create_cur_source('sample-payer', 'acme-billing', 'sample-payer', prefix => 'cur',
        endpoint_url => '$S3_ENDPOINT', path_style => true) AS source_id;
 \echo '--- sync: S3 → gunzip → COPY → atomic partition swap'
 CALL billops.sync_cur_source('acme-hourly');
+CALL billops.sync_cur_source('globex-hourly');
 CALL billops.sync_cur_source('sample-payer');
 \echo '--- a second sync finds nothing new: the same delivery twice is a no-op'
 CALL billops.sync_cur_source('acme-hourly');
@@ -159,14 +167,14 @@ END $$;
 SQL
 
 # AWS delivers February once more (a late credit); the next sync replaces the month atomically
-node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$S3_DIR" --bucket acme-billing --prefix cur \
-    --report acme-hourly --layout legacy --period 2024-02 --rows 42000 --payers 2 --accounts 6 \
-    --deliveries 4 --delivery 4 --seed 42 >/dev/null
+gen_month acme-hourly 1 2024-02 28000 --deliveries 4 --delivery 4
+gen_month globex-hourly 2 2024-02 14000 --deliveries 4 --delivery 4
 
 psql -qX -v ON_ERROR_STOP=1 <<'SQL'
 \set QUIET on
 \echo '--- AWS re-delivered February; sync replaces the month'
 CALL billops.sync_cur_source('acme-hourly', only_period => '2024-02-01');
+CALL billops.sync_cur_source('globex-hourly', only_period => '2024-02-01');
 \echo '--- and the payables follow: drafts update in place; an acknowledged credit that AWS changed gets an adjustment, never a silent change'
 SELECT b.action, count(*) AS payables, to_char(sum(b.amount), 'FM$999,999,990.00') AS amount
   FROM billops.build_payables('2024-02-01') b GROUP BY 1 ORDER BY 1;

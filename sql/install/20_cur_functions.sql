@@ -354,18 +354,9 @@ BEGIN
                table_name = excluded.table_name, swapped_at = clock_timestamp();
     END LOOP;
 
-    -- A delivery is cumulative for its month: payers this source had for the
-    -- period but the new delivery no longer contains are gone from the month.
-    FOR old IN SELECT cp.* FROM billops.cur_partition cp
-                WHERE cp.source_id = d.source_id
-                  AND cp.delivery_id <> p_delivery
-                  AND cp.billing_period IN (SELECT billing_period FROM billops.cur_delivery_partition
-                                             WHERE delivery_id = p_delivery) LOOP
-        PERFORM billops._retire_leaf(old.billing_period, old.table_name);
-        DELETE FROM billops.cur_partition
-         WHERE billing_period = old.billing_period AND payer_account_id = old.payer_account_id;
-    END LOOP;
-
+    -- A delivery is one payer's month (the loader refuses rows of another
+    -- payer or month), so the leaf it replaced above is all it replaces: the
+    -- source's other payers and months stay as they are.
     UPDATE billops.cur_delivery cd SET status = 'superseded'
      WHERE cd.source_id = d.source_id AND cd.status = 'loaded' AND cd.delivery_id <> p_delivery
        AND NOT EXISTS (SELECT 1 FROM billops.cur_partition cp WHERE cp.delivery_id = cd.delivery_id);

@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 
 const USAGE = `usage: node gen-cur.mjs --out ROOT --bucket BUCKET --prefix PREFIX --report NAME
          --layout legacy|cur2 --period YYYY-MM --rows N
-         [--deliveries K] [--delivery k] [--files F] [--seed S] [--payers P] [--accounts A]
+         [--deliveries K] [--delivery k] [--files F] [--seed S] [--payer K] [--accounts A]
          [--final] [--columns known|all] [--no-gzip] [--gzip-level 0-9]
          [--numbers java|plain] [--expected FILE] [--emit-plain FILE] [--quiet]`;
 
@@ -26,7 +26,7 @@ const OPTS = {
   out: { t: 'str' }, bucket: { t: 'str' }, prefix: { t: 'str', d: '' }, report: { t: 'str' },
   layout: { t: 'str' }, period: { t: 'str' }, rows: { t: 'int' },
   deliveries: { t: 'int', d: 1 }, delivery: { t: 'int', d: 0 }, files: { t: 'int', d: 0 },
-  seed: { t: 'str', d: '1' }, payers: { t: 'int', d: 1 }, accounts: { t: 'int', d: 8 },
+  seed: { t: 'str', d: '1' }, payer: { t: 'int', d: 1 }, accounts: { t: 'int', d: 8 },
   final: { t: 'bool', d: false }, columns: { t: 'str', d: 'all' }, 'no-gzip': { t: 'bool', d: false },
   'gzip-level': { t: 'int', d: 6 }, numbers: { t: 'str', d: '' }, expected: { t: 'str', d: '' },
   'emit-plain': { t: 'str', d: '' }, quiet: { t: 'bool', d: false }, help: { t: 'bool', d: false },
@@ -63,7 +63,7 @@ export function parseArgs(argv) {
   if (o.rows < 1) throw new Error('--rows must be >= 1');
   if (o.deliveries < 1) throw new Error('--deliveries must be >= 1');
   if (o.delivery > o.deliveries) throw new Error(`--delivery ${o.delivery} is beyond --deliveries ${o.deliveries}`);
-  if (o.payers < 1 || o.payers > 50) throw new Error('--payers must be 1..50');
+  if (o.payer < 1 || o.payer > 50) throw new Error('--payer must be 1..50');
   if (o.accounts < 1 || o.accounts > 200) throw new Error('--accounts must be 1..200');
   if (o['gzip-level'] > 9) throw new Error('--gzip-level must be 0..9');
   if (!o.numbers) o.numbers = o.layout === 'legacy' ? 'java' : 'plain';
@@ -446,7 +446,7 @@ export async function generate(opt) {
   const t0 = process.hrtime.bigint();
   const layout = opt.layout, legacy = layout === 'legacy';
   const seedBase = sha(`gen-cur|${opt.seed}`).readUInt32LE(0) | 0;
-  const ctxTag = `${opt.seed}|${layout}|${opt.period}|${opt.rows}|${opt.report}|${opt.payers}|${opt.accounts}|${opt.deliveries}`;
+  const ctxTag = `${opt.seed}|${layout}|${opt.period}|${opt.rows}|${opt.report}|${opt.payer}|${opt.accounts}|${opt.deliveries}`;
   const [year, month] = opt.period.split('-').map(Number);
   const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
   const ny = month === 12 ? year + 1 : year, nm = month === 12 ? 1 : month + 1;
@@ -502,52 +502,57 @@ export async function generate(opt) {
   const iso = (t) => new Date(t).toISOString().replace('.000Z', ms);
   const pStartMs = Date.UTC(year, month - 1, 1);
   const payers = [];
-  for (let p = 0; p < opt.payers; p++) {
-    const base = PAYER_NAMES[p % PAYER_NAMES.length];
-    const name = p < PAYER_NAMES.length ? base : `${base} ${Math.floor(p / PAYER_NAMES.length) + 1}`;
+  // AWS writes one payer per report (bill/PayerAccountId is the management account: AWS's CUR data
+  // dictionary), so a report holds the rows of one payer: the --payer-th of the seed's organizations.
+  // Its ids and names depend on the seed and w only, so payer 2's report of a seed is the same
+  // organization whatever else was generated; p indexes this run's statistics.
+  for (const w of [opt.payer - 1]) {
+    const p = 0;
+    const base = PAYER_NAMES[w % PAYER_NAMES.length];
+    const name = w < PAYER_NAMES.length ? base : `${base} ${Math.floor(w / PAYER_NAMES.length) + 1}`;
     const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/-inc-?$|-$/g, '').split('-')[0];
-    const id = acctId(`${opt.seed}|payer|${p}`);
-    const ent = p % ENTITIES.length;
+    const id = acctId(`${opt.seed}|payer|${w}`);
+    const ent = w % ENTITIES.length;
     const accounts = [{ id, name: `${slug}-management`, team: 'finops', ent, w: 0.15 }];
     for (let a = 1; a <= opt.accounts; a++) {
       const [suffix, team] = ACCOUNT_SUFFIXES[(a - 1) % ACCOUNT_SUFFIXES.length];
       const nth = Math.floor((a - 1) / ACCOUNT_SUFFIXES.length);
       // every 4th linked account is located elsewhere, so the payer gets a second AWS seller/invoice
       const aent = a % 4 === 3 ? (ent === 0 ? 1 : 0) : ent;
-      accounts.push({ id: acctId(`${opt.seed}|acct|${p}|${a}`), name: `${slug}-${suffix}${nth ? '-' + (nth + 1) : ''}`, team, ent: aent, w: 1 / Math.pow(a, 0.7) });
+      accounts.push({ id: acctId(`${opt.seed}|acct|${w}|${a}`), name: `${slug}-${suffix}${nth ? '-' + (nth + 1) : ''}`, team, ent: aent, w: 1 / Math.pow(a, 0.7) });
     }
     const cum = []; let c = 0; for (const a of accounts) { c += a.w; cum.push(c); }
-    const country = ['GB', 'DE', 'FR', 'IE', 'NL'][sha(`${opt.seed}|cc|${p}`)[0] % 5];
+    const country = ['GB', 'DE', 'FR', 'IE', 'NL'][sha(`${opt.seed}|cc|${w}`)[0] % 5];
     // Reserved Instances (EC2 + RDS) and Savings Plans bought in the payer account.
     const ris = [];
     const riTpls = TEMPLATES.map((t, i) => (t.riable ? i : -1)).filter((i) => i >= 0);
     for (let r = 0; r < 4; r++) {
-      const ti = riTpls[(r * 3 + p) % riTpls.length], t = TEMPLATES[ti];
+      const ti = riTpls[(r * 3 + w) % riTpls.length], t = TEMPLATES[ti];
       const region = REGIONS[HOME_REGIONS[ent][r % 2]];
       const odS = Math.round(t.rateS * region.mult / 1e4) * 1e4;
       const partial = r % 2 === 0;
       const effS = Math.round(odS * 0.62 / 1e4) * 1e4;
       const upS = partial ? Math.round(effS / 2 / 1e4) * 1e4 : 0;
-      const count = 1 + (r * 7 + p) % 3;
+      const count = 1 + (r * 7 + w) % 3;
       const startMs = pStartMs - (40 + r * 61) * 86400000 + 33082000;
       const isRds = t.code === 'AmazonRDS';
-      const uid = uuidFrom(`${ctxTag}|ri|${p}|${r}`);
-      ris.push({ ti, region, odS, effS, upS, recS: effS - upS, count, partial, subscription: hashDigits(`sub${p}|${r}`, 10),
+      const uid = uuidFrom(`${ctxTag}|ri|${w}|${r}`);
+      ris.push({ ti, region, odS, effS, upS, recS: effS - upS, count, partial, subscription: hashDigits(`sub${w}|${r}`, 10),
         arn: isRds ? `arn:aws:rds:${region.code}:${id}:ri:ri-${uid.slice(0, 18)}` : `arn:aws:ec2:${region.code}:${id}:reserved-instances/${uid}`,
         start: iso(startMs), end: iso(startMs + 365 * 86400000), nf: t.nf || '1.0' });
     }
     const sps = [0, 1].map((s) => {
-      const uid = uuidFrom(`${ctxTag}|sp|${p}|${s}`);
+      const uid = uuidFrom(`${ctxTag}|sp|${w}|${s}`);
       const startMs = pStartMs - (100 + s * 45) * 86400000 + 51000000;
       const compute = s === 0;
-      const commitS = decToScaled(compute ? ['0.375', '0.5', '0.25'][p % 3] : '0.2');
+      const commitS = decToScaled(compute ? ['0.375', '0.5', '0.25'][w % 3] : '0.2');
       const upS = compute ? 0 : decToScaled('0.1');
       return { arn: `arn:aws:savingsplans::${id}:savingsplan/${uid}`, compute, commitS, upS, disc: compute ? 0.28 : 0.42,
         offering: compute ? 'ComputeSavingsPlans' : 'EC2InstanceSavingsPlans', payment: compute ? 'No Upfront' : 'Partial Upfront',
         term: compute ? '1yr' : '3yr', ut: compute ? 'ComputeSP:1yrNoUpfront' : 'EC2SP:m5.3yrPartialUpfront', family: compute ? '' : 'm5',
         region: compute ? '' : 'us-east-1', start: iso(startMs), end: iso(startMs + (compute ? 365 : 1095) * 86400000) };
     });
-    payers.push({ p, id, name, slug, ent, accounts, cum, country, ris, sps, edp: p % 2 === 0 ? 0.05 : 0 });
+    payers.push({ p, id, name, slug, ent, accounts, cum, country, ris, sps, edp: w % 2 === 0 ? 0.05 : 0 });
   }
   const NA = opt.accounts + 1;
 
@@ -651,7 +656,7 @@ export async function generate(opt) {
   }
 
   // --- statistics of one delivery ---
-  const NT = TYPE_NAMES.length, NP = opt.payers, NL = LEGAL.length, NI = NP * 4 * 8;
+  const NT = TYPE_NAMES.length, NP = 1, NL = LEGAL.length, NI = NP * 4 * 8;
   function newStats() {
     return { rows: 0, total: new Sums(1), payer: new Sums(NP), type: new Sums(NP * NT), acct: new Sums(NP * NA),
       legal: new Sums(NP * NL), inv: new Sums(NI), invInfo: new Map(), amort: new Sums(NP) };
@@ -737,10 +742,7 @@ export async function generate(opt) {
   }
 
   function pickAccount(P) { const x = rnd() * P.cum[P.cum.length - 1]; let i = 0; while (P.cum[i] <= x) i++; return i; }
-  function pickPayer() { // the first payer is the biggest
-    if (NP === 1) return payers[0];
-    const x = rnd() * (NP + 1); return payers[x < 2 ? 0 : Math.floor(x - 1)];
-  }
+  function pickPayer() { return payers[0]; } // one payer per report
 
   function genUsage(P, d, freeOk) {
     const ai = pickAccount(P), ti = pickTemplate(), t = TEMPLATES[ti];
@@ -1150,7 +1152,7 @@ export async function generate(opt) {
   const expected = {
     generator: 'pg_billops test/generator/gen-cur.mjs', formatVersion: 1,
     args: { layout, bucket: opt.bucket, prefix: opt.prefix, report: opt.report, period: opt.period, rows: opt.rows,
-      deliveries: K, delivery: opt.delivery || null, seed: opt.seed, payers: opt.payers, accounts: opt.accounts, final: opt.final,
+      deliveries: K, delivery: opt.delivery || null, seed: opt.seed, payer: opt.payer, accounts: opt.accounts, final: opt.final,
       columns: opt.columns, gzip: !opt['no-gzip'], gzipLevel: opt['gzip-level'], numbers: opt.numbers },
     bucket: opt.bucket, manifestKey, billingPeriod: { start: `${ymd(year, month, 1)}T00:00:00Z`, end: `${ymd(ny, nm, 1)}T00:00:00Z` },
     columns: header,

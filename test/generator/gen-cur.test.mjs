@@ -131,6 +131,7 @@ function checkExpected(exp, header, rows, names) {
   assert.equal(exp.last.rows, rows.length);
   assert.equal(exp.last.unblendedCost, fmt(Object.values(got).reduce((a, p) => a + p.cost, 0n)));
   assert.deepEqual(Object.keys(exp.payers).sort(), Object.keys(got).sort());
+  assert.equal(Object.keys(got).length, 1, 'a report holds one payer\'s rows (bill/PayerAccountId is the management account)');
   for (const [payer, e] of Object.entries(exp.payers)) {
     const g = got[payer];
     assert.equal(e.rows, g.rows, `rows of payer ${payer}`);
@@ -165,13 +166,13 @@ const CUR2_KNOWN = ('identity_line_item_id identity_time_interval bill_invoice_i
 
 // ---- shared runs ---------------------------------------------------------------------------
 const LEGACY_ARGS = ['--layout', 'legacy', '--period', '2023-11', '--rows', '5000', '--deliveries', '3', '--files', '2',
-  '--payers', '2', '--accounts', '6', '--final', '--seed', '42'];
+  '--payer', '2', '--accounts', '6', '--final', '--seed', '42'];
 const legacyRoot = newDir();
 gen(genArgs(legacyRoot, [...LEGACY_ARGS, '--expected', path.join(legacyRoot, 'expected.json')]));
 const legacyExp = JSON.parse(fs.readFileSync(path.join(legacyRoot, 'expected.json'), 'utf8'));
 
 const CUR2_ARGS = ['--layout', 'cur2', '--period', '2024-01', '--rows', '6000', '--deliveries', '2', '--files', '3',
-  '--payers', '3', '--final', '--seed', '7'];
+  '--payer', '3', '--final', '--seed', '7'];
 const cur2Root = newDir();
 gen(genArgs(cur2Root, [...CUR2_ARGS, '--expected', path.join(cur2Root, 'expected.json'), '--emit-plain', path.join(cur2Root, 'plain.csv')]));
 const cur2Exp = JSON.parse(fs.readFileSync(path.join(cur2Root, 'expected.json'), 'utf8'));
@@ -332,7 +333,7 @@ test('cur2: a new delivery deletes the previous data files of the period', () =>
 
 test('cur2 --columns known: exactly the benchmark columns; --no-gzip writes the same CSV', () => {
   const gz = newDir(), plainRoot = newDir();
-  const args = ['--layout', 'cur2', '--period', '2024-03', '--rows', '1500', '--columns', 'known', '--seed', '9', '--payers', '2'];
+  const args = ['--layout', 'cur2', '--period', '2024-03', '--rows', '1500', '--columns', 'known', '--seed', '9', '--payer', '2'];
   gen(genArgs(gz, [...args, '--expected', path.join(gz, 'e.json'), '--emit-plain', path.join(gz, 'plain.csv')]));
   gen(genArgs(plainRoot, [...args, '--no-gzip', '--expected', path.join(plainRoot, 'e.json')]));
   const e = JSON.parse(fs.readFileSync(path.join(gz, 'e.json'), 'utf8'));
@@ -355,4 +356,20 @@ test('bad arguments are refused with a message', () => {
     (err) => /--period must be YYYY-MM/.test(err.stderr));
   assert.throws(() => gen(['--out', TMP, '--bucket', 'b-ok', '--report', 'r', '--layout', 'cur2', '--period', '2024-01', '--rows', '3', '--deliveries', '3']),
     (err) => /too small/.test(err.stderr));
+  assert.throws(() => gen(['--out', TMP, '--bucket', 'b-ok', '--report', 'r', '--layout', 'cur2', '--period', '2024-01', '--rows', '3', '--payer', '51']),
+    (err) => /--payer must be 1..50/.test(err.stderr));
+});
+
+test('--payer k is the same organization whatever report it is written into', () => {
+  // payer 2 of seed 42 in two reports of different layouts and months: the same ids and names
+  const a = newDir(), b = newDir();
+  gen(genArgs(a, ['--layout', 'legacy', '--period', '2024-01', '--rows', '300', '--payer', '2', '--seed', '42', '--expected', path.join(a, 'e.json')]));
+  gen(genArgs(b, ['--layout', 'cur2', '--period', '2024-02', '--rows', '300', '--payer', '2', '--seed', '42', '--expected', path.join(b, 'e.json')]));
+  const ea = JSON.parse(fs.readFileSync(path.join(a, 'e.json'), 'utf8')), eb = JSON.parse(fs.readFileSync(path.join(b, 'e.json'), 'utf8'));
+  assert.deepEqual(Object.keys(ea.payers), Object.keys(eb.payers));
+  assert.equal(Object.values(ea.payers)[0].name, Object.values(eb.payers)[0].name);
+  const c = newDir();
+  gen(genArgs(c, ['--layout', 'legacy', '--period', '2024-01', '--rows', '300', '--payer', '1', '--seed', '42', '--expected', path.join(c, 'e.json')]));
+  const ec = JSON.parse(fs.readFileSync(path.join(c, 'e.json'), 'utf8'));
+  assert.notEqual(Object.keys(ec.payers)[0], Object.keys(ea.payers)[0], 'payer 1 is another organization');
 });

@@ -189,6 +189,11 @@ const CASES = [
     { code: '22008', message: /out of range/, context: /column "lineItem\/UsageStartDate"/ }],
   ['a usage start with an offset out of range', [`${LEGACY},lineItem/UsageStartDate`, row(P, '2023-12-01T00:00:00Z', '1.00', ',2023-12-01T00:00:00+99:00')],
     { code: '22009', message: /./, context: /column "lineItem\/UsageStartDate"/ }],
+  // AWS writes one payer's month per report: a row of another payer or month would replace its data
+  ['a file of two payers', [LEGACY, row('333333333333', '2023-12-01T00:00:00Z', '1.00'), row(P, '2023-12-01T00:00:00Z', '0.01')],
+    { code: '22000', message: /row of payer 111111111111 in a delivery of payer 333333333333/, context: /data row 2, column "bill\/PayerAccountId"/ }],
+  ['a local file of two months', [LEGACY, row(P, '2023-12-01T00:00:00Z', '1.00'), row(P, '2023-10-01T00:00:00Z', '0.01')],
+    { code: '22000', message: /row of billing period 2023-10-01 in a delivery of billing period 2023-12-01/, context: /data row 2, column "bill\/BillingPeriodStartDate"/ }],
   ['CUR 2.0 cost category that is a number', [`${CUR2},cost_category`, `${P},2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,42`],
     { code: '22P02', message: /a map column must hold a JSON object/ }],
 ];
@@ -203,6 +208,18 @@ test('a CUR 2.0 discount map of numbers loads (map<string,double> in AWS\'s data
   await load(file([`${CUR2},discount`, `333333333333,2023-12-01T00:00:00.000Z,222222222222,Usage,1.00,"{""bundled_discount"": -0.25}"`]), 'discount');
   const r = await one(db, `SELECT discount FROM billops.cur_line_item WHERE bill_payer_account_id = '333333333333'`);
   assert.deepEqual(r.discount, { bundled_discount: -0.25 });
+});
+
+test('two payers\' reports loaded into one source: each replaces its own payer\'s month only', async () => {
+  const month = (payer) => one(db, `SELECT count(*)::int AS n, sum(line_item_unblended_cost)::text AS s FROM billops.cur_line_item
+                                     WHERE bill_payer_account_id = $1 AND bill_billing_period_start_date = '2024-01-01'`, [payer]);
+  await load(file([LEGACY, row('666666666666', '2024-01-01T00:00:00Z', '5.00'), row('666666666666', '2024-01-01T00:00:00Z', '6.00')]), 'two-payers');
+  await load(file([LEGACY, row('777777777777', '2024-01-01T00:00:00Z', '7.00')]), 'two-payers');
+  assert.deepEqual(await month('666666666666'), { n: 2, s: '11.00' }, 'the second payer\'s report left the first payer alone');
+  // a restatement of the first payer replaces its month; the second payer's stays
+  await load(file([LEGACY, row('666666666666', '2024-01-01T00:00:00Z', '4.00')]), 'two-payers');
+  assert.deepEqual(await month('666666666666'), { n: 1, s: '4.00' });
+  assert.deepEqual(await month('777777777777'), { n: 1, s: '7.00' });
 });
 
 test('an S3 delivery with a row of another month is refused; that month keeps its own delivery', async (t) => {

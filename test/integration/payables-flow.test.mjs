@@ -35,22 +35,48 @@ function freshBucket(name) {
   return bucketDir(name);
 }
 
+// A month of several payers is one report per payer, as AWS writes them
+// (bill/PayerAccountId is the management account): report `<report>-<k>`
+// holds payer k's rows, payer 1 the most.  The expected totals returned are
+// the reports' together; `reports` has each report's payer and last delivery.
 function genMonth({ bucket, report, layout, period, seed, rows = 30000, payers = 2, deliveries, delivery, final }) {
   fs.mkdirSync(EXPECTED_DIR, { recursive: true });
-  const file = path.join(EXPECTED_DIR, `${report}-${layout}-${deliveries ?? 1}-${delivery ?? 'all'}.json`);
-  generate(['--out', S3_ROOT, '--bucket', bucket, '--prefix', 'cur', '--report', report, '--layout', layout,
-    '--period', period, '--rows', String(rows), '--payers', String(payers), '--seed', seed, '--quiet',
-    '--expected', file,
-    ...(deliveries ? ['--deliveries', String(deliveries)] : []),
-    ...(delivery ? ['--delivery', String(delivery)] : []),
-    ...(final ? ['--final'] : [])]);
-  return JSON.parse(fs.readFileSync(file, 'utf8'));
+  const reports = [];
+  const exp = { args: { period }, payers: {}, reports };
+  for (let k = 1; k <= payers; k++) {
+    const name = `${report}-${k}`;
+    const file = path.join(EXPECTED_DIR, `${name}-${layout}-${deliveries ?? 1}-${delivery ?? 'all'}.json`);
+    generate(['--out', S3_ROOT, '--bucket', bucket, '--prefix', 'cur', '--report', name, '--layout', layout,
+      '--period', period, '--rows', String(Math.round(rows * (k === 1 ? 2 : 1) / (payers + 1))), '--payer', String(k),
+      '--seed', seed, '--quiet', '--expected', file,
+      ...(deliveries ? ['--deliveries', String(deliveries)] : []),
+      ...(delivery ? ['--delivery', String(delivery)] : []),
+      ...(final ? ['--final'] : [])]);
+    const e = JSON.parse(fs.readFileSync(file, 'utf8'));
+    Object.assign(exp.payers, e.payers);
+    reports.push({ report: name, layout, payer: Object.keys(e.payers)[0], last: e.last });
+  }
+  exp.final = reports.every((r) => r.last.final);
+  exp.assemblyOf = (payer) => reports.find((r) => r.payer === payer).last.assemblyId;
+  return exp;
 }
 
 async function createSource(db, name, bucket, report, layout) {
   await db.query(`SELECT billops.create_cur_source($1, $2, $3, layout => $4, prefix => 'cur',
                   credentials => 'default', endpoint_url => $5, path_style => true)`,
   [name, bucket, report, layout, S3]);
+}
+
+// One source per report of a generated month, named after the report.
+async function createSources(db, exp, bucket) {
+  for (const r of exp.reports) await createSource(db, r.report, bucket, r.report, r.layout === 'legacy' ? 'legacy_cur' : 'cur2');
+}
+
+// Sync every report of a generated month; the assemblies loaded, in report order.
+async function syncAll(db, exp) {
+  const loaded = [];
+  for (const r of exp.reports) loaded.push(await sync(db, r.report));
+  return loaded;
 }
 
 async function sync(db, name) {
@@ -331,8 +357,8 @@ for (const layout of ['legacy', 'cur2']) {
     const exp = genMonth({ bucket, report: 'mp', layout, period: '2024-04', seed: 'pf-mp', final: true });
     const period = '2024-04-01';
     const db = await freshDatabase(`billops_it_pf_mp_${layout}`);
-    await createSource(db, 'mp', bucket, 'mp', layout === 'legacy' ? 'legacy_cur' : 'cur2');
-    await sync(db, 'mp');
+    await createSources(db, exp, bucket);
+    await syncAll(db, exp);
 
     // three sellers by each kind of alias; a decoy prefix that must not catch
     // CrowdStrike (a prefix matches whole words only); the rest unknown
@@ -406,10 +432,10 @@ test('preliminary, then final: payables are updated in place, get their invoice 
   const month = { bucket, report: 'monthly', layout: 'legacy', period: '2024-05', seed: 'pf-final', deliveries: 2 };
   const period = '2024-05-01';
   const e1 = genMonth({ ...month, delivery: 1 });
-  assert.equal(e1.last.final, false, 'delivery 1 of 2 is preliminary');
+  assert.equal(e1.final, false, 'delivery 1 of 2 is preliminary');
   const db = await freshDatabase('billops_it_pf_final');
-  await createSource(db, 'monthly', bucket, 'monthly', 'legacy_cur');
-  await sync(db, 'monthly');
+  await createSources(db, e1, bucket);
+  await syncAll(db, e1);
   // every seller known but CrowdStrike: it must stay out of routing
   await addSellerVendors(db, SELLERS.filter((s) => s !== 'CrowdStrike, Inc.'));
   await codeEverything(db);
@@ -422,9 +448,9 @@ test('preliminary, then final: payables are updated in place, get their invoice 
   assert.equal(await count(db, 'SELECT FROM billops.approval_step'), 0, 'nothing is routed on preliminary data');
 
   const e2 = genMonth({ ...month, delivery: 2, final: true });
-  assert.equal(e2.last.final, true, 'delivery 2 of 2 is final');
-  assert.notEqual(e2.last.assemblyId, e1.last.assemblyId, 'a new assembly');
-  await sync(db, 'monthly');
+  assert.equal(e2.final, true, 'delivery 2 of 2 is final');
+  e2.reports.forEach((r, i) => assert.notEqual(r.last.assemblyId, e1.reports[i].last.assemblyId, `${r.report}: a new assembly`));
+  await syncAll(db, e2);
   const { rows: st } = await db.query(
     `SELECT payer_account_id, invoice_state FROM billops.cur_period_status WHERE billing_period = $1`, [period]);
   assert.deepEqual(st.map((s) => s.invoice_state), st.map(() => 'final'), 'the loaded month is final');
@@ -444,7 +470,7 @@ test('preliminary, then final: payables are updated in place, get their invoice 
     } else {
       assert.ok(did.includes('created'), `${r.dedupe_key}: new in the final delivery, so created`);
     }
-    assert.equal(r.assembly_id, e2.last.assemblyId, `${r.dedupe_key}: built from the final delivery`);
+    assert.equal(r.assembly_id, e2.assemblyOf(r.payer_account_id), `${r.dedupe_key}: built from the final delivery`);
     const { rows: [{ n: stepCount }] } = await db.query(
       'SELECT count(*)::int AS n FROM billops.approval_step WHERE payable_id = $1', [r.payable_id]);
     if (r.source_entity === 'CrowdStrike, Inc.') {
@@ -474,8 +500,8 @@ test('an approved Marketplace payable stays frozen across a changed re-delivery;
   const period = '2024-06-01';
   const e1 = genMonth({ ...month, deliveries: 1 });
   const db = await freshDatabase('billops_it_pf_lock');
-  await createSource(db, 'lock', bucket, 'lock', 'cur2');
-  await sync(db, 'lock');
+  await createSources(db, e1, bucket);
+  await syncAll(db, e1);
   await addSellerVendors(db, SELLERS);
   await codeEverything(db);
   await createApprovers(db);
@@ -500,8 +526,7 @@ test('an approved Marketplace payable stays frozen across a changed re-delivery;
 
   // AWS re-delivers the month: another run (two deliveries), its last one final, with late credits
   const e2 = genMonth({ ...month, deliveries: 2, delivery: 2 });
-  const assembly = await sync(db, 'lock');
-  assert.equal(assembly, e2.last.assemblyId, 'the re-delivery is loaded');
+  assert.deepEqual(await syncAll(db, e2), e2.reports.map((r) => r.last.assemblyId), 'the re-delivery is loaded');
   const invoiceOf = (exp, payer, source) => exp.payers[payer].invoices.find(
     (i) => i.legalEntity && source === `marketplace:${i.legalEntity} via ${i.invoicingEntity}`);
 

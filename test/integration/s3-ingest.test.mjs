@@ -123,7 +123,7 @@ test('three deliveries of one month: rows are the last one\'s, history shows all
   let exp;
   for (const k of [1, 2, 3]) {
     generate(['--out', S3_ROOT, '--bucket', 'gen-bucket', '--prefix', 'cur', '--report', 'monthly',
-      '--layout', 'legacy', '--period', '2024-01', '--rows', '12000', '--payers', '2',
+      '--layout', 'legacy', '--period', '2024-01', '--rows', '12000', '--payer', '2',
       '--deliveries', String(k), '--seed', '7', '--expected', path.join(S3_ROOT, `exp-${k}.json`)]);
     exp = JSON.parse(fs.readFileSync(path.join(S3_ROOT, `exp-${k}.json`)));
     if (k === 1) await createSource('monthly', 'gen-bucket', 'monthly');
@@ -168,7 +168,7 @@ test('a CUR 2.0 Data Export over virtual-hosted addressing, final invoice', asyn
   bucketDir('exports-bucket');
   const expFile = path.join(S3_ROOT, 'exp-cur2.json');
   generate(['--out', S3_ROOT, '--bucket', 'exports-bucket', '--prefix', 'cur', '--report', 'daily-export',
-    '--layout', 'cur2', '--period', '2024-02', '--rows', '8000', '--payers', '1', '--deliveries', '2',
+    '--layout', 'cur2', '--period', '2024-02', '--rows', '8000', '--payer', '1', '--deliveries', '2',
     '--final', '--seed', '11', '--expected', expFile]);
   const exp = JSON.parse(fs.readFileSync(expFile));
   await createSource('exports', 'exports-bucket', 'daily-export', { layout: 'cur2', virtualHost: true, credentials: 'profile:session' });
@@ -312,7 +312,7 @@ test('transient faults: SlowDown, a cut-off body and a short body are retried or
 test('a reader during the swap never sees a mix of deliveries', { timeout: 180000 }, async () => {
   bucketDir('swap-bucket');
   const gen = (k) => generate(['--out', S3_ROOT, '--bucket', 'swap-bucket', '--prefix', 'cur', '--report', 'swap',
-    '--layout', 'legacy', '--period', '2024-03', '--rows', '30000', '--payers', '1', '--deliveries', String(k), '--seed', '5',
+    '--layout', 'legacy', '--period', '2024-03', '--rows', '30000', '--payer', '1', '--deliveries', String(k), '--seed', '5',
     '--expected', path.join(S3_ROOT, `swap-${k}.json`)]);
   gen(1);
   await createSource('swap', 'swap-bucket', 'swap');

@@ -17,7 +17,7 @@ before(async () => {
   bucketDir(BUCKET);
   fs.mkdirSync(path.join(RUN, 'scheduler'), { recursive: true });
   generate(['--out', S3_ROOT, '--bucket', BUCKET, '--prefix', 'cur', '--report', 'monthly', '--layout', 'legacy',
-    '--period', '2024-03', '--rows', '4000', '--payers', '1', '--accounts', '3', '--final', '--seed', '11', '--quiet',
+    '--period', '2024-03', '--rows', '4000', '--payer', '1', '--accounts', '3', '--final', '--seed', '11', '--quiet',
     '--expected', path.join(RUN, 'scheduler', 'expected.json')]);
   for (const [name, creds] of [['good', 'default'], ['bad', 'profile:wrong-secret']]) {
     await db.query(`SELECT billops.create_cur_source($1, $2, 'monthly', prefix => 'cur', credentials => $3,
