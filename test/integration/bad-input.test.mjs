@@ -230,11 +230,11 @@ test('an S3 delivery with a row of another month is refused; that month keeps it
     '--out', S3_ROOT, '--bucket', bucket, '--prefix', 'cur', '--report', 'hourly', '--assembly', assembly]);
   const header = fs.readFileSync(SAMPLE, 'utf8').split('\n')[0];
   const cols = header.split(',');
-  const octoberRow = (cost) => cols.map((c) => ({
-    'bill/PayerAccountId': '444444444444', 'bill/BillingPeriodStartDate': '2023-10-01T00:00:00Z',
-    'bill/BillingPeriodEndDate': '2023-11-01T00:00:00Z', 'lineItem/UsageAccountId': '444444444444',
-    'lineItem/LineItemType': 'Usage', 'lineItem/UnblendedCost': cost,
+  const sampleRow = (payer, start, end, cost) => cols.map((c) => ({
+    'bill/PayerAccountId': payer, 'bill/BillingPeriodStartDate': start, 'bill/BillingPeriodEndDate': end,
+    'lineItem/UsageAccountId': payer, 'lineItem/LineItemType': 'Usage', 'lineItem/UnblendedCost': cost,
   })[c] ?? '').join(',');
+  const octoberRow = (cost) => sampleRow('444444444444', '2023-10-01T00:00:00Z', '2023-11-01T00:00:00Z', cost);
   const october = file([header, octoberRow('10.00'), octoberRow('20.00'), octoberRow('30.00')]);
   stage(october, 'oct-1');
   await db.query(`SELECT billops.create_cur_source('bad-s3', $1, 'hourly', prefix => 'cur', credentials => 'default',
@@ -259,6 +259,19 @@ test('an S3 delivery with a row of another month is refused; that month keeps it
   assert.equal(after.partitions, before.partitions);
   assert.equal((await one(db, `SELECT count(*)::int AS n, sum(line_item_unblended_cost)::text AS s FROM billops.cur_line_item
                                 WHERE bill_payer_account_id = '444444444444' AND bill_billing_period_start_date = '2023-10-01'`)).s, '60.00');
+
+  // November again, with a last row of payer 111111111111 (whose October the catalog's baseline holds)
+  const otherPayer = sampleRow('111111111111', '2023-11-01T00:00:00Z', '2023-12-01T00:00:00Z', '0.01');
+  stage(file([header, ...sample, otherPayer]), 'nov-2');
+  await db.query(`CALL billops.sync_cur_source('bad-s3')`).catch(() => {});
+  const refusedPayer = await one(db, `SELECT d.status, d.error_sqlstate, d.error_message, d.error_context FROM billops.cur_delivery d
+                                       JOIN billops.cur_source s USING (source_id) WHERE s.name = 'bad-s3' ORDER BY delivery_id DESC LIMIT 1`);
+  assert.equal(refusedPayer.status, 'failed', 'a delivery with a row of another payer failed');
+  assert.equal(refusedPayer.error_sqlstate, '22000');
+  assert.match(refusedPayer.error_message, /row of payer 111111111111 in a delivery of payer 444444444444/);
+  assert.match(refusedPayer.error_context, /data row 1282, column "bill\/PayerAccountId"/);
+  assertNoInternals(refusedPayer.error_context, 'the delivery\'s recorded error');
+  assert.deepEqual(await fingerprint(), after, 'nothing changed: not payer 444444444444, not payer 111111111111');
 });
 
 test('S3 manifests that are not as AWS writes them are refused; the delivery loaded before stays', async (t) => {
