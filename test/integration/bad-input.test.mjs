@@ -210,6 +210,32 @@ test('a CUR 2.0 discount map of numbers loads (map<string,double> in AWS\'s data
   assert.deepEqual(r.discount, { bundled_discount: -0.25 });
 });
 
+// (these loads are of payers of their own: the payers loaded first must stay untouched)
+test('after a refused mid-month period, the month is not blocked: a correct May file from another source loads', async () => {
+  const P = '888888888888';
+  await assert.rejects(load(file([LEGACY, row(P, '2022-05-15T00:00:00Z', '1.00')]), 'may-a'), { code: '22023' });
+  await load(file([LEGACY, row(P, '2022-05-01T00:00:00Z', '2.00')]), 'may-b');
+  const r = await one(db, `SELECT count(*)::int AS n, sum(line_item_unblended_cost)::text AS s FROM billops.cur_line_item
+                           WHERE bill_payer_account_id = $1 AND bill_billing_period_start_date = '2022-05-01'`, [P]);
+  assert.deepEqual(r, { n: 1, s: '2.00' });
+});
+
+test('the same file loads the same under any DateStyle and TimeZone (AWS\'s ISO 8601 only)', async () => {
+  const P = '999999999999';
+  const lines = [`${LEGACY},lineItem/UsageStartDate`, row(P, '2022-06-01T00:00:00Z', '1.00', ',2022-06-02T03:00:00Z')];
+  const seen = [];
+  for (const [style, zone, source] of [['SQL, DMY', 'Asia/Kolkata', 'ds-a'], ['ISO, MDY', 'America/New_York', 'ds-a']]) {
+    await db.query(`SET DateStyle = '${style}'`);
+    await db.query(`SET TimeZone = '${zone}'`);
+    await load(file(lines), source);
+    await db.query('RESET DateStyle; RESET TimeZone');
+    seen.push(await one(db, `SELECT bill_billing_period_start_date::text AS period, extract(epoch FROM line_item_usage_start_date)::text AS start
+                              FROM billops.cur_line_item WHERE bill_payer_account_id = $1 AND bill_billing_period_start_date = '2022-06-01'`, [P]));
+  }
+  assert.deepEqual(seen[0], { period: '2022-06-01', start: String(Date.UTC(2022, 5, 2, 3) / 1000) + '.000000' });
+  assert.deepEqual(seen[1], seen[0]);
+});
+
 test('two payers\' reports loaded into one source: each replaces its own payer\'s month only', async () => {
   const month = (payer) => one(db, `SELECT count(*)::int AS n, sum(line_item_unblended_cost)::text AS s FROM billops.cur_line_item
                                      WHERE bill_payer_account_id = $1 AND bill_billing_period_start_date = '2024-01-01'`, [payer]);

@@ -1,7 +1,7 @@
 -- Invariants of loading: both header styles, schema drift kept, preliminary vs
 -- final, routing by payer and period, cumulative replacement, nothing lost.
 BEGIN;
-SELECT plan(22);
+SELECT plan(25);
 
 CREATE FUNCTION pg_temp.csv(path text, lines text[]) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -45,34 +45,51 @@ SELECT is((SELECT resource_tags FROM billops.cur_line_item WHERE line_item_unble
 SELECT is((SELECT invoice_state || ' ' || array_to_string(invoice_ids, ',') FROM billops.cur_period_status WHERE payer_account_id = '444444444444'),
           'final INV-1', 'every line invoiced: final, with the invoice id');
 
--- one file, two payers and two periods: four routes, one swap
-SELECT lives_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_multi.csv', ARRAY[
-  'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,bill/InvoiceId',
-  '600000000001,2024-02-01T00:00:00Z,1,Usage,1,INV-A',
-  '600000000002,2024-02-01T00:00:00Z,1,Usage,2,',
-  '600000000001,2024-03-01T00:00:00Z,1,Usage,4,',
-  '600000000002,2024-03-01T00:00:00Z,1,Usage,8,']), 'tap-multi', 'm1') $$, 'a file with two payers and two periods loads');
+-- one file, two payers or two periods: AWS never writes one, and loading it would replace
+-- the other payer's (month's) data; refused, nothing visible
+SELECT throws_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_multi.csv', ARRAY[
+  'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost',
+  '600000000001,2024-02-01T00:00:00Z,1,Usage,1',
+  '600000000002,2024-02-01T00:00:00Z,1,Usage,2']), 'tap-multi', 'm0') $$,
+  '22000', 'row of payer 600000000002 in a delivery of payer 600000000001', 'a file of two payers is refused');
+SELECT throws_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_multi.csv', ARRAY[
+  'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost',
+  '600000000001,2024-02-01T00:00:00Z,1,Usage,1',
+  '600000000001,2024-03-01T00:00:00Z,1,Usage,4']), 'tap-multi', 'm0') $$,
+  '22000', 'row of billing period 2024-03-01 in a delivery of billing period 2024-02-01', 'a file of two months is refused');
+SELECT is((SELECT count(*)::int FROM billops.cur_partition cp JOIN billops.cur_source s USING (source_id) WHERE s.name = 'tap-multi'),
+          0, 'nothing of them is visible');
+
+-- two payers, two months: four deliveries into one source, each its own partition
+CREATE FUNCTION pg_temp.load_one(payer text, period text, cost text, invoice text, assembly text) RETURNS bigint LANGUAGE sql AS $$
+  SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_' || assembly || '.csv', ARRAY[
+    'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,bill/InvoiceId',
+    payer || ',' || period || 'T00:00:00Z,1,Usage,' || cost || ',' || invoice]), 'tap-multi', assembly)
+$$;
+SELECT lives_ok($$ SELECT pg_temp.load_one('600000000001', '2024-02-01', '1', 'INV-A', 'm1a');
+                   SELECT pg_temp.load_one('600000000002', '2024-02-01', '2', '', 'm1b');
+                   SELECT pg_temp.load_one('600000000001', '2024-03-01', '4', '', 'm1c');
+                   SELECT pg_temp.load_one('600000000002', '2024-03-01', '8', '', 'm1d') $$,
+                'one payer''s month per file: four files load');
 SELECT results_eq($$ SELECT to_char(billing_period, 'YYYY-MM') || '/' || payer_account_id || '/' || invoice_state
                        FROM billops.cur_period_status WHERE source_name = 'tap-multi' ORDER BY 1 $$,
                   ARRAY['2024-02/600000000001/final', '2024-02/600000000002/preliminary',
                         '2024-03/600000000001/preliminary', '2024-03/600000000002/preliminary'],
                   'each (period, payer) is its own partition with its own invoice state');
 
--- the next delivery of that source no longer has payer ...002 in 2024-03: the month is replaced whole
-SELECT lives_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_multi2.csv', ARRAY[
-  'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost',
-  '600000000001,2024-03-01T00:00:00Z,1,Usage,16']), 'tap-multi', 'm2') $$, 'a narrower delivery loads');
+-- payer ...001 re-delivers March: its March is replaced, payer ...002's March and every February stay
+SELECT lives_ok($$ SELECT pg_temp.load_one('600000000001', '2024-03-01', '16', '', 'm2') $$, 'a re-delivery loads');
 SELECT results_eq($$ SELECT bill_payer_account_id || '=' || sum(line_item_unblended_cost)
                        FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-03-01'
                       GROUP BY bill_payer_account_id ORDER BY 1 $$,
-                  ARRAY['600000000001=16'], 'a delivery replaces its whole month for its source');
+                  ARRAY['600000000001=16', '600000000002=8'], 'a delivery replaces its own payer''s month only');
 SELECT is((SELECT sum(line_item_unblended_cost) FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-02-01'),
           3::numeric, 'other months of the source are untouched');
 
--- bad input in the middle of a multi-route file: nothing of it becomes visible
+-- bad input in the middle of a file: nothing of it becomes visible
 SELECT throws_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_bad.csv', ARRAY[
   'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost',
-  '600000000001,2024-02-01T00:00:00Z,1,Usage,100',
+  '600000000001,2024-03-01T00:00:00Z,1,Usage,100',
   '600000000001,2024-03-01T00:00:00Z,1,Usage,not-a-number']), 'tap-multi', 'm3') $$,
   '22P02', NULL, 'a bad number fails the load with 22P02');
 SELECT is((SELECT sum(line_item_unblended_cost) FROM billops.cur_line_item WHERE bill_payer_account_id = '600000000001'),

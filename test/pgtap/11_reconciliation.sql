@@ -73,18 +73,20 @@ SELECT ok(has_function_privilege('billops_admin', 'billops.close_period(date, te
 
 -- two payers whose half cents land in one group: rounding per group would give the group one
 -- cent where each payer's own total (what its invoice says) has one each
-CREATE FUNCTION pg_temp.load_june() RETURNS bigint LANGUAGE plpgsql AS $$
+CREATE FUNCTION pg_temp.load_june() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     head text := 'bill/InvoiceId,bill/InvoicingEntity,bill/BillingEntity,bill/BillType,bill/PayerAccountId,'
               || 'bill/BillingPeriodStartDate,lineItem/UsageStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/ProductCode,'
               || 'lineItem/UnblendedCost,lineItem/CurrencyCode,lineItem/LegalEntity,product/ProductName';
-    path text := '/tmp/billops_tap_recon_june.csv';
+    v record;
 BEGIN
-    EXECUTE format('COPY (SELECT unnest(%L::text[])) TO %L', ARRAY[head] || ARRAY(
-        SELECT format('INV-%s,"Amazon Web Services, Inc.",AWS,Anniversary,%s,2024-06-01T00:00:00Z,2024-06-03T00:00:00Z,%s,Usage,AmazonEC2,%s,USD,"Amazon Web Services, Inc.",EC2',
-                      payer, payer, acct, cost)
-          FROM (VALUES ('444444444444', '222222222222', 10.005), ('555555555555', '333333333333', 20.005)) v(payer, acct, cost)), path);
-    RETURN billops.load_cur_file(path, 'tap-recon-june', 'june-1');
+    -- one report per payer, as AWS writes them
+    FOR v IN SELECT * FROM (VALUES ('444444444444', '222222222222', 10.005), ('555555555555', '333333333333', 20.005)) v(payer, acct, cost) LOOP
+        EXECUTE format('COPY (SELECT unnest(%L::text[])) TO %L', ARRAY[head,
+            format('INV-%s,"Amazon Web Services, Inc.",AWS,Anniversary,%s,2024-06-01T00:00:00Z,2024-06-03T00:00:00Z,%s,Usage,AmazonEC2,%s,USD,"Amazon Web Services, Inc.",EC2',
+                   v.payer, v.payer, v.acct, v.cost)], '/tmp/billops_tap_recon_june_' || v.payer || '.csv');
+        PERFORM billops.load_cur_file('/tmp/billops_tap_recon_june_' || v.payer || '.csv', 'tap-recon-june', 'june-' || v.payer);
+    END LOOP;
 END $$;
 SELECT pg_temp.load_june();
 SELECT count(*) FROM billops.build_statements('2024-06-01');
