@@ -670,4 +670,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION billops.load_cur_file(text, text, text) IS
-  'Loads a CUR CSV (plain or gzip) from the server''s file system, replacing its periods atomically. Returns the delivery id.';
+  'Loads a CUR CSV (plain or gzip) of one payer''s month from the server''s file system, replacing that month atomically. Returns the delivery id.';
