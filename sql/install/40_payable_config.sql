@@ -65,6 +65,8 @@ CREATE FUNCTION billops.setting_value(setting_name text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT value FROM billops.setting WHERE name = setting_name
 $$;
+COMMENT ON FUNCTION billops.setting_value(text) IS
+  'The value (as text) of a billops.setting row; NULL if there is no setting of that name.';
 
 -- ---------------------------------------------------------------------------
 -- Charge sources.  A line item belongs to one charge category and one entity
@@ -257,6 +259,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT m.billing_group_id FROM billops.billing_group_account m
      WHERE m.account_id = $1 AND $2 >= m.effective_from AND (m.effective_to IS NULL OR $2 < m.effective_to)
 $$;
+COMMENT ON FUNCTION billops.billing_group_of(text, date) IS
+  'The billing_group_id an account belongs to in a billing period (billops.billing_group_account); NULL if it is in no group then.';
 
 CREATE FUNCTION billops.business_unit_of(account_id text, billing_period date) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -264,6 +268,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                     (SELECT g.business_unit FROM billops.billing_group g
                       WHERE g.billing_group_id = billops.billing_group_of($1, $2)))
 $$;
+COMMENT ON FUNCTION billops.business_unit_of(text, date) IS
+  'Business unit of an account in a billing period: the one set on billops.aws_account, else that of its billing group then; NULL if neither.';
 
 -- ---------------------------------------------------------------------------
 -- Required coding.  Fields map to BILL's line classifications.

@@ -10,6 +10,8 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
     SELECT payer_account_id || '|' || extract(year FROM billing_period)::int || '-'
            || lpad(extract(month FROM billing_period)::int::text, 2, '0') || '|' || charge_source
 $$;
+COMMENT ON FUNCTION billops.payable_dedupe_key(text, date, text) IS
+  'The unique key of a payable: ''<payer>|<YYYY-MM>|<charge source>''; BILL invoice numbers are derived from it (billops.bill_invoice_number).';
 
 CREATE TABLE billops.payable_status (
     status      text PRIMARY KEY,

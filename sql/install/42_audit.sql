@@ -154,3 +154,5 @@ BEGIN
             jsonb_build_object('older_than', older_than::text, 'entries_removed', n));
     RETURN n;
 END $$;
+COMMENT ON FUNCTION billops.audit_log_purge(interval) IS
+  'Deletes audit_log entries older than older_than (at least 1 year, else refused) and records the purge itself in the log; returns how many were removed. Superuser only.';

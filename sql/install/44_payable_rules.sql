@@ -73,6 +73,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                         AND (tr.payer_account_id IS NULL OR tr.payer_account_id = treatment_of.payer_account_id)
                       ORDER BY tr.priority, tr.rule_id LIMIT 1), 'usage_summary')
 $$;
+COMMENT ON FUNCTION billops.treatment_of(text, text, text) IS
+  'Treatment of a charge source (category, entity) for a payer: invoice_like or usage_summary, from the first matching enabled billops.treatment_rule (usage_summary if none).';
 
 -- Vendor of a descriptor: exact aliases first, then the longest prefix, then
 -- patterns by priority.  Two vendors tied at the winning level is ambiguous,
@@ -116,6 +118,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
        AND (r.vendor_id IS NULL OR r.vendor_id = owner_role_of.vendor_id)
      ORDER BY r.priority, r.rule_id LIMIT 1
 $$;
+COMMENT ON FUNCTION billops.owner_role_of(text, text, date, text, integer) IS
+  'The approver role owning one usage account''s share of a payable: the first enabled billops.routing_rule matching payer, account, its billing group and business unit in that period, charge category and vendor; NULL if none matches.';
 
 -- Membership without the superuser shortcut of pg_has_role: approving is a
 -- duty assigned to people, and a superuser is not everybody's approver.

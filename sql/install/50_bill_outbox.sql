@@ -143,6 +143,8 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
     SELECT split_part(dedupe_key, '|', 1) || '-' || replace(split_part(dedupe_key, '|', 2), '-', '')
            || '-' || left(md5(dedupe_key), 10)
 $$;
+COMMENT ON FUNCTION billops.bill_invoice_number(text) IS
+  'The invoice number pg_billops gives a payable''s bill in BILL: payer, YYYYMM and 10 hex digits of the dedupe key''s md5 (short and stable).';
 
 -- Sets the BILL worker's latch when the calling transaction commits.
 CREATE FUNCTION billops._bill_wake() RETURNS void

@@ -164,6 +164,8 @@ BEGIN
     RETURNING pricing_rule_id INTO id;
     RETURN id;
 END $$;
+COMMENT ON FUNCTION billops.set_pricing_rule(text, text, date, text, text, numeric, jsonb, text, text, text, text) IS
+  'Changes a pricing plan''s rule from a billing period on: versions starting then or later are replaced, the one running through it ends there, and the new open-ended version is inserted; returns its pricing_rule_id. For billops_admin.';
 
 -- Cost inside accounts that belongs to another group (a team's tagged
 -- resources in a shared account).  NULL criteria match anything.

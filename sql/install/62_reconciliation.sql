@@ -81,6 +81,8 @@ BEGIN
      WHERE i.source = 'invoicing_api';
     RETURN summary->>'InvoiceId';
 END $$;
+COMMENT ON FUNCTION billops.record_aws_invoice(jsonb) IS
+  'Records one Invoicing API InvoiceSummary in billops.aws_invoice (a summary seen again updates its row, never a manually entered one); returns the invoice id. Used by fetch_aws_invoices; for billops_admin.';
 
 -- Which payables an invoice is behind (payables record the invoice ids of their lines).
 CREATE VIEW billops.aws_invoice_payable WITH (security_invoker = true) AS
@@ -218,6 +220,8 @@ BEGIN
         RAISE EXCEPTION 'no reconciliation item %', item USING ERRCODE = 'no_data_found';
     END IF;
 END $$;
+COMMENT ON FUNCTION billops.explain_variance(bigint, text) IS
+  'Records a person''s explanation (required, not blank) of a reconciliation_item, with who and when. reconcile() keeps it while the variance stays the same; close_period() needs every variance explained. For billops_admin.';
 
 -- Close a payer's period: reconcile once more; refuse while a variance is unexplained.
 CREATE FUNCTION billops.close_period(period date, payer text) RETURNS billops.period_close

@@ -100,6 +100,8 @@ CREATE FUNCTION billops.record_ce_anomaly(anomaly jsonb, payer text DEFAULT NULL
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT r.signal_id FROM billops._record_ce_anomaly(anomaly, payer) r
 $$;
+COMMENT ON FUNCTION billops.record_ce_anomaly(jsonb, text) IS
+  'Records one AWS Cost Anomaly Detection anomaly (an element of GetAnomalies'' Anomalies) as a ce_anomaly spend signal, updated rather than repeated when seen again; returns its signal_id. For billops_admin.';
 
 -- Detect on the ingested CUR data of a period (default: every period with data
 -- in the last 45 days).  Returns the signals seen, new or again.
@@ -221,6 +223,8 @@ BEGIN
         RAISE EXCEPTION 'no spend signal %', signal USING ERRCODE = 'no_data_found';
     END IF;
 END $$;
+COMMENT ON FUNCTION billops.resolve_signal(bigint, text, text) IS
+  'Sets a spend signal''s status to acknowledged, dismissed (off the early review queue) or open again; a note, if given, replaces the old one. For billops_admin.';
 
 -- ---------------------------------------------------------------------------
 -- Month-end forecast per billing group: month-to-date spend plus the trailing

@@ -150,6 +150,8 @@ CREATE TYPE billops.aws_fetch_result AS (
     sqlstate         text,
     message          text
 );
+COMMENT ON TYPE billops.aws_fetch_result IS
+  'Outcome of a billops.fetch_* call: status fetched, cached, capped or failed, API calls made and USD billed, items received and new, and the error if any.';
 
 -- One page: call and write the ledger row.  When AWS (or the network) failed
 -- after retries, response is NULL and sqlstate/message say why; the
