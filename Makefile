@@ -16,6 +16,7 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_billops.cont
 MODULE_big = pg_billops
 OBJS = \
 	src/pg_billops.o \
+	src/governance.o \
 	src/sigv4.o \
 	src/aws_credentials.o \
 	src/ini_file.o \
@@ -24,10 +25,13 @@ OBJS = \
 	src/bill_client.o \
 	src/bill_worker.o \
 	src/http.o \
+	src/json_value.o \
 	src/byte_source.o \
 	src/gunzip.o \
 	src/s3.o \
+	src/aws_request.o \
 	src/aws_api.o \
+	src/cur_source.o \
 	src/cur_columns.o \
 	src/cur_load.o \
 	src/sql_api.o

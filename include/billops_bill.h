@@ -21,6 +21,11 @@ typedef struct BillCredentials
 } BillCredentials;
 
 /* Reads the configured profile; errors name the file and profile, never a value. */
+/* defines billops.bill_credentials_file and billops.bill_profile (from _PG_init) */
+extern void billops_bill_credentials_init(void);
+/* is billops.bill_credentials_file set? */
+extern bool bill_credentials_configured(void);
+
 extern BillCredentials *bill_credentials_load(bool need_api_login);
 extern void bill_credentials_free(BillCredentials *creds);
 

@@ -14,6 +14,9 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
+/* defines billops.bill_base_url (from _PG_init) */
+extern void billops_bill_client_init(void);
+
 /* the largest answer we accept from BILL */
 #define BILL_MAX_BODY (16 * 1024 * 1024)
 

@@ -20,6 +20,9 @@ typedef struct AwsCredentials
 	char	   *origin;			/* where they came from, safe to show */
 } AwsCredentials;
 
+/* defines billops.aws_shared_credentials_file (from _PG_init) */
+extern void billops_aws_credentials_init(void);
+
 /* Resolves a reference or raises an error that names where it looked. */
 extern AwsCredentials *aws_credentials_resolve(const char *reference);
 extern void aws_credentials_free(AwsCredentials *creds);

@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include "access/tupdesc.h"
+#include "billops_s3.h"
 
 typedef enum CurColumnKind
 {
@@ -34,5 +35,11 @@ extern char *cur_snake_name(const char *header);
  */
 extern CurColumn *cur_map_header(char **fields, int nfields, TupleDesc tupdesc,
 								 const char *file_name, AttrNumber *extras_attnum);
+
+/* cur_source.c: the S3 settings of a billops.cur_source row (errors if it is not an S3 source) */
+extern void s3_location_for_source(int32 source_id, S3Location *loc);
+
+/* defines billops.load_batch_rows, swap_lock_timeout, analyze_after_load (from _PG_init) */
+extern void billops_cur_load_init(void);
 
 #endif							/* BILLOPS_CUR_H */

@@ -33,6 +33,11 @@ typedef struct HttpResponseHead
  * applies billops.http_request_timeout to the whole transfer (small API
  * calls); streamed downloads only get the stall timeout.
  */
+/* defines billops.ca_bundle and billops.http_*_timeout (from _PG_init) */
+extern void billops_http_init(void);
+/* localhost, 127.x, ::1, *.localhost: where plain http is allowed */
+extern bool billops_is_loopback_host(const char *host);
+
 extern HttpStream *http_open(const char *method, const char *url,
 							 const List *headers, const char *body, size_t body_len,
 							 bool bounded);

@@ -27,8 +27,9 @@ typedef struct S3Object
 	bool		is_prefix;
 } S3Object;
 
-/* The S3 settings of a billops.cur_source row (errors if it is not an S3 source). */
-extern void s3_location_for_source(int32 source_id, S3Location *loc);
+/* defines billops.s3_max_retries and billops.s3_retry_base (from _PG_init) */
+extern void billops_s3_init(void);
+
 
 /* All objects (and common prefixes, with a delimiter) under prefix, paging through. */
 extern List *s3_list(const S3Location *loc, const char *prefix, const char *delimiter);

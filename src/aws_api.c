@@ -24,15 +24,34 @@
 #include "postgres.h"
 
 #include "billops.h"
+#include "billops_aws_api.h"
+#include "billops_aws_request.h"
 #include "billops_credentials.h"
 #include "billops_http.h"
-#include "billops_sigv4.h"
-#include "common/jsonapi.h"
+#include "billops_json.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
+
+/* billops.aws_api_max_retries, billops.aws_api_retry_base (defined in billops_aws_api_init) */
+static int	aws_api_max_retries = 4;
+static int	aws_api_retry_base_ms = 500;
+
+void
+billops_aws_api_init(void)
+{
+	DefineCustomIntVariable("billops.aws_api_max_retries",
+							"Retries of a Cost Explorer or Invoicing call that was throttled, failed with 5xx or lost its connection.",
+							NULL, &aws_api_max_retries, 4, 0, 100,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.aws_api_retry_base",
+							"Base of the exponential backoff (with full jitter) between Cost Explorer / Invoicing retries.",
+							NULL, &aws_api_retry_base_ms, 500, 1, 60000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+}
 
 #define AWS_API_BODY_MAX (32 * 1024 * 1024)
 #define AWS_API_ERROR_BODY_MAX (64 * 1024)
@@ -67,33 +86,6 @@ aws_json_service(const char *name)
 	return NULL;				/* not reached */
 }
 
-/* The body as jsonb, or NULL when it is not valid JSON text. */
-static Jsonb *
-json_or_null(StringInfo body)
-{
-	JsonLexContext *lex;
-
-	if (body->len == 0 || strlen(body->data) != (size_t) body->len)
-		return NULL;
-	lex = makeJsonLexContextCstringLen(body->data, body->len, GetDatabaseEncoding(), true);
-	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
-		return NULL;
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(body->data)));
-}
-
-static char *
-json_member_text(Jsonb *jb, const char *key)
-{
-	JsonbValue *v;
-
-	if (jb == NULL || !JB_ROOT_IS_OBJECT(jb))
-		return NULL;
-	v = getKeyJsonValueFromContainer(&jb->root, key, strlen(key), NULL);
-	if (v == NULL || v->type != jbvString)
-		return NULL;
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
 /*
  * AWS's error type: "__type" may be "aws.ns#Name" or "Name:http://…" (and
  * the header the latter); keep only the Name.
@@ -101,7 +93,7 @@ json_member_text(Jsonb *jb, const char *key)
 static char *
 error_type_of(Jsonb *jb, const char *header_type)
 {
-	char	   *t = json_member_text(jb, "__type");
+	char	   *t = billops_json_string(jb, "__type");
 	char	   *p;
 
 	if (t == NULL && header_type && header_type[0])
@@ -122,11 +114,11 @@ error_type_of(Jsonb *jb, const char *header_type)
 static char *
 safe_message(Jsonb *jb)
 {
-	char	   *m = json_member_text(jb, "message");
+	char	   *m = billops_json_string(jb, "message");
 	char	   *cut;
 
 	if (m == NULL)
-		m = json_member_text(jb, "Message");
+		m = billops_json_string(jb, "Message");
 	if (m == NULL)
 		return NULL;
 	if ((cut = strstr(m, "The Canonical String")) != NULL)
@@ -216,124 +208,112 @@ raise_api_error(const AwsJsonService *svc, const char *operation, long status,
 			 hint ? errhint("%s", hint) : 0));
 }
 
+/* What aws_json_call's callbacks need to know about the call. */
+typedef struct AwsJsonCall
+{
+	const AwsJsonService *svc;
+	const char *operation;
+	StringInfoData answer;		/* the accepted answer's body */
+} AwsJsonCall;
+
 /*
- * Send one signed call, retrying what is worth retrying; returns the parsed
- * answer.  *attempts tells how many requests were sent.
+ * A 2xx answer is read here, whole: a body cut off in transit is a transport
+ * failure, so the shared path retries it like a lost connection.
+ */
+static bool
+json_accept(HttpStream *hs, void *arg)
+{
+	AwsJsonCall *c = arg;
+	long		status = http_head(hs)->status;
+
+	if (http_failed(hs) || status < 200 || status >= 300)
+		return false;
+	resetStringInfo(&c->answer);
+	(void) http_read_all(hs, &c->answer, AWS_API_BODY_MAX, psprintf("%s %s answer", c->svc->display, c->operation));
+	return !http_failed(hs);
+}
+
+/*
+ * An error answer: the decision keys on AWS's error type (in the body, or
+ * the x-amzn-ErrorType header), since neither model gives HTTP statuses.
+ */
+static char *
+json_refuse(HttpStream *hs, const AwsCredentials *creds, void *arg)
+{
+	AwsJsonCall *c = arg;
+	const HttpResponseHead *head = http_head(hs);
+	StringInfoData answer;
+	Jsonb	   *jb;
+	char	   *type;
+
+	initStringInfo(&answer);
+	(void) http_read_all(hs, &answer, AWS_API_ERROR_BODY_MAX,
+						 psprintf("%s %s answer", c->svc->display, c->operation));
+	jb = billops_json_parse(answer.data, answer.len);
+	type = error_type_of(jb, NULL);
+	if (!(type_is(type, retryable_types) || head->status >= 500 || head->status == 429))
+		raise_api_error(c->svc, c->operation, head->status, type, safe_message(jb), head->request_id, creds);
+	return psprintf("HTTP %ld %s", head->status, type ? type : "");
+}
+
+/*
+ * Send one signed call through the shared AWS request path; returns the
+ * parsed answer.  *attempts tells how many requests were sent.
  */
 static Jsonb *
 aws_json_call(const AwsJsonService *svc, const char *endpoint, const char *region,
 			  const char *credentials, const char *operation, const char *body,
 			  char **request_id, int *attempts)
 {
-	CURLU	   *u = curl_url();
-	char	   *host = NULL,
-			   *port = NULL,
-			   *path = NULL;
-	char	   *host_header;
-	char	   *target = psprintf("%s.%s", svc->target_prefix, operation);
-	char		payload_hash[65];
-	AwsCredentials *creds;
-	char	   *last_problem = NULL;
+	AwsEndpoint ep;
+	AwsJsonCall call = {svc, operation};
+	SigV4Pair	hdrs[2];
+	AwsRequest	req = {0};
+	HttpStream *hs;
+	long		status;
+	Jsonb	   *jb;
 
 	http_check_url_allowed(endpoint, svc->display);
-	if (u == NULL || curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s endpoint \"%s\"", svc->display, endpoint)));
-	curl_url_get(u, CURLUPART_PORT, &port, 0);
-	curl_url_get(u, CURLUPART_PATH, &path, 0);
-	if (path && strcmp(path, "/") != 0)
+	aws_endpoint_parse(endpoint, svc->display, &ep);
+	if (ep.path[0] != '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s endpoint \"%s\" must not have a path", svc->display, endpoint),
 				 errhint("The JSON protocol always posts to /; give scheme, host and port only.")));
-	host_header = port ? psprintf("%s:%s", host, port) : pstrdup(host);
-	curl_free(host);
-	if (port)
-		curl_free(port);
-	if (path)
-		curl_free(path);
-	curl_url_cleanup(u);
+	hdrs[0] = (SigV4Pair) {"content-type", svc->content_type};
+	hdrs[1] = (SigV4Pair) {"x-amz-target", psprintf("%s.%s", svc->target_prefix, operation)};
+	req.what = psprintf("%s %s", svc->display, operation);
+	req.service = svc->signing_name;
+	req.region = region;
+	req.credentials = credentials;
+	req.method = "POST";
+	req.endpoint = &ep;
+	req.path = "/";
+	req.headers = hdrs;
+	req.nheaders = lengthof(hdrs);
+	req.plain_headers = list_make1(pstrdup("Accept: application/json"));
+	req.body = body;
+	req.body_len = strlen(body);
+	req.bounded = true;
+	req.max_retries = aws_api_max_retries;
+	req.retry_base_ms = aws_api_retry_base_ms;
+	req.retries_hint = "AWS is throttling or unavailable; data already fetched is unchanged. Retry later, or raise billops.aws_api_max_retries.";
+	req.accept = json_accept;
+	req.refuse = json_refuse;
+	req.arg = &call;
+	initStringInfo(&call.answer);
+	hs = aws_request_send(&req, attempts);
+	*request_id = pstrdup(http_head(hs)->request_id);
+	status = http_head(hs)->status;
+	http_close(hs);
 
-	sigv4_sha256_hex(body, strlen(body), payload_hash);
-	creds = aws_credentials_resolve(credentials);
-
-	for (*attempts = 1;; (*attempts)++)
-	{
-		char		amz_date[17];
-		SigV4Pair	hdrs[5];
-		int			nh = 0;
-		SigV4Request req;
-		SigV4Scope	scope;
-		List	   *wire;
-		HttpStream *hs;
-		const HttpResponseHead *head;
-		StringInfoData answer;
-		Jsonb	   *jb;
-		char	   *type;
-
-		sigv4_format_amz_date((pg_time_t) time(NULL), amz_date);
-		hdrs[nh++] = (SigV4Pair) {"content-type", svc->content_type};
-		hdrs[nh++] = (SigV4Pair) {"host", host_header};
-		hdrs[nh++] = (SigV4Pair) {"x-amz-date", amz_date};
-		if (creds->session_token)
-			hdrs[nh++] = (SigV4Pair) {"x-amz-security-token", creds->session_token};
-		hdrs[nh++] = (SigV4Pair) {"x-amz-target", target};
-		req = (SigV4Request) {"POST", "/", NULL, 0, hdrs, nh, payload_hash};
-		scope = (SigV4Scope) {region, svc->signing_name, amz_date, true};
-		wire = sigv4_sign_to_headers(&req, &scope, creds->access_key_id, creds->secret_access_key);
-		wire = lappend(wire, pstrdup("Accept: application/json"));
-
-		hs = http_open("POST", psprintf("%s/", endpoint[strlen(endpoint) - 1] == '/'
-										? pnstrdup(endpoint, strlen(endpoint) - 1) : endpoint),
-					   wire, body, strlen(body), true);
-		http_headers_free_wiped(wire);
-		head = http_head(hs);
-
-		initStringInfo(&answer);
-		if (!http_failed(hs))
-			(void) http_read_all(hs, &answer, head->status >= 200 && head->status < 300
-								 ? AWS_API_BODY_MAX : AWS_API_ERROR_BODY_MAX,
-								 psprintf("%s %s answer", svc->display, operation));
-		if (http_failed(hs))
-		{
-			if (!http_error_transient(hs))
-				ereport(ERROR,
-						(errcode(ERRCODE_IO_ERROR),
-						 errmsg("could not call %s %s: %s", svc->display, operation, http_error(hs))));
-			last_problem = pstrdup(http_error(hs));
-			http_close(hs);
-		}
-		else
-		{
-			*request_id = pstrdup(head->request_id);
-			http_close(hs);
-			jb = json_or_null(&answer);
-			if (head->status >= 200 && head->status < 300)
-			{
-				if (jb == NULL || !JB_ROOT_IS_OBJECT(jb))
-					ereport(ERROR,
-							(errcode(ERRCODE_IO_ERROR),
-							 errmsg("%s %s answered with something that is not a JSON object", svc->display, operation),
-							 errdetail("HTTP %ld, %d bytes; request id %s.", head->status, answer.len, *request_id)));
-				aws_credentials_free(creds);
-				return jb;
-			}
-			type = error_type_of(jb, NULL);
-			if (!(type_is(type, retryable_types) || head->status >= 500 || head->status == 429))
-				raise_api_error(svc, operation, head->status, type, safe_message(jb), *request_id, creds);
-			last_problem = psprintf("HTTP %ld %s", head->status, type ? type : "");
-		}
-		if (*attempts > billops_aws_api_max_retries)
-			ereport(ERROR,
-					(errcode(ERRCODE_IO_ERROR),
-					 errmsg("%s %s failed after %d attempts", svc->display, operation, *attempts),
-					 errdetail("Last failure: %s.", last_problem),
-					 errhint("AWS is throttling or unavailable; data already fetched is unchanged. Retry later, or raise billops.aws_api_max_retries.")));
-		ereport(DEBUG1, (errmsg("retrying %s %s after %s", svc->display, operation, last_problem)));
-		http_backoff_sleep(*attempts - 1, billops_aws_api_retry_base_ms);
-	}
+	jb = billops_json_parse(call.answer.data, call.answer.len);
+	if (jb == NULL || !JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("%s %s answered with something that is not a JSON object", svc->display, operation),
+				 errdetail("HTTP %ld, %d bytes; request id %s.", status, call.answer.len, *request_id)));
+	return jb;
 }
 
 /*
@@ -432,13 +412,13 @@ billops_aws_document_get(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_IO_ERROR),
 					 errmsg("could not download the AWS document %s: %s", shown, http_error(hs))));
-		if (attempt >= billops_aws_api_max_retries)
+		if (attempt >= aws_api_max_retries)
 			ereport(ERROR,
 					(errcode(ERRCODE_IO_ERROR),
 					 errmsg("could not download the AWS document %s after %d attempts", shown, attempt + 1),
 					 errdetail("Last failure: %s.", http_failed(hs) ? http_error(hs) : psprintf("HTTP %ld", head->status))));
 		http_close(hs);
-		http_backoff_sleep(attempt, billops_aws_api_retry_base_ms);
+		http_backoff_sleep(attempt, aws_api_retry_base_ms);
 	}
 	http_close(hs);
 	{

@@ -18,7 +18,22 @@
 #include "billops_credentials.h"
 #include "billops_ini.h"
 #include "lib/stringinfo.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+
+/* billops.aws_shared_credentials_file (defined in billops_aws_credentials_init) */
+static char *shared_credentials_file = NULL;
+
+void
+billops_aws_credentials_init(void)
+{
+	DefineCustomStringVariable("billops.aws_shared_credentials_file",
+							   "AWS shared credentials file used for 'default' and 'profile:<name>' references.",
+							   "Empty means $AWS_SHARED_CREDENTIALS_FILE, then $HOME/.aws/credentials of the server account.",
+							   &shared_credentials_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+}
 
 static char *
 nonempty_env(const char *name)
@@ -33,8 +48,8 @@ credentials_file_path(void)
 {
 	char	   *home;
 
-	if (billops_aws_shared_credentials_file && billops_aws_shared_credentials_file[0])
-		return pstrdup(billops_aws_shared_credentials_file);
+	if (shared_credentials_file && shared_credentials_file[0])
+		return pstrdup(shared_credentials_file);
 	if (nonempty_env("AWS_SHARED_CREDENTIALS_FILE"))
 		return pstrdup(getenv("AWS_SHARED_CREDENTIALS_FILE"));
 	home = nonempty_env("HOME");

@@ -18,12 +18,26 @@
 #include "billops_bill.h"
 #include "billops_bill_client.h"
 #include "billops_http.h"
+#include "billops_json.h"
 #include "common/jsonapi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+
+/* billops.bill_base_url (defined in billops_bill_client_init) */
+static char *bill_base_url = NULL;
+
+void
+billops_bill_client_init(void)
+{
+	DefineCustomStringVariable("billops.bill_base_url",
+							   "BILL API base URL, e.g. https://gateway.prod.bill.com/connect (empty: the worker does not call BILL).",
+							   NULL, &bill_base_url, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+}
 
 
 static char *session_id = NULL;		/* in TopMemoryContext */
@@ -32,50 +46,15 @@ static char *session_dev_key = NULL;	/* the devKey goes with every request */
 bool
 bill_client_configured(void)
 {
-	return billops_bill_base_url != NULL && billops_bill_base_url[0] != '\0' &&
-		billops_bill_credentials_file != NULL && billops_bill_credentials_file[0] != '\0';
+	return bill_base_url != NULL && bill_base_url[0] != '\0' && bill_credentials_configured();
 }
 
-static void
-wipe_free(char *s)
-{
-	if (s)
-	{
-		billops_wipe(s, strlen(s));
-		pfree(s);
-	}
-}
 
 void
 bill_client_forget_session(void)
 {
-	wipe_free(session_id);
+	billops_wipe_free(session_id);
 	session_id = NULL;
-}
-
-/* The value of a top-level string field of a JSON object, or NULL. */
-static char *
-json_string_field(const char *json, const char *field)
-{
-	Jsonb	   *jb;
-	JsonbValue *v;
-
-	PG_TRY();
-	{
-		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
-	}
-	PG_CATCH();
-	{
-		FlushErrorState();
-		return NULL;
-	}
-	PG_END_TRY();
-	if (!JB_ROOT_IS_OBJECT(jb))
-		return NULL;
-	v = getKeyJsonValueFromContainer(&jb->root, field, strlen(field), NULL);
-	if (v == NULL || v->type != jbvString)
-		return NULL;
-	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
 static char *
@@ -91,7 +70,7 @@ url_for(const char *path, const char *query_json)
 	char	   *key = NULL;
 
 	initStringInfo(&url);
-	appendStringInfo(&url, "%s%s", billops_bill_base_url, path);
+	appendStringInfo(&url, "%s%s", bill_base_url, path);
 	if (query_json == NULL || esc == NULL)
 	{
 		if (esc)
@@ -136,17 +115,6 @@ send_once(const char *method, const char *url, List *headers, const char *body, 
 	http_close(s);
 }
 
-/* headers carry the devKey and session id: wipe them, not just free */
-static void
-foreach_wipe_free(List *headers)
-{
-	ListCell   *lc;
-
-	foreach(lc, headers)
-		wipe_free(lfirst(lc));
-	list_free(headers);
-}
-
 static List *
 json_headers(void)
 {
@@ -187,10 +155,10 @@ login(BillResponse *out)
 	}
 	PG_END_TRY();
 
-	sid = (out->status >= 200 && out->status < 300) ? json_string_field(out->body.data, "sessionId") : NULL;
+	sid = (out->status >= 200 && out->status < 300) ? billops_json_string(billops_json_parse(out->body.data, out->body.len), "sessionId") : NULL;
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	bill_client_forget_session();
-	wipe_free(session_dev_key);
+	billops_wipe_free(session_dev_key);
 	session_dev_key = NULL;
 	if (sid)
 	{
@@ -231,7 +199,7 @@ bill_call_prepare(const char *path, const char *query_json, const char *content_
 void
 bill_call_free(BillCall *call)
 {
-	foreach_wipe_free(call->headers);
+	http_headers_free_wiped(call->headers);	/* they carry the devKey and session id */
 	call->headers = NIL;
 }
 

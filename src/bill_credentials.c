@@ -18,6 +18,32 @@
 #include "billops.h"
 #include "billops_bill.h"
 #include "billops_ini.h"
+#include "utils/guc.h"
+
+/* billops.bill_credentials_file, billops.bill_profile (defined in billops_bill_credentials_init) */
+static char *bill_credentials_file = NULL;
+static char *bill_profile = NULL;
+
+bool
+bill_credentials_configured(void)
+{
+	return bill_credentials_file != NULL && bill_credentials_file[0] != '\0';
+}
+
+void
+billops_bill_credentials_init(void)
+{
+	DefineCustomStringVariable("billops.bill_credentials_file",
+							   "File with BILL's devKey, API user, password, organization and webhook security key.",
+							   "INI sections named by billops.bill_profile. Readable by the server account only.",
+							   &bill_credentials_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("billops.bill_profile",
+							   "Section of billops.bill_credentials_file to use.",
+							   NULL, &bill_profile, "default",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+}
 
 static void
 take_bill_value(const char *key, const char *val, void *arg)
@@ -43,8 +69,8 @@ BillCredentials *
 bill_credentials_load(bool need_api_login)
 {
 	BillCredentials *c = palloc0(sizeof(BillCredentials));
-	const char *path = billops_bill_credentials_file;
-	const char *profile = (billops_bill_profile && billops_bill_profile[0]) ? billops_bill_profile : "default";
+	const char *path = bill_credentials_file;
+	const char *profile = (bill_profile && bill_profile[0]) ? bill_profile : "default";
 
 	if (path == NULL || path[0] == '\0')
 		ereport(ERROR,
@@ -67,25 +93,16 @@ bill_credentials_load(bool need_api_login)
 	return c;
 }
 
-static void
-wipe_free(char *s)
-{
-	if (s == NULL)
-		return;
-	billops_wipe(s, strlen(s));
-	pfree(s);
-}
-
 void
 bill_credentials_free(BillCredentials *c)
 {
 	if (c == NULL)
 		return;
-	wipe_free(c->dev_key);
-	wipe_free(c->username);
-	wipe_free(c->password);
-	wipe_free(c->organization_id);
-	wipe_free(c->webhook_security_key);
+	billops_wipe_free(c->dev_key);
+	billops_wipe_free(c->username);
+	billops_wipe_free(c->password);
+	billops_wipe_free(c->organization_id);
+	billops_wipe_free(c->webhook_security_key);
 	if (c->origin)
 		pfree(c->origin);
 	pfree(c);

@@ -23,6 +23,7 @@
 #include "access/xact.h"
 #include "billops.h"
 #include "billops_bill_client.h"
+#include "billops_bill_worker.h"
 #include "billops_http.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
@@ -67,8 +68,11 @@ static bool xact_callback_registered = false;
 static TimestampTz pause_until = 0;	/* (its reason is in shared memory only) */
 static int	login_backoff_s = 0;
 
-/* billops.bill_worker_restart_interval: seconds before the postmaster restarts a worker that exited */
-static int	bill_worker_restart_interval_s = 10;
+/* settings: defined in billops_bill_worker_init */
+static char *bill_database = NULL;
+static int	bill_poll_interval_s = 300;
+static int	bill_max_concurrent_requests = 3;
+static int	bill_worker_restart_interval_s = 10;	/* before the postmaster restarts a worker that exited */
 
 PGDLLEXPORT void billops_bill_worker_main(Datum arg);
 
@@ -137,6 +141,13 @@ bill_xact_callback(XactEvent event, void *arg)
 Datum
 billops_bill_wake(PG_FUNCTION_ARGS)
 {
+	/* without preload there is no worker and no shared memory: nothing would ever deliver */
+	if (shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no BILL worker can deliver this: pg_billops is not in shared_preload_libraries"),
+				 errdetail("Bills are queued for BILL in billops.bill_outbox and delivered by pg_billops' background worker, which only a preloaded library can start."),
+				 errhint("Add pg_billops to shared_preload_libraries in postgresql.conf and restart PostgreSQL.")));
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(bill_xact_callback, NULL);
@@ -241,16 +252,41 @@ unpause_worker(void)
 	pause_worker(0, "");
 }
 
+/* billops.bill_database, bill_poll_interval, bill_max_concurrent_requests, bill_worker_restart_interval */
 void
-billops_bill_worker_register(void)
+billops_bill_worker_init(void)
 {
-	BackgroundWorker worker;
-
+	DefineCustomStringVariable("billops.bill_database",
+							   "Database whose BILL outbox the background worker delivers (empty: the worker waits).",
+							   NULL, &bill_database, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.bill_poll_interval",
+							"How often the BILL worker asks BILL for bills changed since the last poll (0: never; webhooks only).",
+							NULL, &bill_poll_interval_s, 300, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	/*
+	 * BILL allows 3 concurrent requests per devKey per organization.  Lower
+	 * it when other integrations share the devKey and organization.
+	 */
+	DefineCustomIntVariable("billops.bill_max_concurrent_requests",
+							"Requests the BILL worker keeps in flight at once (BILL allows 3 per devKey and organization).",
+							NULL, &bill_max_concurrent_requests, 3, 1, 3,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("billops.bill_worker_restart_interval",
 							"Seconds before the postmaster restarts the BILL worker after it exited.",
 							"A worker that is killed or fails restarts after this interval; its rows left in flight are recovered then.",
 							&bill_worker_restart_interval_s, 10, 1, 3600, PGC_POSTMASTER, GUC_UNIT_S,
 							NULL, NULL, NULL);
+}
+
+/*
+ * The worker, its shared memory and its hooks: only from
+ * shared_preload_libraries (the postmaster starts it).
+ */
+void
+billops_bill_worker_register(void)
+{
+	BackgroundWorker worker;
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = bill_shmem_request;
@@ -619,7 +655,7 @@ lane_answer(Delivery *d, int i)
 		d->successes = 0;
 		return;
 	}
-	if (++d->successes >= 20 && d->limit < billops_bill_max_concurrent_requests)
+	if (++d->successes >= 20 && d->limit < bill_max_concurrent_requests)
 	{
 		d->limit++;
 		d->successes = 0;
@@ -659,7 +695,7 @@ deliver_outbox(MemoryContext cxt)
 
 	memset(&d, 0, sizeof(d));
 	d.batch = http_batch_create(BILL_LANES);
-	d.limit = billops_bill_max_concurrent_requests;
+	d.limit = bill_max_concurrent_requests;
 	for (int i = 0; i < BILL_LANES; i++)
 		d.lanes[i].cxt = AllocSetContextCreate(cxt, "pg_billops BILL lane", ALLOCSET_DEFAULT_SIZES);
 
@@ -675,8 +711,8 @@ deliver_outbox(MemoryContext cxt)
 			if (d.lanes[i].busy && !d.lanes[i].in_flight && d.lanes[i].not_before <= now)
 				lane_send(&d, i);
 
-		while (queue_may_have_rows && !paused_now() && lanes_busy(&d) < Min(d.limit, billops_bill_max_concurrent_requests) &&
-			   !(billops_bill_poll_interval_s > 0 && GetCurrentTimestamp() >= next_poll))
+		while (queue_may_have_rows && !paused_now() && lanes_busy(&d) < Min(d.limit, bill_max_concurrent_requests) &&
+			   !(bill_poll_interval_s > 0 && GetCurrentTimestamp() >= next_poll))
 		{
 			int			i = 0;
 			int64		id;
@@ -806,7 +842,7 @@ billops_bill_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 
 	/* wait, unconnected, until an administrator names the database */
-	while (billops_bill_database == NULL || billops_bill_database[0] == '\0')
+	while (bill_database == NULL || bill_database[0] == '\0')
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 60000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -817,7 +853,7 @@ billops_bill_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 	}
-	database = MemoryContextStrdup(TopMemoryContext, billops_bill_database);
+	database = MemoryContextStrdup(TopMemoryContext, bill_database);
 	BackgroundWorkerInitializeConnection(database, NULL, 0);
 	pgstat_report_appname("pg_billops BILL worker");
 
@@ -839,7 +875,7 @@ billops_bill_worker_main(Datum arg)
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_billops BILL worker loop", ALLOCSET_DEFAULT_SIZES);
 	/* the first poll after one interval: a restart loop must not hammer BILL */
-	next_poll = GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC;
+	next_poll = GetCurrentTimestamp() + (TimestampTz) bill_poll_interval_s * USECS_PER_SEC;
 	ereport(LOG, (errmsg("pg_billops BILL worker started for database \"%s\"", database)));
 
 	for (;;)
@@ -853,13 +889,13 @@ billops_bill_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			/* another database, or none: start over (the postmaster restarts us) */
-			if (billops_bill_database == NULL || strcmp(billops_bill_database, database) != 0)
+			if (bill_database == NULL || strcmp(bill_database, database) != 0)
 				proc_exit(1);
 			/* an operator's reload means "try BILL again now" (e.g. after fixing credentials) */
 			unpause_worker();
 			login_backoff_s = 0;
 			/* a shorter poll interval takes effect now, not after the old one */
-			next_poll = Min(next_poll, GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC);
+			next_poll = Min(next_poll, GetCurrentTimestamp() + (TimestampTz) bill_poll_interval_s * USECS_PER_SEC);
 		}
 		ResetLatch(MyLatch);
 		MemoryContextReset(loop_cxt);
@@ -878,15 +914,15 @@ billops_bill_worker_main(Datum arg)
 				if (!paused_now())
 					deliver_outbox(loop_cxt);
 				paused = paused_now();
-				if (billops_bill_poll_interval_s > 0 && !paused && GetCurrentTimestamp() >= next_poll)
+				if (bill_poll_interval_s > 0 && !paused && GetCurrentTimestamp() >= next_poll)
 				{
 					poll_bill(loop_cxt);
-					next_poll = GetCurrentTimestamp() + (TimestampTz) billops_bill_poll_interval_s * USECS_PER_SEC;
+					next_poll = GetCurrentTimestamp() + (TimestampTz) bill_poll_interval_s * USECS_PER_SEC;
 				}
 				/* paused: a commit may wake us, but we go back to sleep until the pause ends */
 				sleep_ms = paused ? Max(10L, Min(60000L, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), pause_until)))
 					: ms_until_next_due(60000L);
-				if (billops_bill_poll_interval_s > 0)
+				if (bill_poll_interval_s > 0)
 					sleep_ms = Min(sleep_ms, Max(10L, (long) ((next_poll - GetCurrentTimestamp()) / 1000)));
 			}
 			MemoryContextSwitchTo(old);

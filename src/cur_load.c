@@ -30,7 +30,6 @@
 #include "billops_s3.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
-#include "utils/acl.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "commands/progress.h"
@@ -43,14 +42,43 @@
 #include "parser/parse_node.h"
 #include "pgstat.h"
 #include "portability/instr_time.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
+
+/*
+ * billops.load_batch_rows, and the two settings the SQL side of a load reads
+ * (billops.swap_lock_timeout, billops.analyze_after_load): defined in
+ * billops_cur_load_init.
+ */
+static int	load_batch_rows = 1000;
+static int	swap_lock_timeout_ms = 60000;
+static bool analyze_after_load = true;
+
+void
+billops_cur_load_init(void)
+{
+	DefineCustomIntVariable("billops.load_batch_rows",
+							"Rows buffered per multi-insert while loading CUR files.",
+							NULL, &load_batch_rows, 1000, 1, 1000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.swap_lock_timeout",
+							"How long the swap of a new delivery waits for readers of the old one.",
+							"0 waits forever. On timeout the load fails, the old delivery stays, and the next sync retries.",
+							&swap_lock_timeout_ms, 60000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("billops.analyze_after_load",
+							 "ANALYZE each new partition before it is swapped in, so BI queries plan well at once.",
+							 NULL, &analyze_after_load, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 PG_FUNCTION_INFO_V1(billops_ingest_delivery);
 
@@ -683,7 +711,7 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 	ExecStoreVirtualTuple(slot);
 	r->rows++;
 	st->delivery_rows++;
-	if (r->nused >= MAX_BATCH_SLOTS || ++st->batch_rows >= billops_load_batch_rows ||
+	if (r->nused >= MAX_BATCH_SLOTS || ++st->batch_rows >= load_batch_rows ||
 		copy_bytes - st->batch_start_bytes >= BATCH_MAX_BYTES)
 		routes_flush(st);
 }

@@ -29,8 +29,54 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+
+/* settings (billops.ca_bundle, billops.http_*_timeout): defined in billops_http_init */
+static char *ca_bundle = NULL;
+static int	connect_timeout_ms = 10000;
+static int	stall_timeout_ms = 60000;
+static int	request_timeout_ms = 120000;
+
+void
+billops_http_init(void)
+{
+	DefineCustomStringVariable("billops.ca_bundle",
+							   "CA certificate bundle for HTTPS peers (empty: the system default).",
+							   NULL, &ca_bundle, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.http_connect_timeout",
+							"Time allowed to connect to AWS or BILL.",
+							NULL, &connect_timeout_ms, 10000, 100, 600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.http_stall_timeout",
+							"A response body that delivers nothing for this long is treated as failed (and resumed).",
+							NULL, &stall_timeout_ms, 60000, 1000, 3600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.http_request_timeout",
+							"Total time allowed for a small API request (listings, manifests).",
+							NULL, &request_timeout_ms, 120000, 1000, 3600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
+/* Is host the loopback interface (where plain http is allowed)? */
+bool
+billops_is_loopback_host(const char *host)
+{
+	if (host == NULL)
+		return false;
+	if (pg_strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+		strcmp(host, "[::1]") == 0 || strncmp(host, "127.", 4) == 0)
+		return true;
+	/* RFC 6761: *.localhost always resolves to loopback (curl enforces it too) */
+	{
+		size_t		n = strlen(host);
+
+		return n > 10 && pg_strcasecmp(host + n - 10, ".localhost") == 0;
+	}
+}
+
 
 #define HTTP_STREAM_BUFFER_SIZE (1024 * 1024)
 #define HTTP_BATCH_BUFFER_SIZE (256 * 1024)
@@ -426,10 +472,7 @@ http_headers_free_wiped(List *headers)
 	ListCell   *lc;
 
 	foreach(lc, headers)
-	{
-		billops_wipe(lfirst(lc), strlen(lfirst(lc)));
-		pfree(lfirst(lc));
-	}
+		billops_wipe_free(lfirst(lc));
 	list_free(headers);
 }
 
@@ -517,14 +560,14 @@ transfer_start(HttpLoop *l, HttpTransfer *t, const char *method, const char *url
 	curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (billops_ca_bundle && billops_ca_bundle[0])
-		curl_easy_setopt(t->easy, CURLOPT_CAINFO, billops_ca_bundle);
-	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) billops_http_connect_timeout_ms);
+	if (ca_bundle && ca_bundle[0])
+		curl_easy_setopt(t->easy, CURLOPT_CAINFO, ca_bundle);
+	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) connect_timeout_ms);
 	/* a body that stops flowing is a failure we can retry, not a hang */
 	curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_TIME, (long) Max(1, billops_http_stall_timeout_ms / 1000));
+	curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_TIME, (long) Max(1, stall_timeout_ms / 1000));
 	if (bounded)
-		curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long) billops_http_request_timeout_ms);
+		curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long) request_timeout_ms);
 	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "pg_billops/0.1");
 	/* fewer, larger reads per wakeup (curl's default is 16 kB) */
 	curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, (long) Min(t->bufsize / 2, 512L * 1024L));

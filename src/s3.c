@@ -18,18 +18,35 @@
 #include "postgres.h"
 
 #include "billops.h"
+#include "billops_aws_request.h"
 #include "billops_credentials.h"
 #include "billops_http.h"
 #include "billops_s3.h"
 #include "billops_sigv4.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+
+/* billops.s3_max_retries, billops.s3_retry_base (defined in billops_s3_init) */
+static int	s3_max_retries = 4;
+static int	s3_retry_base_ms = 200;
+
+void
+billops_s3_init(void)
+{
+	DefineCustomIntVariable("billops.s3_max_retries",
+							"Retries for S3 5xx/throttling/transport failures, and resumes of a cut-off body.",
+							NULL, &s3_max_retries, 4, 0, 100,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.s3_retry_base",
+							"Base of the exponential backoff (with full jitter) between S3 retries.",
+							NULL, &s3_retry_base_ms, 200, 1, 60000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+}
 
 #define S3_ERROR_BODY_MAX (64 * 1024)
 #define S3_LIST_BODY_MAX (16 * 1024 * 1024)
@@ -109,36 +126,16 @@ xml_child(const char *from, const char *limit, const char *tag, const char **nex
 
 /* --- request plumbing ----------------------------------------------------- */
 
-typedef struct S3Target
-{
-	char	   *url_base;		/* scheme://host[:port] */
-	char	   *host_header;	/* host[:port] */
-	char	   *path;			/* decoded path: /bucket/key or /key */
-} S3Target;
-
+/* Where a request for key (NULL: the bucket) goes: the endpoint, and the decoded path. */
 static void
-s3_target(const S3Location *loc, const char *key, S3Target *t)
+s3_target(const S3Location *loc, const char *key, AwsEndpoint *ep, char **path)
 {
-	char	   *endpoint = loc->endpoint && loc->endpoint[0] ? loc->endpoint
+	const char *endpoint = loc->endpoint && loc->endpoint[0] ? loc->endpoint
 		: psprintf("https://s3.%s.amazonaws.com", loc->region);
-	CURLU	   *u = curl_url();
-	char	   *scheme = NULL,
-			   *host = NULL,
-			   *port = NULL;
-	char	   *hostport;
+	const char *host;
 
-	if (u == NULL || curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-	{
-		if (u)
-			curl_url_cleanup(u);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid S3 endpoint URL \"%s\"", endpoint)));
-	}
-	curl_url_get(u, CURLUPART_PORT, &port, 0);	/* absent when default */
-	hostport = port ? psprintf("%s:%s", host, port) : pstrdup(host);
+	aws_endpoint_parse(endpoint, "S3", ep);
+	host = ep->host;
 
 	/*
 	 * Like the AWS SDKs: virtual-hosted style needs a DNS name for the bucket,
@@ -148,22 +145,18 @@ s3_target(const S3Location *loc, const char *key, S3Target *t)
 	if (loc->path_style || strspn(host, "0123456789.") == strlen(host) || strchr(host, ':') != NULL ||
 		strspn(loc->bucket, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(loc->bucket))
 	{
-		t->host_header = hostport;
-		t->path = psprintf("/%s/%s", loc->bucket, key ? key : "");
+		*path = psprintf("/%s/%s", loc->bucket, key ? key : "");
 		if (key == NULL)
-			t->path[strlen(t->path) - 1] = '\0';	/* "/bucket" for bucket operations */
+			(*path)[strlen(*path) - 1] = '\0';	/* "/bucket" for bucket operations */
 	}
 	else
 	{
-		t->host_header = psprintf("%s.%s", loc->bucket, hostport);
-		t->path = psprintf("/%s", key ? key : "");
+		char	   *scheme_end = strstr(ep->url_base, "://");
+
+		ep->host_header = psprintf("%s.%s", loc->bucket, ep->host_header);
+		ep->url_base = psprintf("%.*s://%s", (int) (scheme_end - ep->url_base), ep->url_base, ep->host_header);
+		*path = psprintf("/%s", key ? key : "");
 	}
-	t->url_base = psprintf("%s://%s", scheme, t->host_header);
-	curl_free(scheme);
-	curl_free(host);
-	if (port)
-		curl_free(port);
-	curl_url_cleanup(u);
 }
 
 static const char *
@@ -174,7 +167,7 @@ s3_display(const S3Location *loc, const char *key)
 
 /* Raise the error for a final (non-retried) S3 error response. */
 static void
-s3_raise_http_error(const S3Location *loc, const char *key, HttpStream *hs, AwsCredentials *creds)
+s3_raise_http_error(const S3Location *loc, const char *key, HttpStream *hs, const AwsCredentials *creds)
 {
 	const HttpResponseHead *head = http_head(hs);
 	StringInfoData body;
@@ -233,144 +226,87 @@ s3_raise_http_error(const S3Location *loc, const char *key, HttpStream *hs, AwsC
 			 hint ? errhint("%s", hint) : 0));
 }
 
+/* What s3_request's callbacks need to know about the request. */
+typedef struct S3Call
+{
+	const S3Location *loc;
+	const char *key;
+	bool		bounded;
+	bool		conditional;	/* a Range or If-Match was sent */
+} S3Call;
+
+static bool
+s3_accept(HttpStream *hs, void *arg)
+{
+	S3Call	   *c = arg;
+	long		status = http_head(hs)->status;
+
+	/*
+	 * A streamed body that already broke still carries the bytes that did
+	 * arrive: hand it over, and the reader resumes from there with Range.
+	 */
+	if ((!http_failed(hs) || !c->bounded) && status >= 200 && status < 300)
+		return true;
+	/* the caller decides what a failed precondition means */
+	return !http_failed(hs) && (status == 412 || status == 416) && c->conditional;
+}
+
+static char *
+s3_refuse(HttpStream *hs, const AwsCredentials *creds, void *arg)
+{
+	S3Call	   *c = arg;
+	long		status = http_head(hs)->status;
+	StringInfoData body;
+	char	   *code;
+
+	if (status < 500 && status != 429)
+		s3_raise_http_error(c->loc, c->key, hs, creds);
+	/* retryable: 5xx (SlowDown, InternalError) or 429 */
+	initStringInfo(&body);
+	(void) http_read_all(hs, &body, S3_ERROR_BODY_MAX, "S3 error response");
+	code = xml_child(body.data, NULL, "Code", NULL);
+	return psprintf("HTTP %ld %s", status, code ? code : "");
+}
+
 /*
- * Send one signed request, retrying what is worth retrying.  Returns a stream
- * whose status is 2xx (or 304/412/416 when allowed by the caller); raises on
- * anything else.
+ * Send one signed request through the shared AWS request path.  Returns a
+ * stream whose status is 2xx (or 412/416 for a Range or If-Match request);
+ * raises on anything else.
  */
 static HttpStream *
 s3_request(const S3Location *loc, const char *method, const char *key,
 		   const SigV4Pair *query, int nquery, const char *range,
 		   const char *if_match, bool bounded)
 {
-	S3Target	t;
-	AwsCredentials *creds;
-	StringInfoData url;
-	int			attempt;
-	char	   *last_problem = NULL;
+	AwsEndpoint ep;
+	char	   *path;
+	S3Call		call = {loc, key, bounded, range != NULL || if_match != NULL};
+	AwsRequest	req = {0};
 
-	s3_target(loc, key, &t);
-	initStringInfo(&url);
-	appendStringInfoString(&url, t.url_base);
-	sigv4_uri_encode(&url, t.path, true);
-	for (int i = 0; i < nquery; i++)
-	{
-		appendStringInfoChar(&url, i == 0 ? '?' : '&');
-		sigv4_uri_encode(&url, query[i].key, false);
-		appendStringInfoChar(&url, '=');
-		sigv4_uri_encode(&url, query[i].value, false);
-	}
-
-	creds = aws_credentials_resolve(loc->credentials);
-
-	for (attempt = 0;; attempt++)
-	{
-		char		amz_date[17];
-		SigV4Pair	hdrs[4];
-		int			nh = 0;
-		SigV4Request req;
-		SigV4Scope	scope;
-		List	   *wire;
-		HttpStream *hs;
-		const HttpResponseHead *head;
-
-		sigv4_format_amz_date((pg_time_t) time(NULL), amz_date);
-		hdrs[nh++] = (SigV4Pair) {"host", t.host_header};
-		hdrs[nh++] = (SigV4Pair) {"x-amz-content-sha256", SIGV4_EMPTY_SHA256};
-		hdrs[nh++] = (SigV4Pair) {"x-amz-date", amz_date};
-		if (creds->session_token)
-			hdrs[nh++] = (SigV4Pair) {"x-amz-security-token", creds->session_token};
-		req = (SigV4Request) {method, t.path, query, nquery, hdrs, nh, SIGV4_EMPTY_SHA256};
-		scope = (SigV4Scope) {loc->region, "s3", amz_date, false};
-		wire = sigv4_sign_to_headers(&req, &scope, creds->access_key_id, creds->secret_access_key);
-		if (range)
-			wire = lappend(wire, psprintf("Range: %s", range));
-		if (if_match)
-			wire = lappend(wire, psprintf("If-Match: %s", if_match));
-
-		hs = http_open(method, url.data, wire, NULL, 0, bounded);
-		http_headers_free_wiped(wire);	/* they held the signature and token */
-		head = http_head(hs);
-
-		/*
-		 * A streamed body that already broke still carries the bytes that did
-		 * arrive: hand it over, and the reader resumes from there with Range.
-		 */
-		if ((!http_failed(hs) || !bounded) && head->status >= 200 && head->status < 300)
-		{
-			aws_credentials_free(creds);
-			return hs;
-		}
-		if (!http_failed(hs) && (head->status == 412 || head->status == 416) && (range || if_match))
-		{
-			aws_credentials_free(creds);
-			return hs;			/* the caller decides what a failed precondition means */
-		}
-
-		if (http_failed(hs) && !http_error_transient(hs))
-			ereport(ERROR,
-					(errcode(ERRCODE_IO_ERROR),
-					 errmsg("could not send S3 request for %s: %s", s3_display(loc, key), http_error(hs))));
-		if (!http_failed(hs) && head->status < 500 && head->status != 429)
-			s3_raise_http_error(loc, key, hs, creds);
-
-		/* retryable: 5xx, 429, or a transient transport failure */
-		if (http_failed(hs))
-			last_problem = pstrdup(http_error(hs));
-		else
-		{
-			StringInfoData body;
-			char	   *code;
-
-			initStringInfo(&body);
-			(void) http_read_all(hs, &body, S3_ERROR_BODY_MAX, "S3 error response");
-			code = xml_child(body.data, NULL, "Code", NULL);
-			last_problem = psprintf("HTTP %ld %s", head->status, code ? code : "");
-		}
-		http_close(hs);
-		if (attempt >= billops_s3_max_retries)
-			ereport(ERROR,
-					(errcode(ERRCODE_IO_ERROR),
-					 errmsg("S3 request for %s failed after %d attempts", s3_display(loc, key), attempt + 1),
-					 errdetail("Last failure: %s.", last_problem),
-					 errhint("S3 is unavailable or throttling; data already loaded is unchanged. Retry later, or raise billops.s3_max_retries.")));
-		ereport(DEBUG1, (errmsg("retrying S3 request for %s after %s", s3_display(loc, key), last_problem)));
-		http_backoff_sleep(attempt, billops_s3_retry_base_ms);
-	}
+	s3_target(loc, key, &ep, &path);
+	req.what = psprintf("S3 request for %s", s3_display(loc, key));
+	req.service = "s3";
+	req.region = loc->region;
+	req.credentials = loc->credentials;
+	req.method = method;
+	req.endpoint = &ep;
+	req.path = path;
+	req.query = query;
+	req.nquery = nquery;
+	if (range)
+		req.plain_headers = lappend(req.plain_headers, psprintf("Range: %s", range));
+	if (if_match)
+		req.plain_headers = lappend(req.plain_headers, psprintf("If-Match: %s", if_match));
+	req.s3 = true;
+	req.bounded = bounded;
+	req.max_retries = s3_max_retries;
+	req.retry_base_ms = s3_retry_base_ms;
+	req.retries_hint = "S3 is unavailable or throttling; data already loaded is unchanged. Retry later, or raise billops.s3_max_retries.";
+	req.accept = s3_accept;
+	req.refuse = s3_refuse;
+	req.arg = &call;
+	return aws_request_send(&req, NULL);
 }
-
-/* Read an S3 source's settings from billops.cur_source (strings palloc'd in the caller's context). */
-void
-s3_location_for_source(int32 source_id, S3Location *loc)
-{
-	Datum		arg[1] = {Int32GetDatum(source_id)};
-	Oid			argt[1] = {INT4OID};
-	bool		isnull;
-	MemoryContext caller = CurrentMemoryContext;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT bucket, endpoint_url, region, path_style, credentials "
-							  "FROM billops.cur_source WHERE source_id = $1 AND storage = 's3'",
-							  1, argt, arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("S3 source %d does not exist", source_id)));
-	{
-		HeapTuple	t = SPI_tuptable->vals[0];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		loc->bucket = SPI_getvalue(t, d, 1);
-		loc->endpoint = SPI_getvalue(t, d, 2);
-		loc->region = SPI_getvalue(t, d, 3);
-		loc->path_style = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
-		loc->credentials = SPI_getvalue(t, d, 5);
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
-}
-
 
 /* --- ListObjectsV2 -------------------------------------------------------- */
 
@@ -542,7 +478,7 @@ s3_source_read(ByteSource *self, char *buf, size_t len)
 					 errmsg("could not read %s: %s", self->name, problem)));
 		http_close(s->hs);
 		s->hs = NULL;
-		if (s->resumes >= billops_s3_max_retries)
+		if (s->resumes >= s3_max_retries)
 			ereport(ERROR,
 					(errcode(ERRCODE_IO_ERROR),
 					 errmsg("could not read %s completely", self->name),
@@ -551,7 +487,7 @@ s3_source_read(ByteSource *self, char *buf, size_t len)
 		ereport(NOTICE,
 				(errmsg("resuming %s at byte %llu after: %s", self->name,
 						(unsigned long long) self->raw_bytes, problem)));
-		http_backoff_sleep(s->resumes, billops_s3_retry_base_ms);
+		http_backoff_sleep(s->resumes, s3_retry_base_ms);
 		s->resumes++;
 		s3_source_open_at(s, (int64) self->raw_bytes);
 	}

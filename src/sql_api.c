@@ -7,6 +7,7 @@
 
 #include "billops.h"
 #include "billops_credentials.h"
+#include "billops_cur.h"
 #include "billops_http.h"
 #include "billops_s3.h"
 #include "billops_sigv4.h"

@@ -1,0 +1,77 @@
+/*
+ * billops_aws_request.h — one signed AWS request, the only way pg_billops
+ * talks to AWS: target → credentials → SigV4 → HTTP → retry with backoff →
+ * error classification.  S3 (s3.c), Cost Explorer and Invoicing (aws_api.c)
+ * send through it, and so will every AWS service added later.
+ *
+ * What differs by service is data (signing name, the headers to sign, the
+ * retry settings) and two decisions only the service can make, given as
+ * callbacks: which answers go back to the caller, and what a refused answer
+ * means (its error is raised there, in the service's words).
+ */
+#ifndef BILLOPS_AWS_REQUEST_H
+#define BILLOPS_AWS_REQUEST_H
+
+#include "postgres.h"
+
+#include "billops_credentials.h"
+#include "billops_http.h"
+#include "billops_sigv4.h"
+#include "nodes/pg_list.h"
+
+typedef struct AwsEndpoint
+{
+	char	   *url_base;		/* scheme://host[:port] */
+	char	   *host;			/* host name or address, without the port */
+	char	   *host_header;	/* host[:port] */
+	char	   *path;			/* the URL's path, "" when it has none */
+} AwsEndpoint;
+
+/* Splits an endpoint URL; a URL libcurl cannot parse is a 22023 naming `what`. */
+extern void aws_endpoint_parse(const char *url, const char *what, AwsEndpoint *out);
+
+typedef struct AwsRequest
+{
+	const char *what;			/* for messages: "S3 request for s3://b/k", "AWS Invoicing ListInvoiceSummaries" */
+	const char *service;		/* SigV4 signing name: "s3", "ce", "invoicing" */
+	const char *region;
+	const char *credentials;	/* a credentials reference, never a key */
+	const char *method;
+	const AwsEndpoint *endpoint;
+	const char *path;			/* absolute path, decoded ("/bucket/my key") */
+	const SigV4Pair *query;		/* decoded query parameters */
+	int			nquery;
+	const SigV4Pair *headers;	/* service headers to sign (content-type, x-amz-target); not host or x-amz-* */
+	int			nheaders;
+	List	   *plain_headers;	/* sent unsigned, as "Name: value" (Range, If-Match, Accept) */
+	const char *body;			/* NULL: none */
+	size_t		body_len;
+	bool		s3;				/* S3's rules: x-amz-content-sha256 is sent and paths are never normalized */
+	bool		bounded;		/* a small answer: billops.http_request_timeout applies */
+	int			max_retries;
+	int			retry_base_ms;
+	const char *retries_hint;	/* the hint when the retries run out */
+
+	/*
+	 * An answer whose transfer did not fail at the transport level (or a
+	 * streamed one that broke after its head): true hands it to the caller.
+	 */
+	bool		(*accept) (HttpStream *hs, void *arg);
+
+	/*
+	 * An answer not accepted that did arrive: raise its error (never
+	 * returns), or return a short description of a failure worth retrying.
+	 */
+	char	   *(*refuse) (HttpStream *hs, const AwsCredentials *creds, void *arg);
+	void	   *arg;
+} AwsRequest;
+
+/*
+ * Sends the request, retrying transport trouble and what `refuse` calls
+ * retryable, with exponential backoff and full jitter on the latch (a cancel
+ * is prompt).  Returns the accepted answer; *attempts (may be NULL) says how
+ * many requests were sent.  Every error names req->what.
+ */
+extern HttpStream *aws_request_send(const AwsRequest *req, int *attempts);
+
+#endif							/* BILLOPS_AWS_REQUEST_H */
