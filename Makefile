@@ -24,6 +24,8 @@ OBJS = \
 	src/bill_webhook.o \
 	src/bill_client.o \
 	src/bill_worker.o \
+	src/bill_lanes.o \
+	src/bill_shared.o \
 	src/http.o \
 	src/json_value.o \
 	src/byte_source.o \

@@ -136,6 +136,19 @@ COMMENT ON COLUMN billops.bill_outbox.step IS
 COMMENT ON COLUMN billops.bill_outbox.state IS
   'pending (queued) → in_flight (claimed by the worker) → done | dead (gave up: billops.bill_outbox_retry) | cancelled (no longer needed) | superseded (a newer row of the same payable carries the change).';
 
+-- What _outbox_response tells the worker's lane to do next: the contract
+-- between SQL and C (bill_lanes.c maps each value in an exhaustive switch;
+-- a value C does not know is an error there, never a silent default).
+CREATE TYPE billops._outbox_next AS ENUM (
+    'done',         -- the row is finished
+    'continue',     -- its next step is ready: send it on the next turn
+    'retry',        -- deferred with backoff
+    'dead',         -- a dead letter
+    'relogin',      -- BILL said the session is invalid (BDC_1109)
+    'throttle',     -- BILL's concurrency limit (BDC_1322): this lane waits, fewer lanes for a while
+    'hourly'        -- BILL's hourly limit (BDC_1144): the row waits for the next hour, the worker pauses
+);
+
 -- The invoice number pg_billops gives a bill in BILL: short and stable (the
 -- length BILL accepts is not documented), derived from the dedupe key.
 CREATE FUNCTION billops.bill_invoice_number(dedupe_key text) RETURNS text
@@ -585,13 +598,13 @@ END $$;
 -- After one page of a lookup: found -> the next step; more pages -> the next
 -- page; the list ended without it -> the create step.
 CREATE FUNCTION billops._outbox_lookup_next(target_outbox_id bigint, found boolean, next_page text,
-                                            step_if_found text, step_if_missing text) RETURNS text
+                                            step_if_found text, step_if_missing text) RETURNS billops._outbox_next
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     UPDATE billops.bill_outbox x
        SET step = CASE WHEN found THEN step_if_found WHEN next_page IS NOT NULL THEN x.step ELSE step_if_missing END,
            cursor = CASE WHEN NOT found THEN next_page END
      WHERE x.outbox_id = target_outbox_id
-    RETURNING 'continue'
+    RETURNING 'continue'::billops._outbox_next
 $$;
 
 -- The step that gets a payable's bill into BILL once its vendor is known:
@@ -612,7 +625,7 @@ $$;
 --   hourly    the hourly limit is reached: no request before the next hour
 --   dead      gave up; visible in billops.bill_outbox, retry with billops.bill_outbox_retry()
 CREATE FUNCTION billops._outbox_response(target_outbox_id bigint, http_status integer, response text,
-                                         transport_error text DEFAULT NULL) RETURNS text
+                                         transport_error text DEFAULT NULL) RETURNS billops._outbox_next
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'system' AS $$
 DECLARE
@@ -653,7 +666,7 @@ BEGIN
             PERFORM billops._outbox_defer(o.outbox_id, -1, true,
                                           coalesce(err.code, 'HTTP_' || coalesce(http_status::text, 'none')),
                                           coalesce(transport_error, err.message));
-            RETURN CASE WHEN o.attempts >= max_attempts THEN 'dead' ELSE 'retry' END;
+            RETURN (CASE WHEN o.attempts >= max_attempts THEN 'dead' ELSE 'retry' END)::billops._outbox_next;
         END IF;
         -- BILL refused the request itself (validation, not found...): retrying the same request won't help
         UPDATE billops.bill_outbox x SET state = 'dead', finished_at = clock_timestamp(), claimed_by = NULL,
@@ -668,7 +681,7 @@ BEGIN
         -- a 2xx whose body is not JSON: we cannot know what BILL did
         PERFORM billops._outbox_defer(o.outbox_id, -1, true, 'BAD_ANSWER',
                                       format('HTTP %s with a body that is not JSON: %s', http_status, left(response, 200)));
-        RETURN CASE WHEN o.attempts >= max_attempts THEN 'dead' ELSE 'retry' END;
+        RETURN (CASE WHEN o.attempts >= max_attempts THEN 'dead' ELSE 'retry' END)::billops._outbox_next;
     END;
     CASE o.step
     WHEN 'vendor_lookup' THEN

@@ -73,7 +73,7 @@ export async function loadMarketplaceMonth(client, { payer, lines, seller = '"Da
 }
 
 // --- processes ----------------------------------------------------------------------
-// the worker's pg_stat_activity text (bill_worker.c) lists the requests in flight:
+// the worker's pg_stat_activity text (bill_lanes.c) lists the requests in flight:
 // "pg_billops: waiting on BILL: outbox 12: POST /v3/bills; outbox 13: ..."
 export const RE_ACTIVITY = /^pg_billops: waiting on BILL: outbox \d+: /;
 export const inFlight = (query) => [...(query ?? '').matchAll(/outbox (\d+): (GET|POST|PUT|PATCH) ([^\s;]+)/g)]

@@ -341,7 +341,7 @@ test('throttling: BDC_1322 on bill creates is waited out briefly and the rows en
   const lookups = log.filter((r) => isApi(r, 'GET', '/v3/bills'));
   assert.equal(lookups.length, 0, 'no bill lookup: no throttled row started over');
   for (const r of throttled) {
-    // (bill_worker.c waits 250..1000 ms; other rows' requests may go in between)
+    // (bill_lanes.c waits 250..1000 ms; other rows' requests may go in between)
     const next = creates.find((x) => x.seq > r.seq && x.status === 201);
     assert.ok(next, `seq ${r.seq}: a create succeeds after it`);
     const waited = Date.parse(next.startTime) - Date.parse(r.endTime);
