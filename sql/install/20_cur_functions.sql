@@ -2,34 +2,6 @@
 -- CUR ingest: C entry points, manifests, staging, the atomic swap, and sync.
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION billops.credentials_reference_valid(reference text) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'billops_credentials_reference_valid'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION billops.credentials_reference_valid(text) IS
-  'True for ''default'', ''env'' and ''profile:<name>''.';
-ALTER TABLE billops.cur_source
-    ADD CONSTRAINT cur_source_credentials_reference CHECK (billops.credentials_reference_valid(credentials));
-
-CREATE FUNCTION billops.credentials_check(reference text)
-    RETURNS TABLE (origin text, access_key_id text, session_token boolean)
-    AS 'MODULE_PATHNAME', 'billops_credentials_check'
-    LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION billops.credentials_check(text) IS
-  'Where a credentials reference resolves to, with the access key id masked. Never shows a secret.';
-
-CREATE FUNCTION billops.sigv4_sign(method text, path text, query text[], headers text[],
-                                   payload bytea, region text, service text, amz_date text,
-                                   credentials text, normalize_path boolean DEFAULT true)
-    RETURNS TABLE (canonical_request text, string_to_sign text, "authorization" text)
-    AS 'MODULE_PATHNAME', 'billops_sigv4_sign'
-    LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION billops.sigv4_sign(text, text, text[], text[], bytea, text, text, text, text, boolean) IS
-  'Diagnostics: how pg_billops signs a request (SigV4). query and headers are flat name/value arrays; keys come from a credentials reference.';
-
-CREATE FUNCTION billops._check_url(url text, what text) RETURNS void
-    AS 'MODULE_PATHNAME', 'billops_check_url'
-    LANGUAGE C STABLE STRICT;
-
 CREATE FUNCTION billops._s3_list(source_id integer, prefix text, delimiter text DEFAULT NULL)
     RETURNS TABLE (key text, size bigint, etag text, last_modified timestamptz, is_prefix boolean)
     AS 'MODULE_PATHNAME', 'billops_s3_list'
@@ -108,7 +80,7 @@ COMMENT ON FUNCTION billops.create_cur_source(text, text, text, text, text, text
   'Registers a CUR delivery location; returns its source_id. credentials is a reference (''default'', ''env'', ''profile:<name>'').';
 
 -- Billing periods present in a source, with the manifest that names their newest delivery.
-CREATE FUNCTION billops._discover_periods(p_source integer)
+CREATE FUNCTION billops._discover_periods(target_source_id integer)
 RETURNS TABLE (billing_period date, manifest_key text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -118,11 +90,11 @@ DECLARE
     base text;
     o record;
 BEGIN
-    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = p_source;
+    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = target_source_id;
     base := concat_ws('/', nullif(s.prefix, ''), s.report_name) || '/';
     IF s.layout = 'legacy_cur' THEN
         -- <prefix>/<report>/<yyyymmdd-yyyymmdd>/<report>-Manifest.json always names the newest assembly
-        FOR o IN SELECT * FROM billops._s3_list(p_source, base, '/') l
+        FOR o IN SELECT * FROM billops._s3_list(target_source_id, base, '/') l
                  WHERE l.is_prefix AND substr(l.key, length(base) + 1) ~ '^[0-9]{8}-[0-9]{8}/$'
         LOOP
             billing_period := to_date(substr(o.key, length(base) + 1, 8), 'YYYYMMDD');
@@ -132,11 +104,11 @@ BEGIN
     ELSE
         -- Data Exports: <prefix>/<export>/metadata/BILLING_PERIOD=YYYY-MM/…Manifest.json.  The
         -- manifest's file name is not documented verbatim, so take the newest *Manifest.json there.
-        FOR o IN SELECT * FROM billops._s3_list(p_source, base || 'metadata/', '/') l
+        FOR o IN SELECT * FROM billops._s3_list(target_source_id, base || 'metadata/', '/') l
                  WHERE l.is_prefix AND substr(l.key, length(base) + 10) ~ '^BILLING_PERIOD=[0-9]{4}-[0-9]{2}/$'
         LOOP
             billing_period := to_date(substr(o.key, length(base) + 25, 7), 'YYYY-MM');
-            SELECT l.key INTO manifest_key FROM billops._s3_list(p_source, o.key) l
+            SELECT l.key INTO manifest_key FROM billops._s3_list(target_source_id, o.key) l
              WHERE NOT l.is_prefix AND l.key LIKE '%Manifest.json'
              ORDER BY l.last_modified DESC, l.key DESC LIMIT 1;
             IF manifest_key IS NOT NULL THEN
@@ -150,7 +122,7 @@ $$;
 -- Fetch and validate a manifest.  Field names follow the legacy CUR manifest
 -- (assemblyId, reportKeys); CUR 2.0 manifests are read defensively
 -- (executionId / dataFiles as s3:// URIs), since AWS does not publish them verbatim.
-CREATE FUNCTION billops._read_manifest(p_source integer, p_period date, p_key text,
+CREATE FUNCTION billops._read_manifest(target_source_id integer, target_period date, target_manifest_key text,
                                        OUT assembly_id text, OUT report_keys text[],
                                        OUT compression text, OUT manifest jsonb)
 LANGUAGE plpgsql
@@ -164,10 +136,10 @@ DECLARE
     start_txt text;
     base text;
 BEGIN
-    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = p_source;
+    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = target_source_id;
     base := concat_ws('/', nullif(s.prefix, ''), s.report_name) || '/';
-    where_ := format('s3://%s/%s', s.bucket, p_key);
-    raw := billops._s3_get_text(p_source, p_key, 16 * 1024 * 1024);
+    where_ := format('s3://%s/%s', s.bucket, target_manifest_key);
+    raw := billops._s3_get_text(target_source_id, target_manifest_key, 16 * 1024 * 1024);
     BEGIN
         manifest := raw::jsonb;
     EXCEPTION WHEN invalid_text_representation THEN
@@ -252,10 +224,10 @@ BEGIN
     END IF;
 
     start_txt := manifest->'billingPeriod'->>'start';
-    IF start_txt IS NOT NULL AND p_period IS NOT NULL
-       AND left(regexp_replace(start_txt, '[^0-9]', '', 'g'), 8) <> to_char(p_period, 'YYYYMMDD') THEN
+    IF start_txt IS NOT NULL AND target_period IS NOT NULL
+       AND left(regexp_replace(start_txt, '[^0-9]', '', 'g'), 8) <> to_char(target_period, 'YYYYMMDD') THEN
         RAISE EXCEPTION 'CUR manifest % is for billing period %, but sits in the folder of %',
-                        where_, start_txt, to_char(p_period, 'YYYY-MM')
+                        where_, start_txt, to_char(target_period, 'YYYY-MM')
             USING ERRCODE = 'data_exception';
     END IF;
 END
@@ -264,45 +236,45 @@ $$;
 -- Create the staging table for one (period, payer) of a delivery.  Called by
 -- the C loader the first time a row of that period and payer appears.  The
 -- CHECK constraint matches the partition bound, so ATTACH skips its scan.
-CREATE FUNCTION billops._staging_table(p_delivery bigint, p_period date, p_payer text)
+CREATE FUNCTION billops._staging_table(target_delivery_id bigint, target_period date, target_payer text)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t text := format('cur_line_item_%s_%s_d%s', to_char(p_period, 'YYYYMM'),
-                     CASE WHEN p_payer ~ '^[0-9A-Za-z]{1,20}$' THEN p_payer ELSE left(md5(p_payer), 12) END,
-                     p_delivery);
+    t text := format('cur_line_item_%s_%s_d%s', to_char(target_period, 'YYYYMM'),
+                     CASE WHEN target_payer ~ '^[0-9A-Za-z]{1,20}$' THEN target_payer ELSE left(md5(target_payer), 12) END,
+                     target_delivery_id);
 BEGIN
     EXECUTE format('CREATE TABLE billops.%I (LIKE billops.cur_line_item INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)', t);
     EXECUTE format('ALTER TABLE billops.%I ADD CONSTRAINT %I CHECK (bill_billing_period_start_date = %L::date AND bill_payer_account_id = %L)',
-                   t, left(t, 55) || '_bound', p_period, p_payer);
+                   t, left(t, 55) || '_bound', target_period, target_payer);
     INSERT INTO billops.cur_delivery_partition (delivery_id, billing_period, payer_account_id, staging_table)
-    VALUES (p_delivery, p_period, p_payer, format('billops.%I', t));
+    VALUES (target_delivery_id, target_period, target_payer, format('billops.%I', t));
     RETURN format('billops.%I', t)::regclass;
 END
 $$;
 
 -- The line-item partition holding one billing period (the parent of its payer leaves).
-CREATE FUNCTION billops._period_partition(p_period date) RETURNS text
+CREATE FUNCTION billops._period_partition(target_period date) RETURNS text
 LANGUAGE sql IMMUTABLE
-AS $$ SELECT pg_catalog.format('billops.%I', 'cur_line_item_' || pg_catalog.to_char(p_period, 'YYYYMM')) $$;
+AS $$ SELECT pg_catalog.format('billops.%I', 'cur_line_item_' || pg_catalog.to_char(target_period, 'YYYYMM')) $$;
 
 -- Detach and drop a leaf that no longer holds the visible delivery.
-CREATE FUNCTION billops._retire_leaf(p_period date, p_table text) RETURNS void
+CREATE FUNCTION billops._retire_leaf(target_period date, target_table text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', billops._period_partition(p_period), p_table);
-    EXECUTE format('DROP TABLE %s', p_table);
+    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', billops._period_partition(target_period), target_table);
+    EXECUTE format('DROP TABLE %s', target_table);
 END
 $$;
 
 -- Swap a loaded delivery in.  Runs at the very end of the load transaction:
 -- the locks it takes (ACCESS EXCLUSIVE on the period's partition only) are
 -- held for milliseconds, and readers see the old rows or the new, never both.
-CREATE FUNCTION billops._swap_delivery(p_delivery bigint)
+CREATE FUNCTION billops._swap_delivery(target_delivery_id bigint)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -314,10 +286,10 @@ DECLARE
     period_part text;
     other_source text;
 BEGIN
-    SELECT * INTO STRICT d FROM billops.cur_delivery WHERE delivery_id = p_delivery;
+    SELECT * INTO STRICT d FROM billops.cur_delivery WHERE delivery_id = target_delivery_id;
 
     -- refuse before touching anything: a (period, payer) belongs to one source
-    FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = p_delivery LOOP
+    FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = target_delivery_id LOOP
         SELECT s.name INTO other_source
           FROM billops.cur_partition cp JOIN billops.cur_source s USING (source_id)
          WHERE cp.billing_period = p.billing_period AND cp.payer_account_id = p.payer_account_id
@@ -333,7 +305,7 @@ BEGIN
 
     PERFORM set_config('lock_timeout', current_setting('billops.swap_lock_timeout'), true);
 
-    FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = p_delivery
+    FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = target_delivery_id
              ORDER BY billing_period, payer_account_id LOOP
         period_part := billops._period_partition(p.billing_period);
         IF to_regclass(period_part) IS NULL THEN
@@ -348,7 +320,7 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)',
                        period_part, p.staging_table, p.payer_account_id);
         INSERT INTO billops.cur_partition AS cp (billing_period, payer_account_id, source_id, delivery_id, table_name)
-        VALUES (p.billing_period, p.payer_account_id, d.source_id, p_delivery, p.staging_table)
+        VALUES (p.billing_period, p.payer_account_id, d.source_id, target_delivery_id, p.staging_table)
         ON CONFLICT (billing_period, payer_account_id) DO UPDATE
            SET source_id = excluded.source_id, delivery_id = excluded.delivery_id,
                table_name = excluded.table_name, swapped_at = clock_timestamp();
@@ -358,7 +330,7 @@ BEGIN
     -- payer or month), so the leaf it replaced above is all it replaces: the
     -- source's other payers and months stay as they are.
     UPDATE billops.cur_delivery cd SET status = 'superseded'
-     WHERE cd.source_id = d.source_id AND cd.status = 'loaded' AND cd.delivery_id <> p_delivery
+     WHERE cd.source_id = d.source_id AND cd.status = 'loaded' AND cd.delivery_id <> target_delivery_id
        AND NOT EXISTS (SELECT 1 FROM billops.cur_partition cp WHERE cp.delivery_id = cd.delivery_id);
 END
 $$;
@@ -366,18 +338,18 @@ $$;
 -- What of an error's context locates the input (file, row, column; a JSON
 -- fragment), without the PL/pgSQL frames and statements that are our own
 -- internals: that is what a delivery's history shows an analyst.
-CREATE FUNCTION billops._input_location(p_context text)
+CREATE FUNCTION billops._input_location(error_context_text text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT nullif(string_agg(l, E'\n' ORDER BY n), '')
-      FROM regexp_split_to_table(p_context, E'\n') WITH ORDINALITY AS t(l, n)
+      FROM regexp_split_to_table(error_context_text, E'\n') WITH ORDINALITY AS t(l, n)
      WHERE l !~ '^(PL/pgSQL function |SQL statement |SQL function )'
 $$;
 
 -- Load a registered delivery (files already listed) and swap it in; one transaction.
-CREATE FUNCTION billops._load_and_swap(p_delivery bigint)
+CREATE FUNCTION billops._load_and_swap(target_delivery_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -392,28 +364,28 @@ DECLARE
 BEGIN
     -- one load per source at a time (a pg_cron run and a manual CALL may overlap);
     -- whoever waited re-checks, so the same assembly is never loaded twice
-    SELECT * INTO STRICT dl FROM billops.cur_delivery WHERE delivery_id = p_delivery;
+    SELECT * INTO STRICT dl FROM billops.cur_delivery WHERE delivery_id = target_delivery_id;
     PERFORM pg_advisory_xact_lock(1650812930, dl.source_id);
     SELECT delivery_id INTO dup FROM billops.cur_delivery x
      WHERE x.source_id = dl.source_id AND x.billing_period = dl.billing_period
-       AND x.assembly_id = dl.assembly_id AND x.status = 'loaded' AND x.delivery_id <> p_delivery
+       AND x.assembly_id = dl.assembly_id AND x.status = 'loaded' AND x.delivery_id <> target_delivery_id
        AND x.finished_at > dl.started_at;
     IF dup IS NOT NULL THEN
         UPDATE billops.cur_delivery SET status = 'aborted', finished_at = clock_timestamp(),
                error_message = format('assembly already loaded by a concurrent sync (delivery %s)', dup)
-         WHERE delivery_id = p_delivery;
+         WHERE delivery_id = target_delivery_id;
         RETURN 0;
     END IF;
-    n := billops._ingest_delivery(p_delivery);
+    n := billops._ingest_delivery(target_delivery_id);
     -- statistics before the swap, so BI queries plan well at once; this is
     -- load time, not swap time (no lock on a live partition is held yet)
     IF current_setting('billops.analyze_after_load')::boolean THEN
-        FOR stg IN SELECT staging_table FROM billops.cur_delivery_partition WHERE delivery_id = p_delivery LOOP
+        FOR stg IN SELECT staging_table FROM billops.cur_delivery_partition WHERE delivery_id = target_delivery_id LOOP
             EXECUTE format('ANALYZE %s', stg);
         END LOOP;
     END IF;
     t1 := clock_timestamp();
-    PERFORM billops._swap_delivery(p_delivery);
+    PERFORM billops._swap_delivery(target_delivery_id);
     UPDATE billops.cur_delivery d
        SET status = 'loaded',
            finished_at = clock_timestamp(),
@@ -425,17 +397,17 @@ BEGIN
            uncompressed_bytes = f.uncompressed,
            billing_period = coalesce(d.billing_period,
                                      (SELECT min(billing_period) FROM billops.cur_delivery_partition
-                                       WHERE delivery_id = p_delivery))
+                                       WHERE delivery_id = target_delivery_id))
       FROM (SELECT count(*) AS files, sum(bytes_read) AS bytes_read, sum(uncompressed_bytes) AS uncompressed
-              FROM billops.cur_delivery_file WHERE delivery_id = p_delivery) f
-     WHERE d.delivery_id = p_delivery;
+              FROM billops.cur_delivery_file WHERE delivery_id = target_delivery_id) f
+     WHERE d.delivery_id = target_delivery_id;
     RETURN n;
 END
 $$;
 
 -- Register the files of a delivery with the sizes and ETags S3 lists for them.
 -- A manifest that names a missing file fails here, before anything streams.
-CREATE FUNCTION billops._register_files(p_delivery bigint, p_source integer, p_keys text[])
+CREATE FUNCTION billops._register_files(target_delivery_id bigint, target_source_id integer, keys_to_register text[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -445,21 +417,21 @@ DECLARE
     listed jsonb;
     s billops.cur_source;
 BEGIN
-    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = p_source;
+    SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = target_source_id;
     SELECT coalesce(jsonb_object_agg(l.key, jsonb_build_array(l.size, l.etag)), '{}')
       INTO listed
-      FROM (SELECT DISTINCT regexp_replace(k, '[^/]*$', '') AS dir FROM unnest(p_keys) k) dirs,
-           LATERAL billops._s3_list(p_source, dirs.dir) l
+      FROM (SELECT DISTINCT regexp_replace(k, '[^/]*$', '') AS dir FROM unnest(keys_to_register) k) dirs,
+           LATERAL billops._s3_list(target_source_id, dirs.dir) l
      WHERE NOT l.is_prefix;
-    SELECT k INTO missing FROM unnest(p_keys) k WHERE NOT listed ? k LIMIT 1;
+    SELECT k INTO missing FROM unnest(keys_to_register) k WHERE NOT listed ? k LIMIT 1;
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'CUR manifest names a report file that is not in the bucket: s3://%/%', s.bucket, missing
             USING ERRCODE = 'undefined_file',
                   HINT = 'The delivery is incomplete or the manifest is wrong; the previous delivery stays in place.';
     END IF;
     INSERT INTO billops.cur_delivery_file (delivery_id, file_no, object_key, expected_bytes, etag)
-    SELECT p_delivery, n, k, (listed->k->>0)::bigint, listed->k->>1
-      FROM unnest(p_keys) WITH ORDINALITY AS t(k, n);
+    SELECT target_delivery_id, n, k, (listed->k->>0)::bigint, listed->k->>1
+      FROM unnest(keys_to_register) WITH ORDINALITY AS t(k, n);
 END
 $$;
 

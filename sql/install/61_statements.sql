@@ -78,24 +78,19 @@ BEGIN
          WHERE t.%3$I = r.k$q$, tbl, part_col, key_col, exact_col, target_col, out_col);
 END $$;
 
-CREATE FUNCTION billops.build_statements(period date)
-RETURNS TABLE (group_name text, aws_cost numeric, proforma_cost numeric, margin numeric, lines integer)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- build_statements, step 1: the month, grouped by everything a rule can look at
+CREATE FUNCTION billops._statements_facts(period date) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     tag_keys text[];
     cc_keys  text[];
 BEGIN
-    IF period IS NULL OR period <> date_trunc('month', period)::date THEN
-        RAISE EXCEPTION 'a billing period is the first day of a month, not %', period USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'For example billops.build_statements(''2024-03-01'').';
-    END IF;
     tag_keys := ARRAY(SELECT DISTINCT k FROM (
                     SELECT r.tag_key AS k FROM billops.allocation_rule r WHERE r.tag_key IS NOT NULL
                     UNION ALL SELECT s.tag_key FROM billops.shared_cost_rule s WHERE s.tag_key IS NOT NULL) t ORDER BY 1);
     cc_keys := ARRAY(SELECT DISTINCT r.cost_category_key FROM billops.allocation_rule r
                       WHERE r.cost_category_key IS NOT NULL ORDER BY 1);
 
-    -- 1. the month, grouped by everything a rule can look at
     PERFORM billops._drop_temp('billops_cb_fact');
     EXECUTE format($q$
     CREATE TEMP TABLE billops_cb_fact ON COMMIT DROP AS
@@ -111,8 +106,12 @@ BEGIN
              WHERE li.bill_billing_period_start_date = %3$L
              GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) g
     $q$, billops._jsonb_subset_sql('li.resource_tags', tag_keys), billops._jsonb_subset_sql('li.cost_category', cc_keys), period);
+END $$;
 
-    -- 2. whose: a shared-cost rule, else an allocation rule, else the account's group, else nobody
+-- build_statements, step 2: whose: a shared-cost rule, else an allocation rule, else the account's group, else nobody
+CREATE FUNCTION billops._statements_owners(period date) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     PERFORM billops._drop_temp('billops_cb_owned');
     CREATE TEMP TABLE billops_cb_owned ON COMMIT DROP AS
     SELECT f.*,
@@ -134,8 +133,12 @@ BEGIN
                       ORDER BY r.priority, r.allocation_rule_id LIMIT 1),
                     billops.billing_group_of(nullif(f.acct, ''), period)) AS group_id
       FROM billops_cb_fact f;
+END $$;
 
-    -- 3. shared cost to its targets; the last target takes what the others leave, so nothing is lost
+-- build_statements, step 3: shared cost to its targets; the last target takes what the others leave, so nothing is lost
+CREATE FUNCTION billops._statements_allocate() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     PERFORM billops._drop_temp('billops_cb_alloc');
     CREATE TEMP TABLE billops_cb_alloc ON COMMIT DROP AS
     WITH direct AS (
@@ -171,8 +174,12 @@ BEGIN
            CASE WHEN s.k = 1 THEN o.n ELSE 0 END,
            o.payer, o.acct, o.entity, o.pc, o.service, o.usage_type, o.operation, o.lit, o.currency
       FROM split s JOIN billops_cb_owned o USING (fid);
+END $$;
 
-    -- 4. pricing: the most specific rule of the group's plan (tax is passed through as is)
+-- build_statements, step 4: pricing: the most specific rule of the group's plan (tax is passed through as is)
+CREATE FUNCTION billops._statements_price(period date) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     PERFORM billops._drop_temp('billops_cb_priced');
     CREATE TEMP TABLE billops_cb_priced ON COMMIT DROP AS
     SELECT a.*, r.pricing_rule_id, r.rule_type, r.modifier_percentage, r.tiers,
@@ -212,8 +219,12 @@ BEGIN
                                                                AND y.k < x.m), 0) END
       FROM parts x
      WHERE x.fid = p.fid AND x.kind = p.kind AND x.group_id = p.group_id;
+END $$;
 
-    -- 5. statement lines, exact: own cost and shares by payer, account and service; custom items
+-- build_statements, step 5: statement lines, exact: own cost and shares by payer, account and service; custom items
+CREATE FUNCTION billops._statements_lines(period date) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     PERFORM billops._drop_temp('billops_cb_line');
     CREATE TEMP TABLE billops_cb_line ON COMMIT DROP AS
     WITH own AS (
@@ -239,14 +250,18 @@ BEGIN
            coalesce(x.group_id, -1) AS gkey, coalesce(x.payer, '') AS pkey, x.*, x.pf_exact - x.aws_exact AS m_exact,
            NULL::numeric AS aws_target, NULL::numeric AS m_target, NULL::numeric AS aws_cost, NULL::numeric AS margin_cost
       FROM (SELECT * FROM own UNION ALL SELECT * FROM custom) x;
+END $$;
 
-    -- 6. round once.  AWS cost and margin are rounded (pro forma = AWS + margin), so a line
-    -- priced at cost never shows a stray cent of margin.
-    --  * AWS cost: per payer, to that payer's total to the cent - what its invoices say and what
-    --    reconcile() compares - by largest remainder among the payer's lines; a group's AWS
-    --    cost is the sum of its lines.  (Rounding per group first could not also keep every
-    --    payer's total: two payers' half cents may sit in one group.)
-    --  * margin: the period's total among groups, then each group's among its lines.
+-- build_statements, step 6: round once.  AWS cost and margin are rounded (pro forma = AWS + margin), so a line
+-- priced at cost never shows a stray cent of margin.
+--  * AWS cost: per payer, to that payer's total to the cent - what its invoices say and what
+--    reconcile() compares - by largest remainder among the payer's lines; a group's AWS
+--    cost is the sum of its lines.  (Rounding per group first could not also keep every
+--    payer's total: two payers' half cents may sit in one group.)
+--  * margin: the period's total among groups, then each group's among its lines.
+CREATE FUNCTION billops._statements_round() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     UPDATE billops_cb_line l SET aws_target = t.total
       FROM (SELECT x.pkey, round(sum(x.aws_exact), 2) AS total FROM billops_cb_line x GROUP BY 1) t
      WHERE t.pkey = l.pkey;
@@ -259,8 +274,12 @@ BEGIN
     PERFORM billops._round_to_target('billops_cb_group', 'part', 'gkey', 'm_exact', 'm_total', 'margin_cost');
     UPDATE billops_cb_line l SET m_target = g.margin_cost FROM billops_cb_group g WHERE g.gkey = l.gkey;
     PERFORM billops._round_to_target('billops_cb_line', 'gkey', 'lid', 'm_exact', 'm_target', 'margin_cost');
+END $$;
 
-    -- 7. replace the period's statements
+-- build_statements, step 7: replace the period's statements
+CREATE FUNCTION billops._statements_replace(period date) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     DELETE FROM billops.statement s WHERE s.billing_period = period;
     INSERT INTO billops.statement (billing_period, billing_group_id, group_name, currency, aws_cost, proforma_cost, line_items)
     SELECT period, nullif(g.gkey, -1), coalesce((SELECT bg.name FROM billops.billing_group bg WHERE bg.billing_group_id = g.gkey),
@@ -280,6 +299,25 @@ BEGIN
       FROM billops_cb_line l
       JOIN billops.statement s ON s.billing_period = period AND s.billing_group_id IS NOT DISTINCT FROM nullif(l.gkey, -1)
      WHERE l.aws_cost <> 0 OR l.margin_cost <> 0 OR l.n > 0;
+END $$;
+
+-- Each step reads the temp tables the previous one wrote (ON COMMIT DROP):
+-- facts -> owners -> alloc -> priced -> line (exact) -> rounded -> statements.
+CREATE FUNCTION billops.build_statements(period date)
+RETURNS TABLE (group_name text, aws_cost numeric, proforma_cost numeric, margin numeric, lines integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF period IS NULL OR period <> date_trunc('month', period)::date THEN
+        RAISE EXCEPTION 'a billing period is the first day of a month, not %', period USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'For example billops.build_statements(''2024-03-01'').';
+    END IF;
+    PERFORM billops._statements_facts(period);      -- 1. the month, grouped by what rules look at
+    PERFORM billops._statements_owners(period);     -- 2. whose each fact is
+    PERFORM billops._statements_allocate();         -- 3. shared cost to its targets
+    PERFORM billops._statements_price(period);      -- 4. the group's pricing plan
+    PERFORM billops._statements_lines(period);      -- 5. statement lines, exact
+    PERFORM billops._statements_round();            -- 6. round once
+    PERFORM billops._statements_replace(period);    -- 7. replace the period's statements
 
     RETURN QUERY
     SELECT s.group_name, s.aws_cost, s.proforma_cost, s.margin,
@@ -297,126 +335,3 @@ SELECT s.billing_period, s.group_name, s.billing_group_id, l.kind, l.service,
   FROM billops.statement s JOIN billops.statement_line l USING (statement_id)
  GROUP BY 1, 2, 3, 4, 5;
 COMMENT ON VIEW billops.statement_by_service IS 'Pro forma statements by group, kind and service (for BI tools).';
-
--- ---------------------------------------------------------------------------
--- The statement a business-unit owner opens: one self-contained HTML page
--- (no scripts, no external files) with the month's totals, a month-over-month
--- chart of the last twelve statements, and the cost by service and account.
--- ---------------------------------------------------------------------------
-CREATE FUNCTION billops._html(t text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT replace(replace(replace(replace(replace(coalesce(t, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
-$$;
-
-CREATE FUNCTION billops._money(n numeric) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN n < 0 THEN '-' ELSE '' END || to_char(abs(coalesce(n, 0)), 'FM999,999,999,990.00')
-$$;
-
-CREATE FUNCTION billops.statement_html(billing_group text, period date) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    s      billops.statement;
-    prev   billops.statement;
-    chart  text;
-    by_svc text;
-    by_acct text;
-    extras text;
-    maxv   numeric;
-    n      integer;
-BEGIN
-    SELECT * INTO s FROM billops.statement x WHERE x.group_name = billing_group AND x.billing_period = period;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no statement for billing group "%" in %', billing_group, to_char(period, 'YYYY-MM')
-              USING ERRCODE = 'no_data_found', HINT = 'Build it first: SELECT * FROM billops.build_statements(period).';
-    END IF;
-    SELECT * INTO prev FROM billops.statement x
-     WHERE x.billing_group_id IS NOT DISTINCT FROM s.billing_group_id AND x.billing_period = (period - interval '1 month')::date;
-
-    -- the chart: pro forma bars, AWS cost as a tick on each bar, last twelve months
-    WITH m AS (
-        SELECT x.billing_period, x.aws_cost, x.proforma_cost,
-               row_number() OVER (ORDER BY x.billing_period) AS i
-          FROM (SELECT * FROM billops.statement x
-                 WHERE x.billing_group_id IS NOT DISTINCT FROM s.billing_group_id AND x.billing_period <= period
-                 ORDER BY x.billing_period DESC LIMIT 12) x)
-    SELECT greatest(max(greatest(m.aws_cost, m.proforma_cost, 0)), 1), count(*) INTO maxv, n FROM m;
-    WITH m AS (
-        SELECT x.billing_period, x.aws_cost, x.proforma_cost, row_number() OVER (ORDER BY x.billing_period) AS i
-          FROM (SELECT * FROM billops.statement x
-                 WHERE x.billing_group_id IS NOT DISTINCT FROM s.billing_group_id AND x.billing_period <= period
-                 ORDER BY x.billing_period DESC LIMIT 12) x)
-    -- (a fixed height: a page of few months must not turn into a poster)
-    SELECT format('<svg viewBox="0 0 %1$s 230" width="%1$s" height="230" style="max-width:100%%;height:auto" role="img" '
-                  'aria-label="pro forma cost by month">', greatest(60 * n + 20, 740))
-           || string_agg(format(
-                '<g><title>%1$s: pro forma %2$s, AWS %3$s</title>'
-                || '<rect x="%4$s" y="%5$s" width="36" height="%6$s" rx="3" fill="%7$s"/>'
-                || '<line x1="%8$s" x2="%9$s" y1="%10$s" y2="%10$s" stroke="#1f2937" stroke-width="2"/>'
-                || '<text x="%11$s" y="222" font-size="11" text-anchor="middle" fill="#4b5563">%12$s</text></g>',
-                to_char(m.billing_period, 'YYYY-MM'), billops._money(m.proforma_cost), billops._money(m.aws_cost),
-                20 + 60 * (m.i - 1), 200 - round(180 * greatest(m.proforma_cost, 0) / maxv),
-                round(180 * greatest(m.proforma_cost, 0) / maxv),
-                CASE WHEN m.billing_period = period THEN '#2563eb' ELSE '#93c5fd' END,
-                16 + 60 * (m.i - 1), 60 + 60 * (m.i - 1), 200 - round(180 * greatest(m.aws_cost, 0) / maxv),
-                38 + 60 * (m.i - 1), to_char(m.billing_period, 'Mon YY')), '' ORDER BY m.i)
-           || '<line x1="10" x2="' || (60 * n + 10) || '" y1="200" y2="200" stroke="#9ca3af"/></svg>'
-      INTO chart FROM m;
-
-    SELECT string_agg(format('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td></tr>',
-                             billops._html(x.service), billops._money(x.aws), billops._money(x.pf), billops._money(x.pf - x.aws)),
-                      '' ORDER BY x.pf DESC, x.service)
-      INTO by_svc
-      FROM (SELECT l.service, sum(l.aws_cost) AS aws, sum(l.proforma_cost) AS pf FROM billops.statement_line l
-             WHERE l.statement_id = s.statement_id AND l.kind IN ('aws', 'shared') GROUP BY 1) x;
-    SELECT string_agg(format('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td></tr>',
-                             billops._html(coalesce(x.acct || coalesce(' ' || a.account_name, ''), '(no account)')),
-                             billops._money(x.aws), billops._money(x.pf)), '' ORDER BY x.pf DESC, x.acct)
-      INTO by_acct
-      FROM (SELECT l.usage_account_id AS acct, sum(l.aws_cost) AS aws, sum(l.proforma_cost) AS pf FROM billops.statement_line l
-             WHERE l.statement_id = s.statement_id AND l.kind IN ('aws', 'shared') GROUP BY 1) x
-      LEFT JOIN billops.aws_account a ON a.account_id = x.acct;
-    SELECT string_agg(format('<tr><td>%s</td><td>%s</td><td class="n">%s</td></tr>', l.kind, billops._html(l.description),
-                             billops._money(l.proforma_cost)), '' ORDER BY l.line_no)
-      INTO extras FROM billops.statement_line l WHERE l.statement_id = s.statement_id AND l.kind IN ('fee', 'credit');
-
-    RETURN format($h$<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>%1$s · %2$s · pro forma statement</title>
-<style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111827;margin:2rem auto;max-width:60rem;padding:0 1rem}
-h1{font-size:1.5rem;margin:0}.sub{color:#6b7280;margin:.2rem 0 1.5rem}
-.tiles{display:grid;grid-template-columns:repeat(4,1fr);gap:.75rem;margin-bottom:1.5rem}
-.tile{border:1px solid #e5e7eb;border-radius:.5rem;padding:.75rem}.tile b{display:block;font-size:1.35rem}
-.tile span{color:#6b7280;font-size:.8rem}table{border-collapse:collapse;width:100%%;margin:.5rem 0 1.5rem}
-th,td{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text-align:left}th{color:#6b7280;font-weight:600}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}h2{font-size:1.05rem;margin:1.2rem 0 .3rem}
-footer{color:#6b7280;font-size:.8rem;margin-top:2rem}
-</style></head><body>
-<h1>%1$s</h1><p class="sub">Pro forma statement for %2$s · %3$s</p>
-<div class="tiles">
-<div class="tile"><span>Pro forma cost</span><b>%4$s</b><span>%8$s</span></div>
-<div class="tile"><span>AWS cost</span><b>%5$s</b></div>
-<div class="tile"><span>Margin</span><b>%6$s</b><span>%7$s</span></div>
-<div class="tile"><span>CUR line items</span><b>%9$s</b></div>
-</div>
-<h2>Month over month</h2>%10$s
-<h2>By service</h2><table><tr><th>Service</th><th class="n">AWS cost</th><th class="n">Pro forma</th><th class="n">Margin</th></tr>%11$s</table>
-<h2>By account</h2><table><tr><th>Account</th><th class="n">AWS cost</th><th class="n">Pro forma</th></tr>%12$s</table>
-%13$s
-<footer>Built %14$s by pg_billops from the AWS Cost and Usage Report. Every amount is rounded once, so the lines add up to
-the statement and the statements of the month add up to the AWS total to the cent.</footer>
-</body></html>
-$h$,
-        billops._html(s.group_name), to_char(period, 'FMMonth YYYY'), s.currency,
-        billops._money(s.proforma_cost), billops._money(s.aws_cost), billops._money(s.margin),
-        coalesce(s.margin_percentage::text || ' %', ''),
-        CASE WHEN prev.statement_id IS NULL THEN 'first month'
-             ELSE format('%s%s vs %s', CASE WHEN s.proforma_cost >= prev.proforma_cost THEN '+' ELSE '' END,
-                         billops._money(s.proforma_cost - prev.proforma_cost), to_char(prev.billing_period, 'Mon YYYY')) END,
-        to_char(s.line_items, 'FM999,999,999,990'), coalesce(chart, ''), coalesce(by_svc, ''), coalesce(by_acct, ''),
-        CASE WHEN extras IS NULL THEN ''
-             ELSE '<h2>Fees and credits</h2><table><tr><th>Kind</th><th>Item</th><th class="n">Amount</th></tr>' || extras || '</table>' END,
-        to_char(s.built_at, 'YYYY-MM-DD HH24:MI TZ'));
-END $$;
-COMMENT ON FUNCTION billops.statement_html(text, date) IS
-  'A billing group''s pro forma statement for a period as one self-contained HTML page (with a month-over-month chart).';

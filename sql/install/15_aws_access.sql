@@ -1,0 +1,38 @@
+-- ---------------------------------------------------------------------------
+-- AWS access: credentials references, the endpoint policy, and SigV4 as a
+-- diagnostic.  Every AWS source (CUR in S3, the billing APIs) names a
+-- credentials reference ('default', 'env', 'profile:<name>'), never a key;
+-- the C side resolves it when it signs (src/aws_credentials.c, src/sigv4.c,
+-- src/aws_request.c), and every endpoint passes billops._check_url.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION billops.credentials_reference_valid(reference text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'billops_credentials_reference_valid'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billops.credentials_reference_valid(text) IS
+  'True for ''default'', ''env'' and ''profile:<name>''.';
+-- (10_cur_tables.sql defines cur_source before this function exists)
+ALTER TABLE billops.cur_source
+    ADD CONSTRAINT cur_source_credentials_reference CHECK (billops.credentials_reference_valid(credentials));
+
+CREATE FUNCTION billops.credentials_check(reference text)
+    RETURNS TABLE (origin text, access_key_id text, session_token boolean)
+    AS 'MODULE_PATHNAME', 'billops_credentials_check'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION billops.credentials_check(text) IS
+  'Where a credentials reference resolves to, with the access key id masked. Never shows a secret.';
+
+CREATE FUNCTION billops.sigv4_sign(method text, path text, query text[], headers text[],
+                                   payload bytea, region text, service text, amz_date text,
+                                   credentials text, normalize_path boolean DEFAULT true)
+    RETURNS TABLE (canonical_request text, string_to_sign text, "authorization" text)
+    AS 'MODULE_PATHNAME', 'billops_sigv4_sign'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION billops.sigv4_sign(text, text, text[], text[], bytea, text, text, text, text, boolean) IS
+  'Diagnostics: how pg_billops signs a request (SigV4). query and headers are flat name/value arrays; keys come from a credentials reference.';
+
+-- HTTPS with verified certificates; plain http to loopback only (emulators).
+CREATE FUNCTION billops._check_url(url text, what text) RETURNS void
+    AS 'MODULE_PATHNAME', 'billops_check_url'
+    LANGUAGE C STABLE STRICT;
+
