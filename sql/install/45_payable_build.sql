@@ -64,28 +64,11 @@ BEGIN
     END IF;
 END $$;
 
--- The new state of every charge source of one payer and period, computed
--- from the visible line items and the current rules.  One row per source:
--- (charge_source, category, entity, state jsonb, meta jsonb, exceptions jsonb).
-CREATE FUNCTION billops._compute_sources(period date, payer text)
-RETURNS TABLE (charge_source text, category text, entity text, state jsonb, meta jsonb, exceptions jsonb)
+-- _compute_sources, step 1: the payer's month grouped by everything a rule
+-- looks at (billops_fact), with its charge source, group and business unit.
+CREATE FUNCTION billops._payable_facts(period date, payer text, tag_keys text[], cc_keys text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    tag_keys text[];
-    cc_keys  text[];
-    grain    text := billops.setting_value('line_grain');
-    cc_tag   text := billops.setting_value('cost_center_tag');
 BEGIN
-    tag_keys := ARRAY(SELECT DISTINCT k FROM (
-                    SELECT r.tag_key AS k FROM billops.coding_rule r WHERE r.enabled AND r.tag_key IS NOT NULL
-                    UNION ALL
-                    SELECT cc_tag WHERE grain = 'cost_center'
-                       OR EXISTS (SELECT FROM billops.charge_category c WHERE c.line_grain = 'cost_center')) t
-                  ORDER BY k);
-    cc_keys := ARRAY(SELECT DISTINCT r.cost_category_key FROM billops.coding_rule r
-                      WHERE r.enabled AND r.cost_category_key IS NOT NULL ORDER BY 1);
-
     PERFORM billops._drop_temp('billops_fact');
     EXECUTE format($q$
     CREATE TEMP TABLE billops_fact ON COMMIT DROP AS
@@ -130,7 +113,13 @@ BEGIN
       JOIN accounts a ON a.acct = coalesce(g.acct, '')
     $q$, billops._jsonb_subset_sql('li.resource_tags', tag_keys), billops._jsonb_subset_sql('li.cost_category', cc_keys),
          period, payer);
+END $$;
 
+-- _compute_sources, step 2: each charge source's treatment, vendor and line
+-- grain (billops_source).
+CREATE FUNCTION billops._payable_sources(payer text, grain text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     PERFORM billops._drop_temp('billops_source');
     CREATE TEMP TABLE billops_source ON COMMIT DROP AS
     SELECT s.charge_source, s.category, s.entity, billops.treatment_of(s.category, s.entity, payer) AS treatment,
@@ -138,7 +127,13 @@ BEGIN
            coalesce((SELECT c.line_grain FROM billops.charge_category c WHERE c.category = s.category), grain) AS grain
       FROM (SELECT DISTINCT f.charge_source, f.category, f.entity FROM billops_fact f) s
       CROSS JOIN LATERAL billops.vendor_match(s.entity) v;
+END $$;
 
+-- _compute_sources, step 3: the payable lines, coded by the coding rules and
+-- rounded to the cent by largest remainder (billops_line).
+CREATE FUNCTION billops._payable_lines(payer text, cc_tag text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
     PERFORM billops._drop_temp('billops_line');
     CREATE TEMP TABLE billops_line ON COMMIT DROP AS
     -- coding: for each group and field the first matching rule, set-based
@@ -207,7 +202,37 @@ BEGIN
            r.gl_account, r.department, r.class, r.location, r.project,
            (r.fl + CASE WHEN r.rn <= r.cents THEN 0.01 ELSE 0 END)::numeric(16,2) AS amount
       FROM ranked r;
+END $$;
 
+-- The new state of every charge source of one payer and period, computed
+-- from the visible line items and the current rules.  One row per source:
+-- (charge_source, category, entity, state jsonb, meta jsonb, exceptions jsonb).
+-- Steps 1-3 build the work tables billops_fact, billops_source and
+-- billops_line (ON COMMIT DROP); the last step assembles each source's state.
+CREATE FUNCTION billops._compute_sources(period date, payer text)
+RETURNS TABLE (charge_source text, category text, entity text, state jsonb, meta jsonb, exceptions jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    tag_keys text[];
+    cc_keys  text[];
+    grain    text := billops.setting_value('line_grain');
+    cc_tag   text := billops.setting_value('cost_center_tag');
+BEGIN
+    tag_keys := ARRAY(SELECT DISTINCT k FROM (
+                    SELECT r.tag_key AS k FROM billops.coding_rule r WHERE r.enabled AND r.tag_key IS NOT NULL
+                    UNION ALL
+                    SELECT cc_tag WHERE grain = 'cost_center'
+                       OR EXISTS (SELECT FROM billops.charge_category c WHERE c.line_grain = 'cost_center')) t
+                  ORDER BY k);
+    cc_keys := ARRAY(SELECT DISTINCT r.cost_category_key FROM billops.coding_rule r
+                      WHERE r.enabled AND r.cost_category_key IS NOT NULL ORDER BY 1);
+
+    PERFORM billops._payable_facts(period, payer, tag_keys, cc_keys);
+    PERFORM billops._payable_sources(payer, grain);
+    PERFORM billops._payable_lines(payer, cc_tag);
+
+    -- 4. each source's state: amount, lines, invoice state and exceptions
     RETURN QUERY
     WITH per_source AS (
         SELECT f.charge_source, round(sum(f.exact), 2) AS amount, sum(f.exact) AS exact, sum(f.n) AS n,
