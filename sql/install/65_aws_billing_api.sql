@@ -63,17 +63,9 @@ CREATE INDEX ON billops.aws_api_call (called_at);
 COMMENT ON TABLE billops.aws_api_call IS
   'Every Cost Explorer and Invoicing call pg_billops made: when, what, how it ended and what it cost (USD 0.01 per Cost Explorer request).';
 
-CREATE VIEW billops.aws_api_spend WITH (security_invoker = true) AS
-SELECT (c.called_at AT TIME ZONE 'UTC')::date AS day_utc, c.service, c.operation,
-       count(*) AS calls, count(*) FILTER (WHERE c.outcome = 'error') AS failed_calls,
-       sum(c.billed_usd) AS billed_usd
-  FROM billops.aws_api_call c
- GROUP BY 1, 2, 3;
-COMMENT ON VIEW billops.aws_api_spend IS 'AWS API calls and their cost per UTC day, service and operation.';
-
 -- Cost Explorer daily spend per linked account (cached).  A day has a row in
--- ce_spend_day once fetched, even when no account spent anything that day.
-CREATE TABLE billops.ce_spend_day (
+-- ce_fetched_day once fetched, even when no account spent anything that day.
+CREATE TABLE billops.ce_fetched_day (
     payer_account_id text NOT NULL,
     day              date NOT NULL,
     estimated        boolean NOT NULL,
@@ -81,7 +73,7 @@ CREATE TABLE billops.ce_spend_day (
     call_id          bigint,           -- the first call of the fetch that brought it
     PRIMARY KEY (payer_account_id, day)
 );
-COMMENT ON TABLE billops.ce_spend_day IS
+COMMENT ON TABLE billops.ce_fetched_day IS
   'Days whose Cost Explorer spend is cached, and whether AWS still called them Estimated when fetched.';
 
 CREATE TABLE billops.ce_daily_spend (
@@ -92,7 +84,7 @@ CREATE TABLE billops.ce_daily_spend (
     amortized_cost    numeric(20, 10),
     currency          text,
     PRIMARY KEY (payer_account_id, day, linked_account_id),
-    FOREIGN KEY (payer_account_id, day) REFERENCES billops.ce_spend_day ON DELETE CASCADE
+    FOREIGN KEY (payer_account_id, day) REFERENCES billops.ce_fetched_day ON DELETE CASCADE
 );
 COMMENT ON TABLE billops.ce_daily_spend IS
   'Cost Explorer GetCostAndUsage, DAILY, grouped by LINKED_ACCOUNT: unblended and amortized cost per payer, day and account.';
@@ -109,6 +101,24 @@ CREATE TABLE billops.aws_invoice_document (
 );
 COMMENT ON TABLE billops.aws_invoice_document IS
   'AWS invoice PDFs (GetInvoicePDF); attached to the payables built from the invoice''s lines.';
+
+-- The outcome of a fetch (one row).
+CREATE TYPE billops.aws_fetch_result AS (
+    payer_account_id text,
+    operation        text,
+    status           text,      -- fetched | cached | capped | failed
+    calls            integer,
+    billed_usd       numeric,
+    items            integer,   -- days, anomalies or invoices received
+    new_items        integer,   -- of which new to pg_billops
+    sqlstate         text,
+    message          text
+);
+COMMENT ON TYPE billops.aws_fetch_result IS
+  'Outcome of a billops.fetch_* call: status fetched, cached, capped or failed, API calls made and USD billed, items received and new, and the error if any.';
+
+-- One page's answer (see _aws_api_page).
+CREATE TYPE billops._aws_page AS (response jsonb, billed_usd numeric, sqlstate text, message text);
 
 -- ---------------------------------------------------------------------------
 -- Calling
@@ -138,26 +148,9 @@ BEGIN
     RETURN src;
 END $$;
 
--- The outcome of a fetch (one row).
-CREATE TYPE billops.aws_fetch_result AS (
-    payer_account_id text,
-    operation        text,
-    status           text,      -- fetched | cached | capped | failed
-    calls            integer,
-    billed_usd       numeric,
-    items            integer,   -- days, anomalies or invoices received
-    new_items        integer,   -- of which new to pg_billops
-    sqlstate         text,
-    message          text
-);
-COMMENT ON TYPE billops.aws_fetch_result IS
-  'Outcome of a billops.fetch_* call: status fetched, cached, capped or failed, API calls made and USD billed, items received and new, and the error if any.';
-
 -- One page: call and write the ledger row.  When AWS (or the network) failed
 -- after retries, response is NULL and sqlstate/message say why; the
 -- subtransaction undoes nothing but the call itself.
-CREATE TYPE billops._aws_page AS (response jsonb, billed_usd numeric, sqlstate text, message text);
-
 CREATE FUNCTION billops._aws_api_page(src billops.aws_api_source, service text, operation text, request jsonb, page integer)
 RETURNS billops._aws_page
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -266,7 +259,7 @@ BEGIN
     -- the days that are not cached, or cached as estimated too long ago
     SELECT min(d)::date, max(d)::date INTO need0, need1
       FROM generate_series(d0, d1, interval '1 day') d
-     WHERE NOT EXISTS (SELECT FROM billops.ce_spend_day c
+     WHERE NOT EXISTS (SELECT FROM billops.ce_fetched_day c
                         WHERE c.payer_account_id = payer AND c.day = d::date
                           AND (NOT c.estimated OR c.fetched_at > now() - refresh));
     IF need0 IS NULL THEN
@@ -308,9 +301,9 @@ BEGIN
 
     IF res.status = 'fetched' THEN
         -- replace the fetched days whole: an account that no longer shows up has no spend that day
-        DELETE FROM billops.ce_spend_day c
+        DELETE FROM billops.ce_fetched_day c
          WHERE c.payer_account_id = payer AND c.day IN (SELECT p.day FROM billops_ce_page p);
-        INSERT INTO billops.ce_spend_day (payer_account_id, day, estimated, fetched_at, call_id)
+        INSERT INTO billops.ce_fetched_day (payer_account_id, day, estimated, fetched_at, call_id)
         SELECT payer, p.day, bool_or(coalesce(p.estimated, true)), now(), first_call
           FROM billops_ce_page p GROUP BY p.day;
         INSERT INTO billops.ce_daily_spend (payer_account_id, day, linked_account_id, unblended_cost, amortized_cost, currency)
@@ -487,6 +480,14 @@ BEGIN
     END LOOP;
     RETURN n;
 END $$;
+
+CREATE VIEW billops.aws_api_spend WITH (security_invoker = true) AS
+SELECT (c.called_at AT TIME ZONE 'UTC')::date AS day_utc, c.service, c.operation,
+       count(*) AS calls, count(*) FILTER (WHERE c.outcome = 'error') AS failed_calls,
+       sum(c.billed_usd) AS billed_usd
+  FROM billops.aws_api_call c
+ GROUP BY 1, 2, 3;
+COMMENT ON VIEW billops.aws_api_spend IS 'AWS API calls and their cost per UTC day, service and operation.';
 
 -- Invoices with the deliveries and payables they are behind.
 CREATE VIEW billops.aws_invoice_overview WITH (security_invoker = true) AS

@@ -129,7 +129,7 @@ SELECT pg_catalog.pg_extension_config_dump('billops.spend_threshold', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.spend_signal', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.aws_api_source', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.aws_api_call', '');
-SELECT pg_catalog.pg_extension_config_dump('billops.ce_spend_day', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.ce_fetched_day', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.ce_daily_spend', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.aws_invoice_document', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.focus_export', '');

@@ -111,7 +111,7 @@ test('beyond 14 months Cost Explorer wants the 1st as start day: the request sta
 test('estimated days are fetched again after ce_estimated_refresh_hours, and replace (not add to) the old copy', async () => {
   await seedCosts(monthsAgo(4, 1), monthsAgo(4, 2), { estimated: true });
   await fetchSpend(monthsAgo(4, 1), monthsAgo(4, 2));
-  assert.equal((await one(db, `SELECT bool_and(estimated) AS e FROM billops.ce_spend_day WHERE day BETWEEN $1 AND $2`, [monthsAgo(4, 1), monthsAgo(4, 2)])).e, true);
+  assert.equal((await one(db, `SELECT bool_and(estimated) AS e FROM billops.ce_fetched_day WHERE day BETWEEN $1 AND $2`, [monthsAgo(4, 1), monthsAgo(4, 2)])).e, true);
   assert.equal((await fetchSpend(monthsAgo(4, 1), monthsAgo(4, 2))).status, 'cached', 'fresh enough');
   // AWS revises the day: one more cent for every account
   await ctl('POST', 'costs', { rows: ACCOUNTS.map((account) => ({ date: monthsAgo(4, 1), account, service: 'Tax', amount: '0.01', payer: PAYER })) });
@@ -143,7 +143,7 @@ test('the daily call cap stops paging before the call that would pass it; nothin
     assert.match(r.message, /daily cap of \d+ Cost Explorer calls is reached/);
     assert.ok(db.notices.some((n) => /GetCostAndUsage for payer 999900001111 stopped/.test(n)), 'a WARNING says so');
     assert.equal(await billed() - before, 3, 'exactly the capped number of calls reached AWS');
-    assert.equal((await one(db, `SELECT count(*)::int AS n FROM billops.ce_spend_day WHERE day BETWEEN $1 AND $2`, [monthsAgo(5, 1), monthsAgo(5, 4)])).n, 0);
+    assert.equal((await one(db, `SELECT count(*)::int AS n FROM billops.ce_fetched_day WHERE day BETWEEN $1 AND $2`, [monthsAgo(5, 1), monthsAgo(5, 4)])).n, 0);
     // a capped fetch asks nothing at all
     const again = await fetchSpend(monthsAgo(5, 1), monthsAgo(5, 4));
     assert.deepEqual([again.status, again.calls], ['capped', 0]);
@@ -165,7 +165,7 @@ test('throttling and 5xx are retried; a failure after retries keeps the ledger a
   await db.query('SET billops.aws_api_max_retries = 2');
   await ctl('POST', 'faults', { faults: [{ match: { operation: 'GetCostAndUsage' }, kind: 'status', status: 503, count: null }] });
   await db.query(`UPDATE billops.setting SET value = '0' WHERE name = 'ce_estimated_refresh_hours'`);
-  await db.query(`UPDATE billops.ce_spend_day SET estimated = true WHERE day = $1`, [monthsAgo(6, 1)]);
+  await db.query(`UPDATE billops.ce_fetched_day SET estimated = true WHERE day = $1`, [monthsAgo(6, 1)]);
   try {
     const f = await fetchSpend(monthsAgo(6, 1), monthsAgo(6, 2));
     assert.deepEqual([f.status, f.calls, f.sqlstate], ['failed', 1, '58030']);

@@ -75,7 +75,7 @@ SELECT is((SELECT days_known || '/' || days_left || ' ' || month_to_date || ' ' 
 -- Cost Explorer's newer days: 222222222222 spends ~100/day through the 28th (fetched by
 -- billops.fetch_ce_daily_spend; written here as it stores them), with a spike on the 21st - a day
 -- the CUR has, already signalled per service - and one on the 27th, past the CUR's last day
-INSERT INTO billops.ce_spend_day (payer_account_id, day, estimated, fetched_at)
+INSERT INTO billops.ce_fetched_day (payer_account_id, day, estimated, fetched_at)
 SELECT '111111111111', d, true, now() FROM generate_series('2024-03-01'::date, '2024-03-28', '1 day') d;
 INSERT INTO billops.ce_daily_spend (payer_account_id, day, linked_account_id, unblended_cost)
 SELECT '111111111111', d, '222222222222', CASE WHEN d IN ('2024-03-21', '2024-03-27') THEN 1000 ELSE 100 + extract(day FROM d)::int % 3 END
