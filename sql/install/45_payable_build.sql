@@ -64,10 +64,23 @@ BEGIN
     END IF;
 END $$;
 
+-- A step of a multi-step build reads the work table an earlier step wrote.
+-- Called on its own it says whose step it is, rather than failing on a
+-- table that does not exist.
+CREATE FUNCTION billops._require_work_table(table_name text, builder text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_temp.' || table_name) IS NULL THEN
+        RAISE EXCEPTION 'work table % is not there: this is a step of %', table_name, builder
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = format('Call %s; its steps run in order, in one transaction.', builder);
+    END IF;
+END $$;
+
 -- _compute_sources, step 1: the payer's month grouped by everything a rule
 -- looks at (billops_fact), with its charge source, group and business unit.
 CREATE FUNCTION billops._payable_facts(period date, payer text, tag_keys text[], cc_keys text[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM billops._drop_temp('billops_fact');
     EXECUTE format($q$
@@ -120,6 +133,7 @@ END $$;
 CREATE FUNCTION billops._payable_sources(payer text, grain text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._require_work_table('billops_fact', 'billops.build_payables()');
     PERFORM billops._drop_temp('billops_source');
     CREATE TEMP TABLE billops_source ON COMMIT DROP AS
     SELECT s.charge_source, s.category, s.entity, billops.treatment_of(s.category, s.entity, payer) AS treatment,
@@ -134,6 +148,7 @@ END $$;
 CREATE FUNCTION billops._payable_lines(payer text, cc_tag text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._require_work_table('billops_source', 'billops.build_payables()');
     PERFORM billops._drop_temp('billops_line');
     CREATE TEMP TABLE billops_line ON COMMIT DROP AS
     -- coding: for each group and field the first matching rule, set-based

@@ -80,7 +80,7 @@ END $$;
 
 -- build_statements, step 1: the month, grouped by everything a rule can look at
 CREATE FUNCTION billops._statements_facts(period date) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     tag_keys text[];
     cc_keys  text[];
@@ -110,8 +110,9 @@ END $$;
 
 -- build_statements, step 2: whose: a shared-cost rule, else an allocation rule, else the account's group, else nobody
 CREATE FUNCTION billops._statements_owners(period date) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._require_work_table('billops_cb_fact', 'billops.build_statements()');
     PERFORM billops._drop_temp('billops_cb_owned');
     CREATE TEMP TABLE billops_cb_owned ON COMMIT DROP AS
     SELECT f.*,
@@ -139,6 +140,7 @@ END $$;
 CREATE FUNCTION billops._statements_allocate() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._require_work_table('billops_cb_owned', 'billops.build_statements()');
     PERFORM billops._drop_temp('billops_cb_alloc');
     CREATE TEMP TABLE billops_cb_alloc ON COMMIT DROP AS
     WITH direct AS (
@@ -178,8 +180,9 @@ END $$;
 
 -- build_statements, step 4: pricing: the most specific rule of the group's plan (tax is passed through as is)
 CREATE FUNCTION billops._statements_price(period date) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._require_work_table('billops_cb_alloc', 'billops.build_statements()');
     PERFORM billops._drop_temp('billops_cb_priced');
     CREATE TEMP TABLE billops_cb_priced ON COMMIT DROP AS
     SELECT a.*, r.pricing_rule_id, r.rule_type, r.modifier_percentage, r.tiers,
@@ -223,8 +226,9 @@ END $$;
 
 -- build_statements, step 5: statement lines, exact: own cost and shares by payer, account and service; custom items
 CREATE FUNCTION billops._statements_lines(period date) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._require_work_table('billops_cb_priced', 'billops.build_statements()');
     PERFORM billops._drop_temp('billops_cb_line');
     CREATE TEMP TABLE billops_cb_line ON COMMIT DROP AS
     WITH own AS (
@@ -262,6 +266,7 @@ END $$;
 CREATE FUNCTION billops._statements_round() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._require_work_table('billops_cb_line', 'billops.build_statements()');
     UPDATE billops_cb_line l SET aws_target = t.total
       FROM (SELECT x.pkey, round(sum(x.aws_exact), 2) AS total FROM billops_cb_line x GROUP BY 1) t
      WHERE t.pkey = l.pkey;
@@ -278,8 +283,9 @@ END $$;
 
 -- build_statements, step 7: replace the period's statements
 CREATE FUNCTION billops._statements_replace(period date) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM billops._require_work_table('billops_cb_group', 'billops.build_statements()');
     DELETE FROM billops.statement s WHERE s.billing_period = period;
     INSERT INTO billops.statement (billing_period, billing_group_id, group_name, currency, aws_cost, proforma_cost, line_items)
     SELECT period, nullif(g.gkey, -1), coalesce((SELECT bg.name FROM billops.billing_group bg WHERE bg.billing_group_id = g.gkey),

@@ -84,14 +84,6 @@ END $$;
 COMMENT ON FUNCTION billops.record_aws_invoice(jsonb) IS
   'Records one Invoicing API InvoiceSummary in billops.aws_invoice (a summary seen again updates its row, never a manually entered one); returns the invoice id. Used by fetch_aws_invoices; for billops_admin.';
 
--- Which payables an invoice is behind (payables record the invoice ids of their lines).
-CREATE VIEW billops.aws_invoice_payable WITH (security_invoker = true) AS
-SELECT i.invoice_id, i.account_id, i.billing_period, p.payable_id, p.dedupe_key, p.status, p.amount
-  FROM billops.aws_invoice i
-  JOIN billops.payable p ON p.payer_account_id = i.account_id AND p.billing_period = i.billing_period
-                        AND i.invoice_id = ANY (p.aws_invoice_ids);
-COMMENT ON VIEW billops.aws_invoice_payable IS 'AWS invoices and the payables built from their lines.';
-
 -- ---------------------------------------------------------------------------
 -- Reconciliation
 -- ---------------------------------------------------------------------------
@@ -269,3 +261,11 @@ BEGIN
 END $$;
 CREATE TRIGGER statement_closed_guard BEFORE DELETE OR UPDATE ON billops.statement
     FOR EACH ROW EXECUTE FUNCTION billops._statement_closed_guard();
+
+-- Which payables an invoice is behind (payables record the invoice ids of their lines).
+CREATE VIEW billops.aws_invoice_payable WITH (security_invoker = true) AS
+SELECT i.invoice_id, i.account_id, i.billing_period, p.payable_id, p.dedupe_key, p.status, p.amount
+  FROM billops.aws_invoice i
+  JOIN billops.payable p ON p.payer_account_id = i.account_id AND p.billing_period = i.billing_period
+                        AND i.invoice_id = ANY (p.aws_invoice_ids);
+COMMENT ON VIEW billops.aws_invoice_payable IS 'AWS invoices and the payables built from their lines.';

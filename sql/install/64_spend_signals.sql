@@ -202,15 +202,6 @@ END $$;
 COMMENT ON FUNCTION billops.detect_spend_signals(date) IS
   'Finds unusual daily spend (trailing baseline) and crossed thresholds in the ingested CUR, and unusual days in Cost Explorer''s newer daily spend; deduplicated across re-runs.';
 
--- What needs a look before the month closes, with who should look.
-CREATE VIEW billops.early_review_queue WITH (security_invoker = true) AS
-SELECT s.signal_id, s.source, s.billing_period, s.day, s.usage_account_id, s.service, s.observed, s.expected, s.impact,
-       coalesce(s.owner_role, billops.setting_value('finance_review_role')) AS review_by, s.times_seen, s.first_seen_at, s.details
-  FROM billops.spend_signal s
- WHERE s.status = 'open'
- ORDER BY s.impact DESC NULLS LAST, s.signal_id;
-COMMENT ON VIEW billops.early_review_queue IS 'Open spend signals, biggest first, with the role that should review each.';
-
 CREATE FUNCTION billops.resolve_signal(signal bigint, new_status text, note text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -231,6 +222,15 @@ COMMENT ON FUNCTION billops.resolve_signal(bigint, text, text) IS
 -- seven days' daily average for each day left (a run rate, not a model: it
 -- tells finance what is coming, and says how many days it knows).
 -- ---------------------------------------------------------------------------
+-- What needs a look before the month closes, with who should look.
+CREATE VIEW billops.early_review_queue WITH (security_invoker = true) AS
+SELECT s.signal_id, s.source, s.billing_period, s.day, s.usage_account_id, s.service, s.observed, s.expected, s.impact,
+       coalesce(s.owner_role, billops.setting_value('finance_review_role')) AS review_by, s.times_seen, s.first_seen_at, s.details
+  FROM billops.spend_signal s
+ WHERE s.status = 'open'
+ ORDER BY s.impact DESC NULLS LAST, s.signal_id;
+COMMENT ON VIEW billops.early_review_queue IS 'Open spend signals, biggest first, with the role that should review each.';
+
 CREATE VIEW billops.month_end_forecast WITH (security_invoker = true) AS
 WITH last AS (
     SELECT li.bill_billing_period_start_date AS billing_period, max((li.line_item_usage_start_date AT TIME ZONE 'UTC')::date) AS last_day
