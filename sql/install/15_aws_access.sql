@@ -11,9 +11,6 @@ CREATE FUNCTION billops.credentials_reference_valid(reference text) RETURNS bool
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION billops.credentials_reference_valid(text) IS
   'True for ''default'', ''env'' and ''profile:<name>''.';
--- (10_cur_tables.sql defines cur_source before this function exists)
-ALTER TABLE billops.cur_source
-    ADD CONSTRAINT cur_source_credentials_reference CHECK (billops.credentials_reference_valid(credentials));
 
 CREATE FUNCTION billops.credentials_check(reference text)
     RETURNS TABLE (origin text, access_key_id text, session_token boolean)
