@@ -18,7 +18,8 @@ as_root() {
 
 DEB_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
               libssl-dev zlib1g-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-              nodejs npm ca-certificates openssl)
+              nodejs npm ca-certificates openssl
+              postgresql-15-cron)   # pg_cron: the README's scheduling recipe runs with the real thing
 
 install_deps() {
     local missing=()
