@@ -5,7 +5,7 @@
  * One call is `POST /` with `X-Amz-Target: <prefix>.<Operation>`, a JSON body
  * and the service's JSON media type, signed with SigV4 over the body's
  * SHA-256 (sigv4.c).  Paging, caching, call counting and caps live in SQL
- * (65_aws_billing_api.sql), which calls billops._aws_api_call once per page:
+ * (25_aws_billing_api.sql), which calls billops._aws_api_call once per page:
  * this file only signs, sends, retries and turns AWS errors into SQLSTATEs.
  *
  * Failure policy:

@@ -2,8 +2,11 @@
 --
 -- How the sources read (each file):
 --   * a header saying what the domain is; then its tables, types, functions
---     and views in that order -- except that a function a table's CHECK,
---     DEFAULT or generated column calls comes before that table;
+--     and views in that order -- except that a function a table itself needs
+--     (in a CHECK, DEFAULT, generated column, index or trigger) sits with
+--     that table; foundations every domain uses (audit log, settings) come
+--     first (05_foundation.sql), and each domain file wires its own tables
+--     into the audit log at its end;
 --   * public routines (no leading underscore) have a COMMENT, and name their
 --     parameters for named notation (build_payables(billing_period => ...));
 --     where such a name is also a column, the routine says

@@ -911,3 +911,6 @@ SELECT bill_billing_period_start_date AS billing_period,
  GROUP BY 1, 2, 3, 4;
 COMMENT ON VIEW billops.cur_spend_by_account_service IS
   'Unblended and amortized cost per billing period, payer, usage account and service.';
+
+-- who pointed pg_billops at which bucket with which credentials reference
+SELECT billops._audit_tables(ARRAY['cur_source'], ARRAY['source_id']);

@@ -3,70 +3,8 @@
 -- code: what a charge source is, whether it becomes a bill, which vendor it
 -- is, how it is coded and who approves it.  Rules are tried in ascending
 -- priority (then rule_id); the first match wins.  Every change here lands in
--- billops.audit_log (see 42_audit.sql).
+-- billops.audit_log (see 05_foundation.sql).
 -- ---------------------------------------------------------------------------
-
--- Settings with a type and a check, so a typo cannot silently disable a rule.
-CREATE TABLE billops.setting (
-    name        text PRIMARY KEY,
-    value       text NOT NULL,
-    value_type  text NOT NULL CHECK (value_type IN ('numeric', 'boolean', 'text', 'role', 'grain')),
-    description text NOT NULL
-);
-COMMENT ON TABLE billops.setting IS
-  'Payable settings (approval threshold, approver roles, line grain, routing of preliminary data). Change with UPDATE; audited.';
-
-CREATE FUNCTION billops._setting_check() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF NEW.value_type = 'numeric' AND NEW.value !~ '^-?[0-9]+(\.[0-9]+)?$' THEN
-        RAISE EXCEPTION 'setting "%" must be a number, not "%"', NEW.name, NEW.value
-              USING ERRCODE = 'invalid_parameter_value';
-    ELSIF NEW.value_type = 'boolean' AND NEW.value NOT IN ('true', 'false') THEN
-        RAISE EXCEPTION 'setting "%" must be true or false, not "%"', NEW.name, NEW.value
-              USING ERRCODE = 'invalid_parameter_value';
-    ELSIF NEW.value_type = 'grain' AND NEW.value NOT IN ('service', 'usage_account', 'service_and_account', 'cost_center', 'line_item_type') THEN
-        RAISE EXCEPTION 'setting "%" must be a line grain, not "%"', NEW.name, NEW.value
-              USING ERRCODE = 'invalid_parameter_value',
-                    HINT = 'One of: service, usage_account, service_and_account, cost_center, line_item_type.';
-    ELSIF NEW.value_type = 'role' AND NEW.value !~ '^[A-Za-z_][A-Za-z0-9_$]*$' THEN
-        RAISE EXCEPTION 'setting "%" must name a role, not "%"', NEW.name, NEW.value
-              USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF TG_OP = 'UPDATE' AND NEW.value_type <> OLD.value_type THEN
-        RAISE EXCEPTION 'the type of setting "%" is fixed', NEW.name USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER setting_check BEFORE INSERT OR UPDATE ON billops.setting
-    FOR EACH ROW EXECUTE FUNCTION billops._setting_check();
-
-INSERT INTO billops.setting (name, value, value_type, description) VALUES
-  ('approval_threshold', '10000.00', 'numeric',
-   'A payable (or adjustment) whose absolute amount is at or above this adds a finance leadership approval step.'),
-  ('finance_leadership_role', 'billops_finance_leadership', 'role',
-   'Role whose members give the finance leadership approval.'),
-  ('finance_review_role', 'billops_finance_review', 'role',
-   'Role that reviews payables whose cost has no known owner (first step).'),
-  ('finops_owner_role', 'billops_finops_owner', 'role',
-   'Role that decides allocation of cost with no known owner (after finance review).'),
-  ('owner_min_share', '0.10', 'numeric',
-   'An owner approves a payable when the accounts they own carry at least this share of it (0..1).'),
-  ('line_grain', 'service', 'grain',
-   'Grain of summarized payable lines: service, usage_account, service_and_account, cost_center or line_item_type.'),
-  ('cost_center_tag', 'user:CostCenter', 'text',
-   'Resource tag holding the cost center (legacy CUR keeps keys as written, e.g. user:CostCenter; CUR 2.0 writes user_cost_center).'),
-  ('auto_route', 'true', 'boolean',
-   'build_payables routes payables that are ready (no exceptions) for approval.'),
-  ('route_preliminary', 'false', 'boolean',
-   'Route payables built from preliminary data (no AWS invoice id yet). Off: they stay drafts until the final delivery.');
-
-CREATE FUNCTION billops.setting_value(setting_name text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT value FROM billops.setting WHERE name = setting_name
-$$;
-COMMENT ON FUNCTION billops.setting_value(text) IS
-  'The value (as text) of a billops.setting row; NULL if there is no setting of that name.';
 
 -- ---------------------------------------------------------------------------
 -- Charge sources.  A line item belongs to one charge category and one entity
@@ -332,3 +270,10 @@ CREATE TABLE billops.routing_rule (
 );
 COMMENT ON TABLE billops.routing_rule IS
   'Owner of cost: the first matching rule per usage account names the role that approves that account''s share.';
+
+-- Every change of a rule or of the configuration lands in billops.audit_log.
+SELECT billops._audit_tables(
+    ARRAY['charge_category', 'charge_rule', 'treatment_rule', 'vendor', 'vendor_alias', 'aws_account',
+          'billing_group', 'billing_group_account', 'coding_field', 'coding_rule', 'routing_rule'],
+    ARRAY['category', 'rule_id', 'rule_id', 'vendor_id', 'alias_id', 'account_id', 'billing_group_id',
+          'account_id', 'field', 'rule_id', 'rule_id']);

@@ -165,3 +165,9 @@ COMMENT ON TABLE billops.approval_step IS
   'Approval steps of a payable (or of its adjustment): all steps of one seq must approve before the next seq is asked.';
 COMMENT ON TABLE billops.payable_status IS 'Payable states; locked states freeze amounts, lines, vendor and coding.';
 COMMENT ON TABLE billops.payable_transition IS 'The legal lifecycle transitions; any other is refused with SQLSTATE BO001.';
+
+-- Every change of a payable, its lines, adjustments, approval steps and the
+-- allowed transitions lands in billops.audit_log.
+SELECT billops._audit_tables(
+    ARRAY['payable_transition', 'payable', 'payable_line', 'payable_adjustment', 'approval_step'],
+    ARRAY['from_status', 'payable_id', 'line_id', 'adjustment_id', 'step_id']);

@@ -1,8 +1,9 @@
 -- ---------------------------------------------------------------------------
--- AWS invoices and reconciliation.
+-- Reconciliation.
 --
--- AWS invoices arrive from the Invoicing API (ListInvoiceSummaries; the C
--- client hands each summary to billops.record_aws_invoice) or by hand.  Per
+-- AWS invoices (billops.aws_invoice, 25_aws_billing_api.sql) arrive from the
+-- Invoicing API (fetch_aws_invoices hands each summary to
+-- billops.record_aws_invoice) or by hand.  Per
 -- payer and period, billops.reconcile() compares four views of the same money:
 --
 --   AWS invoices          (what AWS will charge)
@@ -13,76 +14,6 @@
 -- and lists every variance with its cause.  A period closes only when it
 -- reconciles, or every variance has been explained by a person.
 -- ---------------------------------------------------------------------------
-
-CREATE TABLE billops.aws_invoice (
-    invoice_id            text PRIMARY KEY,
-    account_id            text NOT NULL,      -- the account the invoice is for (the payer)
-    billing_period        date NOT NULL CHECK (billops._is_period(billing_period)),
-    invoice_type          text NOT NULL CHECK (invoice_type IN ('INVOICE', 'CREDIT_MEMO', 'PAYMENT_RECEIPT')),
-    invoicing_entity      text,
-    billing_entity        text,
-    original_invoice_id   text,
-    purchase_order_number text,
-    issued_date           timestamptz,
-    due_date              timestamptz,
-    currency              text,
-    total_amount          numeric(16, 2) NOT NULL,
-    total_before_tax      numeric(16, 2),
-    tax_amount            numeric(16, 2),
-    discount_amount       numeric(16, 2),
-    fee_amount            numeric(16, 2),
-    source                text NOT NULL DEFAULT 'invoicing_api' CHECK (source IN ('invoicing_api', 'manual')),
-    summary               jsonb,              -- the InvoiceSummary as AWS sent it
-    recorded_at           timestamptz NOT NULL DEFAULT clock_timestamp()
-);
-CREATE INDEX ON billops.aws_invoice (account_id, billing_period);
-COMMENT ON TABLE billops.aws_invoice IS
-  'AWS invoices (and credit memos) per payer and period, from the Invoicing API''s ListInvoiceSummaries.';
-
--- One InvoiceSummary (the Invoicing API's JSON) to a row; a summary seen
--- again updates it.  Amounts are strings in the API: read as numeric, never float.
-CREATE FUNCTION billops.record_aws_invoice(summary jsonb) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    amt   jsonb := summary->'BaseCurrencyAmount';
-    bd    jsonb := summary->'BaseCurrencyAmount'->'AmountBreakdown';
-    period date;
-BEGIN
-    IF summary->>'InvoiceId' IS NULL OR summary->>'AccountId' IS NULL OR amt->>'TotalAmount' IS NULL
-       OR summary->'BillingPeriod'->>'Month' IS NULL OR summary->'BillingPeriod'->>'Year' IS NULL THEN
-        RAISE EXCEPTION 'not an AWS invoice summary' USING ERRCODE = 'invalid_parameter_value',
-              DETAIL = format('InvoiceId, AccountId, BillingPeriod {Month, Year} and BaseCurrencyAmount.TotalAmount are required; got keys %s.',
-                              (SELECT string_agg(k, ', ') FROM jsonb_object_keys(summary) k)),
-              HINT = 'Pass one element of ListInvoiceSummaries'' InvoiceSummaries.';
-    END IF;
-    period := make_date((summary->'BillingPeriod'->>'Year')::int, (summary->'BillingPeriod'->>'Month')::int, 1);
-    INSERT INTO billops.aws_invoice AS i (invoice_id, account_id, billing_period, invoice_type, invoicing_entity, billing_entity,
-                                          original_invoice_id, purchase_order_number, issued_date, due_date, currency,
-                                          total_amount, total_before_tax, tax_amount, discount_amount, fee_amount, summary)
-    VALUES (summary->>'InvoiceId', summary->>'AccountId', period, coalesce(summary->>'InvoiceType', 'INVOICE'),
-            summary->'Entity'->>'InvoicingEntity', summary->'Entity'->>'BillingEntity',
-            summary->>'OriginalInvoiceId', summary->>'PurchaseOrderNumber',
-            -- JSON 1.0 timestamps are epoch seconds
-            CASE jsonb_typeof(summary->'IssuedDate') WHEN 'number' THEN to_timestamp((summary->>'IssuedDate')::numeric)
-                 WHEN 'string' THEN (summary->>'IssuedDate')::timestamptz END,
-            CASE jsonb_typeof(summary->'DueDate') WHEN 'number' THEN to_timestamp((summary->>'DueDate')::numeric)
-                 WHEN 'string' THEN (summary->>'DueDate')::timestamptz END,
-            amt->>'CurrencyCode', (amt->>'TotalAmount')::numeric, (amt->>'TotalAmountBeforeTax')::numeric,
-            (bd->'Taxes'->>'TotalAmount')::numeric, (bd->'Discounts'->>'TotalAmount')::numeric,
-            (bd->'Fees'->>'TotalAmount')::numeric, summary)
-    ON CONFLICT (invoice_id) DO UPDATE SET
-           account_id = EXCLUDED.account_id, billing_period = EXCLUDED.billing_period, invoice_type = EXCLUDED.invoice_type,
-           invoicing_entity = EXCLUDED.invoicing_entity, billing_entity = EXCLUDED.billing_entity,
-           original_invoice_id = EXCLUDED.original_invoice_id, purchase_order_number = EXCLUDED.purchase_order_number,
-           issued_date = EXCLUDED.issued_date, due_date = EXCLUDED.due_date, currency = EXCLUDED.currency,
-           total_amount = EXCLUDED.total_amount, total_before_tax = EXCLUDED.total_before_tax,
-           tax_amount = EXCLUDED.tax_amount, discount_amount = EXCLUDED.discount_amount, fee_amount = EXCLUDED.fee_amount,
-           summary = EXCLUDED.summary, recorded_at = clock_timestamp()
-     WHERE i.source = 'invoicing_api';
-    RETURN summary->>'InvoiceId';
-END $$;
-COMMENT ON FUNCTION billops.record_aws_invoice(jsonb) IS
-  'Records one Invoicing API InvoiceSummary in billops.aws_invoice (a summary seen again updates its row, never a manually entered one); returns the invoice id. Used by fetch_aws_invoices; for billops_admin.';
 
 -- ---------------------------------------------------------------------------
 -- Reconciliation
@@ -269,3 +200,22 @@ SELECT i.invoice_id, i.account_id, i.billing_period, p.payable_id, p.dedupe_key,
   JOIN billops.payable p ON p.payer_account_id = i.account_id AND p.billing_period = i.billing_period
                         AND i.invoice_id = ANY (p.aws_invoice_ids);
 COMMENT ON VIEW billops.aws_invoice_payable IS 'AWS invoices and the payables built from their lines.';
+
+-- Invoices with the deliveries and payables they are behind.
+CREATE VIEW billops.aws_invoice_overview WITH (security_invoker = true) AS
+SELECT i.invoice_id, i.account_id AS payer_account_id, i.billing_period, i.invoice_type, i.invoicing_entity,
+       i.issued_date, i.due_date, i.currency, i.total_amount, i.tax_amount,
+       (SELECT min(dp.delivery_id) FROM billops.cur_delivery_partition dp
+         WHERE dp.billing_period = i.billing_period AND dp.payer_account_id = i.account_id
+           AND i.invoice_id = ANY (dp.invoice_ids)) AS first_delivery_id,
+       (SELECT cp.delivery_id FROM billops.cur_partition cp
+          JOIN billops.cur_delivery_partition dp USING (delivery_id, billing_period, payer_account_id)
+         WHERE cp.billing_period = i.billing_period AND cp.payer_account_id = i.account_id
+           AND i.invoice_id = ANY (dp.invoice_ids)) AS visible_delivery_id,
+       (SELECT array_agg(ip.payable_id ORDER BY ip.payable_id) FROM billops.aws_invoice_payable ip
+         WHERE ip.invoice_id = i.invoice_id) AS payable_ids,
+       d.file_name AS document, length(d.content) AS document_bytes
+  FROM billops.aws_invoice i
+  LEFT JOIN billops.aws_invoice_document d USING (invoice_id);
+COMMENT ON VIEW billops.aws_invoice_overview IS
+  'Each AWS invoice: amounts, the CUR deliveries that carry its id (first and visible), the payables built from it, and its PDF.';
