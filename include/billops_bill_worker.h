@@ -16,7 +16,11 @@
 #include "datatype/timestamp.h"
 #include "utils/palloc.h"
 
-/* from _PG_init: the settings always, the worker only from shared_preload_libraries */
+/*
+ * From _PG_init: the settings always; the worker, its shared memory, hooks
+ * and billops.bill_worker_restart_interval (a postmaster setting) only from
+ * shared_preload_libraries.
+ */
 extern void billops_bill_worker_init(void);
 extern void billops_bill_worker_register(void);
 

@@ -67,11 +67,6 @@ billops_bill_worker_init(void)
 							"Requests the BILL worker keeps in flight at once (BILL allows 3 per devKey and organization).",
 							NULL, &bill_max_concurrent_requests, 3, 1, 3,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("billops.bill_worker_restart_interval",
-							"Seconds before the postmaster restarts the BILL worker after it exited.",
-							"A worker that is killed or fails restarts after this interval; its rows left in flight are recovered then.",
-							&bill_worker_restart_interval_s, 10, 1, 3600, PGC_POSTMASTER, GUC_UNIT_S,
-							NULL, NULL, NULL);
 }
 
 /*
@@ -83,6 +78,15 @@ billops_bill_worker_register(void)
 {
 	BackgroundWorker worker;
 
+	/*
+	 * A postmaster setting can only be defined while the postmaster loads
+	 * the library: a backend that loads it later would die (FATAL) on it.
+	 */
+	DefineCustomIntVariable("billops.bill_worker_restart_interval",
+							"Seconds before the postmaster restarts the BILL worker after it exited.",
+							"A worker that is killed or fails restarts after this interval; its rows left in flight are recovered then.",
+							&bill_worker_restart_interval_s, 10, 1, 3600, PGC_POSTMASTER, GUC_UNIT_S,
+							NULL, NULL, NULL);
 	bill_shared_install_hooks();
 
 	memset(&worker, 0, sizeof(worker));

@@ -40,13 +40,19 @@ _PG_init(void)
 	billops_bill_worker_init();
 	billops_governance_init();
 
-	/* after every module defined its settings: a misspelt billops.* is an error, not a placeholder */
-	MarkGUCPrefixReserved("billops");
-
 	/* the BILL worker and its wake-on-commit need shared memory: preload only */
 	if (process_shared_preload_libraries_in_progress)
 		billops_bill_worker_register();
-	else
+
+	/*
+	 * After every module defined its settings (the worker's postmaster
+	 * setting too): a misspelt billops.* is an error, not a placeholder.
+	 * Reserving the prefix drops the placeholders of settings not defined by
+	 * then, with their values from postgresql.conf.
+	 */
+	MarkGUCPrefixReserved("billops");
+
+	if (!process_shared_preload_libraries_in_progress)
 		ereport(WARNING,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_billops is not in shared_preload_libraries: its BILL worker cannot run"),
