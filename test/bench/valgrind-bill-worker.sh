@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# test/bench/valgrind-bill-worker.sh — the BILL worker under valgrind (memcheck).
+# test/bench/valgrind-bill-worker.sh — the BILL worker and the signed AWS
+# request path under valgrind (memcheck).
 #
-# A throwaway cluster whose postmaster runs under valgrind (the worker it forks
-# stays under it) pushes a few bills to the BILL emulator through the paths the
-# exactly-once protocol added: a lost create answer (lookup, adopt), a lost
-# PATCH answer (read, then PUT), a lost vendor-create answer, a void
-# (archive), and a refused login (the visible pause, then a reload).  Prints
+# A throwaway cluster whose postmaster runs under valgrind (the worker and the
+# backends it forks stay under it) first syncs the real CUR sample from the S3
+# emulator (a GetObject answered 503 once, then retried) and fetches Cost
+# Explorer's daily spend (throttled twice, then answered) -- the shared
+# aws_request path, S3 and JSON alike -- then pushes a few bills to the BILL
+# emulator through the paths the exactly-once protocol added: a lost create
+# answer (lookup, adopt), a lost PATCH answer (read, then PUT), a lost
+# vendor-create answer, a void (archive), and a refused login (the visible
+# pause, then a reload).  Prints
 # the error reports whose stack runs through pg_billops.so and exits 1 if
 # there is any.  PostgreSQL's own known reports (padding bytes written to WAL
 # and the relcache init file, the regex cache's overlapping memcpy) are not
@@ -18,6 +23,11 @@ command -v valgrind >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt
 build_extension >&2
 start_cluster valgrind >&2
 start_bill_emulator >&2          # (with the cluster up: the worker's credentials and BILL's base URL)
+mkdir -p "$BILLOPS_RUN/s3" && chmod 755 "$BILLOPS_RUN/s3"
+start_s3_emulator "$BILLOPS_RUN/s3" >&2
+start_aws_api_emulator >&2
+node "$BILLOPS_ROOT/test/generator/stage-csv.mjs" --csv "$SHARED/testdata/cur/legacy-cur-2023-11-sample.csv" \
+    --out "$BILLOPS_RUN/s3" --bucket vg-billing --prefix cur --report sample --assembly vg-sample-1 >/dev/null
 psql -qX -c "ALTER SYSTEM SET billops.bill_poll_interval = 0" -c "ALTER SYSTEM SET billops.bill_database = 'vg'" >/dev/null
 as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -w stop >/dev/null
 VG="$BILLOPS_RUN/valgrind"
@@ -36,6 +46,19 @@ ctl() {
                .then((r) => { if (!r.ok) process.exit(1); })' "$1" "$BILL_EMULATOR_CONTROL/$2" "${3:-}"
 }
 q "CREATE EXTENSION pg_billops"
+log "S3 and Cost Explorer through the shared AWS request path, with a retry each"
+control() {   # emulator-control-url method path [json]
+    node -e 'const [u, m, p, b] = process.argv.slice(1);
+             fetch(u + "/" + p, { method: m, headers: { "content-type": "application/json" }, body: b || undefined })
+               .then((r) => { if (!r.ok) process.exit(1); })' "$1" "$2" "$3" "${4:-}"
+}
+control "$S3_ENDPOINT/_emulator" POST faults '{"faults":[{"op":"GetObject","keyContains":".csv.gz","kind":"status","status":503,"times":1}]}'
+q "SELECT billops.create_cur_source('vg-s3', 'vg-billing', 'sample', prefix => 'cur', endpoint_url => '$S3_ENDPOINT', path_style => true)" >/dev/null
+q "SET client_min_messages = warning; CALL billops.sync_cur_source('vg-s3')"
+[ "$(q "SELECT status FROM billops.cur_delivery ORDER BY delivery_id DESC LIMIT 1")" = loaded ] || { echo "the S3 sync failed" >&2; exit 1; }
+control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
+q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
+q "SET client_min_messages = warning; SELECT status FROM billops.fetch_ce_daily_spend('999900001111', current_date - 5, current_date - 1)" >&2
 q "INSERT INTO billops.vendor (name, kind) VALUES ('Datadog', 'marketplace_seller')"
 q "INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern) SELECT vendor_id, 'exact', 'Datadog, Inc.' FROM billops.vendor WHERE name = 'Datadog'"
 q "INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100'), ('department', 'OPS')"
