@@ -54,7 +54,8 @@ control() {   # emulator-control-url method path [json]
 }
 control "$S3_ENDPOINT/_emulator" POST faults '{"faults":[{"op":"GetObject","keyContains":".csv.gz","kind":"status","status":503,"times":1}]}'
 q "SELECT billops.create_cur_source('vg-s3', 'vg-billing', 'sample', prefix => 'cur', endpoint_url => '$S3_ENDPOINT', path_style => true)" >/dev/null
-q "SET client_min_messages = warning; CALL billops.sync_cur_source('vg-s3')"
+# (a CALL that commits cannot share psql's -c transaction with the SET)
+psql -qXAt -d vg -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CALL billops.sync_cur_source('vg-s3')"
 [ "$(q "SELECT status FROM billops.cur_delivery ORDER BY delivery_id DESC LIMIT 1")" = loaded ] || { echo "the S3 sync failed" >&2; exit 1; }
 control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
 q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
