@@ -918,6 +918,9 @@ SELECT o.outbox_id, o.payable_id, p.dedupe_key, o.action, o.state, o.step, o.att
          WHEN w.database IS DISTINCT FROM current_database() THEN 'the BILL worker serves database ' || w.database
          WHEN w.paused_until IS NOT NULL THEN format('the worker is paused until %s: %s', w.paused_until, w.pause_reason)
          WHEN o.next_attempt_at > clock_timestamp() THEN format('next attempt at %s', o.next_attempt_at)
+         WHEN o.action = 'document_upload'
+              AND NOT EXISTS (SELECT FROM billops.bill_link l WHERE l.payable_id = o.payable_id AND l.bill_id IS NOT NULL)
+              THEN 'waits for the payable''s bill in BILL (a document goes to its bill)'
          WHEN e.outbox_id IS NOT NULL THEN format('waits for outbox %s of the same payable (%s)', e.outbox_id, e.state)
          ELSE 'due: the worker takes it next'
        END AS waiting_for

@@ -192,11 +192,9 @@ async function toEmulators(table) {
 
 // JSON of query rows (bigint ids come back as BigInt)
 const json = (x) => JSON.stringify(x, (k, v) => (typeof v === 'bigint' ? v.toString() : v));
-// Everything queued for BILL is delivered -- but a document of a payable that never gets a bill (a
-// usage summary: README "Limits") waits for good, claimed by nothing.
+// Everything queued for BILL is delivered (a usage summary's documents are not queued: README "Limits").
 const OPEN_ROWS = `SELECT o.outbox_id, o.dedupe_key, o.action, o.state, o.step, o.last_error_code, o.waiting_for
-                     FROM billops.bill_outbox_status o JOIN billops.payable p USING (payable_id)
-                    WHERE NOT (o.action = 'document_upload' AND o.state = 'pending' AND p.treatment = 'usage_summary')`;
+                     FROM billops.bill_outbox_status o`;
 const drained = () => waitFor('the BILL worker to drain the outbox', async () =>
   (await billing.query(OPEN_ROWS)).rows.length === 0, 60000, 250, async () => json((await billing.query(OPEN_ROWS)).rows));
 

@@ -2,7 +2,7 @@
 -- the file is the raw request body, sent once BILL has the bill, and an upload
 -- whose answer was lost is looked up by name before it is sent again.
 BEGIN;
-SELECT plan(24);
+SELECT plan(28);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(true);
@@ -22,6 +22,30 @@ SELECT throws_ok(format($$ SELECT billops.attach_document(%s, 'a/b.pdf', 'x'::by
                  '22023', 'invalid document name "a/b.pdf"', 'a name with a slash is refused');
 SELECT throws_ok($$ SELECT billops.attach_document(-1, 'x.pdf', 'x'::bytea) $$, 'P0002', 'payable -1 does not exist', 'an unknown payable is refused');
 SELECT is((SELECT count(*)::int FROM billops.payable_document), 0, '... and nothing was attached');
+
+-- a usage summary is not a bill: its document stays with the payable, no upload is queued
+CREATE TEMP TABLE usage_doc AS
+SELECT billops.attach_document(pg_temp.payable('aws_usage:%'), 'invoice-usage.pdf', (SELECT content FROM pdf)) AS id;
+SELECT is((SELECT count(*)::int FROM billops.payable_document WHERE document_id = (SELECT id FROM usage_doc)), 1,
+          'a usage summary keeps its document');
+SELECT is((SELECT count(*)::int FROM billops.bill_outbox WHERE action = 'document_upload'
+              AND payable_id = pg_temp.payable('aws_usage:%')), 0,
+          '... and no upload waits for a bill BILL never gets');
+-- once a rule makes it a bill, attaching the same file again queues its upload (once)
+SET billops.internal_context = 'system';   -- as a rebuild under the new rule would
+UPDATE billops.payable SET treatment = 'invoice_like' WHERE payable_id = pg_temp.payable('aws_usage:%');
+SET billops.internal_context = 'none';
+SELECT is(billops.attach_document(pg_temp.payable('aws_usage:%'), 'invoice-usage.pdf', (SELECT content FROM pdf)),
+          (SELECT id FROM usage_doc), 'the same file again is the same document');
+SELECT billops.attach_document(pg_temp.payable('aws_usage:%'), 'invoice-usage.pdf', (SELECT content FROM pdf));
+SELECT is((SELECT count(*)::int FROM billops.bill_outbox WHERE action = 'document_upload'
+              AND payable_id = pg_temp.payable('aws_usage:%') AND state = 'pending'), 1,
+          '... and its upload is queued once, now that the payable is a bill');
+DELETE FROM billops.bill_outbox WHERE action = 'document_upload' AND payable_id = pg_temp.payable('aws_usage:%');
+SET billops.internal_context = 'system';
+UPDATE billops.payable SET treatment = 'usage_summary' WHERE payable_id = pg_temp.payable('aws_usage:%');
+SET billops.internal_context = 'none';
+DELETE FROM billops.payable_document WHERE document_id = (SELECT id FROM usage_doc);
 
 -- the DD payable has no bill in BILL yet: its document waits
 CREATE TEMP TABLE doc AS SELECT billops.attach_document((SELECT dd FROM ids), 'invoice-INV-DD-1.pdf', (SELECT content FROM pdf)) AS id;
