@@ -5,7 +5,7 @@
  * billops._bill_worker_state shows it), and the pause it sits out (BILL
  * refused the login, or its hourly limit), so a pause is never taken for a
  * hang.  Only a preloaded library has it: without, `shared` stays NULL and
- * queuing for BILL is refused (billops_bill_wake).
+ * queuing for BILL is said to wait (billops_bill_wake).
  */
 #include "postgres.h"
 
@@ -112,13 +112,27 @@ bill_xact_callback(XactEvent event, void *arg)
 Datum
 billops_bill_wake(PG_FUNCTION_ARGS)
 {
-	/* without preload there is no worker and no shared memory: nothing would ever deliver */
+	/*
+	 * Without preload there is no worker (and no shared memory) to wake.
+	 * The rows stay queued and go out once the worker runs, so nothing is
+	 * refused; but the caller hears it, once per transaction, instead of
+	 * the queue silently going nowhere.
+	 */
 	if (shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("no BILL worker can deliver this: pg_billops is not in shared_preload_libraries"),
-				 errdetail("Bills are queued for BILL in billops.bill_outbox and delivered by pg_billops' background worker, which only a preloaded library can start."),
-				 errhint("Add pg_billops to shared_preload_libraries in postgresql.conf and restart PostgreSQL.")));
+	{
+		static LocalTransactionId warned_in = InvalidLocalTransactionId;
+
+		if (MyProc->lxid != warned_in)
+		{
+			warned_in = MyProc->lxid;
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("queued for BILL, but no BILL worker can deliver it: pg_billops is not in shared_preload_libraries"),
+					 errdetail("The rows wait in billops.bill_outbox and go out once the worker runs."),
+					 errhint("Add pg_billops to shared_preload_libraries in postgresql.conf and restart PostgreSQL.")));
+		}
+		PG_RETURN_VOID();
+	}
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(bill_xact_callback, NULL);

@@ -69,12 +69,20 @@ test('everything but the worker works: settings are defined, CUR and payable fun
   assert.equal(st.rows[0].pid, null, 'no worker runs');
 });
 
-test('queuing for BILL is refused with 55000 instead of waking nobody', async () => {
-  const err = await client.query('SELECT billops._bill_wake()').then(() => null, (e) => e);
-  assert.ok(err, 'refused');
-  assert.equal(err.code, '55000');
-  assert.match(err.message, /no BILL worker can deliver this: pg_billops is not in shared_preload_libraries/);
-  assert.match(err.hint, /Add pg_billops to shared_preload_libraries/);
+test('queuing for BILL says, once per transaction, that no worker will deliver it (55000), and queues all the same', async () => {
+  notices.length = 0;
+  await client.query('BEGIN');
+  await client.query('SELECT billops._bill_wake()');
+  await client.query('SELECT billops._bill_wake()');
+  await client.query('COMMIT');
+  await client.query('SELECT billops._bill_wake()');
+  const warned = notices.filter((n) => /queued for BILL, but no BILL worker can deliver it/.test(n.message));
+  assert.equal(warned.length, 2, 'one warning per transaction (two transactions)');
+  for (const w of warned) {
+    assert.equal(w.severity, 'WARNING');
+    assert.equal(w.code, '55000');
+    assert.match(w.hint, /Add pg_billops to shared_preload_libraries/);
+  }
 });
 
 // The other side of the same ordering: with preload, the worker's postmaster
