@@ -10,9 +10,10 @@ SELECT billing_period, payer_account_id, source_name, assembly_id, line_items,
   FROM billops.cur_period_status;
 SELECT line_item_line_item_type, count(*), sum(line_item_unblended_cost)
   FROM billops.cur_line_item GROUP BY 1 ORDER BY 1;
--- legacy product/* attributes land in the product map, unknown columns in extras
+-- legacy product/* attributes without a CUR 2.0 static column land in the product map; a
+-- legacy column CUR 2.0 has as a static column lands on it (reservation/SubscriptionId)
 SELECT count(*) FILTER (WHERE product ? 'servicename') AS with_product_servicename,
-       count(*) FILTER (WHERE extras ? 'reservation/SubscriptionId') AS with_subscription_in_extras,
+       count(*) FILTER (WHERE reservation_subscription_id IS NOT NULL) AS with_subscription_id,
        count(*) FILTER (WHERE line_item_usage_start_date = '2023-11-01T00:00:00Z') AS month_long_items
   FROM billops.cur_line_item;
 SELECT service, line_items, unblended_cost

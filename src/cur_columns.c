@@ -83,6 +83,22 @@ cur_snake_name(const char *header)
 	return out.data;
 }
 
+/*
+ * The column a CUR 2.0 name lives in.  PostgreSQL names are at most
+ * NAMEDATALEN - 1 bytes and it truncates longer identifiers, in CREATE TABLE
+ * as in every query; AWS has names longer than that
+ * (savings_plan_net_amortized_upfront_commitment_for_billing_period), so a
+ * header is truncated the same way, and a query that writes AWS's full name
+ * still reads the column.
+ */
+static const char *
+column_name_of(const char *name)
+{
+	if (strlen(name) < NAMEDATALEN)
+		return name;
+	return pnstrdup(name, NAMEDATALEN - 1);
+}
+
 static AttrNumber
 find_attnum(TupleDesc tupdesc, const char *name)
 {
@@ -129,7 +145,7 @@ cur_map_header(char **fields, int nfields, TupleDesc tupdesc, const char *file_n
 		bool		done = false;
 
 		if (strcmp(c->name, "extras") != 0)
-			att = find_attnum(tupdesc, c->name);
+			att = find_attnum(tupdesc, column_name_of(c->name));
 		if (att != InvalidAttrNumber)
 		{
 			Oid			typ = TupleDescAttr(tupdesc, att - 1)->atttypid;

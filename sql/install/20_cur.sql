@@ -176,6 +176,82 @@ CREATE TABLE billops.cur_line_item (
     savings_plan_used_commitment   numeric,
     savings_plan_amortized_upfront_commitment_for_billing_period numeric,
     savings_plan_recurring_commitment_for_billing_period numeric,
+    -- The rest of AWS's CUR 2.0 data dictionary (../shared/docs/cur2-data-dictionary.tsv,
+    -- from AWS's Data Exports user guide), optional groups included (the table
+    -- option a column needs is noted).  double is numeric here (exact), string
+    -- text; the dictionary's product_instanceSKU is product_instancesku (a CUR
+    -- 2.0 header is matched lower-cased).
+    -- line_item
+    line_item_iam_principal        text,   -- INCLUDE_IAM_PRINCIPAL_DATA
+    line_item_user_identifier      text,   -- unclear (see cur2-delivery-layout.md)
+    -- pricing
+    pricing_lease_contract_length  text,
+    pricing_offering_class         text,
+    pricing_purchase_option        text,
+    -- product
+    product_comment                text,
+    product_fee_code               text,
+    product_fee_description        text,
+    product_from_location          text,
+    product_from_location_type     text,
+    product_from_region_code       text,
+    product_instance_family        text,
+    product_instancesku            text,
+    product_location_type          text,
+    product_pricing_unit           text,
+    product_to_location            text,
+    product_to_location_type       text,
+    product_to_region_code         text,
+    -- reservation
+    reservation_availability_zone  text,
+    reservation_modification_status text,
+    reservation_net_amortized_upfront_cost_for_usage numeric,
+    reservation_net_amortized_upfront_fee_for_billing_period numeric,
+    reservation_net_effective_cost numeric,
+    reservation_net_recurring_fee_for_usage numeric,
+    reservation_net_unused_amortized_upfront_fee_for_billing_period numeric,
+    reservation_net_unused_recurring_fee numeric,
+    reservation_net_upfront_value  numeric,
+    reservation_normalized_units_per_reservation text,
+    reservation_number_of_reservations text,
+    reservation_subscription_id    text,
+    reservation_total_reserved_normalized_units text,
+    reservation_total_reserved_units text,
+    reservation_units_per_reservation text,
+    reservation_unused_normalized_unit_quantity numeric,
+    reservation_unused_quantity    numeric,
+    reservation_upfront_value      numeric,
+    -- savings_plan
+    savings_plan_end_time          text,
+    savings_plan_instance_type_family text,
+    savings_plan_net_amortized_upfront_commitment_for_billing_period numeric,
+    savings_plan_net_recurring_commitment_for_billing_period numeric,
+    savings_plan_net_savings_plan_effective_cost numeric,
+    savings_plan_offering_type     text,
+    savings_plan_payment_option    text,
+    savings_plan_purchase_term     text,
+    savings_plan_region            text,
+    savings_plan_start_time        text,
+    -- discount
+    discount_bundled_discount      numeric,
+    discount_total_discount        numeric,   -- INCLUDE_MANUAL_DISCOUNT_COMPATIBILITY=FALSE
+    -- tags
+    tags                           jsonb,
+    -- split_line_item
+    split_line_item_actual_usage   numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_net_split_cost numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_net_unused_cost numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_parent_resource_id text,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_public_on_demand_split_cost numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_public_on_demand_unused_cost numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_reserved_usage numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_split_cost     numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_split_usage    numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_split_usage_ratio numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    split_line_item_unused_cost    numeric,   -- INCLUDE_SPLIT_COST_ALLOCATION_DATA
+    -- cost_analytics
+    cost_analytics_billed_cost     numeric,   -- INCLUDE_STANDARDIZED_COST_AND_RATE (AWS writes: INCLUDE STANDARDIZED COST AND RATE)
+    cost_analytics_billed_rate     numeric,   -- INCLUDE_STANDARDIZED_COST_AND_RATE (AWS writes: INCLUDE STANDARDIZED COST AND RATE)
     resource_tags                  jsonb,
     cost_category                  jsonb,
     discount                       jsonb,

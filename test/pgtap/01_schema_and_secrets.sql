@@ -1,17 +1,40 @@
 -- Invariants of the schema: typed money, partitioning, keys, and secrets that
 -- cannot be read or leaked.
 BEGIN;
-SELECT plan(23);
+SELECT plan(26);
 
 SELECT has_schema('billops');
 SELECT has_table('billops', t, 'table ' || t) FROM unnest(ARRAY['cur_source', 'cur_delivery',
     'cur_delivery_file', 'cur_delivery_partition', 'cur_partition', 'cur_line_item']) t;
 
+-- AWS's CUR 2.0 data dictionary (../shared/docs/cur2-data-dictionary.tsv, from AWS's Data Exports
+-- user guide): every column, optional groups included, is a column of cur_line_item, with its type
+\getenv shared BILLOPS_SHARED
+\set dictionary :shared '/docs/cur2-data-dictionary.tsv'
+CREATE TEMP TABLE cur2_dictionary (grp text, name text, type text, needs text, description text);
+COPY cur2_dictionary FROM :'dictionary' WITH (FORMAT csv, DELIMITER E'\t', HEADER true, QUOTE E'\x01');
+SELECT cmp_ok((SELECT count(*)::int FROM cur2_dictionary), '>', 100, 'the dictionary is read');
+SELECT is((SELECT string_agg(d.name, ', ' ORDER BY d.name) FROM cur2_dictionary d
+            WHERE NOT EXISTS (SELECT FROM information_schema.columns c
+                               WHERE c.table_schema = 'billops' AND c.table_name = 'cur_line_item'
+                                 AND c.column_name = left(lower(d.name), 63))),
+          NULL, 'every column of AWS''s CUR 2.0 data dictionary is a column of cur_line_item (names cut at 63 bytes, as PostgreSQL cuts identifiers)');
+SELECT is((SELECT string_agg(d.name || ' ' || d.type || ' is ' || c.data_type, ', ' ORDER BY d.name)
+             FROM cur2_dictionary d JOIN information_schema.columns c
+               ON c.table_schema = 'billops' AND c.table_name = 'cur_line_item' AND c.column_name = left(lower(d.name), 63)
+            WHERE (d.type = 'double' AND c.data_type <> 'numeric')
+               OR (d.type LIKE 'map%' AND c.data_type <> 'jsonb')
+               -- AWS types rates as strings; they are numbers, kept exact (numeric) here
+               OR (d.type = 'string' AND c.data_type NOT IN ('text', 'date', 'timestamp with time zone')
+                   AND NOT (d.name ~ '_rate$' AND c.data_type = 'numeric'))),
+          NULL, 'doubles are exact numerics, maps are jsonb, strings text (dates, times and rates typed)');
+
 -- money is numeric, never float; times are timestamptz
 SELECT is((SELECT count(*)::int FROM information_schema.columns
             WHERE table_schema = 'billops' AND table_name = 'cur_line_item'
-              AND (column_name ~ '_(cost|amount|rate|fee.*|commitment.*)$') AND data_type <> 'numeric'),
-          0, 'every cost, amount and rate column of cur_line_item is numeric');
+              AND (column_name ~ '_(cost|amount|rate|fee.*|commitment.*)$') AND column_name !~ '^product_'
+              AND data_type <> 'numeric'),
+          0, 'every cost, amount and rate column of cur_line_item is numeric (product_fee_code is a product attribute)');
 SELECT is((SELECT count(*)::int FROM information_schema.columns
             WHERE table_schema = 'billops' AND data_type IN ('real', 'double precision')
               AND table_name = 'cur_line_item'),
