@@ -123,6 +123,15 @@ $$;
 COMMENT ON FUNCTION billops_athena.regexp_like(text, text) IS
   'Trino''s regexp_like: does the pattern match anywhere in the string (POSIX regular expressions here, Java''s in Trino).';
 
+-- round(x, d) on a double: PostgreSQL has it for numeric only, and AWS's queries
+-- round sums of CAST(... AS DOUBLE).  Half away from zero, as Trino rounds.
+CREATE FUNCTION billops_athena.round(x double precision, d integer) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT round(x::numeric, d)::double precision
+$$;
+COMMENT ON FUNCTION billops_athena.round(double precision, integer) IS
+  'Trino''s round(x, d) for a double (PostgreSQL has it for numeric only).';
+
 -- Trino's convenience extraction functions (UTC for a timestamptz)
 CREATE FUNCTION billops_athena.year(ts timestamptz) RETURNS bigint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$

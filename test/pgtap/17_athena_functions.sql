@@ -2,7 +2,7 @@
 -- Trino's documentation gives for its own examples, the way AWS's CUR Query
 -- Library uses the functions, and the same answer under any TimeZone.
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 SET search_path = billops_athena, billops, public;
 
 -- Trino's documented examples
@@ -43,6 +43,8 @@ SELECT is(date_diff('month', timestamptz '2024-01-31 00:00:00+00', timestamptz '
 SELECT is((split('AWS-Outbound:USE1-EUW2', ':'))[2], 'USE1-EUW2', 'split returns a 1-based array');
 SELECT ok(regexp_like('USE1-DataTransfer-Out-Bytes', 'DataTransfer'), 'regexp_like matches anywhere');
 SELECT is(CAST('1.5' AS double) * 2, 3::double precision, 'CAST(... AS double), as Athena writes it');
+SELECT is(round(CAST('2.345' AS DOUBLE) * 1, 2), 2.35::double precision, 'round(double, 2), as AWS''s queries round a CAST(... AS DOUBLE)');
+SELECT is(round(CAST(-2.5 AS double), 0), -3::double precision, 'half away from zero, as Trino rounds');
 SELECT is(from_iso8601_timestamp('2023-11-01T00:00:00Z'), timestamptz '2023-11-01 00:00:00+00', 'from_iso8601_timestamp');
 
 SELECT * FROM finish();
