@@ -909,6 +909,26 @@ $$;
 COMMENT ON FUNCTION billops.load_cur_file(text, text, text) IS
   'Loads a CUR CSV (plain or gzip) of one payer''s month from the server''s file system, replacing that month atomically. Returns the delivery id.';
 
+-- One spelling for a tag key, whichever layout delivered it: AWS's own rule for
+-- the column names of a CUR in Athena (AWS CUR user guide, "Running Amazon
+-- Athena queries", Column names): an underscore before each upper-case
+-- letter, lower case, every other non-alphanumeric character an underscore,
+-- runs of underscores collapsed, none at either end.  So legacy CUR's
+-- "user:CostCenter" and CUR 2.0's "user_cost_center" are the same key.  (The
+-- guide's last rule, shortening names over Athena's length limit, is for
+-- column names and not applied.)  Like Athena, it can merge keys that differ
+-- only in case or punctuation.  The loader spells CUR 2.0 column names from
+-- legacy headers by the same rule (cur_columns.c).
+CREATE FUNCTION billops.tag_key_canonical(key text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT trim(BOTH '_' FROM
+                regexp_replace(regexp_replace(lower(regexp_replace(key, '([A-Z])', '_\1', 'g')),
+                                              '[^a-z0-9]', '_', 'g'),
+                               '_+', '_', 'g'))
+$$;
+COMMENT ON FUNCTION billops.tag_key_canonical(text) IS
+  'A tag key as Athena spells CUR column names (user:CostCenter -> user_cost_center): one spelling for legacy CUR and CUR 2.0 keys.';
+
 -- ===== views: for analysts, BI tools and DBAs ================================
 
 -- Per payer and period: which delivery is visible, and whether AWS has

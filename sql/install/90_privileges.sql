@@ -8,6 +8,7 @@ REVOKE ALL ON PROCEDURE billops.sync_cur_source(text, date, boolean) FROM PUBLIC
 REVOKE ALL ON PROCEDURE billops._sync_source(text, date, boolean, integer, integer, integer, jsonb) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE billops.run_monthly_cycle(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION billops.credentials_reference_valid(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION billops.tag_key_canonical(text) TO PUBLIC;
 -- used by CHECK constraints of tables admins write
 GRANT EXECUTE ON FUNCTION billops._is_period(date) TO PUBLIC;
 

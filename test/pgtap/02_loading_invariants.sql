@@ -1,7 +1,7 @@
 -- Invariants of loading: both header styles, schema drift kept, preliminary vs
 -- final, routing by payer and period, cumulative replacement, nothing lost.
 BEGIN;
-SELECT plan(27);
+SELECT plan(31);
 
 CREATE FUNCTION pg_temp.csv(path text, lines text[]) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -107,6 +107,13 @@ SELECT is((SELECT count(*)::int FROM pg_class WHERE relnamespace = 'billops'::re
           0, 'no staging table is left behind');
 SELECT is((SELECT count(*)::int FROM billops.cur_delivery WHERE status = 'running'), 0,
           'no delivery is left running');
+
+-- one spelling for a tag key (AWS's Athena column-name rule, with the guide's own example)
+SELECT is(billops.tag_key_canonical('ExampleColumnName : Example Column Name Continued'),
+          'example_column_name_example_column_name_continued', 'AWS''s example of its column-name rule');
+SELECT is(billops.tag_key_canonical('user:CostCenter'), 'user_cost_center', 'legacy user:CostCenter');
+SELECT is(billops.tag_key_canonical('user_cost_center'), 'user_cost_center', 'CUR 2.0 user_cost_center is already canonical');
+SELECT is(billops.tag_key_canonical('aws:createdBy'), 'aws_created_by', 'AWS-generated tags too');
 
 SELECT * FROM finish();
 ROLLBACK;
