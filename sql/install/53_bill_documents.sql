@@ -64,31 +64,26 @@ BEGIN
     SELECT * INTO existing FROM billops.payable_document d
      WHERE d.payable_id = target_payable_id AND d.file_name = attach_document.file_name;
     IF FOUND THEN
-        IF existing.sha256 = digest THEN
-            -- attaching the same file again changes nothing, but queues its upload if the
-            -- payable has become a bill since and the file is not in BILL or on its way
-            IF (SELECT p.treatment FROM billops.payable p WHERE p.payable_id = target_payable_id) = 'invoice_like'
-               AND existing.bill_document_id IS NULL
-               AND NOT EXISTS (SELECT FROM billops.bill_outbox o
-                                WHERE o.payable_id = target_payable_id AND o.action = 'document_upload'
-                                  AND o.state IN ('pending', 'in_flight')
-                                  AND (o.payload->>'document_id')::bigint = existing.document_id) THEN
-                PERFORM billops._bill_wake();
-                INSERT INTO billops.bill_outbox (payable_id, action, payload)
-                VALUES (target_payable_id, 'document_upload', jsonb_build_object('document_id', existing.document_id));
-            END IF;
-            RETURN existing.document_id;
+        IF existing.sha256 <> digest THEN
+            RAISE EXCEPTION 'payable % already has a different document named "%"', target_payable_id, file_name
+                  USING ERRCODE = 'unique_violation', DETAIL = format('Attached by %s at %s.', existing.added_by, existing.added_at),
+                        HINT = 'Give the new file another name: BILL keeps every file it was sent.';
         END IF;
-        RAISE EXCEPTION 'payable % already has a different document named "%"', target_payable_id, file_name
-              USING ERRCODE = 'unique_violation', DETAIL = format('Attached by %s at %s.', existing.added_by, existing.added_at),
-                    HINT = 'Give the new file another name: BILL keeps every file it was sent.';
+        id := existing.document_id;         -- the same file again changes nothing ...
+    ELSE
+        INSERT INTO billops.payable_document (payable_id, file_name, content_type, content, sha256)
+        VALUES (target_payable_id, file_name, coalesce(content_type, 'application/octet-stream'), content, digest)
+        RETURNING document_id INTO id;
     END IF;
-    INSERT INTO billops.payable_document (payable_id, file_name, content_type, content, sha256)
-    VALUES (target_payable_id, file_name, coalesce(content_type, 'application/octet-stream'), content, digest)
-    RETURNING document_id INTO id;
-    -- only bills go to BILL (treatment invoice_like): a usage summary's document
-    -- stays with the payable, and no upload waits for a bill that never comes
-    IF (SELECT p.treatment FROM billops.payable p WHERE p.payable_id = target_payable_id) = 'invoice_like' THEN
+    -- ... but its upload is queued when the payable is a bill (treatment invoice_like;
+    -- a usage summary's document stays with the payable, and no upload waits for a
+    -- bill that never comes) and the file is neither in BILL nor on its way there
+    IF (SELECT p.treatment FROM billops.payable p WHERE p.payable_id = target_payable_id) = 'invoice_like'
+       AND (SELECT d.bill_document_id FROM billops.payable_document d WHERE d.document_id = id) IS NULL
+       AND NOT EXISTS (SELECT FROM billops.bill_outbox o
+                        WHERE o.payable_id = target_payable_id AND o.action = 'document_upload'
+                          AND o.state IN ('pending', 'in_flight')
+                          AND (o.payload->>'document_id')::bigint = id) THEN
         PERFORM billops._bill_wake();
         INSERT INTO billops.bill_outbox (payable_id, action, payload)
         VALUES (target_payable_id, 'document_upload', jsonb_build_object('document_id', id));
