@@ -16,6 +16,9 @@
 #include "datatype/timestamp.h"
 #include "utils/palloc.h"
 
+/* how to get a worker, for every message that says there is none */
+#define BILL_PRELOAD_HINT "Add pg_billops to shared_preload_libraries in postgresql.conf and restart PostgreSQL."
+
 /*
  * From _PG_init: the settings always; the worker, its shared memory, hooks
  * and billops.bill_worker_restart_interval (a postmaster setting) only from

@@ -129,7 +129,7 @@ billops_bill_wake(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("queued for BILL, but no BILL worker can deliver it: pg_billops is not in shared_preload_libraries"),
 					 errdetail("The rows wait in billops.bill_outbox and go out once the worker runs."),
-					 errhint("Add pg_billops to shared_preload_libraries in postgresql.conf and restart PostgreSQL.")));
+					 errhint(BILL_PRELOAD_HINT)));
 		}
 		PG_RETURN_VOID();
 	}

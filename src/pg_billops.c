@@ -57,5 +57,5 @@ _PG_init(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_billops is not in shared_preload_libraries: its BILL worker cannot run"),
 				 errdetail("CUR loading, payables and every other function work; what is queued for BILL waits in billops.bill_outbox until the worker runs."),
-				 errhint("Add pg_billops to shared_preload_libraries in postgresql.conf and restart PostgreSQL.")));
+				 errhint(BILL_PRELOAD_HINT)));
 }
