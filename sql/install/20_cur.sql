@@ -144,7 +144,6 @@ CREATE TABLE billops.cur_line_item (
     line_item_line_item_description text,
     line_item_tax_type             text,
     line_item_legal_entity         text,
-    product_product_name           text,
     product_servicecode            text,
     product_product_family         text,
     product_region_code            text,
@@ -480,10 +479,16 @@ BEGIN
                   HINT = 'Loading it twice would double its cost; the previous delivery stays in place.';
     END IF;
 
-    compression := upper(coalesce(manifest->>'compression', 'GZIP'));
-    IF compression NOT IN ('GZIP', 'NONE', 'TEXT_OR_CSV') OR coalesce(manifest->>'contentType', 'text/csv') NOT LIKE '%csv%' THEN
+    -- A legacy manifest names its compression and content type.  AWS's Data Exports
+    -- manifest reference lists neither (only executionId, exportArn, columns,
+    -- dataFiles, additionalOutputFiles), so there the gzip magic decides ('AUTO')
+    -- and a Parquet export is recognised by its files' extension.
+    compression := upper(coalesce(manifest->>'compression', 'AUTO'));
+    IF compression NOT IN ('GZIP', 'NONE', 'TEXT_OR_CSV', 'AUTO') OR coalesce(manifest->>'contentType', 'text/csv') NOT LIKE '%csv%'
+       OR EXISTS (SELECT FROM unnest(report_keys) rk WHERE rk ~* '\.parquet$') THEN
         RAISE EXCEPTION 'CUR delivery % is %, which pg_billops cannot load yet', where_,
-                        coalesce(manifest->>'contentType', '') || ' ' || compression
+                        CASE WHEN EXISTS (SELECT FROM unnest(report_keys) rk WHERE rk ~* '\.parquet$') THEN 'Parquet'
+                             ELSE coalesce(manifest->>'contentType', '') || ' ' || compression END
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Configure the report or export as gzip-compressed CSV.';
     END IF;
@@ -986,13 +991,21 @@ SELECT p.pid,
 COMMENT ON VIEW billops.cur_sync_progress IS
   'Deliveries being loaded now: file n of m, bytes and rows so far (one row per loading backend).';
 
+-- The service's name is product['product_name'] in both layouts: CUR 2.0
+-- delivers it in the product map, and a legacy product/ProductName column
+-- lands under the same key (cur_columns.c).
+CREATE FUNCTION billops._service_of(product jsonb, product_code text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(nullif(product->>'product_name', ''), nullif(product_code, ''), '(no service)')
+$$;
+
 -- Spend per payer, period, usage account and service.  amortized_cost follows
 -- AWS's CUR query library (RI and Savings Plan effective cost, fees spread).
 CREATE VIEW billops.cur_spend_by_account_service AS
 SELECT bill_billing_period_start_date AS billing_period,
        bill_payer_account_id AS payer_account_id,
        line_item_usage_account_id AS usage_account_id,
-       coalesce(product_product_name, product->>'product_name', line_item_product_code) AS service,
+       billops._service_of(product, line_item_product_code) AS service,
        count(*) AS line_items,
        sum(line_item_unblended_cost) AS unblended_cost,
        sum(CASE line_item_line_item_type

@@ -4,12 +4,7 @@
 -- two can never disagree.
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION billops._service_of(product_name text, product jsonb, product_code text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(nullif(product_name, ''), nullif(product->>'product_name', ''), nullif(product_code, ''), '(no service)')
-$$;
-
--- (_service_of and _fact_key run per line item or group: no SET clause,
+-- (_service_of, in 20_cur.sql, and _fact_key run per line item or group: no SET clause,
 -- so the planner can inline them; they only call built-ins of pg_catalog,
 -- which is always searched first.)
 

@@ -88,7 +88,7 @@ BEGIN
     WITH g AS (
         SELECT li.bill_billing_entity AS be, li.bill_invoicing_entity AS ie, li.line_item_legal_entity AS le,
                li.line_item_line_item_type AS lit, li.bill_bill_type AS bt, li.line_item_product_code AS pc,
-               billops._service_of(li.product_product_name, li.product, li.line_item_product_code) AS service,
+               billops._service_of(li.product, li.line_item_product_code) AS service,
                li.line_item_usage_account_id AS acct, li.line_item_currency_code AS currency,
                %1$s AS tags, %2$s AS ccs,
                min(li.line_item_usage_account_name) AS acct_name,

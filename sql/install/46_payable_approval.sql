@@ -420,7 +420,7 @@ BEGIN
      WHERE li.bill_billing_period_start_date = $1 AND li.bill_payer_account_id = $2
        AND billops._fact_key(li.bill_billing_entity, li.bill_invoicing_entity, li.line_item_legal_entity,
                              li.line_item_line_item_type, li.bill_bill_type, li.line_item_product_code,
-                             billops._service_of(li.product_product_name, li.product, li.line_item_product_code),
+                             billops._service_of(li.product, li.line_item_product_code),
                              li.line_item_usage_account_id, li.line_item_currency_code, %s, %s) = ANY ($3)
     $q$, billops._jsonb_subset_sql('li.resource_tags', p.basis_tag_keys),
          billops._jsonb_subset_sql('li.cost_category', p.basis_cost_category_keys))

@@ -97,7 +97,7 @@ BEGIN
     SELECT row_number() OVER () AS fid, g.*
       FROM (SELECT li.bill_payer_account_id AS payer, coalesce(li.line_item_usage_account_id, '') AS acct,
                    coalesce(li.bill_billing_entity, '') AS entity, coalesce(li.line_item_product_code, '') AS pc,
-                   billops._service_of(li.product_product_name, li.product, li.line_item_product_code) AS service,
+                   billops._service_of(li.product, li.line_item_product_code) AS service,
                    coalesce(li.line_item_usage_type, '') AS usage_type, coalesce(li.line_item_operation, '') AS operation,
                    coalesce(li.line_item_line_item_type, '') AS lit, %1$s AS tags, %2$s AS ccs,
                    coalesce(sum(li.line_item_unblended_cost), 0) AS exact, count(*) AS n,

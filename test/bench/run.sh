@@ -146,7 +146,7 @@ build_first=$(sql_timed "SELECT count(*) FROM billops.build_payables('2024-05-01
 build_again=$(sql_timed "SELECT count(*) FROM billops.build_payables('2024-05-01')")
 groupby_s=$(sql_timed "SELECT sum(length(s)) FROM (SELECT bill_payer_account_id, bill_billing_entity, bill_invoicing_entity,
     line_item_legal_entity, line_item_line_item_type, bill_bill_type, line_item_product_code,
-    billops._service_of(product_product_name, product, line_item_product_code) AS s, line_item_usage_account_id,
+    billops._service_of(product, line_item_product_code) AS s, line_item_usage_account_id,
     line_item_currency_code, resource_tags->'user_cost_center', cost_category->'Team', sum(line_item_unblended_cost), count(*)
     FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-05-01' GROUP BY 1,2,3,4,5,6,7,8,9,10,11,12) x")
 payables=$(q -c "SELECT count(*) FROM billops.payable WHERE billing_period = '2024-05-01'")

@@ -20,7 +20,8 @@ const USAGE = `usage: node gen-cur.mjs --out ROOT --bucket BUCKET --prefix PREFI
          --layout legacy|cur2 --period YYYY-MM --rows N
          [--deliveries K] [--delivery k] [--files F] [--seed S] [--payer K] [--accounts A]
          [--final] [--columns known|all] [--no-gzip] [--gzip-level 0-9]
-         [--numbers java|plain] [--expected FILE] [--emit-plain FILE] [--quiet]`;
+         [--numbers java|plain] [--overwrite OVERWRITE_REPORT|CREATE_NEW_REPORT]
+         [--expected FILE] [--emit-plain FILE] [--quiet]`;
 
 const OPTS = {
   out: { t: 'str' }, bucket: { t: 'str' }, prefix: { t: 'str', d: '' }, report: { t: 'str' },
@@ -29,7 +30,7 @@ const OPTS = {
   seed: { t: 'str', d: '1' }, payer: { t: 'int', d: 1 }, accounts: { t: 'int', d: 8 },
   final: { t: 'bool', d: false }, columns: { t: 'str', d: 'all' }, 'no-gzip': { t: 'bool', d: false },
   'gzip-level': { t: 'int', d: 6 }, numbers: { t: 'str', d: '' }, expected: { t: 'str', d: '' },
-  'emit-plain': { t: 'str', d: '' }, quiet: { t: 'bool', d: false }, help: { t: 'bool', d: false },
+  'emit-plain': { t: 'str', d: '' }, overwrite: { t: 'str', d: 'OVERWRITE_REPORT' }, quiet: { t: 'bool', d: false }, help: { t: 'bool', d: false },
 };
 
 export function parseArgs(argv) {
@@ -66,6 +67,8 @@ export function parseArgs(argv) {
   if (o.payer < 1 || o.payer > 50) throw new Error('--payer must be 1..50');
   if (o.accounts < 1 || o.accounts > 200) throw new Error('--accounts must be 1..200');
   if (o['gzip-level'] > 9) throw new Error('--gzip-level must be 0..9');
+  if (o.overwrite !== 'OVERWRITE_REPORT' && o.overwrite !== 'CREATE_NEW_REPORT')
+    throw new Error(`--overwrite must be OVERWRITE_REPORT or CREATE_NEW_REPORT (S3OutputConfigurations.Overwrite), got "${o.overwrite}"`);
   if (!o.numbers) o.numbers = o.layout === 'legacy' ? 'java' : 'plain';
   if (o.numbers !== 'java' && o.numbers !== 'plain') throw new Error('--numbers must be java or plain');
   if (!/^[A-Za-z0-9._-]+$/.test(o.report)) throw new Error(`--report "${o.report}" must match [A-Za-z0-9._-]+`);
@@ -230,6 +233,17 @@ const LEGACY_COLUMNS = [
   ['splitLineItem/SplitUsageRatio', 0], ['splitLineItem/UnusedCost', 0],
 ];
 
+// CUR 2.0's columns are AWS's data dictionary (../shared/docs/cur2-data-dictionary.tsv, extracted
+// from the Data Exports user guide's "table-dictionary-cur2-*" pages): the generator reads that file,
+// so what it writes follows the document. Names are written as the SQL AWS's console generates them
+// (lower case: the dictionary's product_instanceSKU is the header product_instancesku; the guide
+// spells it both ways, see cur2-delivery-layout.md). Attributes that are not static columns
+// (product_name, region, servicename, ...) are keys of the product map, as in AWS's CUR 2.0.
+const SHARED = process.env.BILLOPS_SHARED || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../shared');
+export const CUR2_DICTIONARY = fs.readFileSync(path.join(SHARED, 'docs', 'cur2-data-dictionary.tsv'), 'utf8')
+  .split('\n').slice(1).filter(Boolean).map((l) => { const [group, name, type, needs] = l.split('\t'); return { group, name: name.toLowerCase(), type, needs }; });
+const CUR2_TYPE = new Map(CUR2_DICTIONARY.map((c) => [c.name, c.type]));
+
 // CUR 2.0 --columns known: this exact list, in this order (the benchmark's COPY target).
 export const CUR2_KNOWN = [
   'identity_line_item_id', 'identity_time_interval', 'bill_invoice_id', 'bill_invoicing_entity',
@@ -241,7 +255,7 @@ export const CUR2_KNOWN = [
   'line_item_normalization_factor', 'line_item_normalized_usage_amount', 'line_item_currency_code',
   'line_item_unblended_rate', 'line_item_unblended_cost', 'line_item_blended_rate', 'line_item_blended_cost',
   'line_item_net_unblended_rate', 'line_item_net_unblended_cost', 'line_item_line_item_description',
-  'line_item_tax_type', 'line_item_legal_entity', 'product_product_name', 'product_servicecode',
+  'line_item_tax_type', 'line_item_legal_entity', 'product_servicecode',
   'product_product_family', 'product_region_code', 'product_location', 'product_sku', 'product_usagetype',
   'product_operation', 'product_instance_type', 'pricing_rate_code', 'pricing_rate_id', 'pricing_currency',
   'pricing_public_on_demand_cost', 'pricing_public_on_demand_rate', 'pricing_term', 'pricing_unit',
@@ -254,21 +268,10 @@ export const CUR2_KNOWN = [
   'savings_plan_amortized_upfront_commitment_for_billing_period',
   'savings_plan_recurring_commitment_for_billing_period', 'resource_tags', 'cost_category', 'discount', 'product',
 ];
-// CUR 2.0 --columns all: the known list plus these, all sorted by name like a default Data Exports query.
-const CUR2_EXTRA = [
-  'discount_bundled_discount', 'discount_total_discount', 'pricing_lease_contract_length', 'pricing_offering_class',
-  'pricing_purchase_option', 'product_fee_code', 'product_fee_description', 'product_from_location',
-  'product_from_location_type', 'product_from_region_code', 'product_instance_family', 'product_location_type',
-  'product_to_location', 'product_to_location_type', 'product_to_region_code', 'reservation_modification_status',
-  'reservation_normalized_units_per_reservation', 'reservation_number_of_reservations',
-  'reservation_subscription_id', 'reservation_total_reserved_normalized_units', 'reservation_total_reserved_units',
-  'reservation_units_per_reservation', 'reservation_unused_normalized_unit_quantity', 'reservation_unused_quantity',
-  'reservation_upfront_value', 'savings_plan_end_time', 'savings_plan_instance_type_family',
-  'savings_plan_offering_type', 'savings_plan_payment_option', 'savings_plan_purchase_term', 'savings_plan_region',
-  'savings_plan_start_time', 'split_line_item_net_split_cost', 'split_line_item_net_unused_cost',
-  'split_line_item_parent_resource_id', 'split_line_item_split_cost', 'split_line_item_split_usage',
-  'split_line_item_split_usage_ratio', 'split_line_item_unused_cost',
-];
+// CUR 2.0 --columns all: every column of the dictionary (optional groups included, as an export with
+// every table option on), sorted by name like a default Data Exports query.
+const CUR2_EXTRA = CUR2_DICTIONARY.map((c) => c.name).filter((n) => !CUR2_KNOWN.includes(n));
+for (const k of CUR2_KNOWN) if (!CUR2_TYPE.has(k)) throw new Error(`CUR2_KNOWN column ${k} is not in AWS's data dictionary`);
 // Text columns whose values come from fixed vocabularies without commas or quotes: written without the
 // quoting check (the test re-parses every row and would catch a stray comma).
 export const RAW_TEXT = new Set(['bill_billing_entity', 'bill_bill_type', 'line_item_line_item_type', 'line_item_product_code',
@@ -276,7 +279,7 @@ export const RAW_TEXT = new Set(['bill_billing_entity', 'bill_bill_type', 'line_
   'product_region_code', 'product_region', 'product_usagetype', 'product_operation', 'product_instance_type', 'pricing_term',
   'pricing_unit', 'product_product_family', 'product_location_type', 'bill_invoice_id', 'line_item_resource_id',
   'product_location']);
-const MAP_KEYS = new Set(['resource_tags', 'cost_category', 'discount', 'product']);
+const MAP_KEYS = new Set(['resource_tags', 'cost_category', 'discount', 'product', 'tags']);
 
 export function keyKind(k) { // num | date | interval | map | id | text  (drives manifest types and CSV quoting)
   if (MAP_KEYS.has(k)) return 'map';
@@ -480,13 +483,14 @@ export async function generate(opt) {
     header = keys;
     manifestColumns = keys.map((k) => {
       const kind = keyKind(k);
-      return { name: k, type: kind === 'num' ? 'decimal' : kind === 'date' ? 'timestamp' : kind === 'map' ? 'map<string,string>' : 'string' };
+      return { name: k, type: CUR2_TYPE.get(k) };
     });
   }
   const allKeys = [...new Set([...LEGACY_COLUMNS.map(([n]) => snake(n)), ...CUR2_KNOWN, ...CUR2_EXTRA])];
   const R = new Function(`return {${allKeys.map((k) => `${k}:''`).join(',')}};`)();
   // only the written columns need clearing between rows (every generator sets the usage dates it reads back)
-  const reset = new Function('r', keys.map((k) => `r.${k}='';`).join(''));
+  const PRODUCT_MAP_FIELDS = ['product_product_name', 'product_region', 'product_servicename'];
+  const reset = new Function('r', [...keys, ...(legacy ? [] : PRODUCT_MAP_FIELDS)].map((k) => `r.${k}='';`).join(''));
   const NEEDQ = /[",\r\n]/;
   const q = (s) => (s.length === 0 || !NEEDQ.test(s) ? s : '"' + s.replace(/"/g, '""') + '"');
   const serialize = new Function('q', `const A = new Array(${keys.length}).fill(''); return function(r){${keys.map((k, i) => {
@@ -575,7 +579,8 @@ export async function generate(opt) {
       fromLoc: a.fromLocationType ? g.loc : '', fromRegion: a.fromLocationType ? g.code : '',
       toLoc: a.sameRegionTransfer ? g.loc : t.interRegion ? g2.loc : (a.toLocation || ''), toRegion: a.sameRegionTransfer ? g.code : t.interRegion ? g2.code : '',
       productJson: '', newAttr: '' };
-    const pm = { servicename: t.pn };
+    const pm = { product_name: t.pn, servicename: t.pn };
+    if (!t.global) pm.region = g.code;
     for (const [k, v] of Object.entries(a)) if (typeof v === 'string' && v && !['instanceType', 'instanceFamily', 'toLocation', 'toLocationType', 'fromLocationType'].includes(k))
       pm[k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())] = v;
     if (t.code === 'AmazonEC2' && t.inst && ri % 2 === 1) { pm.some_new_attribute = 'nitro-v5'; o.newAttr = 'nitro-v5'; }
@@ -788,7 +793,7 @@ export async function generate(opt) {
     R.product_product_name = s.product; R.product_region_code = 'us-east-1'; R.product_region = 'us-east-1';
     R.product_location = REGIONS[0].loc; R.product_product_family = ''; R.product_usagetype = R.line_item_usage_type;
     R.product_operation = 'Usage'; R.product_sku = charsFrom(`mpsku|${si}|${dim}`, UPPER, 16);
-    if (needMaps) R.product = csvJson({ product_name: s.product, seller: s.name });
+    if (needMaps) R.product = csvJson({ product_name: s.product, region: 'us-east-1', seller: s.name });
     R.pricing_unit = 'Units'; R.pricing_currency = 'USD';
     R.pricing_public_on_demand_cost = fmt(cost); R.pricing_public_on_demand_rate = fmt(rateS);
     R.cost_category_team = A.team; if (needMaps) R.cost_category = teamJson(A);
@@ -854,7 +859,7 @@ export async function generate(opt) {
     R.product_product_name = sp.compute ? 'Savings Plans for AWS Compute usage' : 'Savings Plans for Amazon EC2';
     R.product_servicecode = sp.offering; R.product_product_family = 'Savings Plans'; R.product_usagetype = sp.ut;
     R.product_region_code = sp.region; R.product_sku = charsFrom(`spsku|${sp.ut}`, UPPER, 16);
-    if (needMaps) R.product = csvJson({ purchase_option: sp.payment, purchase_term: sp.term });
+    if (needMaps) R.product = csvJson({ product_name: R.product_product_name, purchase_option: sp.payment, purchase_term: sp.term });
     R.savings_plan_savings_plan_a_r_n = sp.arn; R.savings_plan_start_time = sp.start; R.savings_plan_end_time = sp.end;
     R.savings_plan_offering_type = sp.offering; R.savings_plan_payment_option = sp.payment; R.savings_plan_purchase_term = sp.term;
     R.savings_plan_region = sp.region; R.savings_plan_instance_type_family = sp.family;
@@ -1073,12 +1078,22 @@ export async function generate(opt) {
       dir = join(opt.prefix, opt.report, periodKey, id);
       fileName = (f) => `${opt.report}-${f}${ext}`;
       manifestKey = join(opt.prefix, opt.report, periodKey, `${opt.report}-Manifest.json`);
-    } else {
+    } else if (opt.overwrite === 'OVERWRITE_REPORT') {
+      // "Understanding export delivery" (AWS Data Exports user guide): data/<partition>/ and
+      // metadata/<partition>/<export-name>-Manifest.json; an overwriting export replaces the
+      // previous delivery's files.
       dir = join(opt.prefix, opt.report, 'data', `BILLING_PERIOD=${opt.period}`);
       fileName = (f) => `${opt.report}-${String(f).padStart(5, '0')}${ext}`;
       manifestKey = join(opt.prefix, opt.report, 'metadata', `BILLING_PERIOD=${opt.period}`, `${opt.report}-Manifest.json`);
-      // Data Exports overwrites a period: the previous delivery's data files disappear.
       fs.rmSync(path.join(root, dir), { recursive: true, force: true });
+    } else {
+      // CREATE_NEW_REPORT keeps every run; the manifest reference says the executionId "appears in
+      // the delivery path" without showing where. We put it below the partition, for data and
+      // metadata alike (unclear in AWS's text: cur2-delivery-layout.md); pg_billops reads the
+      // newest manifest of the partition and the files it lists, so it does not depend on this.
+      dir = join(opt.prefix, opt.report, 'data', `BILLING_PERIOD=${opt.period}`, id);
+      fileName = (f) => `${opt.report}-${String(f).padStart(5, '0')}${ext}`;
+      manifestKey = join(opt.prefix, opt.report, 'metadata', `BILLING_PERIOD=${opt.period}`, id, `${opt.report}-Manifest.json`);
     }
     fs.mkdirSync(path.join(root, dir), { recursive: true });
     const stats = newStats();
@@ -1109,6 +1124,9 @@ export async function generate(opt) {
       };
       for (let i = lo; i < hi; i++) {
         genRow(i, base, k, final);
+        // rows without a product template (tax, fees, credits ...) still name their product in CUR 2.0's map
+        if (needMaps && R.product === '' && R.product_product_name !== '')
+          R.product = csvJson(R.product_region ? { product_name: R.product_product_name, region: R.product_region } : { product_name: R.product_product_name });
         const line = serialize(R);
         if (off + line.length * 3 + 1 > buf.length) {
           await flush();
@@ -1133,14 +1151,21 @@ export async function generate(opt) {
       billingPeriod: { start: `${year}${p2(month)}01T000000.000Z`, end: `${ny}${p2(nm)}01T000000.000Z` },
       bucket: opt.bucket, reportKeys: keysOut, additionalArtifactKeys: [],
     } : {
-      executionId: id, billingPeriod: { start: `${ymd(year, month, 1)}T00:00:00.000Z`, end: `${ymd(ny, nm, 1)}T00:00:00.000Z` },
-      dataFiles: keysOut.map((x) => `s3://${opt.bucket}/${x}`), reportKeys: keysOut, columns: manifestColumns,
-      compression: opt['no-gzip'] ? 'NONE' : 'GZIP', contentType: 'text/csv', exportName: opt.report, bucket: opt.bucket,
+      // Only the fields of AWS's "Data Exports manifest file reference"; the page's description of a
+      // column object was not readable, so columns carry the name and the dictionary type.
+      executionId: id, exportArn: `arn:aws:bcm-data-exports:us-east-1:${payers[0].id}:export/${opt.report}-${reportId.slice(0, 8)}`,
+      columns: manifestColumns, dataFiles: keysOut.map((x) => `s3://${opt.bucket}/${x}`), additionalOutputFiles: [],
     };
     const mjson = JSON.stringify(manifest, null, 2) + '\n';
     fs.mkdirSync(path.dirname(path.join(root, manifestKey)), { recursive: true });
     if (legacy) fs.writeFileSync(path.join(root, dir, `${opt.report}-Manifest.json`), mjson);
     fs.writeFileSync(path.join(root, manifestKey), mjson);
+    if (!legacy && opt.overwrite === 'CREATE_NEW_REPORT') {
+      // a reader takes the newest manifest of the partition (S3 LastModified has whole seconds): run
+      // k is k seconds newer than run k-1 even when both are written within one second
+      const t = (Math.floor(Date.now() / 1000) + k) ;
+      fs.utimesSync(path.join(root, manifestKey), t, t);
+    }
     deliveries.push({ index: k, assemblyId: id, executionId: legacy ? undefined : id, final, rows: stats.rows, unblendedCost: stats.total.str(0),
       files: keysOut.length, manifestKey, assemblyManifestKey: legacy ? join(dir, `${opt.report}-Manifest.json`) : undefined,
       reportKeys: keysOut, byPayer: Object.fromEntries(payers.map((P) => [P.id, { rows: stats.payer.count(P.p), unblendedCost: stats.payer.str(P.p) }])) });

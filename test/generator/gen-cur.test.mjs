@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const GEN = path.join(HERE, 'gen-cur.mjs');
-const SAMPLE = path.resolve(HERE, '../../../shared/testdata/cur/legacy-cur-2023-11-sample.csv');
+const SHARED = process.env.BILLOPS_SHARED || path.resolve(HERE, '../../../shared');
+const SAMPLE = path.join(SHARED, 'testdata/cur/legacy-cur-2023-11-sample.csv');
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'gen-cur-test-'));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
@@ -153,7 +154,7 @@ const CUR2_KNOWN = ('identity_line_item_id identity_time_interval bill_invoice_i
   'line_item_resource_id line_item_usage_amount line_item_normalization_factor line_item_normalized_usage_amount ' +
   'line_item_currency_code line_item_unblended_rate line_item_unblended_cost line_item_blended_rate line_item_blended_cost ' +
   'line_item_net_unblended_rate line_item_net_unblended_cost line_item_line_item_description line_item_tax_type ' +
-  'line_item_legal_entity product_product_name product_servicecode product_product_family product_region_code ' +
+  'line_item_legal_entity product_servicecode product_product_family product_region_code ' +
   'product_location product_sku product_usagetype product_operation product_instance_type pricing_rate_code pricing_rate_id ' +
   'pricing_currency pricing_public_on_demand_cost pricing_public_on_demand_rate pricing_term pricing_unit ' +
   'reservation_reservation_a_r_n reservation_effective_cost reservation_amortized_upfront_cost_for_usage ' +
@@ -273,7 +274,7 @@ test('legacy --columns known is exactly the real sample header', (t) => {
   const { header, rows } = readTable(root, 'billing-bucket', e.last.reportKeys);
   assert.equal(header.length, 94);
   assert.equal(rows.length, 300);
-  if (!fs.existsSync(SAMPLE)) { t.skip('sample not found'); return; }
+  assert.ok(fs.existsSync(SAMPLE), `the real sample ${SAMPLE} is missing (../shared beside the repository)`);
   const sampleHeader = parseCsv(fs.readFileSync(SAMPLE, 'utf8').split('\n', 1)[0])[0];
   assert.deepEqual(header, sampleHeader);
 });
@@ -288,15 +289,24 @@ test('cur2: layout, manifest, overwrite of the previous delivery, expected total
   assert.equal(m.executionId, cur2Exp.deliveries[1].assemblyId);
   assert.notEqual(cur2Exp.deliveries[0].assemblyId, cur2Exp.deliveries[1].assemblyId);
   assert.notEqual(cur2Exp.deliveries[0].unblendedCost, cur2Exp.deliveries[1].unblendedCost);
-  assert.deepEqual(m.billingPeriod, { start: '2024-01-01T00:00:00.000Z', end: '2024-02-01T00:00:00.000Z' });
-  assert.equal(m.exportName, 'acme'); assert.equal(m.bucket, 'billing-bucket'); assert.equal(m.compression, 'GZIP');
-  assert.deepEqual(m.dataFiles, m.reportKeys.map((k) => `s3://billing-bucket/${k}`));
-  for (const k of m.reportKeys) assert.ok(fs.existsSync(path.join(bucket, k)), k);
-  const { header, rows } = readTable(cur2Root, 'billing-bucket', m.reportKeys);
+  // the fields of AWS's Data Exports manifest reference, and no invented ones
+  assert.deepEqual(Object.keys(m).sort(), ['additionalOutputFiles', 'columns', 'dataFiles', 'executionId', 'exportArn']);
+  assert.match(m.exportArn, /^arn:aws:bcm-data-exports:us-east-1:\d{12}:export\/acme-/);
+  const reportKeys = m.dataFiles.map((u) => u.replace('s3://billing-bucket/', ''));
+  assert.ok(m.dataFiles.every((u) => /^s3:\/\/billing-bucket\/cur\/reports\/acme\/data\/BILLING_PERIOD=2024-01\/acme-\d{5}\.csv\.gz$/.test(u)), 'dataFiles: <export-name>-<part-number>.<extension>');
+  for (const k of reportKeys) assert.ok(fs.existsSync(path.join(bucket, k)), k);
+  const { header, rows } = readTable(cur2Root, 'billing-bucket', reportKeys);
   assert.deepEqual(m.columns.map((c) => c.name), header);
   assert.deepEqual(header, [...header].sort(), '--columns all: sorted like a default export');
+  // every column of AWS's data dictionary, with its type, and nothing else
+  const dict = fs.readFileSync(path.join(SHARED, 'docs', 'cur2-data-dictionary.tsv'), 'utf8').split('\n').slice(1).filter(Boolean)
+    .map((l) => l.split('\t')).map(([, name, type]) => ({ name: name.toLowerCase(), type }));
+  assert.deepEqual(m.columns, [...dict].sort((a, b) => (a.name < b.name ? -1 : 1)));
   for (const k of CUR2_KNOWN) assert.ok(header.includes(k), k);
-  assert.ok(header.length > CUR2_KNOWN.length);
+  assert.ok(!header.includes('product_product_name') && !header.includes('product_region'), 'CUR 2.0 names the product in its map');
+  const pix = header.indexOf('product');
+  assert.ok(rows.every((r) => r[pix] !== '' && JSON.parse(r[pix]).product_name), 'every row names its product in product[\'product_name\']');
+  assert.ok(rows.some((r) => /^[a-z]{2}-[a-z]+-\d$/.test(JSON.parse(r[pix]).region ?? '')), 'product[\'region\'] holds the region code');
   checkExpected(cur2Exp, header, rows, CUR2_NAMES);
   const ix = (n) => header.indexOf(n);
   assert.ok(rows.every((r) => !/[eE]/.test(r[ix('line_item_unblended_cost')])), 'CUR 2.0 amounts are plain decimals');
@@ -329,6 +339,26 @@ test('cur2: a new delivery deletes the previous data files of the period', () =>
   const full = newDir();
   gen(genArgs(full, [...base, '--files', '2', '--expected', path.join(full, 'e.json')]));
   assert.deepEqual(walk(path.join(full, 'billing-bucket')), walk(path.join(root, 'billing-bucket')));
+});
+
+test('cur2 CREATE_NEW_REPORT: every run kept under its executionId, the newest manifest is the newest object', () => {
+  const root = newDir();
+  const e = path.join(root, 'e.json');
+  gen(genArgs(root, ['--layout', 'cur2', '--period', '2024-02', '--rows', '900', '--deliveries', '2', '--seed', '5',
+    '--overwrite', 'CREATE_NEW_REPORT', '--expected', e]));
+  const x = JSON.parse(fs.readFileSync(e, 'utf8'));
+  const bucket = path.join(root, 'billing-bucket');
+  const runs = x.deliveries.map((d) => d.assemblyId);
+  assert.deepEqual(fs.readdirSync(path.join(bucket, 'cur/reports/acme/data/BILLING_PERIOD=2024-02')).sort(), [...runs].sort());
+  const mans = runs.map((id) => path.join(bucket, 'cur/reports/acme/metadata/BILLING_PERIOD=2024-02', id, 'acme-Manifest.json'));
+  const ms = mans.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+  ms.forEach((m, i) => {
+    assert.equal(m.executionId, runs[i]);
+    assert.ok(m.dataFiles.every((u) => u.includes(`/BILLING_PERIOD=2024-02/${runs[i]}/acme-`)), 'the executionId is in the delivery path');
+  });
+  assert.ok(Math.floor(fs.statSync(mans[1]).mtimeMs / 1000) > Math.floor(fs.statSync(mans[0]).mtimeMs / 1000),
+    'the second run\'s manifest is newer to the second');
+  assert.throws(() => gen(genArgs(root, ['--layout', 'cur2', '--period', '2024-02', '--rows', '9', '--overwrite', 'YES'])), /OVERWRITE_REPORT/);
 });
 
 test('cur2 --columns known: exactly the benchmark columns; --no-gzip writes the same CSV', () => {

@@ -228,7 +228,7 @@ async function assertTiesOut(key) {
   }
   //    by service: the services of the statements are the CUR's, and the view adds up per statement
   const curServices = (await q(
-    `SELECT DISTINCT coalesce(nullif(product_product_name, ''), nullif(product->>'product_name', ''),
+    `SELECT DISTINCT coalesce(nullif(product->>'product_name', ''),
                               nullif(line_item_product_code, ''), '(no service)') AS service
        FROM billops.cur_line_item WHERE bill_billing_period_start_date = $1 ORDER BY 1`, [period])).map((r) => r.service);
   const lineServices = [...new Set(lines.filter((l) => l.kind === 'aws' || l.kind === 'shared').map((l) => l.service))].sort();
