@@ -103,5 +103,5 @@ SELECT billops.load_cur_file(:'sample', source_name => 'other-files');
 DROP EXTENSION pg_billops;
 SELECT count(*) AS billops_relations_left FROM pg_class WHERE relname LIKE 'cur\_%';
 SELECT count(*) AS billops_schema_left FROM pg_namespace WHERE nspname = 'billops';
-CREATE EXTENSION pg_billops;
+CREATE EXTENSION pg_billops CASCADE;
 SELECT count(*) AS line_items_after_recreate FROM billops.cur_line_item;

@@ -37,6 +37,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
@@ -47,6 +48,7 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -153,7 +155,52 @@ typedef struct LoadState
 	/* totals */
 	int64		delivery_rows;
 	uint64		delivery_raw;
+
+	/* the keys seen in each map column (billops.cur_delivery_map_key) */
+	HTAB	   *map_keys;
 } LoadState;
+
+/*
+ * The keys of the map columns (tags, cost categories, product attributes) a
+ * delivery holds, recorded so that billops.athena_cur can offer one column
+ * per key as Athena's crawler does, without rescanning the rows.  Bounded: a
+ * delivery with more distinct keys than this is recorded up to the bound.
+ */
+#define MAP_KEY_LEN 256
+#define MAX_MAP_KEYS 20000
+
+typedef struct MapKeyEntry
+{
+	char		key[MAP_KEY_LEN];	/* "<map column>\t<key>", truncated */
+} MapKeyEntry;
+
+static void
+note_map_key(LoadState *st, const char *column, const char *key, int keylen)
+{
+	char		buf[MAP_KEY_LEN];
+	int			n;
+
+	if (st->map_keys == NULL)
+	{
+		HASHCTL		ctl = {0};
+
+		ctl.keysize = MAP_KEY_LEN;
+		ctl.entrysize = sizeof(MapKeyEntry);
+		ctl.hcxt = TopTransactionContext;
+		st->map_keys = hash_create("billops map keys", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	if (hash_get_num_entries(st->map_keys) >= MAX_MAP_KEYS)
+		return;
+	n = snprintf(buf, sizeof(buf), "%s\t", column);
+	if (n >= (int) sizeof(buf) - 1)
+		return;
+	keylen = Min(keylen, (int) sizeof(buf) - n - 1);
+	/* never cut a multi-byte character in half */
+	keylen = pg_mbcliplen(key, keylen, keylen);
+	memcpy(buf + n, key, keylen);
+	buf[n + keylen] = '\0';
+	(void) hash_search(st->map_keys, buf, HASH_ENTER, NULL);
+}
 
 /* COPY's data-source callback takes no argument: the stream it reads is here. */
 static ByteSource *copy_source = NULL;
@@ -365,6 +412,9 @@ file_map_build(LoadState *st, char **fields, int nfields)
 			fm->period_idx = i;
 		else if (strcmp(c->name, "bill_invoice_id") == 0 && c->kind == CUR_COL_TYPED)
 			fm->invoice_idx = i;
+		if (c->kind == CUR_COL_MAP_ENTRY)
+			note_map_key(st, NameStr(TupleDescAttr(st->ptupdesc, c->attnum - 1)->attname),
+						 c->key, strlen(c->key));
 		if (c->kind == CUR_COL_MAP_ENTRY || c->kind == CUR_COL_EXTRA)
 		{
 			int			t;
@@ -541,14 +591,15 @@ check_row_belongs_to_delivery(LoadState *st, FileMap *fm, DateADT period, const 
  * AWS's data dictionary; a number written as a string is taken too).
  */
 static void
-check_map(Datum value, bool numbers)
+check_map(LoadState *st, const char *column, Datum value, bool numbers)
 {
 	Jsonb	   *j = DatumGetJsonbP(value);
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	int			depth = 0;
-	char	   *key = NULL;
+	const char *key = "";
+	int			keylen = 0;
 
 	if (!JB_ROOT_IS_OBJECT(j))
 		ereport(ERROR,
@@ -563,19 +614,57 @@ check_map(Datum value, bool numbers)
 		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
 			depth--;
 		else if (tok == WJB_KEY && depth == 1)
-			key = pnstrdup(v.val.string.val, Min(v.val.string.len, 200));
+		{
+			key = v.val.string.val;
+			keylen = Min(v.val.string.len, 200);
+			note_map_key(st, column, v.val.string.val, v.val.string.len);
+		}
 		else if (tok == WJB_VALUE && depth == 1 && v.type != jbvString && v.type != jbvNull &&
 				 !(numbers && v.type == jbvNumeric))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("a map column must hold a JSON object of %s", numbers ? "numbers" : "strings"),
-					 errdetail("The value of key \"%s\" is not a %s.", key ? key : "", numbers ? "number" : "string")));
+					 errdetail("The value of key \"%.*s\" is not a %s.", keylen, key, numbers ? "number" : "string")));
 		if (depth > 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("a map column must hold a JSON object of %s", numbers ? "numbers" : "strings"),
 					 errdetail("It holds a nested object or array.")));
 	}
+}
+
+/* Write the map keys the delivery holds (one statement, two arrays). */
+static void
+record_map_keys(LoadState *st)
+{
+	HASH_SEQ_STATUS seq;
+	MapKeyEntry *e;
+	Datum	   *cols,
+			   *keys;
+	int			n = 0;
+	Datum		a[3];
+	Oid			at[3] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID};
+
+	if (st->map_keys == NULL || hash_get_num_entries(st->map_keys) == 0)
+		return;
+	cols = palloc(sizeof(Datum) * hash_get_num_entries(st->map_keys));
+	keys = palloc(sizeof(Datum) * hash_get_num_entries(st->map_keys));
+	hash_seq_init(&seq, st->map_keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		char	   *tab = strchr(e->key, '\t');
+
+		cols[n] = PointerGetDatum(cstring_to_text_with_len(e->key, tab - e->key));
+		keys[n] = CStringGetTextDatum(tab + 1);
+		n++;
+	}
+	a[0] = Int64GetDatum(st->delivery_id);
+	a[1] = PointerGetDatum(construct_array(cols, n, TEXTOID, -1, false, TYPALIGN_INT));
+	a[2] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("INSERT INTO billops.cur_delivery_map_key (delivery_id, map_column, key) "
+							  "SELECT $1, c, k FROM unnest($2, $3) AS t(c, k) ON CONFLICT DO NOTHING",
+							  3, at, a, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the map keys of the delivery");
 }
 
 static void
@@ -670,7 +759,7 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 								 errmsg("\"%.40s\" is not a finite number", f),
 								 errdetail("CUR amounts and quantities are finite decimals.")));
 					if (c->kind == CUR_COL_MAP_JSON)
-						check_map(values[a], strcmp(c->name, "discount") == 0);
+						check_map(st, c->name, values[a], strcmp(c->name, "discount") == 0);
 				}
 				nulls[a] = false;
 				break;
@@ -993,6 +1082,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 								  5, at, a, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record staging table figures");
 	}
+	record_map_keys(&st);
 	table_close(st.parent, NoLock);
 	SPI_finish();
 	PG_RETURN_INT64(st.delivery_rows);

@@ -40,7 +40,7 @@ gen_month globex-hourly 2 2024-02 14000 --deliveries 4 --delivery 3
 
 psql -qX -v ON_ERROR_STOP=1 <<SQL
 \set QUIET on
-CREATE EXTENSION pg_billops;
+CREATE EXTENSION pg_billops CASCADE;
 \echo
 \echo '--- register where AWS delivers the reports (credentials are a reference, never a key)'
 SELECT billops.create_cur_source('acme-hourly', 'acme-billing', 'acme-hourly', prefix => 'cur',

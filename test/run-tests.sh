@@ -38,7 +38,7 @@ fi
 
 log "pgTAP"
 psql -qX -c "CREATE DATABASE billops_tap" >/dev/null
-psql -qX -d billops_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION pg_billops" >/dev/null
+psql -qX -d billops_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION pg_billops CASCADE" >/dev/null
 out=$(BILLOPS_SHARED="$SHARED" pg_prove -d billops_tap --ext .sql -r "$BILLOPS_ROOT/test/pgtap" 2>&1)
 echo "$out"
 tap_total=$(echo "$out" | sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\).*/\1/p')

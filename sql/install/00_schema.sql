@@ -15,7 +15,7 @@
 --   * private routines (leading underscore) name the row they act on
 --     target_<what> (target_outbox_id, target_delivery_id), never p_<what>;
 --   * queries qualify their columns with table aliases.
-\echo Use "CREATE EXTENSION pg_billops" to load this file. \quit
+\echo Use "CREATE EXTENSION pg_billops CASCADE" to load this file. \quit
 
 CREATE SCHEMA billops;
 COMMENT ON SCHEMA billops IS

@@ -91,6 +91,18 @@ CREATE TABLE billops.cur_delivery_partition (
 COMMENT ON TABLE billops.cur_delivery_partition IS
   'Per delivery, period and payer: rows loaded and the AWS invoice ids seen (preliminary vs final).';
 
+-- The keys each delivery's map columns hold (resource_tags, cost_category,
+-- product, discount), written by the loader as it reads them: Athena's legacy
+-- table has a column per key (billops.athena_cur), kept current from here.
+CREATE TABLE billops.cur_delivery_map_key (
+    delivery_id  bigint NOT NULL REFERENCES billops.cur_delivery ON DELETE CASCADE,
+    map_column   text NOT NULL,
+    key          text NOT NULL,
+    PRIMARY KEY (delivery_id, map_column, key)
+);
+COMMENT ON TABLE billops.cur_delivery_map_key IS
+  'The tag, cost category, product and discount keys each delivery holds, as AWS wrote them.';
+
 -- Which delivery each live partition holds.  Exactly one row per (period, payer).
 CREATE TABLE billops.cur_partition (
     billing_period    date NOT NULL,
@@ -602,6 +614,8 @@ BEGIN
     UPDATE billops.cur_delivery cd SET status = 'superseded'
      WHERE cd.source_id = d.source_id AND cd.status = 'loaded' AND cd.delivery_id <> target_delivery_id
        AND NOT EXISTS (SELECT 1 FROM billops.cur_partition cp WHERE cp.delivery_id = cd.delivery_id);
+    -- Athena's legacy table gets a column for each new tag / category / attribute key
+    PERFORM billops._athena_cur_refresh();
 END
 $$;
 

@@ -205,5 +205,137 @@ COMMENT ON FUNCTION billops_athena.date_diff(text, timestamptz, timestamptz) IS
   'Trino''s date_diff(unit, x, y): whole units from x to y (UTC calendar for month, quarter, year).';
 COMMENT ON FUNCTION billops_athena.date_diff(text, date, date) IS 'Trino''s date_diff(unit, x, y) on dates.';
 
+-- The same for Athena's own timestamp type, which billops.athena_cur and
+-- athena_cur2 show (timestamp without time zone holding UTC): no time zone
+-- is involved at all.
+CREATE FUNCTION billops_athena.year(ts timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(year FROM ts)::bigint $$;
+CREATE FUNCTION billops_athena.month(ts timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(month FROM ts)::bigint $$;
+CREATE FUNCTION billops_athena.day(ts timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(day FROM ts)::bigint $$;
+CREATE FUNCTION billops_athena.hour(ts timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(hour FROM ts)::bigint $$;
+CREATE FUNCTION billops_athena.day_of_week(ts timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(isodow FROM ts)::bigint $$;
+CREATE FUNCTION billops_athena.day_of_year(ts timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(doy FROM ts)::bigint $$;
+CREATE FUNCTION billops_athena.week(ts timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(week FROM ts)::bigint $$;
+CREATE FUNCTION billops_athena.quarter(ts timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(quarter FROM ts)::bigint $$;
+CREATE FUNCTION billops_athena.date_add(unit text, value bigint, ts timestamp) RETURNS timestamp
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT billops_athena.date_add(unit, value, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' $$;
+CREATE FUNCTION billops_athena.date_diff(unit text, ts1 timestamp, ts2 timestamp) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT billops_athena.date_diff(unit, ts1 AT TIME ZONE 'UTC', ts2 AT TIME ZONE 'UTC') $$;
+COMMENT ON FUNCTION billops_athena.year(timestamp) IS 'Trino''s year(x).';
+COMMENT ON FUNCTION billops_athena.month(timestamp) IS 'Trino''s month(x).';
+COMMENT ON FUNCTION billops_athena.day(timestamp) IS 'Trino''s day(x).';
+COMMENT ON FUNCTION billops_athena.hour(timestamp) IS 'Trino''s hour(x).';
+COMMENT ON FUNCTION billops_athena.day_of_week(timestamp) IS 'Trino''s day_of_week(x): ISO, 1 (Monday) to 7 (Sunday).';
+COMMENT ON FUNCTION billops_athena.day_of_year(timestamp) IS 'Trino''s day_of_year(x).';
+COMMENT ON FUNCTION billops_athena.week(timestamp) IS 'Trino''s week(x): the ISO week.';
+COMMENT ON FUNCTION billops_athena.quarter(timestamp) IS 'Trino''s quarter(x).';
+COMMENT ON FUNCTION billops_athena.date_add(text, bigint, timestamp) IS 'Trino''s date_add(unit, value, timestamp).';
+COMMENT ON FUNCTION billops_athena.date_diff(text, timestamp, timestamp) IS 'Trino''s date_diff(unit, x, y) on timestamps.';
+
+-- Trino's map functions, on the maps of billops.athena_cur2 (hstore)
+CREATE FUNCTION billops_athena.element_at(m hstore, key text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT m -> key $$;
+CREATE FUNCTION billops_athena.cardinality(m hstore) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT pg_catalog.cardinality(akeys(m))::bigint $$;
+CREATE FUNCTION billops_athena.map_keys(m hstore) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT akeys(m) $$;
+COMMENT ON FUNCTION billops_athena.element_at(hstore, text) IS 'Trino''s element_at(map, key): the value, NULL when the key is missing.';
+COMMENT ON FUNCTION billops_athena.cardinality(hstore) IS 'Trino''s cardinality(map): the number of keys.';
+COMMENT ON FUNCTION billops_athena.map_keys(hstore) IS 'Trino''s map_keys(map).';
+
+-- Trino's approximate aggregates, answered exactly (an exact answer is within
+-- any error bound Trino documents: 2.3 % standard error for approx_distinct).
+CREATE FUNCTION billops_athena._distinct_count(state anyarray) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT count(DISTINCT x) FROM unnest(state) x $$;
+CREATE FUNCTION billops_athena._distinct_add(state anyarray, x anyelement) RETURNS anyarray
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN x IS NULL THEN state ELSE state || x END $$;
+CREATE AGGREGATE billops_athena.approx_distinct(anyelement) (
+    SFUNC = billops_athena._distinct_add, STYPE = anyarray, FINALFUNC = billops_athena._distinct_count, INITCOND = '{}');
+COMMENT ON AGGREGATE billops_athena.approx_distinct(anyelement) IS
+  'Trino''s approx_distinct(x), answered exactly: the number of distinct non-NULL values.';
+
+-- approx_percentile(x, p): Trino returns a value of the data at rank p; this
+-- returns the exact one (percentile_disc), which Trino's estimate approximates.
+CREATE FUNCTION billops_athena._percentile_add(state double precision[], x double precision, p double precision)
+RETURNS double precision[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF p IS NULL OR p < 0 OR p > 1 THEN
+        RAISE EXCEPTION 'approx_percentile: the percentile must be between 0 and 1, not %', p
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF state IS NULL THEN
+        state := ARRAY[p];
+    END IF;
+    IF x IS NULL THEN
+        RETURN state;
+    END IF;
+    RETURN state || x;
+END
+$$;
+CREATE FUNCTION billops_athena._percentile_final(state double precision[]) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT percentile_disc(state[1]) WITHIN GROUP (ORDER BY x)
+      FROM unnest(state[2:]) x
+$$;
+CREATE AGGREGATE billops_athena.approx_percentile(double precision, double precision) (
+    SFUNC = billops_athena._percentile_add, STYPE = double precision[], FINALFUNC = billops_athena._percentile_final);
+COMMENT ON AGGREGATE billops_athena.approx_percentile(double precision, double precision) IS
+  'Trino''s approx_percentile(x, p), answered exactly: the value at percentile p (0..1) of the non-NULL x.';
+
+CREATE FUNCTION billops_athena._by_final(state text[], x anyelement, y anycompatible) RETURNS anyelement
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    result x%TYPE;
+BEGIN
+    IF state IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT %L::%s', state[2], pg_typeof(x)) INTO result;
+    RETURN result;
+END
+$$;
+
+-- max_by(x, y) / min_by(x, y): the x of the row with the largest / smallest y.
+-- PostgreSQL has no polymorphic pair state, so the state keeps y and x as
+-- text and compares y in its own type; one pair of aggregates per y type
+-- (amounts, times, text), x anything (returned as the type of x).
+DO $do$
+DECLARE
+    y text;
+BEGIN
+    FOREACH y IN ARRAY ARRAY['numeric', 'double precision', 'bigint', 'integer', 'timestamp', 'timestamptz', 'date', 'text'] LOOP
+        EXECUTE format($f$
+            CREATE FUNCTION billops_athena._by_step(state text[], x anyelement, y %1$s, want_max boolean)
+            RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+                SELECT CASE WHEN y IS NULL THEN state
+                            WHEN state IS NULL OR (want_max AND y > state[1]::%1$s) OR (NOT want_max AND y < state[1]::%1$s)
+                            THEN ARRAY[y::text, x::text]
+                            ELSE state END $$;
+            CREATE FUNCTION billops_athena._max_by_step(state text[], x anyelement, y %1$s) RETURNS text[]
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT billops_athena._by_step(state, x, y, true) $$;
+            CREATE FUNCTION billops_athena._min_by_step(state text[], x anyelement, y %1$s) RETURNS text[]
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT billops_athena._by_step(state, x, y, false) $$;
+            CREATE AGGREGATE billops_athena.max_by(anyelement, %1$s) (
+                SFUNC = billops_athena._max_by_step, STYPE = text[], FINALFUNC = billops_athena._by_final, FINALFUNC_EXTRA);
+            CREATE AGGREGATE billops_athena.min_by(anyelement, %1$s) (
+                SFUNC = billops_athena._min_by_step, STYPE = text[], FINALFUNC = billops_athena._by_final, FINALFUNC_EXTRA);
+            COMMENT ON AGGREGATE billops_athena.max_by(anyelement, %1$s) IS 'Trino''s max_by(x, y): x of the row with the largest y.';
+            COMMENT ON AGGREGATE billops_athena.min_by(anyelement, %1$s) IS 'Trino''s min_by(x, y): x of the row with the smallest y.';
+        $f$, y);
+    END LOOP;
+END
+$do$;
+
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA billops_athena FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA billops_athena TO PUBLIC;

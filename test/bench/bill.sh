@@ -30,7 +30,7 @@ start_bill_emulator >&2
 
 q() { psql -qXAt -v ON_ERROR_STOP=1 -d billops_bench "$@"; }
 psql -qX -c "CREATE DATABASE billops_bench" >/dev/null
-q -c "CREATE EXTENSION pg_billops"
+q -c "CREATE EXTENSION pg_billops CASCADE"
 psql -qX -c "ALTER SYSTEM SET billops.bill_database = 'billops_bench'" -c "SELECT pg_reload_conf()" >/dev/null
 for _ in $(seq 1 150); do
     [ "$(psql -qXAt -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_billops BILL worker' AND datname = 'billops_bench'")" = 1 ] && break

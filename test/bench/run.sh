@@ -47,7 +47,7 @@ gz_bytes=$(find "$S3_DIR/bench-billing/cur/bench/data/BILLING_PERIOD=2024-05" -n
 csv_bytes=$(stat -c %s "$BILLOPS_RUN/plain.csv")
 
 q <<SQL
-CREATE EXTENSION pg_billops;
+CREATE EXTENSION pg_billops CASCADE;
 SELECT FROM billops.create_cur_source('bench', 'bench-billing', 'bench', layout => 'cur2', prefix => 'cur',
        endpoint_url => '$S3_ENDPOINT', path_style => true);
 CREATE TABLE public.bench_copy (LIKE billops.cur_line_item);

@@ -45,7 +45,7 @@ ctl() {
              fetch(u, { method: m, headers: { "content-type": "application/json" }, body: b || undefined })
                .then((r) => { if (!r.ok) process.exit(1); })' "$1" "$BILL_EMULATOR_CONTROL/$2" "${3:-}"
 }
-q "CREATE EXTENSION pg_billops"
+q "CREATE EXTENSION pg_billops CASCADE"
 log "S3 and Cost Explorer through the shared AWS request path, with a retry each"
 control() {   # emulator-control-url method path [json]
     node -e 'const [u, m, p, b] = process.argv.slice(1);

@@ -145,7 +145,7 @@ test('3b. a newer change still being committed while a row goes back to the queu
   const worker = await connectTo(HAND);
   const other = await connectTo(HAND);
   try {
-    await worker.query('CREATE EXTENSION pg_billops');
+    await worker.query('CREATE EXTENSION pg_billops CASCADE');
     await worker.query(`INSERT INTO billops.vendor (name, kind, bill_vendor_id) VALUES ('Datadog', 'marketplace_seller', '009DD')`);
     await worker.query(`INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern) SELECT vendor_id, 'exact', 'Datadog, Inc.' FROM billops.vendor WHERE name = 'Datadog'`);
     await worker.query(`INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100'), ('department', 'OPS')`);

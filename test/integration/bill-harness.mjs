@@ -118,7 +118,7 @@ export class WorkerSession {
     await this.admin.query(`DROP DATABASE IF EXISTS ${this.dbName}`);
     await this.admin.query(`CREATE DATABASE ${this.dbName}`);
     this.db = await connectTo(this.dbName);
-    await this.db.query('CREATE EXTENSION pg_billops');
+    await this.db.query('CREATE EXTENSION pg_billops CASCADE');
     const cfg = await one(this.admin,
       `SELECT current_setting('billops.bill_base_url') AS url, current_setting('billops.bill_credentials_file') AS creds`);
     assert.equal(cfg.url, BILL, 'lib.sh pointed billops.bill_base_url at the emulator');

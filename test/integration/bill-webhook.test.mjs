@@ -222,7 +222,7 @@ before(async () => {
   await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
   await admin.query(`CREATE DATABASE ${DB}`);
   db = await open(DB);
-  await db.query('CREATE EXTENSION pg_billops');
+  await db.query('CREATE EXTENSION pg_billops CASCADE');
   // Postgres verifies with the key lib.sh wrote (the key itself never enters SQL)
   assert.equal((await one(db, 'SELECT billops._bill_webhook_verify($1, $2) AS ok', ['probe', hmac(KEY, 'probe')])).ok, true,
     'the credentials file holds BILL_WEBHOOK_KEY as webhook_security_key');

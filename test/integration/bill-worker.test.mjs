@@ -147,7 +147,7 @@ let workerBefore;
 beforeEach(async () => {
   await control('POST', 'reset');
   await S.db.query('DROP EXTENSION IF EXISTS pg_billops CASCADE');
-  await S.db.query('CREATE EXTENSION pg_billops');
+  await S.db.query('CREATE EXTENSION pg_billops CASCADE');
   workerBefore = await connectedWorker();
 });
 
@@ -367,7 +367,7 @@ test('concurrency: three requests in flight while there is work, never more; the
     await control('POST', 'reset');
     await setFaults([{ match: { path: '/v3/' }, kind: 'slow', ms: 60, count: null }]);
     await S.db.query('DROP EXTENSION pg_billops CASCADE');
-    await S.db.query('CREATE EXTENSION pg_billops');
+    await S.db.query('CREATE EXTENSION pg_billops CASCADE');
     await sleep(200);   // (the reload reached the worker)
     ps = await buildMonth({ partners: 12 });
     await drained(pushable(ps).length);
@@ -666,7 +666,7 @@ test('DROP EXTENSION while the worker waits on BILL is not blocked, and the work
   await sleep(3500);
   assert.ok(processAlive(w.pid), 'the same worker process is still there');
   await control('POST', 'reset');
-  await S.db.query('CREATE EXTENSION pg_billops');
+  await S.db.query('CREATE EXTENSION pg_billops CASCADE');
   const ps = await buildMonth({ partners: 1 });
   const want = pushable(ps);
   const rows = await drained(want.length);

@@ -40,7 +40,7 @@ export async function freshDatabase(name) {
   await c.end();
   process.env.PGDATABASE = name;
   const db = await connect();
-  await db.query('CREATE EXTENSION pg_billops');
+  await db.query('CREATE EXTENSION pg_billops CASCADE');
   return db;
 }
 

@@ -48,7 +48,7 @@ after(async () => {
 });
 
 test('loading the library without preload warns, with the fix as hint', async () => {
-  await client.query('CREATE EXTENSION pg_billops');
+  await client.query('CREATE EXTENSION pg_billops CASCADE');
   const w = notices.find((n) => /not in shared_preload_libraries/.test(n.message));
   assert.ok(w, `a warning says the library is not preloaded (got: ${notices.map((n) => n.message).join(' | ')})`);
   assert.equal(w.severity, 'WARNING');

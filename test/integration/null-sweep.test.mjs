@@ -21,7 +21,7 @@ before(async () => {
   await admin.query(`CREATE DATABASE ${DB}`);
   await admin.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${NOBODY}') THEN CREATE ROLE ${NOBODY}; END IF; END $$`);
   db = await connectTo(DB);
-  await db.query('CREATE EXTENSION pg_billops');
+  await db.query('CREATE EXTENSION pg_billops CASCADE');
 });
 after(async () => {
   await db?.end().catch(() => {});

@@ -361,7 +361,7 @@ before(async () => {
   await admin.query('CREATE DATABASE readme_catalog');
   await admin.end();
   const cat = await connect(CATALOG);
-  await cat.query('CREATE EXTENSION pg_billops');
+  await cat.query('CREATE EXTENSION pg_billops CASCADE');
   await cat.end();
 
   // S3: the acme report's March delivery; the AWS API emulator: the same month
