@@ -13,13 +13,36 @@
 -- This writes the SQL expression for "the keys of <col> among <keys>" (NULL
 -- when none is present), so the build and the drill-down run the very same
 -- expression inline, without a function call per line item.
+--
+-- Keys are AWS's normalized spelling (billops.tag_key_canonical): a rule on
+-- user:CostCenter and one on user_cost_center are one rule, and each reads
+-- every spelling the loaded deliveries hold (legacy CUR keeps user:CostCenter,
+-- CUR 2.0 writes user_cost_center), so a month reads the same whichever
+-- layout delivered it.  The spellings come from billops.cur_delivery_map_key.
 CREATE FUNCTION billops._jsonb_subset_sql(col text, keys text[]) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN cardinality(keys) = 0 THEN 'NULL::jsonb'
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH wanted AS (
+        SELECT DISTINCT billops.tag_key_canonical(k) AS canonical FROM unnest(keys) k WHERE k IS NOT NULL
+    ), spelled AS (
+        SELECT w.canonical,
+               ARRAY(SELECT DISTINCT s FROM (
+                         SELECT w.canonical AS s
+                         UNION ALL
+                         SELECT mk.key FROM billops.cur_delivery_map_key mk
+                          WHERE mk.map_column = regexp_replace(col, '^.*\.', '')
+                            AND billops.tag_key_canonical(mk.key) = w.canonical) x
+                     ORDER BY s) AS spellings
+          FROM wanted w
+    )
+    SELECT CASE WHEN NOT EXISTS (SELECT FROM wanted) THEN 'NULL::jsonb'
                 ELSE format('nullif(%s, ''{}''::jsonb)',
-                            (SELECT string_agg(format('CASE WHEN %1$s ? %2$L THEN jsonb_build_object(%2$L, %1$s -> %2$L) ELSE ''{}''::jsonb END',
-                                                      col, k), ' || ' ORDER BY k)
-                               FROM unnest(keys) k)) END
+                            (SELECT string_agg(format('CASE WHEN %1$s ?| %2$L::text[] THEN jsonb_build_object(%3$L, %4$s) ELSE ''{}''::jsonb END',
+                                                      col, spellings, canonical,
+                                                      CASE WHEN cardinality(spellings) = 1 THEN format('%s -> %L', col, spellings[1])
+                                                           ELSE format('coalesce(%s)', (SELECT string_agg(format('%s -> %L', col, sp), ', ')
+                                                                                          FROM unnest(spellings) sp)) END),
+                                               ' || ' ORDER BY canonical)
+                               FROM spelled)) END
 $$;
 
 -- Identity of a group of line items that every rule treats alike.  Payable

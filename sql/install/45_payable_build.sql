@@ -154,8 +154,8 @@ BEGIN
     -- coding: for each group and field the first matching rule, set-based
     WITH matched AS (
         SELECT DISTINCT ON (f.fact_key, r.field) f.fact_key, r.field,
-               CASE r.value WHEN '$tag' THEN f.tags->>r.tag_key
-                            WHEN '$cost_category' THEN f.ccs->>r.cost_category_key
+               CASE r.value WHEN '$tag' THEN f.tags->>billops.tag_key_canonical(r.tag_key)
+                            WHEN '$cost_category' THEN f.ccs->>billops.tag_key_canonical(r.cost_category_key)
                             ELSE r.value END AS value
           FROM billops_fact f
           JOIN billops_source s USING (charge_source)
@@ -164,11 +164,11 @@ BEGIN
                AND (r.usage_account_id IS NULL OR r.usage_account_id = f.acct)
                AND (r.billing_group_id IS NULL OR r.billing_group_id = f.billing_group_id)
                AND (r.business_unit IS NULL OR r.business_unit = f.business_unit)
-               AND (r.tag_key IS NULL OR (coalesce(f.tags->>r.tag_key, '') <> ''
-                                          AND (r.tag_value IS NULL OR f.tags->>r.tag_key = r.tag_value)))
-               AND (r.cost_category_key IS NULL OR (coalesce(f.ccs->>r.cost_category_key, '') <> ''
+               AND (r.tag_key IS NULL OR (coalesce(f.tags->>billops.tag_key_canonical(r.tag_key), '') <> ''
+                                          AND (r.tag_value IS NULL OR f.tags->>billops.tag_key_canonical(r.tag_key) = r.tag_value)))
+               AND (r.cost_category_key IS NULL OR (coalesce(f.ccs->>billops.tag_key_canonical(r.cost_category_key), '') <> ''
                                                     AND (r.cost_category_value IS NULL
-                                                         OR f.ccs->>r.cost_category_key = r.cost_category_value)))
+                                                         OR f.ccs->>billops.tag_key_canonical(r.cost_category_key) = r.cost_category_value)))
                AND (r.charge_category IS NULL OR r.charge_category = f.category)
                AND (r.vendor_id IS NULL OR r.vendor_id = s.vendor_id)
                AND (r.service IS NULL OR r.service = f.service)
@@ -187,7 +187,7 @@ BEGIN
                     WHEN 'service' THEN f.service
                     WHEN 'usage_account' THEN coalesce(f.acct, '(no account)')
                     WHEN 'service_and_account' THEN f.service || ' / ' || coalesce(f.acct, '(no account)')
-                    WHEN 'cost_center' THEN coalesce(nullif(f.tags->>cc_tag, ''), '(no cost center)')
+                    WHEN 'cost_center' THEN coalesce(nullif(f.tags->>billops.tag_key_canonical(cc_tag), ''), '(no cost center)')
                     ELSE coalesce(f.lit, '(no type)') END AS grain_value
           FROM billops_fact f JOIN billops_source s USING (charge_source)
           LEFT JOIN coding cd USING (fact_key)),

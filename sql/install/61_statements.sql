@@ -120,17 +120,17 @@ BEGIN
              WHERE period >= s.effective_from AND (s.effective_to IS NULL OR period < s.effective_to)
                AND (s.usage_account_id IS NULL OR s.usage_account_id = f.acct)
                AND (s.service IS NULL OR s.service = f.pc)
-               AND (s.tag_key IS NULL OR (coalesce(f.tags->>s.tag_key, '') <> ''
-                                          AND (s.tag_value IS NULL OR f.tags->>s.tag_key = s.tag_value)))
+               AND (s.tag_key IS NULL OR (coalesce(f.tags->>billops.tag_key_canonical(s.tag_key), '') <> ''
+                                          AND (s.tag_value IS NULL OR f.tags->>billops.tag_key_canonical(s.tag_key) = s.tag_value)))
              ORDER BY s.priority, s.shared_cost_rule_id LIMIT 1) AS shared_rule_id,
            coalesce((SELECT r.billing_group_id FROM billops.allocation_rule r
                       WHERE period >= r.effective_from AND (r.effective_to IS NULL OR period < r.effective_to)
                         AND (r.usage_account_id IS NULL OR r.usage_account_id = f.acct)
                         AND (r.service IS NULL OR r.service = f.pc)
-                        AND (r.tag_key IS NULL OR (coalesce(f.tags->>r.tag_key, '') <> ''
-                                                   AND (r.tag_value IS NULL OR f.tags->>r.tag_key = r.tag_value)))
-                        AND (r.cost_category_key IS NULL OR (coalesce(f.ccs->>r.cost_category_key, '') <> ''
-                                                   AND (r.cost_category_value IS NULL OR f.ccs->>r.cost_category_key = r.cost_category_value)))
+                        AND (r.tag_key IS NULL OR (coalesce(f.tags->>billops.tag_key_canonical(r.tag_key), '') <> ''
+                                                   AND (r.tag_value IS NULL OR f.tags->>billops.tag_key_canonical(r.tag_key) = r.tag_value)))
+                        AND (r.cost_category_key IS NULL OR (coalesce(f.ccs->>billops.tag_key_canonical(r.cost_category_key), '') <> ''
+                                                   AND (r.cost_category_value IS NULL OR f.ccs->>billops.tag_key_canonical(r.cost_category_key) = r.cost_category_value)))
                       ORDER BY r.priority, r.allocation_rule_id LIMIT 1),
                     billops.billing_group_of(nullif(f.acct, ''), period)) AS group_id
       FROM billops_cb_fact f;

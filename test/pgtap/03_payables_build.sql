@@ -2,7 +2,7 @@
 -- re-runs, preliminary → final in place, cent-exact lines with drill-down,
 -- vendor normalization, required coding, configurable grain and treatment.
 BEGIN;
-SELECT plan(44);
+SELECT plan(47);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(false);
@@ -142,6 +142,36 @@ SELECT is((billops.charge_source_of('AWS', 'Amazon Web Services, Inc.', 'Some Re
 UPDATE billops.charge_rule SET enabled = false;
 SELECT is((billops.charge_source_of('AWS', 'Amazon Web Services, Inc.', 'Amazon Web Services, Inc.', 'Usage', 'Anniversary', 'AmazonEC2')).category,
           'unclassified', 'with no matching charge rule a line item is unclassified, never dropped');
+
+-- tag keys both ways: CUR 2.0 writes the key normalized (user_cost_center) where legacy CUR keeps
+-- user:CostCenter; the rule on user:CostCenter reads a CUR 2.0 month the same way
+UPDATE billops.charge_rule SET enabled = true;
+UPDATE billops.setting SET value = 'cost_center' WHERE name = 'line_grain';
+SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_payables_cur2.csv', ARRAY[
+    'bill_invoice_id,bill_invoicing_entity,bill_billing_entity,bill_bill_type,bill_payer_account_id,bill_billing_period_start_date,'
+    || 'line_item_usage_account_id,line_item_line_item_type,line_item_product_code,line_item_unblended_cost,line_item_currency_code,'
+    || 'line_item_legal_entity,product,resource_tags',
+    ',"Amazon Web Services, Inc.",AWS,Anniversary,111111111111,2024-04-01T00:00:00Z,222222222222,Usage,AmazonEC2,70.01,USD,'
+    || '"Amazon Web Services, Inc.","{""product_name"": ""Amazon Elastic Compute Cloud""}","{""user_cost_center"": ""CC-1""}"',
+    ',"Amazon Web Services, Inc.",AWS,Anniversary,111111111111,2024-04-01T00:00:00Z,333333333333,Usage,AmazonS3,30.02,USD,'
+    || '"Amazon Web Services, Inc.","{""product_name"": ""Amazon Simple Storage Service""}","{""user_cost_center"": ""CC-2""}"']),
+    'tap-payables-cur2', 'cur2-2024-04');
+SELECT billops.build_payables('2024-04-01');
+SELECT bag_eq($$ SELECT p.billing_period::text, l.grain_value, l.project, l.amount FROM billops.payable_line l JOIN billops.payable p USING (payable_id)
+                  WHERE p.charge_source LIKE 'aws_usage:%' AND p.billing_period = '2024-04-01' $$,
+              $$ VALUES ('2024-04-01', 'CC-1', 'CC-1', 70.01), ('2024-04-01', 'CC-2', 'CC-2', 30.02) $$,
+              'a CUR 2.0 month: the cost_center_tag user:CostCenter and the rule on user:CostCenter read resource_tags user_cost_center');
+SELECT is((SELECT sum(line_item_unblended_cost) FROM billops.payable_line_items(
+              (SELECT payable_id FROM billops.payable WHERE charge_source LIKE 'aws_usage:%' AND billing_period = '2024-04-01'),
+              (SELECT line_id FROM billops.payable_line l JOIN billops.payable p USING (payable_id)
+                WHERE p.charge_source LIKE 'aws_usage:%' AND p.billing_period = '2024-04-01' AND l.grain_value = 'CC-1'))),
+          70.01::numeric, 'and its drill-down finds the CUR 2.0 line items');
+UPDATE billops.coding_rule SET tag_key = 'user_cost_center' WHERE tag_key = 'user:CostCenter';
+SELECT billops.build_payables('2024-03-01');
+SELECT bag_eq($$ SELECT grain_value, project, amount FROM billops.payable_line WHERE payable_id = pg_temp.payable('aws_usage:%') $$,
+              $$ VALUES ('CC-1', 'CC-1', 11000.01), ('CC-2', 'CC-2', 1500.34), ('(no cost center)', NULL, 10.00) $$,
+              'a rule written user_cost_center reads the legacy month''s user:CostCenter');
+UPDATE billops.coding_rule SET tag_key = 'user:CostCenter' WHERE tag_key = 'user_cost_center';
 
 SELECT * FROM finish();
 ROLLBACK;
