@@ -21,12 +21,17 @@ CREATE TABLE billops.cur_source (
     path_style    boolean NOT NULL DEFAULT false,
     credentials   text NOT NULL DEFAULT 'default',
     min_period    date,
+    -- A migration (legacy CUR -> CUR 2.0): this source's deliveries take over
+    -- the (period, payer) partitions the replaced source holds, and the
+    -- replaced source no longer loads those; other months stay as they are.
+    replaces_source_id integer REFERENCES billops.cur_source ON DELETE SET NULL,
     enabled       boolean NOT NULL DEFAULT true,
     created_at    timestamptz NOT NULL DEFAULT now(),
     last_sync_at  timestamptz,
     CONSTRAINT cur_source_credentials_reference CHECK (billops.credentials_reference_valid(credentials)),
     CHECK (storage = 'file' OR (bucket IS NOT NULL AND report_name IS NOT NULL)),
-    CHECK (min_period IS NULL OR extract(day FROM min_period) = 1)
+    CHECK (min_period IS NULL OR extract(day FROM min_period) = 1),
+    CHECK (replaces_source_id IS DISTINCT FROM source_id)
 );
 COMMENT ON TABLE billops.cur_source IS
   'A CUR / Data Exports delivery location. credentials is a reference, never a key.';
@@ -303,14 +308,23 @@ CREATE FUNCTION billops.create_cur_source(
     credentials text DEFAULT 'default',
     endpoint_url text DEFAULT NULL,
     path_style boolean DEFAULT false,
-    min_period date DEFAULT NULL)
+    min_period date DEFAULT NULL,
+    replaces text DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_id integer;
+    v_replaces integer;
 BEGIN
+    IF replaces IS NOT NULL THEN
+        SELECT s.source_id INTO v_replaces FROM billops.cur_source s WHERE s.name = replaces;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'CUR source "%" to be replaced does not exist', replaces
+                USING ERRCODE = 'undefined_object', HINT = 'See SELECT name FROM billops.cur_source.';
+        END IF;
+    END IF;
     IF layout NOT IN ('legacy_cur', 'cur2') THEN
         RAISE EXCEPTION 'unknown CUR layout "%"', layout
             USING ERRCODE = 'invalid_parameter_value',
@@ -345,15 +359,15 @@ BEGIN
         PERFORM billops._check_url(endpoint_url, 'S3 endpoint');
     END IF;
     INSERT INTO billops.cur_source (name, storage, layout, bucket, prefix, report_name, region,
-                                    credentials, endpoint_url, path_style, min_period)
+                                    credentials, endpoint_url, path_style, min_period, replaces_source_id)
     VALUES (name, 's3', layout, bucket, trim(BOTH '/' FROM coalesce(prefix, '')), report_name, region,
-            credentials, rtrim(endpoint_url, '/'), path_style, min_period)
+            credentials, rtrim(endpoint_url, '/'), path_style, min_period, v_replaces)
     RETURNING source_id INTO v_id;
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION billops.create_cur_source(text, text, text, text, text, text, text, text, boolean, date) IS
-  'Registers a CUR delivery location; returns its source_id. credentials is a reference (''default'', ''env'', ''profile:<name>'').';
+COMMENT ON FUNCTION billops.create_cur_source(text, text, text, text, text, text, text, text, boolean, date, text) IS
+  'Registers a CUR delivery location; returns its source_id. credentials is a reference (''default'', ''env'', ''profile:<name>''); replaces names the source it takes months over from (a migration to CUR 2.0).';
 
 -- Billing periods present in a source, with the manifest that names their newest delivery.
 CREATE FUNCTION billops._discover_periods(target_source_id integer)
@@ -570,18 +584,27 @@ DECLARE
 BEGIN
     SELECT * INTO STRICT d FROM billops.cur_delivery WHERE delivery_id = target_delivery_id;
 
-    -- refuse before touching anything: a (period, payer) belongs to one source
+    -- refuse before touching anything: a (period, payer) belongs to one source,
+    -- so a month delivered both as legacy CUR and as CUR 2.0 is never summed
+    -- twice.  The one exception is a migration: a source that replaces
+    -- another (cur_source.replaces_source_id) takes the month over.
     FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = target_delivery_id LOOP
         SELECT s.name INTO other_source
           FROM billops.cur_partition cp JOIN billops.cur_source s USING (source_id)
          WHERE cp.billing_period = p.billing_period AND cp.payer_account_id = p.payer_account_id
-           AND cp.source_id <> d.source_id;
+           AND cp.source_id <> d.source_id
+           AND cp.source_id IS DISTINCT FROM (SELECT replaces_source_id FROM billops.cur_source WHERE source_id = d.source_id);
         IF FOUND THEN
             RAISE EXCEPTION 'billing period % of payer % is already loaded from source "%"',
                             to_char(p.billing_period, 'YYYY-MM'), p.payer_account_id, other_source
                 USING ERRCODE = 'object_not_in_prerequisite_state',
-                      DETAIL = 'Two sources cannot both own the line items of one payer and period.',
-                      HINT = 'Load this payer from one source only, or delete the other source''s data first.';
+                      DETAIL = 'Two sources cannot both own the line items of one payer and period: their costs would be counted twice.',
+                      HINT = CASE WHEN EXISTS (SELECT FROM billops.cur_source WHERE name = other_source AND replaces_source_id = d.source_id)
+                                  THEN format('Source "%s" replaces this one (a migration); this month is read from it.', other_source)
+                                  ELSE format('Load this payer from one source only. When migrating to CUR 2.0, mark the new source: '
+                                              'UPDATE billops.cur_source SET replaces_source_id = (SELECT source_id FROM billops.cur_source WHERE name = %L) '
+                                              'WHERE name = %L.', other_source,
+                                              (SELECT name FROM billops.cur_source WHERE source_id = d.source_id)) END;
         END IF;
     END LOOP;
 
@@ -612,7 +635,8 @@ BEGIN
     -- payer or month), so the leaf it replaced above is all it replaces: the
     -- source's other payers and months stay as they are.
     UPDATE billops.cur_delivery cd SET status = 'superseded'
-     WHERE cd.source_id = d.source_id AND cd.status = 'loaded' AND cd.delivery_id <> target_delivery_id
+     WHERE cd.source_id IN (d.source_id, (SELECT replaces_source_id FROM billops.cur_source WHERE source_id = d.source_id))
+       AND cd.status = 'loaded' AND cd.delivery_id <> target_delivery_id
        AND NOT EXISTS (SELECT 1 FROM billops.cur_partition cp WHERE cp.delivery_id = cd.delivery_id);
     -- Athena's legacy table gets a column for each new tag / category / attribute key
     PERFORM billops._athena_cur_refresh();
@@ -784,6 +808,16 @@ BEGIN
         SELECT period_dates[i] AS billing_period, period_keys[i] AS manifest_key INTO per;
         CONTINUE WHEN only_period IS NOT NULL AND per.billing_period <> date_trunc('month', only_period)::date;
         CONTINUE WHEN s.min_period IS NOT NULL AND per.billing_period < s.min_period;
+        -- a month the replacing source (a migration) holds is read from it, not downloaded again here
+        IF EXISTS (SELECT FROM billops.cur_partition cp JOIN billops.cur_source r ON r.source_id = cp.source_id
+                    WHERE r.replaces_source_id = s.source_id AND cp.billing_period = per.billing_period) THEN
+            RAISE NOTICE 'billops: % %: loaded from source "%", which replaces this one', source_name,
+                         to_char(per.billing_period, 'YYYY-MM'),
+                         (SELECT string_agg(DISTINCT r.name, ', ') FROM billops.cur_partition cp JOIN billops.cur_source r ON r.source_id = cp.source_id
+                           WHERE r.replaces_source_id = s.source_id AND cp.billing_period = per.billing_period);
+            n_current := n_current + 1;
+            CONTINUE;
+        END IF;
         v_delivery := NULL;
         v_assembly := NULL;
         e_state := NULL;

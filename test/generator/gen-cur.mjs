@@ -903,7 +903,9 @@ export async function generate(opt) {
     R.product_product_name = t.pn; R.product_servicecode = t.code; R.product_product_family = t.fam;
     R.product_region_code = ri.region.code; R.product_location = ri.region.loc; R.product_instance_type = t.attrs.instanceType;
     R.product_usagetype = R.line_item_usage_type; R.product_operation = t.op; R.product_sku = info.sku;
-    if (needMaps) R.product = info.productJson;
+    R.product_region = ri.region.code; R.product_servicename = t.pn;
+    // the same attributes in both layouts: columns in legacy CUR, the product map in CUR 2.0
+    if (needMaps) R.product = csvJson({ product_name: t.pn, region: ri.region.code, servicename: t.pn });
     R.pricing_term = 'Reserved'; R.pricing_unit = 'Hrs'; R.pricing_currency = 'USD';
     R.pricing_purchase_option = ri.partial ? 'Partial Upfront' : 'No Upfront'; R.pricing_lease_contract_length = '1yr'; R.pricing_offering_class = 'standard';
     R.reservation_reservation_a_r_n = ri.arn; R.reservation_number_of_reservations = String(ri.count);
