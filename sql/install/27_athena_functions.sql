@@ -241,6 +241,22 @@ COMMENT ON FUNCTION billops_athena.quarter(timestamp) IS 'Trino''s quarter(x).';
 COMMENT ON FUNCTION billops_athena.date_add(text, bigint, timestamp) IS 'Trino''s date_add(unit, value, timestamp).';
 COMMENT ON FUNCTION billops_athena.date_diff(text, timestamp, timestamp) IS 'Trino''s date_diff(unit, x, y) on timestamps.';
 
+-- Trino's if(condition, true_value[, false_value]) and two-argument
+-- replace(string, search), which removes every occurrence.  (Trino evaluates
+-- only the branch it takes; these evaluate both, so an error in the other
+-- branch, a division by zero, surfaces here.)
+CREATE FUNCTION billops_athena."if"(condition boolean, true_value anycompatible, false_value anycompatible)
+RETURNS anycompatible LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN condition THEN true_value ELSE false_value END $$;
+CREATE FUNCTION billops_athena."if"(condition boolean, true_value anyelement)
+RETURNS anyelement LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN condition THEN true_value END $$;
+CREATE FUNCTION billops_athena.replace(string text, search text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT pg_catalog.replace(string, search, '') $$;
+COMMENT ON FUNCTION billops_athena."if"(boolean, anycompatible, anycompatible) IS 'Trino''s if(condition, true_value, false_value).';
+COMMENT ON FUNCTION billops_athena."if"(boolean, anyelement) IS 'Trino''s if(condition, true_value): NULL when the condition is not true.';
+COMMENT ON FUNCTION billops_athena.replace(text, text) IS 'Trino''s replace(string, search): every occurrence of search removed.';
+
 -- Trino's map functions, on the maps of billops.athena_cur2 (hstore)
 CREATE FUNCTION billops_athena.element_at(m hstore, key text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT m -> key $$;

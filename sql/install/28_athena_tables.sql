@@ -83,7 +83,7 @@ $$;
 
 DO $$
 BEGIN
-    EXECUTE format('CREATE VIEW billops.athena_cur2 AS SELECT %s, to_char(li.bill_billing_period_start_date, ''YYYY-MM'') AS billing_period FROM billops.cur_line_item li',
+    EXECUTE format('CREATE VIEW billops.athena_cur2 WITH (security_invoker = true) AS SELECT %s, to_char(li.bill_billing_period_start_date, ''YYYY-MM'') AS billing_period FROM billops.cur_line_item li',
                    (SELECT string_agg(format('%s AS %I', expression, column_name), ', ') FROM billops._athena_static_columns()));
 END
 $$;
@@ -157,13 +157,17 @@ BEGIN
         SELECT names || coalesce(array_agg(e), '{}'), cols || coalesce(array_agg(format('''''::text AS %I', e)), '{}')
           INTO names, cols
           FROM unnest(existing) e WHERE e <> ALL (names);
-        SELECT array_agg(cols[i] ORDER BY coalesce(array_position(existing, names[i]), 1000000 + i))
-          INTO cols FROM generate_subscripts(names, 1) i;
+        SELECT array_agg(cols[i] ORDER BY coalesce(array_position(existing, names[i]), 1000000 + i)),
+               array_agg(names[i] ORDER BY coalesce(array_position(existing, names[i]), 1000000 + i))
+          INTO cols, names FROM generate_subscripts(names, 1) i;
     END IF;
     -- Replacing a view takes a lock that waits for its readers: only when it changes
-    sql := format('CREATE OR REPLACE VIEW billops.athena_cur AS SELECT %s FROM billops.cur_line_item li',
+    sql := format('CREATE OR REPLACE VIEW billops.athena_cur WITH (security_invoker = true) AS SELECT %s FROM billops.cur_line_item li',
                   array_to_string(cols, ', '));
-    IF existing IS NOT NULL AND sql = (SELECT definition FROM billops.athena_cur_definition) THEN
+    -- (after pg_restore the view is the one CREATE EXTENSION made, without the
+    -- key columns: a differing column list rewrites it whatever was recorded)
+    IF existing IS NOT NULL AND sql = (SELECT definition FROM billops.athena_cur_definition)
+       AND existing = names THEN
         RETURN;
     END IF;
     EXECUTE sql;

@@ -27,6 +27,7 @@ GRANT USAGE ON SCHEMA billops TO billops_admin, billops_analyst, billops_approve
 -- analysts (and admins) read everything
 GRANT SELECT ON ALL TABLES IN SCHEMA billops TO billops_analyst;
 GRANT EXECUTE ON FUNCTION billops._bill_worker_state() TO billops_analyst;   -- for billops.bill_outbox_status
+GRANT EXECUTE ON FUNCTION billops._athena_map(jsonb, boolean) TO billops_analyst;   -- for billops.athena_cur2
 
 -- admins change configuration; payables only through functions
 GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billops.charge_rule,

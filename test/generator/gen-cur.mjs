@@ -208,6 +208,7 @@ const LEGACY_COLUMNS = [
   ['product/storageClass', 1], ['product/storageMedia', 1], ['product/tenancy', 0], ['product/toLocation', 1],
   ['product/toLocationType', 1], ['product/toRegionCode', 1], ['product/transferType', 1], ['product/usagetype', 1],
   ['product/vcpu', 0], ['product/version', 1], ['product/volumeType', 1],
+  ['product/volumeApiName', 0], ['product/physicalProcessor', 0], ['product/preInstalledSw', 0], ['product/deploymentOption', 0],
   ['pricing/LeaseContractLength', 0], ['pricing/OfferingClass', 0], ['pricing/PurchaseOption', 0],
   ['pricing/RateCode', 1], ['pricing/RateId', 1], ['pricing/currency', 1], ['pricing/publicOnDemandCost', 1],
   ['pricing/publicOnDemandRate', 1], ['pricing/term', 1], ['pricing/unit', 1],
@@ -345,11 +346,12 @@ for (const [it, [rate, nf, vcpu, mem]] of Object.entries(INSTANCES)) {
     op: 'RunInstances', unit: 'Hrs', rate, kind: 'hours', res: 'ec2', w: it.startsWith('m5') ? 7 : 3, az: true, inst: it, nf,
     riable: true, spable: true, desc: (r) => `$${r} per On Demand Linux ${it} Instance Hour`,
     attrs: { instanceType: it, instanceFamily: it.startsWith('c') ? 'Compute optimized' : it.startsWith('r') ? 'Memory optimized' : 'General purpose',
-      vcpu, memory: mem, operatingSystem: 'Linux', tenancy: 'Shared', availability: '', version: '' } }));
+      vcpu, memory: mem, operatingSystem: 'Linux', tenancy: 'Shared', availability: '', version: '',
+      physicalProcessor: /g\./.test(it) ? 'AWS Graviton2 Processor' : 'Intel Xeon Platinum 8175', preInstalledSw: 'NA' } }));
 }
 TEMPLATES.push(
   T({ code: 'AmazonEC2', pn: 'Amazon Elastic Compute Cloud', fam: 'Storage', ut: 'EBS:VolumeUsage.gp3', op: 'CreateVolume-Gp3', unit: 'GB-Mo', rate: '0.08', kind: 'gbmo', res: 'vol', w: 8, az: true,
-    desc: (r, g) => `$${r} per GB-month of General Purpose (gp3) provisioned storage - ${g.loc}`, attrs: { volumeType: 'General Purpose', storageMedia: 'SSD-backed' } }),
+    desc: (r, g) => `$${r} per GB-month of General Purpose (gp3) provisioned storage - ${g.loc}`, attrs: { volumeType: 'General Purpose', storageMedia: 'SSD-backed', volumeApiName: 'gp3' } }),
   T({ code: 'AmazonEC2', pn: 'Amazon Elastic Compute Cloud', fam: 'Storage Snapshot', ut: 'EBS:SnapshotUsage', op: 'CreateSnapshot', unit: 'GB-Mo', rate: '0.05', kind: 'gbmo', res: 'snap', w: 3,
     desc: (r, g) => `$${r} per GB-Month of snapshot data stored - ${g.loc}`, attrs: { storageMedia: 'Amazon S3' } }),
   T({ code: 'AmazonEC2', pn: 'Amazon Elastic Compute Cloud', fam: 'NAT Gateway', ut: 'NatGateway-Hours', op: 'NatGateway', unit: 'Hrs', rate: '0.045', kind: 'hours', res: 'nat', w: 2,
@@ -369,9 +371,9 @@ TEMPLATES.push(
   T({ code: 'AmazonS3', pn: 'Amazon Simple Storage Service', fam: 'API Request', ut: 'Requests-Tier2', op: 'GetObject', unit: 'Requests', rate: '0.0000004', kind: 'req', res: 's3', w: 5,
     desc: () => '$0.0004 per 1,000 GET and all other requests', attrs: { group: 'S3-API-Tier2', groupDescription: 'GET and all other requests' } }),
   T({ code: 'AmazonRDS', pn: 'Amazon Relational Database Service', fam: 'Database Instance', ut: 'InstanceUsage:db.r5.large', op: 'CreateDBInstance:0002', unit: 'Hrs', rate: '0.25', kind: 'hours', res: 'rds', w: 3, az: true, nf: '4.0', riable: true,
-    desc: (r) => `$${r} per RDS db.r5.large Single-AZ instance hour (or partial hour) running MySQL`, attrs: { instanceType: 'db.r5.large', instanceFamily: 'Memory optimized', databaseEngine: 'MySQL', vcpu: '2', memory: '16 GiB' } }),
+    desc: (r) => `$${r} per RDS db.r5.large Single-AZ instance hour (or partial hour) running MySQL`, attrs: { instanceType: 'db.r5.large', instanceFamily: 'Memory optimized', databaseEngine: 'MySQL', vcpu: '2', memory: '16 GiB', deploymentOption: 'Single-AZ' } }),
   T({ code: 'AmazonRDS', pn: 'Amazon Relational Database Service', fam: 'Database Instance', ut: 'InstanceUsage:db.t3.medium', op: 'CreateDBInstance:0014', unit: 'Hrs', rate: '0.072', kind: 'hours', res: 'rds', w: 2, az: true, nf: '2.0',
-    desc: (r) => `$${r} per RDS db.t3.medium Single-AZ instance hour (or partial hour) running PostgreSQL`, attrs: { instanceType: 'db.t3.medium', instanceFamily: 'General purpose', databaseEngine: 'PostgreSQL', vcpu: '2', memory: '4 GiB' } }),
+    desc: (r) => `$${r} per RDS db.t3.medium Single-AZ instance hour (or partial hour) running PostgreSQL`, attrs: { instanceType: 'db.t3.medium', instanceFamily: 'General purpose', databaseEngine: 'PostgreSQL', vcpu: '2', memory: '4 GiB', deploymentOption: 'Single-AZ' } }),
   T({ code: 'AmazonRDS', pn: 'Amazon Relational Database Service', fam: 'Database Storage', ut: 'RDS:GP2-Storage', op: 'CreateDBInstance:0002', unit: 'GB-Mo', rate: '0.115', kind: 'gbmo', res: 'rds', w: 2,
     desc: (r) => `$${r} per GB-month of provisioned GP2 storage running MySQL`, attrs: { volumeType: 'General Purpose', databaseEngine: 'MySQL' } }),
   T({ code: 'AWSLambda', pn: 'AWS Lambda', fam: 'Serverless', ut: 'Lambda-GB-Second', op: 'Invoke', unit: 'Lambda-GB-Second', rate: '0.0000166667', kind: 'gbsec', res: 'lambda', w: 6, spable: true,
@@ -724,6 +726,8 @@ export async function generate(opt) {
     R.product_from_location = info.fromLoc; R.product_from_location_type = a.fromLocationType || ''; R.product_from_region_code = info.fromRegion;
     R.product_to_location = info.toLoc; R.product_to_location_type = a.toLocationType || ''; R.product_to_region_code = info.toRegion;
     R.product_some_new_attribute = info.newAttr;
+    R.product_volume_api_name = a.volumeApiName || ''; R.product_physical_processor = a.physicalProcessor || '';
+    R.product_pre_installed_sw = a.preInstalledSw || ''; R.product_deployment_option = a.deploymentOption || '';
     if (needMaps) R.product = info.productJson;
     R.pricing_rate_code = info.rateCode; R.pricing_rate_id = info.rateId; R.pricing_currency = 'USD'; R.pricing_unit = t.unit;
   }
