@@ -51,12 +51,19 @@ $$;
 COMMENT ON FUNCTION billops._athena_map(jsonb, boolean) IS
   'A CUR map column as an hstore (m[''key''] is text); tag and cost category keys in AWS''s normalized spelling.';
 
--- The columns of cur_line_item as Athena's CUR 2.0 table shows them.
-CREATE FUNCTION billops._athena_static_columns()
+-- The columns of cur_line_item as Athena shows them: face 'cur2' (CUR 2.0's
+-- table) or 'legacy' (the legacy CUR table of Athena's integration).
+CREATE FUNCTION billops._athena_static_columns(face text)
 RETURNS TABLE (column_name name, expression text, is_map boolean)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT a.attname,
-           CASE WHEN a.attname = ANY (strings) AND a.atttypid = 'timestamptz'::regtype
+           CASE WHEN face = 'legacy' AND a.attname LIKE 'split\_line\_item\_%' AND a.atttypid = 'numeric'::regtype
+                     -- AWS's own legacy CUR queries treat the split cost allocation columns as
+                     -- strings (they compare them with '' and CAST them to DECIMAL), where the
+                     -- CUR 2.0 dictionary types them double; the legacy Athena types are not
+                     -- documented, so the legacy face follows AWS's queries.
+                     THEN format('coalesce(li.%I::text, '''')', a.attname)
+                WHEN a.attname = ANY (strings) AND a.atttypid = 'timestamptz'::regtype
                      THEN format('coalesce(to_char(li.%I AT TIME ZONE ''UTC'', ''YYYY-MM-DD"T"HH24:MI:SS.MS"Z"''), '''')', a.attname)
                 WHEN a.attname = ANY (strings)
                      THEN format('coalesce(li.%I::text, '''')', a.attname)
@@ -84,7 +91,7 @@ $$;
 DO $$
 BEGIN
     EXECUTE format('CREATE VIEW billops.athena_cur2 WITH (security_invoker = true) AS SELECT %s, to_char(li.bill_billing_period_start_date, ''YYYY-MM'') AS billing_period FROM billops.cur_line_item li',
-                   (SELECT string_agg(format('%s AS %I', expression, column_name), ', ') FROM billops._athena_static_columns()));
+                   (SELECT string_agg(format('%s AS %I', expression, column_name), ', ') FROM billops._athena_static_columns('cur2')));
 END
 $$;
 COMMENT ON VIEW billops.athena_cur2 IS
@@ -115,7 +122,7 @@ BEGIN
     FOR c IN
         WITH static AS (
             SELECT column_name, expression, 0 AS grp, '' AS sort_key
-              FROM billops._athena_static_columns() WHERE NOT is_map
+              FROM billops._athena_static_columns('legacy') WHERE NOT is_map
             UNION ALL
             SELECT 'year', 'to_char(li.bill_billing_period_start_date, ''FMYYYY'')', 0, ''
             UNION ALL

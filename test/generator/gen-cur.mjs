@@ -209,6 +209,9 @@ const LEGACY_COLUMNS = [
   ['product/toLocationType', 1], ['product/toRegionCode', 1], ['product/transferType', 1], ['product/usagetype', 1],
   ['product/vcpu', 0], ['product/version', 1], ['product/volumeType', 1],
   ['product/volumeApiName', 0], ['product/physicalProcessor', 0], ['product/preInstalledSw', 0], ['product/deploymentOption', 0],
+  ['product/attachmentType', 0], ['product/brokerEngine', 0], ['product/bundle', 0], ['product/portSpeed', 0], ['product/usageFamily', 0],
+  ['product/storage', 0], ['product/directConnectLocation', 0], ['product/license', 0], ['product/description', 0],
+  ['product/runningMode', 0], ['product/softwareIncluded', 0],
   ['pricing/LeaseContractLength', 0], ['pricing/OfferingClass', 0], ['pricing/PurchaseOption', 0],
   ['pricing/RateCode', 1], ['pricing/RateId', 1], ['pricing/currency', 1], ['pricing/publicOnDemandCost', 1],
   ['pricing/publicOnDemandRate', 1], ['pricing/term', 1], ['pricing/unit', 1],
@@ -416,8 +419,19 @@ TEMPLATES.push(
     desc: () => '$0.40 per 1,000,000 queries for the first 1 Billion queries', attrs: {} }),
   T({ code: 'AWSSecretsManager', pn: 'AWS Secrets Manager', fam: 'Secret', ut: 'AWSSecretsManager-Secrets', op: 'Secrets', unit: 'Secrets', rate: '0.4', kind: 'count', res: 'secret', w: 1,
     desc: (r) => `$${r} per secret per month`, attrs: {} }),
+  // services whose attributes AWS's CUR queries read (product/attachmentType, brokerEngine, bundle, portSpeed, usageFamily)
+  T({ code: 'AmazonVPC', pn: 'Amazon Virtual Private Cloud', fam: 'TransitGateway', ut: 'TransitGateway-Hours', op: 'TransitGatewayVPC', unit: 'hours', rate: '0.05', kind: 'hours', res: 'tgw', w: 1,
+    desc: (r) => `$${r} per TransitGateway VPC attachment-hour (or partial hour)`, attrs: { attachmentType: 'VPC', group: 'AWSTransitGateway', groupDescription: 'Charge for Transit Gateway attachment hours' } }),
+  T({ code: 'AmazonMQ', pn: 'Amazon MQ', fam: 'Broker Instances', ut: 'BrokerUsage:mq.m5.large', op: 'CreateBroker:0001', unit: 'Hrs', rate: '0.288', kind: 'hours', res: 'mq', w: 1,
+    desc: (r) => `$${r} per hour for mq.m5.large single-instance broker`, attrs: { brokerEngine: 'ActiveMQ', deploymentOption: 'Single-AZ', instanceType: 'mq.m5.large' } }),
+  T({ code: 'AmazonWorkSpaces', pn: 'Amazon WorkSpaces', fam: 'Amazon WorkSpaces', ut: 'AW-HW-2-AutoStop-Usage', op: 'Windows', unit: 'Hourly', rate: '0.26', kind: 'hours', res: 'ws', w: 1,
+    desc: (r) => `$${r} per hour for Standard Windows AutoStop WorkSpace`, attrs: { bundle: 'Standard', runningMode: 'AutoStop', operatingSystem: 'Windows', storage: 'Root:80 GB,User:50 GB', license: 'Included', softwareIncluded: 'Plus', vcpu: '2', memory: '4 GiB' } }),
+  T({ code: 'AWSDirectConnect', pn: 'AWS Direct Connect', fam: 'Direct Connect', ut: 'DirectConnect-Port-Hours:1G', op: 'CreateConnection', unit: 'Hrs', rate: '0.3', kind: 'hours', res: 'dx', w: 1,
+    desc: (r) => `$${r} per 1G port-hour`, attrs: { portSpeed: '1G', connectionType: 'Dedicated', directConnectLocation: 'Equinix DC2/DC11, Ashburn, VA' } }),
+  T({ code: 'AmazonRedshift', pn: 'Amazon Redshift', fam: 'Compute Instance', ut: 'Node:ra3.xlplus', op: 'RunComputeNode:0001', unit: 'Hrs', rate: '1.086', kind: 'hours', res: 'rs', w: 1,
+    desc: (r) => `$${r} per RA3 XL Plus Compute Node hour`, attrs: { usageFamily: 'Compute', instanceType: 'ra3.xlplus', vcpu: '4', memory: '32 GiB' } }),
   T({ code: 'AWSGlue', pn: 'AWS Glue', fam: 'AWS Glue', ut: 'Catalog-Request', op: 'Request', unit: 'Request', rate: '0.000001', kind: 'req', res: '', w: 1,
-    desc: () => '$1.00 per million requests above 1M free requests', attrs: { group: 'Data catalog requests', groupDescription: 'Data catalog requests' } }),
+    desc: () => '$1.00 per million requests above 1M free requests', attrs: { group: 'Data catalog requests', groupDescription: 'Data catalog requests', description: 'AWS Glue Data Catalog requests' } }),
 );
 for (const t of TEMPLATES) t.rateS = decToScaled(t.rate);
 const TPL_CUM = []; { let c = 0; for (const t of TEMPLATES) { c += t.w; TPL_CUM.push(c); } }
@@ -592,7 +606,7 @@ export async function generate(opt) {
 
   // --- resource pools per (payer, account, template) with stable tags ---
   const resCache = new Map();
-  const POOL = { ec2: 24, vol: 24, snap: 8, nat: 2, s3: 8, rds: 4, lambda: 12, logs: 8, ddb: 5, cf: 2, vpce: 3, eip: 6, alb: 3, kms: 4, sqs: 4, sns: 2, eks: 2, r53: 3, secret: 5, '': 4 };
+  const POOL = { tgw: 2, mq: 1, ws: 4, dx: 1, rs: 2, ec2: 24, vol: 24, snap: 8, nat: 2, s3: 8, rds: 4, lambda: 12, logs: 8, ddb: 5, cf: 2, vpce: 3, eip: 6, alb: 3, kms: 4, sqs: 4, sns: 2, eks: 2, r53: 3, secret: 5, '': 4 };
   function resource(P, ai, ti) {
     const key = (P.p * NA + ai) * 64 + ti;
     let pool = resCache.get(key);
@@ -625,6 +639,11 @@ export async function generate(opt) {
           case 'eks': id = `arn:aws:eks:${g.code}:${acct}:cluster/${w}-${k}`; break;
           case 'r53': id = `arn:aws:route53:::hostedzone/Z${charsFrom(hx, UPPER, 20)}`; break;
           case 'secret': id = `arn:aws:secretsmanager:${g.code}:${acct}:secret:${w}/db-${charsFrom(hx, LOWER, 6)}`; break;
+          case 'tgw': id = `arn:aws:ec2:${g.code}:${acct}:transit-gateway-attachment/tgw-attach-0${hx.slice(0, 16)}`; break;
+          case 'mq': id = `arn:aws:mq:${g.code}:${acct}:broker:${w}:b-${uuidFrom(hx)}`; break;
+          case 'ws': id = `ws-${charsFrom(hx, LOWER, 9)}`; break;
+          case 'dx': id = `dxcon-${charsFrom(hx, LOWER, 8)}`; break;
+          case 'rs': id = `arn:aws:redshift:${g.code}:${acct}:cluster:${w}-dw`; break;
           default: id = '';
         }
         const tagged = rnd() < 0.6;
@@ -728,6 +747,11 @@ export async function generate(opt) {
     R.product_some_new_attribute = info.newAttr;
     R.product_volume_api_name = a.volumeApiName || ''; R.product_physical_processor = a.physicalProcessor || '';
     R.product_pre_installed_sw = a.preInstalledSw || ''; R.product_deployment_option = a.deploymentOption || '';
+    R.product_attachment_type = a.attachmentType || ''; R.product_broker_engine = a.brokerEngine || '';
+    R.product_bundle = a.bundle || ''; R.product_port_speed = a.portSpeed || ''; R.product_usage_family = a.usageFamily || '';
+    R.product_storage = a.storage || ''; R.product_direct_connect_location = a.directConnectLocation || '';
+    R.product_license = a.license || ''; R.product_description = a.description || '';
+    R.product_running_mode = a.runningMode || ''; R.product_software_included = a.softwareIncluded || '';
     if (needMaps) R.product = info.productJson;
     R.pricing_rate_code = info.rateCode; R.pricing_rate_id = info.rateId; R.pricing_currency = 'USD'; R.pricing_unit = t.unit;
   }
