@@ -2,7 +2,7 @@
 -- Athena's dialect, for AWS's own CUR queries: schema billops_athena holds the
 -- Trino/Presto functions and type names those queries use and PostgreSQL lacks,
 -- so that after
---     SET search_path = billops_athena, billops, public;
+--     SET search_path = billops_athena, pg_catalog, billops, public;
 -- a query from AWS's CUR Query Library runs as written.  The reference is
 -- Trino's documentation (Athena engine 3 is Trino: "Date and time functions
 -- and operators", MySQL date functions).  Semantics follow it where they can;
@@ -15,7 +15,7 @@
 
 CREATE SCHEMA billops_athena;
 COMMENT ON SCHEMA billops_athena IS
-  'Trino/Athena functions and type names for AWS''s CUR queries: SET search_path = billops_athena, billops, public.';
+  'Trino/Athena functions and type names for AWS''s CUR queries: SET search_path = billops_athena, pg_catalog, billops, public.';
 GRANT USAGE ON SCHEMA billops_athena TO PUBLIC;
 
 -- CAST(x AS double): Trino's name for double precision
@@ -256,6 +256,23 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT pg_catalog.replace(stri
 COMMENT ON FUNCTION billops_athena."if"(boolean, anycompatible, anycompatible) IS 'Trino''s if(condition, true_value, false_value).';
 COMMENT ON FUNCTION billops_athena."if"(boolean, anyelement) IS 'Trino''s if(condition, true_value): NULL when the condition is not true.';
 COMMENT ON FUNCTION billops_athena.replace(text, text) IS 'Trino''s replace(string, search): every occurrence of search removed.';
+
+-- Where Trino's function of the same name answers differently from
+-- PostgreSQL's: split_part is NULL past the last field (Trino: "If the index
+-- is larger than the number of fields, then null is returned"; PostgreSQL
+-- returns ''), concat is NULL when an argument is NULL (PostgreSQL skips NULL
+-- arguments).  These win over pg_catalog's only when the search path names
+-- pg_catalog after billops_athena, as the README's recipe does.
+CREATE FUNCTION billops_athena.split_part(string text, delimiter text, index integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE WHEN index >= 1 AND index <= pg_catalog.cardinality(pg_catalog.string_to_array(string, delimiter))
+                THEN pg_catalog.split_part(string, delimiter, index) END $$;
+CREATE FUNCTION billops_athena.concat(VARIADIC strings text[]) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.array_position(strings, NULL) IS NULL THEN pg_catalog.array_to_string(strings, '') END $$;
+COMMENT ON FUNCTION billops_athena.split_part(text, text, integer) IS
+  'Trino''s split_part(string, delimiter, index): NULL when the index is past the last field.';
+COMMENT ON FUNCTION billops_athena.concat(text[]) IS 'Trino''s concat(string, ...): NULL when any argument is NULL.';
 
 -- Trino's map functions, on the maps of billops.athena_cur2 (hstore)
 CREATE FUNCTION billops_athena.element_at(m hstore, key text) RETURNS text

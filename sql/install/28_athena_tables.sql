@@ -95,7 +95,7 @@ BEGIN
 END
 $$;
 COMMENT ON VIEW billops.athena_cur2 IS
-  'Every loaded month as Athena''s CUR 2.0 table: CUR 2.0 column names, maps whose m[''key''] is text, billing_period ''YYYY-MM''. Use with SET search_path = billops_athena, billops, public.';
+  'Every loaded month as Athena''s CUR 2.0 table: CUR 2.0 column names, maps whose m[''key''] is text, billing_period ''YYYY-MM''. Use with SET search_path = billops_athena, pg_catalog, billops, public.';
 
 -- The legacy Athena table: the static columns (maps left out: the legacy table
 -- has a column per key instead), then one column per key seen, appended as new
@@ -187,4 +187,4 @@ COMMENT ON FUNCTION billops._athena_cur_refresh() IS
 
 SELECT billops._athena_cur_refresh();
 COMMENT ON VIEW billops.athena_cur IS
-  'Every loaded month as Athena''s legacy CUR table: Athena''s column names, a column per tag / cost category / product attribute key seen, year and month partitions as text. Use with SET search_path = billops_athena, billops, public.';
+  'Every loaded month as Athena''s legacy CUR table: Athena''s column names, a column per tag / cost category / product attribute key seen, year and month partitions as text. Use with SET search_path = billops_athena, pg_catalog, billops, public.';

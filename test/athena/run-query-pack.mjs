@@ -8,7 +8,7 @@
 // holds our own PostgreSQL translation of what it asks. This script reads the texts from a
 // directory laid out like the repositories (--library DIR, e.g. a checkout or the files fetched
 // into /tmp/curlib/queries), checks each text against its sha256, fills only the placeholders,
-// runs it with SET search_path = billops_athena, billops, public and compares its answer with the
+// runs it with SET search_path = billops_athena, pg_catalog, billops, public and compares its answer with the
 // translation's, on the real CUR sample and generated months of both layouts.
 //
 // usage: node test/athena/run-query-pack.mjs --library DIR (holding <owner>/<repo>/<path> of each query)
@@ -65,9 +65,10 @@ function fill(text, q) {
   return s;
 }
 
-// result rows as sorted canonical strings: numbers compared to 6 decimals (Athena computes in double)
+// result rows (arrays: columns by position, whatever their names) as sorted canonical strings:
+// numbers compared to 6 decimals (Athena computes in double)
 function canon(rows) {
-  return rows.map((r) => Object.values(r).map((v) => {
+  return rows.map((r) => r.map((v) => {
     if (v === null || v === undefined) return '∅';
     if (v instanceof Date) return v.toISOString();
     const s = String(v);
@@ -101,7 +102,7 @@ async function main() {
     const sample = path.join(SHARED, 'testdata/cur/legacy-cur-2023-11-sample.csv');
     await db.query('SELECT billops.load_cur_file($1, $2)', [sample, 'pack-sample']);
   }
-  await db.query(`SET search_path = billops_athena, billops, public`);
+  await db.query(`SET search_path = billops_athena, pg_catalog, billops, public`);
   await db.query(`SET TimeZone = 'UTC'`);
 
   const results = [];
@@ -125,13 +126,13 @@ async function main() {
       }
       if (q.view) { // a CREATE VIEW statement: create it, then read it
         await db.query(sql);
-        got = (await db.query(`SELECT * FROM ${q.view}`)).rows;
-      } else got = (await db.query(sql)).rows;
+        got = (await db.query({ text: `SELECT * FROM ${q.view}`, rowMode: 'array' })).rows;
+      } else got = (await db.query({ text: sql, rowMode: 'array' })).rows;
       r.rows = got.length;
       r.status = 'ran';
       if (q.translation) {
         await db.query('SAVEPOINT t');
-        const want = (await db.query(q.translation)).rows;
+        const want = (await db.query({ text: q.translation, rowMode: 'array' })).rows;
         const a = canon(got), b = canon(want);
         r.status = a.length === b.length && a.every((x, i) => x === b[i]) ? 'same' : 'different';
         if (r.status === 'different') r.error = `query ${a.length} rows, translation ${b.length}; first difference: ${a.find((x, i) => x !== b[i]) ?? '(none)'} vs ${b.find((x, i) => x !== a[i]) ?? '(none)'}`;

@@ -3,7 +3,7 @@
 -- Library uses the functions, and the same answer under any TimeZone.
 BEGIN;
 SELECT plan(26);
-SET search_path = billops_athena, billops, public;
+SET search_path = billops_athena, pg_catalog, billops, public;
 
 -- Trino's documented examples
 SELECT is(date_format(TIMESTAMP '2022-10-20 05:10:00', '%m-%d-%Y %H'), '10-20-2022 05', 'date_format: Trino''s example');

@@ -51,7 +51,7 @@ SELECT pg_temp.write('/tmp/billops_tap_athena_cur2.csv', ARRAY[
 SELECT billops.load_cur_file('/tmp/billops_tap_athena_legacy.csv', 'tap-athena-legacy', 'l-2023-11');
 SELECT billops.load_cur_file('/tmp/billops_tap_athena_cur2.csv', 'tap-athena-cur2', 'c-2023-12');
 
-SET LOCAL search_path = billops_athena, billops, public;
+SET LOCAL search_path = billops_athena, pg_catalog, billops, public;
 SET LOCAL TimeZone = 'America/New_York';
 
 -- athena_cur2
