@@ -248,13 +248,13 @@ COMMENT ON FUNCTION billops_athena.date_diff(text, timestamp, timestamp) IS 'Tri
 CREATE FUNCTION billops_athena."if"(condition boolean, true_value anycompatible, false_value anycompatible)
 RETURNS anycompatible LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN condition THEN true_value ELSE false_value END $$;
-CREATE FUNCTION billops_athena."if"(condition boolean, true_value anyelement)
-RETURNS anyelement LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION billops_athena."if"(condition boolean, true_value anycompatible)
+RETURNS anycompatible LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN condition THEN true_value END $$;
 CREATE FUNCTION billops_athena.replace(string text, search text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT pg_catalog.replace(string, search, '') $$;
 COMMENT ON FUNCTION billops_athena."if"(boolean, anycompatible, anycompatible) IS 'Trino''s if(condition, true_value, false_value).';
-COMMENT ON FUNCTION billops_athena."if"(boolean, anyelement) IS 'Trino''s if(condition, true_value): NULL when the condition is not true.';
+COMMENT ON FUNCTION billops_athena."if"(boolean, anycompatible) IS 'Trino''s if(condition, true_value): NULL when the condition is not true.';
 COMMENT ON FUNCTION billops_athena.replace(text, text) IS 'Trino''s replace(string, search): every occurrence of search removed.';
 
 -- Where Trino's function of the same name answers differently from

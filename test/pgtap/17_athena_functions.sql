@@ -2,7 +2,7 @@
 -- Trino's documentation gives for its own examples, the way AWS's CUR Query
 -- Library uses the functions, and the same answer under any TimeZone.
 BEGIN;
-SELECT plan(26);
+SELECT plan(34);
 SET search_path = billops_athena, pg_catalog, billops, public;
 
 -- Trino's documented examples
@@ -47,5 +47,15 @@ SELECT is(round(CAST('2.345' AS DOUBLE) * 1, 2), 2.35::double precision, 'round(
 SELECT is(round(CAST(-2.5 AS double), 0), -3::double precision, 'half away from zero, as Trino rounds');
 SELECT is(from_iso8601_timestamp('2023-11-01T00:00:00Z'), timestamptz '2023-11-01 00:00:00+00', 'from_iso8601_timestamp');
 
+-- Trino's answers where PostgreSQL's same-named function differs (pg_catalog after billops_athena)
+SELECT is(split_part('a:b:c', ':', 2), 'b', 'split_part inside the fields');
+SELECT is(split_part('a:b:c', ':', 4), NULL, 'split_part past the last field is NULL, as Trino documents (PostgreSQL: '''')');
+SELECT is(split_part('', '/', 2), NULL, 'split_part of an empty string past its one field is NULL');
+SELECT is(pg_catalog.split_part('a:b:c', ':', 4), '', 'while PostgreSQL''s own answers '''' (the test above can fail)');
+SELECT is(concat('a', NULL, 'b'), NULL, 'concat with a NULL argument is NULL, as in Trino');
+SELECT is(concat('a', 'b', 'c'), 'abc', 'concat of strings');
+SELECT is("if"(1 > 0, 'yes', 'no') || "if"(1 < 0, 'yes', 'no') || coalesce("if"(1 < 0, 'x'), '-'), 'yesno-',
+          'if(condition, a, b) and if(condition, a)');
+SELECT is(replace('a-b-c', '-'), 'abc', 'two-argument replace removes the search string');
 SELECT * FROM finish();
 ROLLBACK;
