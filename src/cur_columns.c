@@ -9,9 +9,13 @@
  * "extras" under its original header.  Schema drift therefore never loses
  * data, and never fails a load.
  *
- * Tag keys are kept exactly as AWS wrote them ("user:Owner"): Athena's
- * lower-case/underscore rewrite is lossy, and CUR 2.0's key spelling inside
- * resource_tags is not documented verbatim, so we do not invent one.
+ * Product attributes that are not CUR 2.0 static columns land in the product
+ * map under the key CUR 2.0 uses (product/ProductName -> product_name,
+ * product/region -> region), so a month reads the same whichever layout
+ * delivered it.  Tag keys are kept exactly as AWS wrote them ("user:Owner" in
+ * legacy CUR, "user_owner" in CUR 2.0, which normalizes them: "Migrating from
+ * CUR to Data Exports CUR 2.0"): the rewrite is lossy, so it happens where
+ * keys are read (billops.tag_key_canonical), never in the stored data.
  */
 #include "postgres.h"
 

@@ -121,10 +121,14 @@ CREATE TABLE billops.cur_partition (
 COMMENT ON TABLE billops.cur_partition IS
   'The delivery currently visible for each billing period and payer.';
 
--- Line items.  Column names are CUR 2.0's snake case, so AWS's CUR query
--- library works with little change; amounts are numeric (never float), times
--- are timestamptz.  Map columns and legacy tag/category columns are jsonb;
--- every other column of the report is kept in extras under its own header.
+-- Line items: the canonical model both layouts land on.  The columns are
+-- AWS's CUR 2.0 data dictionary (static columns typed, maps as jsonb); legacy
+-- CUR columns land on the same columns by AWS's Athena naming rule, legacy
+-- product attributes that CUR 2.0 keeps in its product map land in that map,
+-- legacy tag and cost category columns in resource_tags / cost_category.
+-- Amounts are numeric (never float), times timestamptz; every other column of
+-- a report is kept in extras under its own header.  Athena's views over this
+-- table are in 28_athena_tables.sql.
 -- Partitioned by billing period, then payer: a delivery replaces exactly its
 -- (period, payer) leaves, atomically.
 CREATE TABLE billops.cur_line_item (
