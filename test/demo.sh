@@ -218,6 +218,18 @@ SELECT usage_account_id AS account, left(service, 34) AS service,
        repeat('█', greatest(1, (40 * unblended_cost / max(unblended_cost) OVER ())::int)) AS bar
   FROM s WHERE r <= 15 ORDER BY r;
 \echo
+\echo '=== The same month as an Athena user asks it: AWS-style SQL on billops.athena_cur2 (maps are text, tags normalized) ==='
+SET search_path = billops_athena, pg_catalog, billops, public;
+SELECT billing_period, product['product_name'] AS service,
+       coalesce(nullif(resource_tags['user_cost_center'], ''), '(untagged)') AS cost_center,
+       to_char(round(sum(line_item_unblended_cost), 2), 'FM$999,999,990.00') AS unblended,
+       approx_distinct(line_item_resource_id) AS resources,
+       max_by(line_item_usage_account_id, line_item_unblended_cost) AS top_account
+  FROM athena_cur2
+ WHERE billing_period = '2024-02' AND line_item_line_item_type = 'Usage'
+ GROUP BY 1, 2, 3 ORDER BY sum(line_item_unblended_cost) DESC LIMIT 8;
+RESET search_path;
+\echo
 \echo '=== Exception queue: what is stuck and why (billops.exception_queue) ==='
 SELECT to_char(billing_period, 'YYYY-MM') AS period, left(source_entity, 24) AS seller_or_entity, reason_code,
        left(reason, 64) AS reason, to_char(amount, 'FM$999,990.00') AS amount
