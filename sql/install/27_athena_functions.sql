@@ -208,36 +208,27 @@ COMMENT ON FUNCTION billops_athena.date_diff(text, date, date) IS 'Trino''s date
 -- The same for Athena's own timestamp type, which billops.athena_cur and
 -- athena_cur2 show (timestamp without time zone holding UTC): no time zone
 -- is involved at all.
-CREATE FUNCTION billops_athena.year(ts timestamp) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(year FROM ts)::bigint $$;
-CREATE FUNCTION billops_athena.month(ts timestamp) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(month FROM ts)::bigint $$;
-CREATE FUNCTION billops_athena.day(ts timestamp) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(day FROM ts)::bigint $$;
-CREATE FUNCTION billops_athena.hour(ts timestamp) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(hour FROM ts)::bigint $$;
-CREATE FUNCTION billops_athena.day_of_week(ts timestamp) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(isodow FROM ts)::bigint $$;
-CREATE FUNCTION billops_athena.day_of_year(ts timestamp) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(doy FROM ts)::bigint $$;
-CREATE FUNCTION billops_athena.week(ts timestamp) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(week FROM ts)::bigint $$;
-CREATE FUNCTION billops_athena.quarter(ts timestamp) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(quarter FROM ts)::bigint $$;
+DO $do$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES ('year', 'year', 'year(x)'), ('month', 'month', 'month(x)'), ('day', 'day', 'day(x)'),
+                                   ('hour', 'hour', 'hour(x)'),
+                                   ('day_of_week', 'isodow', 'day_of_week(x): ISO, 1 (Monday) to 7 (Sunday)'),
+                                   ('day_of_year', 'doy', 'day_of_year(x)'), ('week', 'week', 'week(x): the ISO week'),
+                                   ('quarter', 'quarter', 'quarter(x)')) AS t(name, field, doc) LOOP
+        EXECUTE format('CREATE FUNCTION billops_athena.%I(ts timestamp) RETURNS bigint
+                        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(%s FROM ts)::bigint $$', f.name, f.field);
+        EXECUTE format('COMMENT ON FUNCTION billops_athena.%I(timestamp) IS %L', f.name, 'Trino''s ' || f.doc || '.');
+    END LOOP;
+END
+$do$;
 CREATE FUNCTION billops_athena.date_add(unit text, value bigint, ts timestamp) RETURNS timestamp
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT billops_athena.date_add(unit, value, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' $$;
 CREATE FUNCTION billops_athena.date_diff(unit text, ts1 timestamp, ts2 timestamp) RETURNS bigint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT billops_athena.date_diff(unit, ts1 AT TIME ZONE 'UTC', ts2 AT TIME ZONE 'UTC') $$;
-COMMENT ON FUNCTION billops_athena.year(timestamp) IS 'Trino''s year(x).';
-COMMENT ON FUNCTION billops_athena.month(timestamp) IS 'Trino''s month(x).';
-COMMENT ON FUNCTION billops_athena.day(timestamp) IS 'Trino''s day(x).';
-COMMENT ON FUNCTION billops_athena.hour(timestamp) IS 'Trino''s hour(x).';
-COMMENT ON FUNCTION billops_athena.day_of_week(timestamp) IS 'Trino''s day_of_week(x): ISO, 1 (Monday) to 7 (Sunday).';
-COMMENT ON FUNCTION billops_athena.day_of_year(timestamp) IS 'Trino''s day_of_year(x).';
-COMMENT ON FUNCTION billops_athena.week(timestamp) IS 'Trino''s week(x): the ISO week.';
-COMMENT ON FUNCTION billops_athena.quarter(timestamp) IS 'Trino''s quarter(x).';
 COMMENT ON FUNCTION billops_athena.date_add(text, bigint, timestamp) IS 'Trino''s date_add(unit, value, timestamp).';
 COMMENT ON FUNCTION billops_athena.date_diff(text, timestamp, timestamp) IS 'Trino''s date_diff(unit, x, y) on timestamps.';
 

@@ -186,6 +186,10 @@ export function snake(legacyName) {
 // The 94 columns of the real sample (test/../shared/testdata/cur/legacy-cur-2023-11-sample.csv) are
 // marked 1; 0 marks the extra columns written with --columns all (resource ids, net/discount columns,
 // more product attributes, tags, cost categories, split line items and a never-seen attribute).
+// Product attributes AWS's CUR queries read (legacy columns product/<name>; CUR 2.0 product map keys)
+const EXTRA_ATTRS = ['volumeApiName', 'physicalProcessor', 'preInstalledSw', 'deploymentOption', 'attachmentType', 'brokerEngine',
+  'bundle', 'portSpeed', 'usageFamily', 'storage', 'directConnectLocation', 'license', 'description', 'runningMode', 'softwareIncluded'];
+
 const LEGACY_COLUMNS = [
   ['identity/LineItemId', 1], ['identity/TimeInterval', 1],
   ['bill/InvoiceId', 1], ['bill/InvoicingEntity', 1], ['bill/BillingEntity', 1], ['bill/BillType', 1],
@@ -208,10 +212,7 @@ const LEGACY_COLUMNS = [
   ['product/storageClass', 1], ['product/storageMedia', 1], ['product/tenancy', 0], ['product/toLocation', 1],
   ['product/toLocationType', 1], ['product/toRegionCode', 1], ['product/transferType', 1], ['product/usagetype', 1],
   ['product/vcpu', 0], ['product/version', 1], ['product/volumeType', 1],
-  ['product/volumeApiName', 0], ['product/physicalProcessor', 0], ['product/preInstalledSw', 0], ['product/deploymentOption', 0],
-  ['product/attachmentType', 0], ['product/brokerEngine', 0], ['product/bundle', 0], ['product/portSpeed', 0], ['product/usageFamily', 0],
-  ['product/storage', 0], ['product/directConnectLocation', 0], ['product/license', 0], ['product/description', 0],
-  ['product/runningMode', 0], ['product/softwareIncluded', 0],
+  ...EXTRA_ATTRS.map((n) => [`product/${n}`, 0]),
   ['pricing/LeaseContractLength', 0], ['pricing/OfferingClass', 0], ['pricing/PurchaseOption', 0],
   ['pricing/RateCode', 1], ['pricing/RateId', 1], ['pricing/currency', 1], ['pricing/publicOnDemandCost', 1],
   ['pricing/publicOnDemandRate', 1], ['pricing/term', 1], ['pricing/unit', 1],
@@ -594,7 +595,7 @@ export async function generate(opt) {
       desc: t.desc(rateTxt(rateS), g, g2), freeDesc: `$0.00 per ${t.unit} under the monthly free tier for ${t.pn}`,
       fromLoc: a.fromLocationType ? g.loc : '', fromRegion: a.fromLocationType ? g.code : '',
       toLoc: a.sameRegionTransfer ? g.loc : t.interRegion ? g2.loc : (a.toLocation || ''), toRegion: a.sameRegionTransfer ? g.code : t.interRegion ? g2.code : '',
-      productJson: '', newAttr: '' };
+      productJson: '', newAttr: '', legacyAttrs: EXTRA_ATTRS.map((n) => ['product_' + n.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase()), a[n] || '']) };
     const pm = { product_name: t.pn, servicename: t.pn };
     if (!t.global) pm.region = g.code;
     for (const [k, v] of Object.entries(a)) if (typeof v === 'string' && v && !['instanceType', 'instanceFamily', 'toLocation', 'toLocationType', 'fromLocationType'].includes(k))
@@ -745,13 +746,7 @@ export async function generate(opt) {
     R.product_from_location = info.fromLoc; R.product_from_location_type = a.fromLocationType || ''; R.product_from_region_code = info.fromRegion;
     R.product_to_location = info.toLoc; R.product_to_location_type = a.toLocationType || ''; R.product_to_region_code = info.toRegion;
     R.product_some_new_attribute = info.newAttr;
-    R.product_volume_api_name = a.volumeApiName || ''; R.product_physical_processor = a.physicalProcessor || '';
-    R.product_pre_installed_sw = a.preInstalledSw || ''; R.product_deployment_option = a.deploymentOption || '';
-    R.product_attachment_type = a.attachmentType || ''; R.product_broker_engine = a.brokerEngine || '';
-    R.product_bundle = a.bundle || ''; R.product_port_speed = a.portSpeed || ''; R.product_usage_family = a.usageFamily || '';
-    R.product_storage = a.storage || ''; R.product_direct_connect_location = a.directConnectLocation || '';
-    R.product_license = a.license || ''; R.product_description = a.description || '';
-    R.product_running_mode = a.runningMode || ''; R.product_software_included = a.softwareIncluded || '';
+    for (const [k, v] of info.legacyAttrs) R[k] = v;
     if (needMaps) R.product = info.productJson;
     R.pricing_rate_code = info.rateCode; R.pricing_rate_id = info.rateId; R.pricing_currency = 'USD'; R.pricing_unit = t.unit;
   }
