@@ -6,7 +6,8 @@
 # backends it forks stay under it) first syncs the real CUR sample from the S3
 # emulator (a GetObject answered 503 once, then retried) and fetches Cost
 # Explorer's daily spend (throttled twice, then answered) -- the shared
-# aws_request path, S3 and JSON alike -- then pushes a few bills to the BILL
+# aws_request path, S3 and JSON alike -- and loads a CUR 2.0 file whose map
+# columns the loader checks and whose keys it records, then pushes a few bills to the BILL
 # emulator through the paths the exactly-once protocol added: a lost create
 # answer (lookup, adopt), a lost PATCH answer (read, then PUT), a lost
 # vendor-create answer, a void (archive), and a refused login (the visible
@@ -57,6 +58,16 @@ q "SELECT billops.create_cur_source('vg-s3', 'vg-billing', 'sample', prefix => '
 # (a CALL that commits cannot share psql's -c transaction with the SET)
 psql -qXAt -d vg -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CALL billops.sync_cur_source('vg-s3')"
 [ "$(q "SELECT status FROM billops.cur_delivery ORDER BY delivery_id DESC LIMIT 1")" = loaded ] || { echo "the S3 sync failed" >&2; exit 1; }
+# a CUR 2.0 file with map columns: the loader validates each map and records its keys
+c2="$BILLOPS_RUN/vg-cur2.csv"
+{ echo 'bill_payer_account_id,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_unblended_cost,product,resource_tags,discount'
+  for i in $(seq 1 50); do
+    echo "600000000001,2024-02-01T00:00:00Z,222222222222,Usage,1.$i,\"{\"\"product_name\"\": \"\"Amazon S3\"\", \"\"region\"\": \"\"us-east-1\"\"}\",\"{\"\"user_team_$((i % 7))\"\": \"\"t$i\"\"}\",\"{\"\"edp_discount\"\": -0.0$i}\""
+  done; } > "$c2"
+chmod 644 "$c2"
+q "SET client_min_messages = warning; SELECT billops.load_cur_file('$c2', 'vg-cur2', 'vg-cur2-1')" >/dev/null
+[ "$(q "SELECT count(*) FROM billops.cur_delivery_map_key k JOIN billops.cur_source s ON true JOIN billops.cur_delivery d USING (delivery_id) WHERE d.source_id = s.source_id AND s.name = 'vg-cur2'")" = 10 ] \
+    || { echo "the CUR 2.0 map keys were not recorded" >&2; exit 1; }
 control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
 q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
 q "SET client_min_messages = warning; SELECT status FROM billops.fetch_ce_daily_spend('999900001111', current_date - 5, current_date - 1)" >&2
