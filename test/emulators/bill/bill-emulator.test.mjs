@@ -569,6 +569,41 @@ test('hour windows follow --hour-ms', async () => {
 
 // --- approvals and payments ---------------------------------------------------------------
 
+test('users and roles: the organization\'s users with their role, paged and filtered; the control API adds approvers', async () => {
+  const sid = await session();
+  const roles = await api(sid, 'GET', '/v3/roles');
+  assert.equal(roles.status, 200, roles.text);
+  assert.deepEqual(roles.json.map((r) => r.type), ['ADMINISTRATOR', 'ACCOUNTANT', 'APPROVER', 'PAYER', 'CLERK', 'AUDITOR']);
+  assert.ok(roles.json.every((r) => /^0po/.test(r.id)));
+  const roleId = Object.fromEntries(roles.json.map((r) => [r.type, r.id]));
+  const added = [];
+  for (let i = 0; i < 24; i++) {
+    const r = await control('POST', 'users', { firstName: `A${i}`, role: i % 3 === 0 ? 'CLERK' : 'APPROVER', archived: i === 5 });
+    assert.equal(r.status, 201, r.text);
+    added.push(r.json);
+  }
+  assert.ok(added.every((u) => /^006/.test(u.id)));
+  assert.equal((await control('POST', 'users', { id: 'not-a-user-id' })).status, 400);
+  // every user, page by page (max 10): the API user first, then the added ones
+  const seen = [];
+  let page;
+  do {
+    const r = await api(sid, 'GET', '/v3/users', undefined, { query: { max: '10', ...(page ? { page } : {}) } });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.json.results.length <= 10);
+    seen.push(...r.json.results);
+    page = r.json.nextPage;
+  } while (page);
+  assert.equal(seen.length, 25);
+  assert.deepEqual(seen[0], { ...seen[0], id: C.userId, roleId: roleId.ADMINISTRATOR, archived: false });
+  assert.equal(seen.find((u) => u.id === added[3].id).roleId, roleId.CLERK);
+  const active = await api(sid, 'GET', '/v3/users', undefined, { query: { max: '100', filters: 'archived:eq:false' } });
+  assert.equal(active.json.results.length, 24);
+  const one = await api(sid, 'GET', `/v3/users/${added[1].id}`);
+  assert.equal(one.json.roleId, roleId.APPROVER);
+  assertBdcError(await api(sid, 'GET', '/v3/users/00601NOSUCHUSER000000'), 404, 'BDC_1120');
+});
+
 test('approvals: a matching policy assigns approvers; APPROVE through the API; payment only once approved', async () => {
   let sid = await session();
   const pol = await api(sid, 'POST', '/v3/bill-approvals/policies', {

@@ -240,6 +240,7 @@ export function createBillEmulator(options = {}) {
     documents: new Map(), // uploadId -> document
     payments: new Map(),
     policies: new Map(),
+    orgUsers: new Map(), // organization users (GET /v3/users): the API user, approvers added by the control API
     subscriptions: new Map(),
     idempotency: new Map(), // X-Idempotent-Key -> stored answer
     sessions: new Map(),
@@ -881,6 +882,60 @@ export function createBillEmulator(options = {}) {
     return { status: 200, body: billView(bill) };
   }
 
+  // ---------------------------------------------------------------- users and roles
+  // GET /v3/users and GET /v3/roles (BILL changelog 2024-04-22 and 2024-05-20: the
+  // organization's users; user ids start with 006, role ids with 0po). BILL's default
+  // roles are Administrator, Accountant, Approver, Payer, Clerk and Auditor; its Help
+  // Center's permissions table lets Administrator, Accountant and Approver approve bills.
+  // The list response's fields beyond id, name, role and archived were not readable in
+  // BILL's documentation: the shape below is the emulator's assumption (README).
+  const ROLES = [['ADMINISTRATOR', 'Administrator'], ['ACCOUNTANT', 'Accountant'], ['APPROVER', 'Approver'],
+    ['PAYER', 'Payer'], ['CLERK', 'Clerk'], ['AUDITOR', 'Auditor']]
+    .map(([type, name], i) => ({ id: `0po01EMULATORROLE${String(i + 1).padStart(4, '0')}`, type, name }));
+  const roleOf = (type) => ROLES.find((r) => r.type === type);
+  function seedOrgUsers() {
+    const t = new Date(now()).toISOString();
+    state.orgUsers.set(creds.userId, { id: creds.userId, firstName: 'API', lastName: 'User', email: creds.username,
+      roleId: roleOf('ADMINISTRATOR').id, archived: false, createdTime: t, updatedTime: t });
+    for (const u of users) if (!state.orgUsers.has(u.userId)) {
+      state.orgUsers.set(u.userId, { id: u.userId, firstName: u.firstName ?? 'User', lastName: u.lastName ?? u.userId,
+        email: u.username, roleId: roleOf(u.role ?? 'APPROVER').id, archived: false, createdTime: t, updatedTime: t });
+    }
+  }
+  // the organization's users, seeded on first use after a start or a reset
+  const orgUsers = () => { if (state.orgUsers.size === 0) seedOrgUsers(); return state.orgUsers; };
+  const userView = (u) => ({ ...u });
+  const USER_LIST = {
+    filters: {
+      id: { type: 'string', ops: ['eq', 'ne', 'in', 'nin'], get: (u) => u.id },
+      archived: { type: 'bool', ops: ['eq'], get: (u) => u.archived },
+    },
+    sortable: {},
+  };
+  const listUsers = (ctx) => {
+    const page = listOperation([...orgUsers().values()], ctx.query, USER_LIST);
+    return { status: 200, body: { ...page, results: page.results.map(userView) } };
+  };
+  function getUser(ctx) {
+    const u = orgUsers().get(ctx.params.id);
+    if (!u) throw notFound();
+    return { status: 200, body: userView(u) };
+  }
+  const listRoles = () => ({ status: 200, body: ROLES.map((r) => ({ ...r })) });
+  // control: add an organization user (an approver someone invited in BILL's UI)
+  function controlAddUser(body) {
+    if (!isObj(body)) throw new Error('body must be a JSON object');
+    const role = roleOf(body.role ?? 'APPROVER');
+    if (!role) throw new Error(`role must be one of ${ROLES.map((r) => r.type).join(', ')}`);
+    const id = body.id ?? newId('006');
+    if (!/^006[0-9A-Za-z]+$/.test(id)) throw new Error('a BILL user id starts with 006');
+    const t = new Date(now()).toISOString();
+    const u = { id, firstName: String(body.firstName ?? 'User'), lastName: String(body.lastName ?? id), email: body.email ?? `${id}@example.com`,
+      roleId: role.id, archived: Boolean(body.archived), createdTime: orgUsers().get(id)?.createdTime ?? t, updatedTime: t };
+    orgUsers().set(id, u);
+    return userView(u);
+  }
+
   // ---------------------------------------------------------------- approvals
   function policyInput(ctx, body) {
     if (!isObj(body)) throw new BillError('BDC_1122');
@@ -1291,6 +1346,9 @@ export function createBillEmulator(options = {}) {
     ['PATCH', '/v3/bills/:id', patchBill],
     ['POST', '/v3/bills/:id/archive', archiveBill],
     ['POST', '/v3/bills/:id/restore', restoreBill],
+    ['GET', '/v3/users', listUsers],
+    ['GET', '/v3/users/:id', getUser],
+    ['GET', '/v3/roles', listRoles],
     ['GET', '/v3/bill-approvals/policies', listPolicies],
     ['POST', '/v3/bill-approvals/policies', createPolicy],
     ['POST', '/v3/bill-approvals', createPolicy], // the docs show this path too
@@ -1508,6 +1566,7 @@ export function createBillEmulator(options = {}) {
       })),
       payments: [...state.payments.values()].map(paymentView),
       policies: [...state.policies.values()].map((p) => ({ ...policyView(p), status: p.status })),
+      users: [...orgUsers().values()].map(userView),
       subscriptions: [...state.subscriptions.values()].map((s) => clone(s)), // securityKey included, for tests
       sessions: [...state.sessions.values()].map((s) => ({
         sessionId: s.sessionId, userId: s.userId, lastUsed: new Date(s.lastUsed).toISOString(),
@@ -1610,6 +1669,7 @@ export function createBillEmulator(options = {}) {
           dispatcher.reset();
           state = freshState();
           return reply(200, { ok: true });
+        case 'POST users': return reply(201, controlAddUser(body));
         case 'GET state': return reply(200, controlState());
         case 'GET requests': return reply(200, state.requests);
         case 'DELETE requests': state.requests = []; return reply(200, { ok: true });
