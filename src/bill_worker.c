@@ -1,7 +1,8 @@
 /*
  * bill_worker.c — the background worker that delivers the BILL outbox: its
  * settings, its registration, and its main loop (recovery after a restart,
- * delivery, the poll of BILL's changed bills, sleeping until the next due
+ * delivery, the poll of BILL's changed bills, reading BILL's users for the
+ * approver directory, sleeping until the next due
  * row or a commit wakes it).
  *
  * Written like worker_spi, and better than pg_net where it falls short:
@@ -169,14 +170,17 @@ ms_until_next_due(long cap)
 }
 
 /*
- * Poll BILL for bills changed since the watermark (webhooks are not the only
- * source of truth, says BILL).  Pages until the list ends; errors are logged
- * and the next poll tries again.
+ * One conversation with BILL that SQL leads, a request at a time: the
+ * request function answers the next (method, path, query) or no row when
+ * there is nothing to ask; the response function records an answer and says
+ * whether to ask again.  The poll of changed bills and the reading of BILL's
+ * users and roles are both this.  Errors are logged; the next turn tries
+ * again.
  */
 static void
-poll_bill(MemoryContext cxt)
+exchange_with_bill(MemoryContext cxt, const char *activity, const char *request_sql, const char *response_sql)
 {
-	for (int page = 0; page < 50; page++)
+	for (int turn = 0; turn < 50; turn++)
 	{
 		char	   *method,
 				   *path,
@@ -184,37 +188,60 @@ poll_bill(MemoryContext cxt)
 		BillResponse resp;
 		Datum		arg;
 		Oid			type = TEXTOID;
+		bool		more;
+		bool		isnull;
 
 		CHECK_FOR_INTERRUPTS();
-		bill_begin_tx("pg_billops: preparing the BILL poll");
-		SPI_execute("SELECT method, path, query::text FROM billops._bill_poll_request()", true, 1);
+		bill_begin_tx(activity);
+		SPI_execute(request_sql, true, 1);
+		if (SPI_processed == 0)
+		{
+			bill_end_tx();
+			return;				/* nothing to ask */
+		}
 		method = bill_spi_text(1, cxt);
 		path = bill_spi_text(2, cxt);
 		query = bill_spi_text(3, cxt);
 		bill_end_tx();
 
-		pgstat_report_activity(STATE_RUNNING, "pg_billops: polling BILL for changed bills");
+		pgstat_report_activity(STATE_RUNNING, activity);
 		initStringInfo(&resp.body);
 		bill_client_request(method, path, query, NULL, &resp);
 		if (resp.status < 200 || resp.status >= 300)
 		{
 			ereport(WARNING,
-					(errmsg("pg_billops: polling BILL failed: %s",
+					(errmsg("pg_billops: %s failed: %s", activity,
 							resp.transport_error ? resp.transport_error : psprintf("HTTP %ld", resp.status)),
 					 errdetail("%.300s", resp.body.data)));
 			return;
 		}
-		bill_begin_tx("pg_billops: applying BILL's changes");
+		bill_begin_tx(activity);
 		arg = CStringGetTextDatum(resp.body.data);
-		SPI_execute_with_args("SELECT billops._bill_poll_response($1)", 1, &type, &arg, NULL, false, 1);
-		SPI_execute("SELECT 1 FROM billops.bill_sync_state WHERE name = 'poll_page'", true, 1);
-		if (SPI_processed == 0)
-		{
-			bill_end_tx();
-			return;				/* the list is read to its end */
-		}
+		SPI_execute_with_args(response_sql, 1, &type, &arg, NULL, false, 1);
+		more = SPI_processed == 1 &&
+			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
 		bill_end_tx();
+		if (!more)
+			return;
 	}
+}
+
+/* Bills changed since the watermark: webhooks are not the only source of truth, says BILL. */
+static void
+poll_bill(MemoryContext cxt)
+{
+	exchange_with_bill(cxt, "pg_billops: polling BILL for changed bills",
+					   "SELECT method, path, query::text FROM billops._bill_poll_request()",
+					   "SELECT billops._bill_poll_more($1)");
+}
+
+/* BILL's users and roles, when the approver directory needs them (54_bill_approvers.sql). */
+static void
+read_bill_directory(MemoryContext cxt)
+{
+	exchange_with_bill(cxt, "pg_billops: reading BILL's users for the approver directory",
+					   "SELECT method, path, query::text FROM billops._bill_directory_request()",
+					   "SELECT billops._bill_directory_response($1)");
 }
 
 static void
@@ -305,6 +332,8 @@ billops_bill_worker_main(Datum arg)
 					bill_deliver_outbox(loop_cxt, bill_max_concurrent_requests,
 									bill_poll_interval_s > 0 ? next_poll : 0);
 				paused = bill_paused();
+				if (!paused)
+					read_bill_directory(loop_cxt);	/* asks nothing unless the directory is due */
 				if (bill_poll_interval_s > 0 && !paused && GetCurrentTimestamp() >= next_poll)
 				{
 					poll_bill(loop_cxt);

@@ -63,16 +63,23 @@ END $$;
 
 -- What prevents a plan from being routed: an approver role that does not
 -- exist or cannot approve.  '[]' when it can be routed.
-CREATE FUNCTION billops._routing_problems(plan jsonb) RETURNS jsonb
+-- Why a plan cannot be routed: a role that does not exist or cannot approve,
+-- and, for a payable that becomes a bill in BILL (treatment invoice_like) when
+-- bill_approvers_required is on, a role without a BILL approver who may
+-- approve (54_bill_approvers.sql).  All are approver_missing: routing them is
+-- retried after each build, and the rest of the rules treat them alike.
+CREATE FUNCTION billops._routing_problems(plan jsonb, treatment text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('code', 'approver_missing', 'message',
+    SELECT (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object('code', 'approver_missing', 'message',
                CASE WHEN r.oid IS NULL THEN format('approver role "%s" (%s step) does not exist', s->>'approver_role', s->>'step_name')
                     ELSE format('role "%s" (%s step) cannot approve: it is not a member of billops_approver',
                                 s->>'approver_role', s->>'step_name') END,
                'hint', 'Create the role and GRANT billops_approver TO it, or change billops.routing_rule / billops.setting.')), '[]')
       FROM jsonb_array_elements(plan) s
       LEFT JOIN pg_roles r ON r.rolname = s->>'approver_role'
-     WHERE r.oid IS NULL OR NOT billops._is_member(r.rolname, 'billops_approver')
+     WHERE r.oid IS NULL OR NOT billops._is_member(r.rolname, 'billops_approver'))
+    || CASE WHEN treatment = 'invoice_like' AND billops.setting_value('bill_approvers_required') = 'true'
+            THEN billops._bill_approver_problems(plan) ELSE '[]' END
 $$;
 
 -- Route a payable (adjustment NULL) or its adjustment.  Returns the problems
@@ -86,7 +93,7 @@ DECLARE
 BEGIN
     PERFORM FROM billops.payable x WHERE x.payable_id = target_payable_id FOR UPDATE;
     plan := billops._plan_for(target_payable_id, target_adjustment_id);
-    problems := billops._routing_problems(plan);
+    problems := billops._routing_problems(plan, (SELECT x.treatment FROM billops.payable x WHERE x.payable_id = target_payable_id));
     IF jsonb_array_length(problems) > 0 THEN
         RETURN problems;
     END IF;
@@ -134,7 +141,8 @@ BEGIN
         IF c.subject_status = 'exception' THEN
             -- only routing problems are retried here; data problems wait for a rebuild
             CONTINUE WHEN EXISTS (SELECT FROM jsonb_array_elements(c.exceptions) e WHERE e->>'code' <> 'approver_missing');
-            problems := billops._routing_problems(billops._plan_for(c.payable_id, c.adjustment_id));
+            problems := billops._routing_problems(billops._plan_for(c.payable_id, c.adjustment_id),
+                                                  (SELECT x.treatment FROM billops.payable x WHERE x.payable_id = c.payable_id));
             CONTINUE WHEN problems = c.exceptions;
             IF jsonb_array_length(problems) = 0 THEN
                 IF c.adjustment_id IS NULL THEN

@@ -185,6 +185,14 @@ BEGIN
     RETURN n;
 END $$;
 
+-- For the worker's exchange driver: apply an answer; true while pages remain.
+CREATE FUNCTION billops._bill_poll_more(response text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billops._bill_poll_response(response);
+    RETURN EXISTS (SELECT FROM billops.bill_sync_state s WHERE s.name = 'poll_page');
+END $$;
+
 -- What is stuck and why: payables and adjustments in the exception queue, one row per reason.
 CREATE VIEW billops.exception_queue WITH (security_invoker = true) AS
 SELECT 'payable' AS subject, p.payable_id, NULL::bigint AS adjustment_id, p.dedupe_key, p.billing_period,

@@ -32,7 +32,7 @@ GRANT EXECUTE ON FUNCTION billops._athena_map(jsonb, boolean) TO billops_analyst
 -- admins change configuration; payables only through functions
 GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billops.charge_rule,
       billops.treatment_rule, billops.vendor, billops.vendor_alias, billops.aws_account, billops.billing_group,
-      billops.billing_group_account, billops.coding_field, billops.coding_rule, billops.routing_rule,
+      billops.billing_group_account, billops.coding_field, billops.coding_rule, billops.routing_rule, billops.bill_approver,
       billops.pricing_plan, billops.pricing_rule, billops.billing_group_pricing_plan, billops.allocation_rule,
       billops.shared_cost_rule, billops.shared_cost_target, billops.custom_line_item
       TO billops_admin;
@@ -113,6 +113,10 @@ SELECT pg_catalog.pg_extension_config_dump('billops.bill_create_intent', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.payable_document', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_webhook_event', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_sync_state', '');
+-- the approver directory, and BILL's users and roles as last read (bill_sync_state says when)
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_approver', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_user', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_role', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.job_run', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.pricing_plan', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.pricing_rule', '');
