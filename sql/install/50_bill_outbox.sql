@@ -132,7 +132,7 @@ CREATE INDEX bill_outbox_in_flight ON billops.bill_outbox (payable_id) WHERE sta
 COMMENT ON TABLE billops.bill_outbox IS
   'Changes BILL must learn about, written in the same transaction as the change; delivered by the pg_billops worker.';
 COMMENT ON COLUMN billops.bill_outbox.step IS
-  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_read, bill_update, archive, approve_check, approve, document_lookup, document_upload.';
+  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_read, bill_update, archive, approve_check, approve, document_lookup, document_upload, document_status.';
 COMMENT ON COLUMN billops.bill_outbox.state IS
   'pending (queued) → in_flight (claimed by the worker) → done | dead (gave up: billops.bill_outbox_retry) | cancelled (no longer needed) | superseded (a newer row of the same payable carries the change).';
 
@@ -564,6 +564,10 @@ BEGIN
         SELECT jsonb_build_object('name', d.file_name), d.content, d.content_type
           INTO query, raw_body, content_type
           FROM billops.payable_document d WHERE d.document_id = (o.payload->>'document_id')::bigint;
+    WHEN 'document_status' THEN
+        method := 'GET'; path := '/v3/documents/upload-status';
+        SELECT jsonb_build_object('ids', d.bill_upload_id) INTO query
+          FROM billops.payable_document d WHERE d.document_id = (o.payload->>'document_id')::bigint;
     WHEN 'approve_check' THEN
         -- (whether this list pages is not documented; it is read as one answer)
         method := 'GET'; path := '/v3/bill-approvals/pending-user-approvals';
@@ -624,6 +628,19 @@ $$;
 --   throttle  too many concurrent requests: resend this step shortly (not counted)
 --   hourly    the hourly limit is reached: no request before the next hour
 --   dead      gave up; visible in billops.bill_outbox, retry with billops.bill_outbox_retry()
+-- A document BILL holds (its final id): recorded, and the row is done.
+CREATE FUNCTION billops._document_uploaded(o billops.bill_outbox, bill_document_id text) RETURNS billops._outbox_next
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE billops.payable_document d SET bill_document_id = _document_uploaded.bill_document_id,
+           upload_status = 'uploaded', uploaded_at = clock_timestamp()
+     WHERE d.document_id = (o.payload->>'document_id')::bigint;
+    UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
+           last_error = NULL, last_error_code = NULL
+     WHERE x.outbox_id = o.outbox_id;
+    RETURN 'done';
+END $$;
+
 CREATE FUNCTION billops._outbox_response(target_outbox_id bigint, http_status integer, response text,
                                          transport_error text DEFAULT NULL) RETURNS billops._outbox_next
 LANGUAGE plpgsql SECURITY DEFINER
@@ -754,24 +771,52 @@ BEGIN
         UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL
          WHERE x.outbox_id = o.outbox_id;
         RETURN 'done';
-    WHEN 'document_lookup', 'document_upload' THEN
-        IF o.step = 'document_lookup' THEN
-            SELECT r->>'id' INTO found_id FROM jsonb_array_elements(j->'results') r
-             WHERE r->>'name' = (SELECT d.file_name FROM billops.payable_document d
-                                  WHERE d.document_id = (o.payload->>'document_id')::bigint)
-             ORDER BY r->>'createdTime', r->>'id' LIMIT 1;
-            IF found_id IS NULL THEN
-                RETURN billops._outbox_lookup_next(o.outbox_id, false, j->>'nextPage', NULL, 'document_upload');
-            END IF;
-        ELSE
-            found_id := j->>'id';
+    WHEN 'document_lookup' THEN
+        -- a listed document is processed: its id is the document's own
+        SELECT r->>'id' INTO found_id FROM jsonb_array_elements(j->'results') r
+         WHERE r->>'name' = (SELECT d.file_name FROM billops.payable_document d
+                              WHERE d.document_id = (o.payload->>'document_id')::bigint)
+         ORDER BY r->>'createdTime', r->>'id' LIMIT 1;
+        IF found_id IS NULL THEN
+            RETURN billops._outbox_lookup_next(o.outbox_id, false, j->>'nextPage', NULL, 'document_upload');
         END IF;
-        UPDATE billops.payable_document d SET bill_document_id = found_id, uploaded_at = clock_timestamp()
+        RETURN billops._document_uploaded(o, found_id);
+    WHEN 'document_upload' THEN
+        -- BILL's answer carries the temporary upload id (0du…) while it processes the
+        -- file, the document id (00h…) once it is done (BILL's API reference, "Upload
+        -- bill document"); either way the upload status is asked, which gives the final id
+        UPDATE billops.payable_document d SET bill_upload_id = j->>'id', upload_status = 'processing'
          WHERE d.document_id = (o.payload->>'document_id')::bigint;
-        UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
-               last_error = NULL, last_error_code = NULL
-         WHERE x.outbox_id = o.outbox_id;
-        RETURN 'done';
+        UPDATE billops.bill_outbox x SET step = 'document_status' WHERE x.outbox_id = o.outbox_id;
+        RETURN 'continue';
+    WHEN 'document_status' THEN
+        -- [{documentId, uploadId, status}] (BILL's API reference documents IN_PROGRESS and
+        -- UPLOADED; its collection's sample also shows IVA_PROCESSING).  A status BILL does
+        -- not document is read as a failed upload: it is uploaded again, at most
+        -- bill_max_attempts times, then the row is dead with BILL's answer.
+        SELECT r INTO hit FROM jsonb_array_elements(CASE jsonb_typeof(j) WHEN 'array' THEN j ELSE j->'results' END) r
+         WHERE r->>'uploadId' = (SELECT d.bill_upload_id FROM billops.payable_document d
+                                  WHERE d.document_id = (o.payload->>'document_id')::bigint)
+            OR r->>'documentId' = (SELECT d.bill_upload_id FROM billops.payable_document d
+                                    WHERE d.document_id = (o.payload->>'document_id')::bigint)
+         LIMIT 1;
+        IF hit->>'status' = 'UPLOADED' AND coalesce(hit->>'documentId', '') <> '' THEN
+            RETURN billops._document_uploaded(o, hit->>'documentId');
+        ELSIF hit IS NULL OR hit->>'status' IN ('IN_PROGRESS', 'IVA_PROCESSING') THEN
+            -- still processing: ask again shortly, without spending an attempt
+            PERFORM billops._outbox_defer(o.outbox_id, billops.setting_value('bill_retry_base_seconds')::numeric, false,
+                                          NULL, format('BILL is processing the upload (%s)', coalesce(hit->>'status', 'not listed yet')));
+            RETURN 'retry';
+        END IF;
+        UPDATE billops.payable_document d SET upload_status = 'failed', upload_failures = d.upload_failures + 1
+         WHERE d.document_id = (o.payload->>'document_id')::bigint;
+        -- uploaded again (after a lookup by name, as after any upload in doubt), with backoff
+        UPDATE billops.bill_outbox x SET step = 'document_upload' WHERE x.outbox_id = o.outbox_id;
+        IF billops._outbox_defer(o.outbox_id, -1, true, 'UPLOAD_' || coalesce(hit->>'status', 'UNKNOWN'),
+                                 format('BILL did not keep the upload: %s', left(hit::text, 200))) = 'dead' THEN
+            RETURN 'dead';
+        END IF;
+        RETURN 'retry';
     END CASE;
 END $$;
 
@@ -917,6 +962,8 @@ SELECT o.outbox_id, o.payable_id, p.dedupe_key, o.action, o.state, o.step, o.att
          WHEN w.pid IS NULL THEN 'no BILL worker is running (needs shared_preload_libraries and billops.bill_database)'
          WHEN w.database IS DISTINCT FROM current_database() THEN 'the BILL worker serves database ' || w.database
          WHEN w.paused_until IS NOT NULL THEN format('the worker is paused until %s: %s', w.paused_until, w.pause_reason)
+         WHEN o.step = 'document_status' AND o.next_attempt_at > clock_timestamp()
+              THEN format('BILL is processing the upload; asked again at %s', o.next_attempt_at)
          WHEN o.next_attempt_at > clock_timestamp() THEN format('next attempt at %s', o.next_attempt_at)
          WHEN o.action = 'document_upload'
               AND NOT EXISTS (SELECT FROM billops.bill_link l WHERE l.payable_id = o.payable_id AND l.bill_id IS NOT NULL)

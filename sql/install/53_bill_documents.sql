@@ -17,12 +17,19 @@ CREATE TABLE billops.payable_document (
     -- set (and committed) before the first upload is sent: from then on an upload
     -- is preceded by a lookup of the bill's documents by name (BILL has no idempotency key)
     upload_intent_at  timestamptz,
+    -- BILL processes an upload asynchronously: its answer carries a temporary
+    -- upload id (0du…); GET /v3/documents/upload-status?ids= says when it is
+    -- UPLOADED and gives the document's id (00h…), which is what is kept.
+    bill_upload_id    text,
+    upload_status     text NOT NULL DEFAULT 'queued'
+                      CHECK (upload_status IN ('queued', 'processing', 'uploaded', 'failed')),
+    upload_failures   integer NOT NULL DEFAULT 0,
     bill_document_id  text,
     uploaded_at       timestamptz,
     UNIQUE (payable_id, file_name)
 );
 COMMENT ON TABLE billops.payable_document IS
-  'Files attached to a payable, uploaded to its bill in BILL by the worker (bill_document_id once uploaded).';
+  'Files attached to a payable, uploaded to its bill in BILL by the worker: queued, processing (BILL''s temporary upload id), uploaded (BILL''s document id) or failed.';
 
 -- The step for a document row: upload straight away the first time (recording
 -- the intent), look it up by name whenever an earlier upload may have landed.

@@ -520,8 +520,37 @@ test('documents: a file attached to a payable reaches its bill byte for byte, on
   const dropped = log.filter((r) => r.method === 'POST' && r.path.startsWith('/connect/v3/documents/bills/') && r.outcome === 'droppedAfterCommit');
   assert.equal(dropped.length, 1, 'one upload was carried out by BILL and its answer lost');
   assert.ok(log.some((r) => r.seq > dropped[0].seq && isApi(r, 'GET', `/v3/documents/bills/${bill.id}`)), 'then the bill\'s documents were listed');
-  const { rows: recorded } = await S.db.query('SELECT file_name, bill_document_id FROM billops.payable_document ORDER BY file_name');
-  assert.ok(recorded.every((r) => r.bill_document_id), 'BILL\'s ids are recorded');
+  const { rows: recorded } = await S.db.query('SELECT file_name, bill_document_id, upload_status FROM billops.payable_document ORDER BY file_name');
+  assert.deepEqual(recorded.map((r) => [r.file_name, r.bill_document_id, r.upload_status]),
+    docs.map((d) => [d.name, d.documentId, 'uploaded']), 'BILL\'s document ids (00h…) are recorded, not the uploads\' temporary ids');
+});
+
+test('documents: BILL processes an upload asynchronously; a failed upload is sent again', async () => {
+  // each upload stays IN_PROGRESS for a while; the first one then fails
+  await control('POST', 'config', { documentProcessingMs: 1500, failUploads: 1 });
+  try {
+    await S.db.query(`UPDATE billops.setting SET value = '0.2' WHERE name = 'bill_retry_base_seconds'`);
+    const ps = await buildMonth({ partners: 1 });
+    const p = pushable(ps)[0];
+    await one(S.db, 'SELECT billops.attach_document($1, $2, $3) AS id', [p.id, 'usage-summary.pdf', Buffer.from('%PDF-1.4 summary')]);
+    await waitFor('the document to be uploaded', async () => (await one(S.db,
+      `SELECT upload_status FROM billops.payable_document WHERE file_name = 'usage-summary.pdf'`)).upload_status === 'uploaded',
+    30000, 100);
+    const doc = await one(S.db, `SELECT bill_document_id, upload_failures, bill_upload_id FROM billops.payable_document WHERE file_name = 'usage-summary.pdf'`);
+    const st = await state();
+    const held = st.documents.filter((d) => d.name === 'usage-summary.pdf');
+    assert.deepEqual(held.map((d) => d.status).sort(), ['FAILED', 'UPLOADED'], 'BILL saw a failed upload, then a good one');
+    assert.equal(doc.bill_document_id, held.find((d) => d.status === 'UPLOADED').documentId, 'the good upload\'s document id is kept');
+    assert.equal(doc.upload_failures, 1, 'the failure is counted');
+    const statusCalls = (await requests()).filter((r) => isApi(r, 'GET', '/v3/documents/upload-status'));
+    assert.ok(statusCalls.length >= 3, `the worker asked for the status while BILL processed (${statusCalls.length} times)`);
+    const row = await one(S.db, `SELECT state, attempts FROM billops.bill_outbox WHERE action = 'document_upload' ORDER BY outbox_id DESC LIMIT 1`);
+    assert.equal(row.state, 'done');
+    assert.equal(row.attempts, 2, 'waiting for BILL spends no attempt; the failed upload spent one');
+  } finally {
+    await control('POST', 'config', { documentProcessingMs: 0, failUploads: 0 });
+    await S.db.query(`UPDATE billops.setting SET value = '2' WHERE name = 'bill_retry_base_seconds'`);
+  }
 });
 
 // --- 6 ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 -- the file is the raw request body, sent once BILL has the bill, and an upload
 -- whose answer was lost is looked up by name before it is sent again.
 BEGIN;
-SELECT plan(28);
+SELECT plan(38);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(true);
@@ -66,8 +66,47 @@ SELECT is((SELECT method || ' ' || path FROM req), 'POST /v3/documents/bills/00n
 SELECT is((SELECT query FROM req), '{"name": "invoice-INV-DD-1.pdf"}'::jsonb, 'named');
 SELECT is((SELECT raw_body FROM req), (SELECT content FROM pdf), 'the file itself is the body, byte for byte');
 SELECT ok((SELECT body IS NULL AND content_type = 'application/pdf' FROM req), 'not JSON: a PDF');
-SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), 200, '{"id": "0du1", "name": "invoice-INV-DD-1.pdf"}'), 'done', 'uploaded');
-SELECT is((SELECT bill_document_id FROM billops.payable_document WHERE document_id = (SELECT id FROM doc)), '0du1', 'BILL''s id is kept');
+-- BILL processes an upload asynchronously: its answer has a temporary upload id (0du…)
+SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), 200, '{"id": "0du1", "name": "invoice-INV-DD-1.pdf"}'), 'continue',
+          'uploaded: next, the upload''s status');
+SELECT is((SELECT upload_status || ' ' || bill_upload_id || ' ' || coalesce(bill_document_id, '-') FROM billops.payable_document
+            WHERE document_id = (SELECT id FROM doc)), 'processing 0du1 -', 'the temporary upload id is not the document''s id');
+SELECT is((SELECT r.method || ' ' || r.path || ' ' || r.query::text FROM billops._outbox_request((SELECT outbox_id FROM claimed)) r),
+          'GET /v3/documents/upload-status {"ids": "0du1"}', 'asks BILL how the upload is doing');
+SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), 200, '[{"uploadId": "0du1", "status": "IN_PROGRESS"}]'), 'retry',
+          'still processing: asked again later');
+SELECT is((SELECT state || ' ' || step || ' ' || attempts FROM billops.bill_outbox WHERE outbox_id = (SELECT outbox_id FROM claimed)),
+          'pending document_status 0', 'without spending an attempt');
+SELECT is((SELECT last_error || ' ' || (next_attempt_at > clock_timestamp()) FROM billops.bill_outbox WHERE outbox_id = (SELECT outbox_id FROM claimed)),
+          'BILL is processing the upload (IN_PROGRESS) true', 'later, saying why (billops.bill_outbox_status shows it)');
+UPDATE billops.bill_outbox SET next_attempt_at = clock_timestamp() WHERE outbox_id = (SELECT outbox_id FROM claimed);
+TRUNCATE claimed;
+INSERT INTO claimed SELECT * FROM billops._outbox_claim(1);
+SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), 200,
+          '[{"documentId": "00h9", "uploadId": "0du1", "status": "UPLOADED"}]'), 'done', 'uploaded');
+SELECT is((SELECT upload_status || ' ' || bill_document_id FROM billops.payable_document WHERE document_id = (SELECT id FROM doc)),
+          'uploaded 00h9', 'BILL''s document id is kept, not the upload''s');
+
+-- an upload BILL does not keep is sent again, at most bill_max_attempts times
+SELECT billops.attach_document((SELECT dd FROM ids), 'broken.pdf', 'broken'::bytea);
+UPDATE billops.setting SET value = '2' WHERE name = 'bill_max_attempts';
+TRUNCATE claimed;
+INSERT INTO claimed SELECT * FROM billops._outbox_claim(1);
+SELECT billops._outbox_response((SELECT outbox_id FROM claimed), 200, '{"id": "0du2"}');
+SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), 200, '[{"uploadId": "0du2", "status": "FAILED"}]'), 'retry',
+          'a status BILL does not document as success: the upload failed, try again');
+SELECT is((SELECT upload_status || ' ' || upload_failures FROM billops.payable_document WHERE file_name = 'broken.pdf'), 'failed 1',
+          'the failure is recorded');
+SELECT is((SELECT step || ' ' || last_error_code FROM billops.bill_outbox WHERE outbox_id = (SELECT outbox_id FROM claimed)),
+          'document_lookup UPLOAD_FAILED', 'first a lookup by name (the upload may have landed after all), with BILL''s status');
+UPDATE billops.bill_outbox SET next_attempt_at = clock_timestamp() WHERE outbox_id = (SELECT outbox_id FROM claimed);
+TRUNCATE claimed;
+INSERT INTO claimed SELECT * FROM billops._outbox_claim(1);
+SELECT billops._outbox_response((SELECT outbox_id FROM claimed), 200, '{"results": []}');
+SELECT billops._outbox_response((SELECT outbox_id FROM claimed), 200, '{"id": "0du3"}');
+SELECT is(billops._outbox_response((SELECT outbox_id FROM claimed), 200, '[{"uploadId": "0du3", "status": "FAILED"}]'), 'dead',
+          'the second failure with bill_max_attempts 2: a dead letter, reported');
+UPDATE billops.setting SET value = '8' WHERE name = 'bill_max_attempts';
 
 -- an upload whose answer was lost: looked up by name, not sent twice
 SELECT billops.attach_document((SELECT dd FROM ids), 'statement.pdf', 'statement'::bytea);

@@ -42,6 +42,7 @@ export const DEFAULT_CONFIG = Object.freeze({
   throttleStatus: 422, // HTTP status of BDC_1144 / BDC_1322: undocumented, 422 seen
   maxDocumentBytes: 6 * 1024 * 1024, // "The file size limit is 6 MB"
   documentProcessingMs: 0, // time an upload stays IN_PROGRESS (emulator clock)
+  failUploads: 0, // the next N uploads end FAILED instead of UPLOADED (BILL documents no failure status: assumed)
   webhookRetries: 3, // retries after the first attempt
   webhookRetryMs: 200, // first retry delay, doubled each time
   webhookTimeoutMs: 5000,
@@ -50,7 +51,7 @@ export const DEFAULT_CONFIG = Object.freeze({
 const CONFIG_TYPES = {
   hourlyLimit: 'int', loginHourlyLimit: 'int', concurrencyLimit: 'int', hourMs: 'int',
   sessionIdleMs: 'int', throttleStatus: 'status', loginLimitCode: 'code', maxDocumentBytes: 'int',
-  documentProcessingMs: 'int', webhookRetries: 'int', webhookRetryMs: 'int', webhookTimeoutMs: 'int',
+  documentProcessingMs: 'int', failUploads: 'int', webhookRetries: 'int', webhookRetryMs: 'int', webhookTimeoutMs: 'int',
 };
 
 const API_PREFIX = '/connect';
@@ -1059,8 +1060,9 @@ export function createBillEmulator(options = {}) {
     const d = {
       uploadId: newId('0du'), documentId: newId('00h'), billId: bill.id, name, size,
       sha256: crypto.createHash('sha256').update(buf).digest('hex'), contentType: type || null,
-      createdTime: t, readyAt: now() + cfg.documentProcessingMs, content: buf,
+      createdTime: t, readyAt: now() + cfg.documentProcessingMs, content: buf, failed: cfg.failUploads > 0,
     };
+    if (d.failed) cfg.failUploads -= 1;
     state.documents.set(d.uploadId, d);
     // the answer carries the upload id (0du...); the document id (00h...) comes from
     // GET /v3/documents/upload-status once the upload is processed
@@ -1078,20 +1080,22 @@ export function createBillEmulator(options = {}) {
       const d = [...state.documents.values()].find((x) => x.uploadId === id || x.documentId === id);
       if (!d) continue;
       const ready = now() >= d.readyAt;
-      out.push(ready ? { documentId: d.documentId, uploadId: d.uploadId, status: 'UPLOADED' } : { uploadId: d.uploadId, status: 'IN_PROGRESS' });
+      if (!ready) out.push({ uploadId: d.uploadId, status: 'IN_PROGRESS' });
+      else if (d.failed) out.push({ uploadId: d.uploadId, status: 'FAILED' });
+      else out.push({ documentId: d.documentId, uploadId: d.uploadId, status: 'UPLOADED' });
     }
     return { status: 200, body: out };
   }
 
   function getDocument(ctx) {
-    const d = [...state.documents.values()].find((x) => x.documentId === ctx.params.id && now() >= x.readyAt);
+    const d = [...state.documents.values()].find((x) => x.documentId === ctx.params.id && now() >= x.readyAt && !x.failed);
     if (!d) throw notFound();
     return { status: 200, body: documentView(d, ctx.headers.host) };
   }
 
   function listDocuments(ctx) {
     getBillOr404(ctx.params.id);
-    const docs = [...state.documents.values()].filter((d) => d.billId === ctx.params.id && now() >= d.readyAt);
+    const docs = [...state.documents.values()].filter((d) => d.billId === ctx.params.id && now() >= d.readyAt && !d.failed);
     const page = listOperation(docs, ctx.query, { filters: {}, sortable: {} });
     return { status: 200, body: { ...page, results: page.results.map((d) => documentView(d, ctx.headers.host)) } };
   }
@@ -1562,7 +1566,7 @@ export function createBillEmulator(options = {}) {
       documents: [...state.documents.values()].map((d) => ({
         uploadId: d.uploadId, documentId: d.documentId, billId: d.billId, name: d.name, size: d.size,
         sha256: d.sha256, contentType: d.contentType, createdTime: d.createdTime,
-        status: now() >= d.readyAt ? 'UPLOADED' : 'IN_PROGRESS',
+        status: now() < d.readyAt ? 'IN_PROGRESS' : d.failed ? 'FAILED' : 'UPLOADED',
       })),
       payments: [...state.payments.values()].map(paymentView),
       policies: [...state.policies.values()].map((p) => ({ ...policyView(p), status: p.status })),
