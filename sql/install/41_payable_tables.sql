@@ -46,8 +46,9 @@ INSERT INTO billops.payable_transition VALUES
   ('routed', 'voided', 'void'),
   ('approved', 'scheduled', 'payment scheduled'),
   ('approved', 'voided', 'void (explicit, audited)'),
-  ('scheduled', 'approved', 'payment schedule cancelled'),
-  ('scheduled', 'paid', 'paid');
+  ('scheduled', 'approved', 'payment schedule cancelled, or the payment failed'),
+  ('scheduled', 'paid', 'paid'),
+  ('paid', 'approved', 'the payment failed or was voided in BILL after it was reported paid');
 
 CREATE TABLE billops.payable (
     payable_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -8,6 +8,33 @@ ALTER TABLE billops.bill_link ADD COLUMN conflict text;
 COMMENT ON COLUMN billops.bill_link.conflict IS
   'A change made in BILL that pg_billops did not accept (e.g. a locked payable edited in BILL); shown in the exception queue.';
 
+ALTER TABLE billops.bill_link ADD COLUMN payment_problem text;
+COMMENT ON COLUMN billops.bill_link.payment_problem IS
+  'A payment of the bill that failed, was voided or is held in BILL; shown in the exception queue until a later payment goes through.';
+
+-- BILL's payments of our bills, as payment.updated / payment.failed events report them.
+CREATE TABLE billops.bill_payment (
+    payment_id    text PRIMARY KEY,
+    bill_ids      text[] NOT NULL,
+    status        text,
+    amount        numeric,
+    process_date  date,
+    updated_time  timestamptz,
+    last_event    text,
+    recorded_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+COMMENT ON TABLE billops.bill_payment IS 'Payments of our bills in BILL, as its payment events last reported them.';
+
+-- The payment statuses after which the money did not (or will not) reach the
+-- vendor: BILL's "single status" values for payments (CANCELED, VOIDED,
+-- FUNDING_FAILED_*, DISBURSEMENT_FAILED_*, FUNDS_ESCHEATED) and the
+-- CANCELLED of its /v3/payments answers.  On hold is not a failure, but is shown.
+CREATE FUNCTION billops._bill_payment_failed(status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT upper(status) IN ('CANCELED', 'CANCELLED', 'VOIDED', 'FUNDS_ESCHEATED', 'FAILED')
+        OR upper(status) LIKE 'FUNDING\_FAILED%' OR upper(status) LIKE 'DISBURSEMENT\_FAILED%'
+$$;
+
 CREATE TABLE billops.bill_webhook_event (
     event_id        text PRIMARY KEY,
     received_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -112,6 +139,69 @@ BEGIN
     RETURN outcome;
 END $$;
 
+-- Apply what BILL says about one payment (payment.updated, payment.failed).
+-- A failed, voided or cancelled payment reopens the payable's payment state
+-- (scheduled or paid -> approved: the approval stands, the money did not move)
+-- and shows in the exception queue; a later payment on its way clears it.
+-- Scheduling and paying are left to the bill's paymentStatus, as before.
+-- The payload of payment.failed is not documented beyond "identifying
+-- information and error messages": it is read like payment.updated, and the
+-- event itself means failure.
+CREATE FUNCTION billops._bill_apply_payment(payment jsonb, event_type text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'system' AS $$
+DECLARE
+    pay_id   text := payment->>'id';
+    status   text := upper(coalesce(payment->>'status', payment->>'singleStatus'));
+    bills    text[];
+    failed   boolean;
+    link     billops.bill_link;
+    p        billops.payable;
+    outcome  text := 'recorded';
+    problem  text;
+BEGIN
+    bills := ARRAY(SELECT jsonb_array_elements_text(CASE jsonb_typeof(payment->'billIds') WHEN 'array' THEN payment->'billIds'
+                                                         ELSE '[]' END)
+                   UNION SELECT payment->>'billId' WHERE payment->>'billId' IS NOT NULL);
+    IF pay_id IS NULL OR cardinality(bills) = 0 THEN
+        RETURN 'ignored: no payment id or bill ids';
+    END IF;
+    IF EXISTS (SELECT FROM billops.bill_payment x WHERE x.payment_id = pay_id
+                AND x.updated_time > (payment->>'updatedTime')::timestamptz) THEN
+        RETURN 'stale';
+    END IF;
+    INSERT INTO billops.bill_payment AS x (payment_id, bill_ids, status, amount, process_date, updated_time, last_event)
+    VALUES (pay_id, bills, status, (payment->>'amount')::numeric, (payment->>'processDate')::date,
+            (payment->>'updatedTime')::timestamptz, event_type)
+    ON CONFLICT (payment_id) DO UPDATE SET bill_ids = EXCLUDED.bill_ids, status = coalesce(EXCLUDED.status, x.status),
+           amount = coalesce(EXCLUDED.amount, x.amount), process_date = coalesce(EXCLUDED.process_date, x.process_date),
+           updated_time = coalesce(EXCLUDED.updated_time, x.updated_time), last_event = EXCLUDED.last_event,
+           recorded_at = clock_timestamp();
+    failed := event_type = 'payment.failed' OR billops._bill_payment_failed(status);
+    FOR link IN SELECT * FROM billops.bill_link l WHERE l.bill_id = ANY (bills) ORDER BY l.payable_id FOR UPDATE LOOP
+        SELECT * INTO p FROM billops.payable x WHERE x.payable_id = link.payable_id FOR UPDATE;
+        IF failed THEN
+            problem := format('payment %s %s in BILL%s', pay_id, lower(coalesce(status, 'failed')),
+                              CASE WHEN payment ? 'errorMessage' OR payment ? 'message'
+                                   THEN ': ' || left(coalesce(payment->>'errorMessage', payment->>'message'), 200) ELSE '' END);
+            IF p.status IN ('scheduled', 'paid') THEN
+                UPDATE billops.payable x SET status = 'approved' WHERE x.payable_id = p.payable_id;
+            END IF;
+            outcome := 'payment failed';
+        ELSIF status = 'DISBURSEMENT_ON_HOLD' THEN
+            problem := format('payment %s on hold in BILL', pay_id);
+            outcome := 'payment on hold';
+        ELSE
+            -- a payment on its way: the bill's own paymentStatus (bill.updated, the poll)
+            -- moves the payable to scheduled and paid; here only a problem is cleared
+            problem := NULL;
+        END IF;
+        UPDATE billops.bill_link l SET payment_problem = problem, synced_at = clock_timestamp()
+         WHERE l.payable_id = link.payable_id;
+    END LOOP;
+    RETURN outcome;
+END $$;
+
 -- The webhook endpoint, for whatever relays BILL's POST into the database
 -- (it must pass the body byte for byte, and the x-bill-sha-signature header).
 CREATE FUNCTION billops.receive_bill_webhook(body text, signature text) RETURNS text
@@ -133,12 +223,13 @@ BEGIN
     -- waits for this transaction and then finds it taken
     INSERT INTO billops.bill_webhook_event (event_id, event_type, subscription_id, bill_id, outcome, payload)
     VALUES (j->'metadata'->>'eventId', j->'metadata'->>'eventType', j->'metadata'->>'subscriptionId',
-            j->'bill'->>'id', 'received', j)
+            coalesce(j->'bill'->>'id', j->'payment'->'billIds'->>0), 'received', j)
     ON CONFLICT (event_id) DO NOTHING;
     IF NOT FOUND THEN
         RETURN 'duplicate';
     END IF;
     applied := CASE WHEN j ? 'bill' THEN billops._bill_apply_remote(j->'bill', 'webhook ' || (j->'metadata'->>'eventType'))
+                    WHEN j ? 'payment' THEN billops._bill_apply_payment(j->'payment', j->'metadata'->>'eventType')
                     ELSE 'ignored' END;
     UPDATE billops.bill_webhook_event e SET outcome = applied
      WHERE e.event_id = j->'metadata'->>'eventId';
@@ -218,7 +309,16 @@ SELECT 'bill', l.payable_id, NULL, p.dedupe_key, p.billing_period, p.source_enti
   FROM billops.bill_link l
   JOIN billops.payable p USING (payable_id)
   LEFT JOIN billops.vendor v ON v.vendor_id = p.vendor_id
- WHERE l.conflict IS NOT NULL;
+ WHERE l.conflict IS NOT NULL
+UNION ALL
+SELECT 'payment', l.payable_id, NULL, p.dedupe_key, p.billing_period, p.source_entity, v.name, p.amount, p.currency,
+       'payment_failed', NULL, l.payment_problem,
+       'Fix the cause in BILL (funding, the vendor''s bank details) and pay the bill again; the payable is approved, not paid, meanwhile.',
+       l.synced_at
+  FROM billops.bill_link l
+  JOIN billops.payable p USING (payable_id)
+  LEFT JOIN billops.vendor v ON v.vendor_id = p.vendor_id
+ WHERE l.payment_problem IS NOT NULL;
 COMMENT ON VIEW billops.exception_queue IS
   'Payables and adjustments that cannot proceed, and BILL changes not accepted, one row per reason, with the next step.';
 

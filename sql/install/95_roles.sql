@@ -112,6 +112,7 @@ SELECT pg_catalog.pg_extension_config_dump('billops.bill_outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_create_intent', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.payable_document', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_webhook_event', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_payment', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_sync_state', '');
 -- the approver directory, and BILL's users and roles as last read (bill_sync_state says when)
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_approver', '');

@@ -483,14 +483,42 @@ test('paid in BILL: the payable goes approved → scheduled → paid, by webhook
   assert.equal(Number(now.scheduled_amount), 0);
   assert.equal(now.conflict, null);
 
-  // what the webhooks did for this bill, in order; payment notifications are recorded and ignored
+  // what the webhooks did for this bill, in order; payment notifications are recorded (the bill's
+  // paymentStatus moves the payable; a payment only reports problems)
   const ours = [approve, sched, paid].flatMap((x) => billEvents(x, was.bill_id)).map((x) => x.eventId);
   const rows = await webhookRows('event_id = ANY($1)', [ours]);
   assert.deepEqual(rows.map((x) => x.outcome), ['approved in BILL', 'scheduled', 'paid']);
-  const payments = await webhookRows(`event_type = 'payment.updated' AND payload->'payment'->>'billId' = $1`, [was.bill_id]);
+  const payments = await webhookRows(`event_type = 'payment.updated' AND payload->'payment'->'billIds' ? $1`, [was.bill_id]);
   assert.equal(payments.length, 2, 'payment.updated for the scheduling and the settlement');
-  assert.ok(payments.every((x) => x.outcome === 'ignored' && x.bill_id === null));
+  assert.ok(payments.every((x) => x.outcome === 'recorded' && x.bill_id === was.bill_id), JSON.stringify(payments));
+  const { rows: [pay] } = await db.query(`SELECT status, last_event FROM billops.bill_payment WHERE $1 = ANY (bill_ids)`, [was.bill_id]);
+  assert.deepEqual(pay, { status: 'CLEARED', last_event: 'payment.updated' });
   const frozen = await expectError(db, 'UPDATE billops.payable SET amount = amount - 1 WHERE payable_id = $1', [e]);
   assert.equal(frozen.code, 'BO002', frozen.message);
+  await assertNoPoll();
+});
+
+test('a payment that fails in BILL reopens the payable\'s payment state and shows in the exception queue', async () => {
+  const e = take('the failed payment');
+  const was = await payable(e);
+  await inBill(() => control('POST', `bills/${was.bill_id}/approve`));
+  const paid = await inBill(() => control('POST', `bills/${was.bill_id}/pay`));
+  assert.equal((await payable(e)).status, 'paid');
+  // the vendor's bank sends the money back
+  const failed = await inBill(() => control('POST', `payments/${paid.result.payments[0].id}/fail`,
+    { status: 'DISBURSEMENT_FAILED_VENDOR_BANK_REJECTED' }));
+  const outcomes = failed.calls.map((c) => c.outcome);
+  assert.ok(outcomes.includes('payment failed'), JSON.stringify(outcomes));
+  const now = await payable(e);
+  assert.equal(now.status, 'approved', 'approved, not paid: the approval stands, the money did not move');
+  const { rows: q } = await db.query(`SELECT reason_code, reason, next_step FROM billops.exception_queue WHERE payable_id = $1`, [e]);
+  assert.deepEqual(q.map((r) => r.reason_code), ['payment_failed']);
+  assert.match(q[0].reason, /^payment stp\S+ disbursement_failed_vendor_bank_rejected in BILL$/);
+  assert.match(q[0].next_step, /pay the bill again/);
+  // paid again: the problem is gone, the payable is paid
+  await inBill(() => control('POST', `bills/${was.bill_id}/pay`));
+  const again = await payable(e);
+  assert.equal(again.status, 'paid');
+  assert.equal((await db.query(`SELECT count(*)::int AS n FROM billops.exception_queue WHERE payable_id = $1`, [e])).rows[0].n, 0);
   await assertNoPoll();
 });

@@ -1,7 +1,7 @@
 -- State coming back from BILL: approval in BILL locks the payable, payment
 -- moves it on, a change in BILL to a locked payable is flagged, never taken.
 BEGIN;
-SELECT plan(27);
+SELECT plan(38);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(true);
@@ -79,6 +79,32 @@ SELECT ok(has_function_privilege('billops_webhook', 'billops.receive_bill_webhoo
           AND NOT has_function_privilege('billops_analyst', 'billops.receive_bill_webhook(text, text)', 'EXECUTE')
           AND NOT has_table_privilege('billops_webhook', 'billops.payable', 'SELECT'),
           'billops_webhook may call receive_bill_webhook, and read nothing');
+-- payments: a failed payment reopens the payment state and shows in the exception queue
+SELECT is(billops._bill_apply_payment('{"id": "stp01A", "billIds": ["00nDD"], "status": "DISBURSEMENT_FAILED_VENDOR_BANK_REJECTED",
+                                        "amount": 800, "processDate": "2024-04-05", "updatedTime": "2024-04-06T00:00:00.000+0000"}',
+                                      'payment.updated'), 'payment failed', 'a payment the vendor''s bank rejected ...');
+SELECT is((SELECT status FROM billops.payable WHERE payable_id = (SELECT dd FROM ids)), 'approved',
+          '... puts the paid payable back to approved: approved, not paid');
+SELECT is((SELECT reason_code || ': ' || reason FROM billops.exception_queue WHERE payable_id = (SELECT dd FROM ids) AND subject = 'payment'),
+          'payment_failed: payment stp01A disbursement_failed_vendor_bank_rejected in BILL', 'and shows in the exception queue');
+SELECT is((SELECT status || ' ' || last_event FROM billops.bill_payment WHERE payment_id = 'stp01A'),
+          'DISBURSEMENT_FAILED_VENDOR_BANK_REJECTED payment.updated', 'the payment is on record');
+SELECT is(billops._bill_apply_payment('{"id": "stp01A", "billIds": ["00nDD"], "status": "SENT", "updatedTime": "2024-04-05T00:00:00.000+0000"}',
+                                      'payment.updated'), 'stale', 'an older status of the same payment changes nothing');
+SELECT is(billops._bill_apply_payment('{"id": "stp01B", "billIds": ["00nDD"], "status": "SCHEDULED", "updatedTime": "2024-04-07T00:00:00.000+0000"}',
+                                      'payment.updated'), 'recorded', 'paid again: a new payment on its way ...');
+SELECT is((SELECT status || ' ' || coalesce((SELECT reason_code FROM billops.exception_queue e WHERE e.payable_id = x.payable_id AND e.subject = 'payment'), 'none')
+             FROM billops.payable x WHERE payable_id = (SELECT dd FROM ids)), 'approved none',
+          '... clears the problem (the bill''s paymentStatus schedules the payable, as before)');
+SELECT is(billops._bill_apply_payment('{"id": "stp01C", "billIds": ["00nDD"], "errorMessage": "insufficient funds"}', 'payment.failed'),
+          'payment failed', 'payment.failed is a failure whatever its status');
+SELECT is((SELECT reason FROM billops.exception_queue WHERE payable_id = (SELECT dd FROM ids) AND subject = 'payment'),
+          'payment stp01C failed in BILL: insufficient funds', 'with BILL''s message');
+SELECT is(billops._bill_apply_payment('{"id": "stp01D", "billIds": ["00nNOPE"], "status": "VOIDED"}', 'payment.updated'), 'recorded',
+          'a payment of a bill that is not ours is recorded and changes nothing');
+SELECT is(billops._bill_apply_payment('{"status": "VOIDED"}', 'payment.updated'), 'ignored: no payment id or bill ids',
+          'a payload without ids is ignored, saying why');
+
 -- a missing body or signature is refused as a signature problem (the relay answers 401), before anything else
 SELECT throws_ok($$ SELECT billops.receive_bill_webhook(NULL, 'c2lnbmF0dXJl') $$, '28000', NULL,
                  'a webhook without a body is refused like a bad signature (28000)');

@@ -1102,6 +1102,16 @@ export function createBillEmulator(options = {}) {
 
   // ---------------------------------------------------------------- payments
   const paymentView = (p) => clone(p);
+  // A payment as BILL's payment webhook reports it ("Payment webhook notification payloads":
+  // id, billIds, status among the documented single-status values, times, processDate, vendor).
+  // The /v3/payments status maps to those values as assumed here: SCHEDULED stays, PAID is
+  // CLEARED (the last of the normal flow); a failure set through the control API is reported as given.
+  const PAYMENT_EVENT_STATUS = { SCHEDULED: 'SCHEDULED', PAID: 'CLEARED', CANCELLED: 'CANCELED' };
+  const paymentEventView = (p) => ({
+    id: p.id, billIds: [p.billId], status: p.singleStatus ?? PAYMENT_EVENT_STATUS[p.status] ?? p.status,
+    createdTime: p.createdTime, updatedTime: p.updatedTime, processDate: p.processDate, createdBy: p.createdBy,
+    vendor: { id: p.vendorId, name: p.vendorName }, amount: p.amount,
+  });
 
   function settlePayment(p) {
     const bill = state.bills.get(p.billId);
@@ -1110,7 +1120,7 @@ export function createBillEmulator(options = {}) {
     bill.scheduledAmount = round2(Math.max(0, bill.scheduledAmount - p.amount));
     bill.paidAmount = round2(bill.paidAmount + p.amount);
     bill.updatedTime = stamp();
-    emit('payment.updated', 'payment', paymentView(p));
+    emit('payment.updated', 'payment', paymentEventView(p));
     emit('bill.updated', 'bill', billView(bill));
   }
 
@@ -1158,7 +1168,7 @@ export function createBillEmulator(options = {}) {
       processingOptions: clone(body.processingOptions ?? undefined), description: optString(body, 'description', 4000),
       createdBy: ctx.session.userId,
     });
-    emit('payment.updated', 'payment', paymentView(p));
+    emit('payment.updated', 'payment', paymentEventView(p));
     emit('bill.updated', 'bill', billView(bill));
     return { status: 201, body: paymentView(p) };
   }
@@ -1726,6 +1736,23 @@ export function createBillEmulator(options = {}) {
           return reply(200, { bill: billView(bill), warnings: ctx.warnings });
         }
         return reply(200, { bill: billView(bill) });
+      }
+      if (req.method === 'POST' && (m = /^payments\/([^/]+)\/fail$/.exec(what))) {
+        // a payment that does not reach the vendor (the bank rejected it, funding failed ...):
+        // the money goes back, the bill is due again; payment.updated (and bill.updated) follow
+        const p = state.payments.get(decodeURIComponent(m[1]));
+        if (!p) return reply(404, { error: `no payment ${m[1]}` });
+        const bill = state.bills.get(p.billId);
+        const was = p.status;
+        p.singleStatus = typeof body.status === 'string' ? body.status : 'DISBURSEMENT_FAILED_VENDOR_BANK_REJECTED';
+        p.status = 'CANCELLED';
+        p.updatedTime = stamp();
+        if (was === 'PAID') bill.paidAmount = round2(bill.paidAmount - p.amount);
+        if (was === 'SCHEDULED') bill.scheduledAmount = round2(Math.max(0, bill.scheduledAmount - p.amount));
+        bill.updatedTime = stamp();
+        emit('payment.updated', 'payment', paymentEventView(p));
+        emit('bill.updated', 'bill', billView(bill));
+        return reply(200, { payment: paymentView(p), bill: billView(bill) });
       }
       if (req.method === 'POST' && (m = /^subscriptions\/([^/]+)\/security-key$/.exec(what))) {
         // BILL always generates the key; this lets a test sign with a key configured elsewhere
