@@ -7,7 +7,8 @@
 # emulator (a GetObject answered 503 once, then retried) and fetches Cost
 # Explorer's daily spend (throttled twice, then answered) -- the shared
 # aws_request path, S3 and JSON alike -- and loads a CUR 2.0 file whose map
-# columns the loader checks and whose keys it records, then pushes a few bills to the BILL
+# columns the loader checks and whose keys it records, reads BILL's users for
+# the approver directory, then pushes a few bills to the BILL
 # emulator through the paths the exactly-once protocol added: a lost create
 # answer (lookup, adopt), a lost PATCH answer (read, then PUT), a lost
 # vendor-create answer, a void (archive), and a refused login (the visible
@@ -71,6 +72,14 @@ q "SET client_min_messages = warning; SELECT billops.load_cur_file('$c2', 'vg-cu
 control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
 q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
 q "SET client_min_messages = warning; SELECT status FROM billops.fetch_ce_daily_spend('999900001111', current_date - 5, current_date - 1)" >&2
+# the approver directory: the worker reads BILL's roles and users (the exchange driver the poll shares)
+q "INSERT INTO billops.bill_approver (approver_role, bill_approver_id) VALUES ('vg_owners', '$BILL_USER_ID')"
+for _ in $(seq 1 60); do
+    [ "$(q "SELECT status FROM billops.bill_approver_status WHERE approver_role = 'vg_owners'")" = ok ] && break
+    sleep 1
+done
+[ "$(q "SELECT status FROM billops.bill_approver_status WHERE approver_role = 'vg_owners'")" = ok ] \
+    || { echo "the worker did not read BILL's users" >&2; exit 1; }
 q "INSERT INTO billops.vendor (name, kind) VALUES ('Datadog', 'marketplace_seller')"
 q "INSERT INTO billops.vendor_alias (vendor_id, match_kind, pattern) SELECT vendor_id, 'exact', 'Datadog, Inc.' FROM billops.vendor WHERE name = 'Datadog'"
 q "INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100'), ('department', 'OPS')"
