@@ -19,7 +19,8 @@ as_root() {
 DEB_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
               libssl-dev zlib1g-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
               nodejs npm ca-certificates openssl
-              postgresql-15-cron)   # pg_cron: the README's scheduling recipe runs with the real thing
+              postgresql-15-cron    # pg_cron: the README's scheduling recipe runs with the real thing
+              poppler-utils)        # pdftotext: an independent reader of the PDFs pg_billops writes
 
 install_deps() {
     local missing=()

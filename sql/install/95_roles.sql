@@ -71,7 +71,10 @@ GRANT EXECUTE ON FUNCTION billops.payable_line_items(bigint, bigint), billops.ac
       billops._routed_to_actor(bigint), billops._is_member(name, text), billops.payable_dedupe_key(text, date, text),
       billops.normalize_vendor_name(text), billops.vendor_match(text), billops.billing_group_of(text, date),
       billops.business_unit_of(text, date), billops.charge_source_of(text, text, text, text, text, text),
-      billops.treatment_of(text, text, text), billops.setting_value(text)
+      billops.treatment_of(text, text, text), billops.setting_value(text),
+      billops.payable_context(bigint), billops.payable_context_text(bigint, integer), billops.payable_context_pdf(bigint),
+      billops._payable_context_lines(jsonb), billops._amount_text(numeric), billops._pdf_page(text, text[]), billops._pdf_wrap(text[], integer),
+      billops._service_of(jsonb, text)
       TO billops_analyst, billops_approver;
 
 -- Row-level security.  Not FORCEd: the owner is the superuser that created
