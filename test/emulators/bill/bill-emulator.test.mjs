@@ -604,6 +604,32 @@ test('users and roles: the organization\'s users with their role, paged and filt
   assertBdcError(await api(sid, 'GET', '/v3/users/00601NOSUCHUSER000000'), 404, 'BDC_1120');
 });
 
+test('jobs: create (name required, parent must exist), search by name, read, update; a policy keyed on JOB_ID assigns its approvers', async () => {
+  const sid = await session();
+  assertBdcError(await api(sid, 'POST', '/v3/classifications/jobs', { shortName: 'x' }), 400, 'BDC_1117');
+  const a = await api(sid, 'POST', '/v3/classifications/jobs', { name: 'pg_billops route 1', description: 'owners' });
+  assert.equal(a.status, 201, a.text);
+  assert.match(a.json.id, /^job/);
+  assertBdcError(await api(sid, 'POST', '/v3/classifications/jobs', { name: 'child', parentId: 'job01NOPE' }), 400, 'BDC_1119');
+  await api(sid, 'POST', '/v3/classifications/jobs', { name: 'pg_billops route 2' });
+  const found = await api(sid, 'GET', '/v3/classifications/jobs', undefined, { query: { filters: 'name:eq:"pg_billops route 1"' } });
+  assert.deepEqual(found.json.results.map((j) => j.id), [a.json.id]);
+  const upd = await api(sid, 'PATCH', `/v3/classifications/jobs/${a.json.id}`, { description: 'owners, then leadership' });
+  assert.equal(upd.json.description, 'owners, then leadership');
+  assert.equal((await api(sid, 'GET', `/v3/classifications/jobs/${a.json.id}`)).json.name, 'pg_billops route 1');
+  // the route: a policy on JOB_ID; a bill classified with the job gets its approvers, in order
+  const pol = await api(sid, 'POST', '/v3/bill-approvals/policies', {
+    policyName: 'pg_billops route 1', rules: [{ key: 'JOB_ID', op: 'eq', values: [a.json.id] }], approvers: ['00601OWNER000000001', C.userId],
+  });
+  assert.equal(pol.status, 201, pol.text);
+  const v = await vendor(sid);
+  // (a job is a line classification: BILL's bill-level classifications have no jobId)
+  const routed = await bill(sid, v.id, { billLineItems: [{ amount: 10, description: 'EC2', classifications: { jobId: a.json.id } }] });
+  assert.deepEqual(routed.approvers.map((x) => [x.userId, x.approverOrder, x.status]),
+    [['00601OWNER000000001', 1, 'WAITING'], [C.userId, 2, 'WAITING']]);
+  assert.equal((await bill(sid, v.id)).approvalStatus, 'UNDEFINED', 'a bill without the job matches no policy');
+});
+
 test('approvals: a matching policy assigns approvers; APPROVE through the API; payment only once approved', async () => {
   let sid = await session();
   const pol = await api(sid, 'POST', '/v3/bill-approvals/policies', {

@@ -242,6 +242,7 @@ export function createBillEmulator(options = {}) {
     payments: new Map(),
     policies: new Map(),
     orgUsers: new Map(), // organization users (GET /v3/users): the API user, approvers added by the control API
+    jobs: new Map(), // classification jobs (/v3/classifications/jobs)
     subscriptions: new Map(),
     idempotency: new Map(), // X-Idempotent-Key -> stored answer
     sessions: new Map(),
@@ -937,6 +938,50 @@ export function createBillEmulator(options = {}) {
     return userView(u);
   }
 
+  // ---------------------------------------------------------------- classification: jobs
+  // /v3/classifications/jobs (BILL's API reference: "Create a job", "Update a job", the
+  // collection): name (required), shortName, description, parentId. BILL's reference says a job
+  // id "begins with job"; the emulator's ids start with "job" accordingly.
+  const JOB_LIST = {
+    filters: {
+      id: { type: 'string', ops: ['eq', 'ne', 'in', 'nin'], get: (j) => j.id },
+      name: { type: 'string', ops: ['eq', 'ne', 'in', 'nin', 'sw'], get: (j) => j.name },
+      archived: { type: 'bool', ops: ['eq'], get: (j) => j.archived },
+    },
+    sortable: {},
+  };
+  const jobView = (j) => clone(j);
+  function jobInput(ctx, body, creating) {
+    if (!isObj(body)) throw new BillError('BDC_1122');
+    noteUnknown(ctx, body, ['name', 'shortName', 'description', 'parentId']);
+    const out = {};
+    if (creating || 'name' in body) out.name = reqString(body, 'name', 255);
+    for (const k of ['shortName', 'description', 'parentId']) if (k in body) out[k] = reqString(body, k, 255);
+    if (out.parentId !== undefined && !state.jobs.has(out.parentId)) throw invalid('parentId', out.parentId);
+    return out;
+  }
+  const listJobs = (ctx) => {
+    const page = listOperation([...state.jobs.values()], ctx.query, JOB_LIST);
+    return { status: 200, body: { ...page, results: page.results.map(jobView) } };
+  };
+  function createJob(ctx) {
+    const t = stamp();
+    const j = { id: newId('job'), archived: false, ...jobInput(ctx, parseJsonBody(ctx), true), createdTime: t, updatedTime: t };
+    state.jobs.set(j.id, j);
+    return { status: 201, body: jobView(j) };
+  }
+  function getJob(ctx) {
+    const j = state.jobs.get(ctx.params.id);
+    if (!j) throw notFound();
+    return { status: 200, body: jobView(j) };
+  }
+  function patchJob(ctx) {
+    const j = state.jobs.get(ctx.params.id);
+    if (!j) throw notFound();
+    Object.assign(j, jobInput(ctx, parseJsonBody(ctx), false), { updatedTime: stamp() });
+    return { status: 200, body: jobView(j) };
+  }
+
   // ---------------------------------------------------------------- approvals
   function policyInput(ctx, body) {
     if (!isObj(body)) throw new BillError('BDC_1122');
@@ -1360,6 +1405,10 @@ export function createBillEmulator(options = {}) {
     ['PATCH', '/v3/bills/:id', patchBill],
     ['POST', '/v3/bills/:id/archive', archiveBill],
     ['POST', '/v3/bills/:id/restore', restoreBill],
+    ['GET', '/v3/classifications/jobs', listJobs],
+    ['POST', '/v3/classifications/jobs', createJob],
+    ['GET', '/v3/classifications/jobs/:id', getJob],
+    ['PATCH', '/v3/classifications/jobs/:id', patchJob],
     ['GET', '/v3/users', listUsers],
     ['GET', '/v3/users/:id', getUser],
     ['GET', '/v3/roles', listRoles],
@@ -1581,6 +1630,7 @@ export function createBillEmulator(options = {}) {
       payments: [...state.payments.values()].map(paymentView),
       policies: [...state.policies.values()].map((p) => ({ ...policyView(p), status: p.status })),
       users: [...orgUsers().values()].map(userView),
+      jobs: [...state.jobs.values()].map(jobView),
       subscriptions: [...state.subscriptions.values()].map((s) => clone(s)), // securityKey included, for tests
       sessions: [...state.sessions.values()].map((s) => ({
         sessionId: s.sessionId, userId: s.userId, lastUsed: new Date(s.lastUsed).toISOString(),
