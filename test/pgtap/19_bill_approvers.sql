@@ -2,7 +2,7 @@
 -- checked against BILL's users and roles as the worker reads them, and the
 -- routing rule that a bill is not routed to a role BILL cannot ask.
 BEGIN;
-SELECT plan(27);
+SELECT plan(32);
 \ir _payables_fixture.psql
 
 -- the form of a BILL approver id
@@ -94,6 +94,19 @@ SELECT billops._bill_directory_response('{"results": [{"id": "00601BOB0000000000
 SELECT is((SELECT string_agg(bill_user_id, ',') FROM billops.bill_user), '00601BOB0000000000002', 'users BILL no longer lists are dropped');
 SELECT is((SELECT status FROM billops.bill_approver_status WHERE approver_role = 'tap_eng_owner'), 'unknown_user',
           'and their roles become unknown_user');
+
+-- the route a bill gets in BILL: its steps' BILL approvers, in BILL's order
+SELECT is((SELECT bill_approvers FROM billops.bill_routing WHERE payable_id = pg_temp.payable('marketplace:Datadog, Inc.%')),
+          ARRAY['00601ALICE00000000001'], 'the Datadog bill''s route: its owner''s BILL approver');
+SELECT is((SELECT steps FROM billops.bill_routing WHERE payable_id = pg_temp.payable('marketplace:Datadog, Inc.%')),
+          ARRAY['tap_eng_owner:00601ALICE00000000001'], 'the steps it comes from');
+SELECT is((SELECT route_name FROM billops.bill_routing WHERE payable_id = pg_temp.payable('marketplace:Datadog, Inc.%')),
+          'pg_billops route ' || left(md5('00601ALICE00000000001'), 12), 'named as pg_billops'' own, by the approver list');
+DELETE FROM billops.bill_approver WHERE approver_role = 'tap_eng_owner';
+SELECT is((SELECT bill_approvers FROM billops.bill_routing WHERE payable_id = pg_temp.payable('marketplace:Datadog, Inc.%')),
+          NULL, 'no route while a step''s role has no BILL approver');
+SELECT is((SELECT steps FROM billops.bill_routing WHERE payable_id = pg_temp.payable('marketplace:Datadog, Inc.%')),
+          ARRAY['tap_eng_owner:?'], 'and the view shows which');
 
 SELECT * FROM finish();
 ROLLBACK;
