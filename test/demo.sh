@@ -257,6 +257,16 @@ SELECT a.logged_at::time(0) AS at, a.actor, CASE WHEN a.system_generated THEN 's
  ORDER BY a.audit_id;
 SQL
 
+log "BILL: each approver role gets its person in BILL (the approver directory); the worker checks them against BILL's users"
+i=0
+for role in $(psql -qXAt -c "SELECT approver_role FROM billops.bill_approver_status ORDER BY 1"); do
+    i=$((i + 1))
+    id=$(printf '00601DEMOAPPROVER%04d' "$i")
+    curl -s -X POST "$BILL_EMULATOR_CONTROL/users" -H 'content-type: application/json' \
+         -d "{\"id\": \"$id\", \"firstName\": \"Approver\", \"lastName\": \"$role\", \"role\": \"APPROVER\"}" >/dev/null
+    psql -qX -c "INSERT INTO billops.bill_approver (approver_role, bill_approver_id) VALUES ('$role', '$id')" >/dev/null
+done
+
 log "BILL: the worker delivers the outbox (woken by each commit) to the BILL emulator"
 psql -qX -c "ALTER SYSTEM SET billops.bill_database = 'postgres'" -c "ALTER SYSTEM SET billops.bill_poll_interval = '2s'" \
      -c "SELECT pg_reload_conf()" >/dev/null
@@ -274,6 +284,14 @@ psql -qX -v ON_ERROR_STOP=1 -v bills="$(bills_json)" <<'SQL'
 SELECT action, state, count(*) AS rows, sum(requests) AS requests, sum(attempts) AS attempts
   FROM billops.bill_outbox GROUP BY 1, 2 ORDER BY 1, 2;
 \echo
+\echo '=== The approver directory (billops.bill_approver_status): who approves in BILL for each role, as BILL says ==='
+SELECT approver_role, bill_approver_id, kind, full_name AS "name in BILL", role_type AS "BILL role", status
+  FROM billops.bill_approver_status ORDER BY 1;
+\echo
+\echo '=== Each bill''s route (billops.bill_routing): its steps and the BILL approvers they map to, in BILL''s order ==='
+SELECT right(dedupe_key, 66) AS dedupe_key, status, array_to_string(steps, ' -> ') AS steps, route_name
+  FROM billops.bill_routing ORDER BY payable_id LIMIT 6;
+\echo
 \echo '=== Bills as BILL sees them, next to the payables in Postgres ==='
 WITH bill AS (SELECT b FROM jsonb_array_elements((:'bills')::jsonb->'bills') b)
 SELECT to_char(p.billing_period, 'YYYY-MM') AS period, left(b->>'vendorName', 22) AS "BILL vendor",
@@ -285,10 +303,19 @@ SELECT to_char(p.billing_period, 'YYYY-MM') AS period, left(b->>'vendorName', 22
  LIMIT 14;
 SQL
 
-log "BILL: the invoice of the largest bill is attached in SQL; the worker uploads it to the bill as a document"
+log "BILL: why the largest bill is what it is, as a one-page PDF pg_billops writes; the worker uploads it to the bill"
 psql -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-SELECT billops.attach_document(p.payable_id, 'invoice-' || coalesce(p.aws_invoice_ids[1], 'aws') || '.pdf',
-       convert_to(format(E'%%PDF-1.4\n%% AWS invoice %s for %s: %s USD\n%%%%EOF\n', p.aws_invoice_ids[1], p.dedupe_key, p.amount), 'UTF8'))
+SELECT billops.attach_document(p.payable_id, 'why-this-bill-' || to_char(p.billing_period, 'YYYY-MM') || '.pdf',
+       billops.payable_context_pdf(p.payable_id))
+  FROM billops.payable p JOIN billops.bill_link l USING (payable_id)
+ ORDER BY p.amount DESC LIMIT 1;
+SQL
+psql -qX -v ON_ERROR_STOP=1 <<'SQL'
+\set QUIET on
+\pset footer off
+\echo
+\echo '=== What that PDF says (billops.payable_context_text): the context approvers ask for ==='
+SELECT billops.payable_context_text(p.payable_id) AS "why this bill"
   FROM billops.payable p JOIN billops.bill_link l USING (payable_id)
  ORDER BY p.amount DESC LIMIT 1;
 SQL
