@@ -65,6 +65,7 @@ DECLARE
     p       billops.payable;
     outcome text := 'recorded';
     remote_amount numeric := (bill->>'amount')::numeric;
+    denial  text;
 BEGIN
     SELECT * INTO link FROM billops.bill_link l WHERE l.bill_id = bill->>'id' FOR UPDATE;
     IF NOT FOUND THEN
@@ -99,13 +100,26 @@ BEGIN
         p.status := 'approved';
         outcome := 'approved in BILL';
     ELSIF bill->>'approvalStatus' = 'DENIED' AND p.status = 'routed' THEN
+        -- who denied: the approver BILL lists as DENIED, named from BILL's users and the
+        -- approver directory; with the comment when the answer carries one (BILL's bill
+        -- answer documents approvers[{userId, status, approverOrder, statusChangedTime}] only)
+        SELECT 'denied in BILL by ' || coalesce(u.full_name || ' (' || (a->>'userId') || ')', a->>'userId')
+               || coalesce(', approver for ' || (SELECT string_agg(d.approver_role, ', ' ORDER BY d.approver_role)
+                                                   FROM billops.bill_approver d WHERE d.bill_approver_id = a->>'userId'), '')
+               || coalesce(': ' || nullif(coalesce(a->>'comment', bill->>'approvalComment'), ''), '')
+          INTO denial
+          FROM jsonb_array_elements(CASE jsonb_typeof(bill->'approvers') WHEN 'array' THEN bill->'approvers' ELSE '[]' END) a
+          LEFT JOIN billops.bill_user u ON u.bill_user_id = a->>'userId'
+         WHERE a->>'status' = 'DENIED'
+         ORDER BY a->>'statusChangedTime' DESC NULLS LAST LIMIT 1;
+        denial := coalesce(denial, 'denied in BILL');
         UPDATE billops.approval_step s SET status = 'rejected', decided_by = 'BILL', decided_at = clock_timestamp(),
-               comment = 'denied in BILL (' || via || ')'
+               comment = denial || ' (' || via || ')'
          WHERE s.payable_id = p.payable_id AND s.adjustment_id IS NULL AND s.routing_round = p.routing_round
            AND s.status = 'pending';
         UPDATE billops.payable x SET status = 'exception',
                exceptions = x.exceptions || jsonb_build_array(jsonb_build_object('code', 'rejected',
-                   'message', 'denied in BILL', 'hint', 'Fix the cause, then billops.reopen_payable(payable_id, note).'))
+                   'message', denial, 'hint', 'Fix the cause, then billops.reopen_payable(payable_id, note).'))
          WHERE x.payable_id = p.payable_id;
         RETURN 'denied in BILL';
     END IF;

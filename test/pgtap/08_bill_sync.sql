@@ -1,7 +1,7 @@
 -- State coming back from BILL: approval in BILL locks the payable, payment
 -- moves it on, a change in BILL to a locked payable is flagged, never taken.
 BEGIN;
-SELECT plan(38);
+SELECT plan(39);
 \ir _payables_fixture.psql
 
 SELECT pg_temp.load_month(true);
@@ -37,10 +37,18 @@ SELECT is((SELECT amount FROM billops.payable WHERE payable_id = (SELECT dd FROM
 SELECT is((SELECT reason_code FROM billops.exception_queue WHERE payable_id = (SELECT dd FROM ids)), 'bill_conflict',
           'and shown in the exception queue');
 
-SELECT is(billops._bill_apply_remote('{"id": "00nEU", "amount": 120, "approvalStatus": "DENIED"}', 'test'), 'denied in BILL',
-          'a denial in BILL ...');
+INSERT INTO billops.bill_approver (approver_role, bill_approver_id) VALUES ('tap_eng_owner', '00601BOB0000000000002');
+INSERT INTO billops.bill_user (bill_user_id, full_name, role_type, archived, read_at) VALUES ('00601BOB0000000000002', 'Bob Li', 'APPROVER', false, now());
+SELECT is(billops._bill_apply_remote('{"id": "00nEU", "amount": 120, "approvalStatus": "DENIED",
+                                       "approvers": [{"userId": "00601BOB0000000000002", "status": "DENIED", "approverOrder": 1,
+                                                      "statusChangedTime": "2024-04-02T11:00:00.000+0000", "comment": "not our contract"}]}', 'test'),
+          'denied in BILL', 'a denial in BILL ...');
 SELECT is((SELECT reason_code || ': ' || reason FROM billops.exception_queue WHERE payable_id = (SELECT dd_eu FROM ids)),
-          'rejected: denied in BILL', '... sends the payable to the exception queue');
+          'rejected: denied in BILL by Bob Li (00601BOB0000000000002), approver for tap_eng_owner: not our contract',
+          '... sends the payable to the exception queue, saying who denied it and why');
+SELECT is((SELECT string_agg(DISTINCT comment, ',') FROM billops.approval_step WHERE payable_id = (SELECT dd_eu FROM ids) AND status = 'rejected'),
+          'denied in BILL by Bob Li (00601BOB0000000000002), approver for tap_eng_owner: not our contract (test)',
+          'and the step records it');
 
 -- the poller
 SELECT is((billops._bill_poll_request()).query->>'filters', 'updatedTime:gt:1970-01-01T00:00:00.000+0000', 'the first poll reads everything');
