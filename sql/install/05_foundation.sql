@@ -217,6 +217,13 @@ INSERT INTO billops.setting (name, value, value_type, description) VALUES
   ('route_preliminary', 'false', 'boolean',
    'Route payables built from preliminary data (no AWS invoice id yet). Off: they stay drafts until the final delivery.');
 
+-- Money as people read it: 1,234.56 and -29.25, no currency symbol (the
+-- currency is said once); used by statements and by a bill's context.
+CREATE FUNCTION billops._money(n numeric) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN n < 0 THEN '-' ELSE '' END || to_char(abs(coalesce(n, 0)), 'FM999,999,999,990.00')
+$$;
+
 CREATE FUNCTION billops.setting_value(setting_name text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT value FROM billops.setting WHERE name = setting_name

@@ -132,39 +132,29 @@ $$;
 COMMENT ON FUNCTION billops_athena.round(double precision, integer) IS
   'Trino''s round(x, d) for a double (PostgreSQL has it for numeric only).';
 
--- Trino's convenience extraction functions (UTC for a timestamptz)
-CREATE FUNCTION billops_athena.year(ts timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT extract(year FROM ts AT TIME ZONE 'UTC')::bigint $$;
-CREATE FUNCTION billops_athena.month(ts timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT extract(month FROM ts AT TIME ZONE 'UTC')::bigint $$;
-CREATE FUNCTION billops_athena.day(ts timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT extract(day FROM ts AT TIME ZONE 'UTC')::bigint $$;
-CREATE FUNCTION billops_athena.hour(ts timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT extract(hour FROM ts AT TIME ZONE 'UTC')::bigint $$;
-CREATE FUNCTION billops_athena.day_of_week(ts timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT extract(isodow FROM ts AT TIME ZONE 'UTC')::bigint $$;
-CREATE FUNCTION billops_athena.day_of_year(ts timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT extract(doy FROM ts AT TIME ZONE 'UTC')::bigint $$;
-CREATE FUNCTION billops_athena.week(ts timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT extract(week FROM ts AT TIME ZONE 'UTC')::bigint $$;
-CREATE FUNCTION billops_athena.quarter(ts timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT extract(quarter FROM ts AT TIME ZONE 'UTC')::bigint $$;
-COMMENT ON FUNCTION billops_athena.year(timestamptz) IS 'Trino''s year(x), in UTC.';
-COMMENT ON FUNCTION billops_athena.month(timestamptz) IS 'Trino''s month(x), in UTC.';
-COMMENT ON FUNCTION billops_athena.day(timestamptz) IS 'Trino''s day(x), in UTC.';
-COMMENT ON FUNCTION billops_athena.hour(timestamptz) IS 'Trino''s hour(x), in UTC.';
-COMMENT ON FUNCTION billops_athena.day_of_week(timestamptz) IS 'Trino''s day_of_week(x): ISO, 1 (Monday) to 7 (Sunday), in UTC.';
-COMMENT ON FUNCTION billops_athena.day_of_year(timestamptz) IS 'Trino''s day_of_year(x), in UTC.';
-COMMENT ON FUNCTION billops_athena.week(timestamptz) IS 'Trino''s week(x): the ISO week, in UTC.';
-COMMENT ON FUNCTION billops_athena.quarter(timestamptz) IS 'Trino''s quarter(x), in UTC.';
+-- Trino's convenience extraction functions, for a timestamptz (in UTC, whatever
+-- the session's TimeZone) and for Athena's own timestamp type, which
+-- billops.athena_cur and athena_cur2 show (timestamp without time zone holding
+-- UTC: no time zone is involved at all).
+DO $do$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT * FROM (VALUES ('year', 'year', 'year(x)'), ('month', 'month', 'month(x)'), ('day', 'day', 'day(x)'),
+                                   ('hour', 'hour', 'hour(x)'),
+                                   ('day_of_week', 'isodow', 'day_of_week(x): ISO, 1 (Monday) to 7 (Sunday)'),
+                                   ('day_of_year', 'doy', 'day_of_year(x)'), ('week', 'week', 'week(x): the ISO week'),
+                                   ('quarter', 'quarter', 'quarter(x)')) AS t(name, field, doc) LOOP
+        EXECUTE format('CREATE FUNCTION billops_athena.%I(ts timestamptz) RETURNS bigint
+                        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+                        SELECT extract(%s FROM ts AT TIME ZONE ''UTC'')::bigint $$', f.name, f.field);
+        EXECUTE format('COMMENT ON FUNCTION billops_athena.%I(timestamptz) IS %L', f.name, 'Trino''s ' || f.doc || ', in UTC.');
+        EXECUTE format('CREATE FUNCTION billops_athena.%I(ts timestamp) RETURNS bigint
+                        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(%s FROM ts)::bigint $$', f.name, f.field);
+        EXECUTE format('COMMENT ON FUNCTION billops_athena.%I(timestamp) IS %L', f.name, 'Trino''s ' || f.doc || '.');
+    END LOOP;
+END
+$do$;
 
 -- date_add / date_diff with Trino's unit names (millisecond .. year)
 CREATE FUNCTION billops_athena.date_add(unit text, value bigint, ts timestamptz) RETURNS timestamptz
@@ -205,24 +195,7 @@ COMMENT ON FUNCTION billops_athena.date_diff(text, timestamptz, timestamptz) IS
   'Trino''s date_diff(unit, x, y): whole units from x to y (UTC calendar for month, quarter, year).';
 COMMENT ON FUNCTION billops_athena.date_diff(text, date, date) IS 'Trino''s date_diff(unit, x, y) on dates.';
 
--- The same for Athena's own timestamp type, which billops.athena_cur and
--- athena_cur2 show (timestamp without time zone holding UTC): no time zone
--- is involved at all.
-DO $do$
-DECLARE
-    f record;
-BEGIN
-    FOR f IN SELECT * FROM (VALUES ('year', 'year', 'year(x)'), ('month', 'month', 'month(x)'), ('day', 'day', 'day(x)'),
-                                   ('hour', 'hour', 'hour(x)'),
-                                   ('day_of_week', 'isodow', 'day_of_week(x): ISO, 1 (Monday) to 7 (Sunday)'),
-                                   ('day_of_year', 'doy', 'day_of_year(x)'), ('week', 'week', 'week(x): the ISO week'),
-                                   ('quarter', 'quarter', 'quarter(x)')) AS t(name, field, doc) LOOP
-        EXECUTE format('CREATE FUNCTION billops_athena.%I(ts timestamp) RETURNS bigint
-                        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT extract(%s FROM ts)::bigint $$', f.name, f.field);
-        EXECUTE format('COMMENT ON FUNCTION billops_athena.%I(timestamp) IS %L', f.name, 'Trino''s ' || f.doc || '.');
-    END LOOP;
-END
-$do$;
+-- date_add / date_diff on Athena's timestamp: the timestamptz ones, read in UTC
 CREATE FUNCTION billops_athena.date_add(unit text, value bigint, ts timestamp) RETURNS timestamp
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT billops_athena.date_add(unit, value, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' $$;

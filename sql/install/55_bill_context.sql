@@ -83,10 +83,10 @@ END $$;
 COMMENT ON FUNCTION billops.payable_context(bigint) IS
   'Why a payable is what it is: against last month and the 3-month average, the top drivers by service, account and usage type, open spend signals, AWS invoices.';
 
--- Money as text for people: 1,234.56 (no currency symbol: the currency is said once).
+-- billops._money, saying n/a for an amount there is none of (a signal without an impact).
 CREATE FUNCTION billops._amount_text(v numeric) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN v IS NULL THEN 'n/a' ELSE ltrim(to_char(v, 'FMS999,999,999,990.00'), '+') END
+    SELECT CASE WHEN v IS NULL THEN 'n/a' ELSE billops._money(v) END
 $$;
 
 -- The context as lines of text (the PDF's body; the description joins them).

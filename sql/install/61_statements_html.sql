@@ -9,11 +9,6 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT replace(replace(replace(replace(replace(coalesce(t, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
 $$;
 
-CREATE FUNCTION billops._money(n numeric) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN n < 0 THEN '-' ELSE '' END || to_char(abs(coalesce(n, 0)), 'FM999,999,999,990.00')
-$$;
-
 CREATE FUNCTION billops.statement_html(billing_group text, period date) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
