@@ -65,7 +65,7 @@ END $$;
 -- exist or cannot approve.  '[]' when it can be routed.
 -- Why a plan cannot be routed: a role that does not exist or cannot approve,
 -- and, for a payable that becomes a bill in BILL (treatment invoice_like) when
--- bill_approvers_required is on, a role without a BILL approver who may
+-- BILL approvers are required (setting bill_approvers_required), a role without a BILL approver who may
 -- approve (54_bill_approvers.sql).  All are approver_missing: routing them is
 -- retried after each build, and the rest of the rules treat them alike.
 CREATE FUNCTION billops._routing_problems(plan jsonb, treatment text) RETURNS jsonb
@@ -78,7 +78,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM jsonb_array_elements(plan) s
       LEFT JOIN pg_roles r ON r.rolname = s->>'approver_role'
      WHERE r.oid IS NULL OR NOT billops._is_member(r.rolname, 'billops_approver'))
-    || CASE WHEN treatment = 'invoice_like' AND billops.setting_value('bill_approvers_required') = 'true'
+    || CASE WHEN treatment = 'invoice_like' AND billops._bill_approvers_required()
             THEN billops._bill_approver_problems(plan) ELSE '[]' END
 $$;
 

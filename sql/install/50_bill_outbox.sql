@@ -75,7 +75,12 @@ CREATE TABLE billops.bill_link (
     scheduled_amount     numeric,
     due_amount           numeric,
     bill_updated_time    timestamptz,
-    synced_at            timestamptz
+    synced_at            timestamptz,
+    -- the approval route the bill carries (56_bill_routes.sql), the approvers BILL shows
+    -- (in its order) and, when they are not the route's, what differs
+    route_key            text,
+    bill_approvers       text[],
+    approver_problem     text
 );
 COMMENT ON TABLE billops.bill_link IS
   'The BILL bill of each payable: its id, our invoice number, the line ids (by line_key) and BILL''s approval and payment state.';
@@ -119,6 +124,8 @@ CREATE TABLE billops.bill_outbox (
     sent             jsonb,
     -- a newer row of the same payable and action that carries this row's change on
     superseded_by    bigint,
+    -- the approval route this row is setting up in BILL (route_* steps)
+    route_key        text,
     finished_at      timestamptz
 );
 -- one pending push per payable and action: later changes fold into it (each document is its own row)
@@ -132,7 +139,7 @@ CREATE INDEX bill_outbox_in_flight ON billops.bill_outbox (payable_id) WHERE sta
 COMMENT ON TABLE billops.bill_outbox IS
   'Changes BILL must learn about, written in the same transaction as the change; delivered by the pg_billops worker.';
 COMMENT ON COLUMN billops.bill_outbox.step IS
-  'Where the protocol is: vendor_lookup, vendor_create, bill_lookup, bill_create, bill_read, bill_update, archive, approve_check, approve, document_lookup, document_upload, document_status.';
+  'Where the protocol is: vendor_lookup, vendor_create, route_session, route_job_lookup, route_job_create, route_policy_lookup, route_policy_create, route_policy_update, bill_lookup, bill_create, bill_read, bill_update, archive, approve_check, approve, document_lookup, document_upload, document_status.';
 COMMENT ON COLUMN billops.bill_outbox.state IS
   'pending (queued) → in_flight (claimed by the worker) → done | dead (gave up: billops.bill_outbox_retry) | cancelled (no longer needed) | superseded (a newer row of the same payable carries the change).';
 
@@ -208,16 +215,22 @@ BEGIN
         END IF;
         RETURN NULL;
     END IF;
-    -- routed or later, without exceptions: BILL gets the bill (and every later change)
-    IF billops._bill_pushable(NEW) AND NEW.content_hash IS DISTINCT FROM link.pushed_content_hash THEN
+    -- routed or later, without exceptions: BILL gets the bill (and every later change) ...
+    IF billops._bill_pushable(NEW) AND (NEW.content_hash IS DISTINCT FROM link.pushed_content_hash
+       -- ... and a new approval route while the bill is open, or as it is approved here (56_bill_routes.sql)
+       OR link.bill_id IS NOT NULL AND (NEW.status = 'routed' OR TG_OP = 'UPDATE' AND OLD.status = 'routed')
+          AND billops._bill_route_of(NEW.payable_id) IS DISTINCT FROM link.route_key) THEN
         PERFORM billops._bill_enqueue(NEW.payable_id, 'bill_upsert');
     END IF;
     IF TG_OP = 'UPDATE' AND OLD.status = 'routed' AND NEW.status = 'approved'
        AND billops.setting_value('bill_push_approvals') = 'true'
-       -- an approval that came from BILL is not sent back to it
-       AND NOT EXISTS (SELECT FROM billops.approval_step s
-                        WHERE s.payable_id = NEW.payable_id AND s.routing_round = NEW.routing_round
-                          AND s.decided_by = 'BILL') THEN
+       -- an approval that came from BILL is not sent back to it, unless BILL still waits on
+       -- pg_billops' own final approval (a route closed by the API user: 56_bill_routes.sql)
+       AND (NOT EXISTS (SELECT FROM billops.approval_step s
+                         WHERE s.payable_id = NEW.payable_id AND s.routing_round = NEW.routing_round
+                           AND s.decided_by = 'BILL')
+            OR link.approval_status IS DISTINCT FROM 'APPROVED'
+               AND billops._bill_api_user() = ANY (billops._bill_approver_chain(NEW.payable_id))) THEN
         PERFORM billops._bill_enqueue(NEW.payable_id, 'approval_action',
                                       jsonb_build_object('comment', 'approved in pg_billops'));
     END IF;
@@ -278,7 +291,10 @@ CREATE FUNCTION billops._outbox_step_in_doubt(step text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE step WHEN 'vendor_create' THEN 'vendor_lookup' WHEN 'bill_create' THEN 'bill_lookup'
                      WHEN 'bill_update' THEN 'bill_read' WHEN 'approve' THEN 'approve_check'
-                     WHEN 'document_upload' THEN 'document_lookup' ELSE step END
+                     WHEN 'document_upload' THEN 'document_lookup'
+                     WHEN 'route_job_create' THEN 'route_job_lookup'
+                     WHEN 'route_policy_create' THEN 'route_policy_lookup'
+                     WHEN 'route_policy_update' THEN 'route_policy_lookup' ELSE step END
 $$;
 
 -- Rows left in_flight by a worker that is gone go back to pending; a create
@@ -417,13 +433,16 @@ END $$;
 
 -- The lines of a payable's bill as BILL takes them, in line_key order.
 -- known: our line key -> the BILL line id to send (lines BILL holds); a line
--- without one is added.
-CREATE FUNCTION billops._bill_lines(p billops.payable, known jsonb) RETURNS jsonb
+-- without one is added.  route_job: the job of the bill's approval route
+-- (56_bill_routes.sql), which every line carries; the project coding then
+-- goes into the line's description instead.
+CREATE FUNCTION billops._bill_lines(p billops.payable, known jsonb, route_job text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                'id', known->>l.line_key,
                'amount', l.amount,
-               'description', l.description,
+               'description', CASE WHEN route_job IS NOT NULL AND l.project IS NOT NULL
+                                   THEN l.description || ' [project ' || l.project || ']' ELSE l.description END,
                'classifications', jsonb_strip_nulls(jsonb_build_object(
                    'chartOfAccountId', coalesce((SELECT c.bill_id FROM billops.bill_classification c
                                                   WHERE c.field = 'gl_account' AND c.value = l.gl_account), l.gl_account),
@@ -433,13 +452,14 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                                    WHERE c.field = 'class' AND c.value = l.class), l.class),
                    'locationId', coalesce((SELECT c.bill_id FROM billops.bill_classification c
                                             WHERE c.field = 'location' AND c.value = l.location), l.location),
-                   'jobId', coalesce((SELECT c.bill_id FROM billops.bill_classification c
+                   'jobId', coalesce(route_job,
+                                     (SELECT c.bill_id FROM billops.bill_classification c
                                        WHERE c.field = 'project' AND c.value = l.project), l.project)))))
                ORDER BY l.line_key), '[]')
       FROM billops.payable_line l WHERE l.payable_id = p.payable_id AND l.amount <> 0
 $$;
 
-CREATE FUNCTION billops._bill_body(p billops.payable, known jsonb, bill_vendor_id text) RETURNS jsonb
+CREATE FUNCTION billops._bill_body(p billops.payable, known jsonb, bill_vendor_id text, route_job text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'vendorId', bill_vendor_id,
@@ -451,7 +471,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                    to_char(p.billing_period, 'YYYY-MM'), p.dedupe_key,
                                    CASE WHEN cardinality(p.aws_invoice_ids) > 0
                                         THEN '; AWS invoice ' || array_to_string(p.aws_invoice_ids, ', ') ELSE '' END), 1000),
-        'billLineItems', billops._bill_lines(p, coalesce(known, '{}')))
+        'billLineItems', billops._bill_lines(p, coalesce(known, '{}'), route_job))
 $$;
 
 -- How to update a payable's bill so that one attempt and any number of
@@ -526,6 +546,18 @@ BEGIN
          WHERE x.outbox_id = o.outbox_id AND x.state = 'in_flight';
         RETURN;
     END IF;
+    -- a bill goes to BILL with its approval route: first the route, if BILL lacks it
+    IF o.action = 'bill_upsert' AND o.step IN ('bill_create', 'bill_update') THEN
+        o.step := billops._bill_route_gate(o);
+        IF o.step IS NULL THEN
+            RETURN;                     -- back in the queue: another row is setting the route up
+        END IF;
+        SELECT * INTO o FROM billops.bill_outbox x WHERE x.outbox_id = target_outbox_id;
+    END IF;
+    IF o.step LIKE 'route\_%' THEN
+        SELECT r.method, r.path, r.query, r.body INTO method, path, query, body FROM billops._bill_route_request(o) r;
+        RETURN;
+    END IF;
     CASE o.step
     WHEN 'vendor_lookup' THEN
         method := 'GET'; path := '/v3/vendors';
@@ -539,8 +571,10 @@ BEGIN
         query := billops._bill_list_query('vendorId:eq:' || v.bill_vendor_id, o.cursor);
     WHEN 'bill_create' THEN
         method := 'POST'; path := '/v3/bills';
-        body := billops._bill_body(p, NULL, v.bill_vendor_id);
-        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body) WHERE x.outbox_id = o.outbox_id;
+        body := billops._bill_body(p, NULL, v.bill_vendor_id, billops._bill_route_job(p.payable_id));
+        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body)
+                                                || jsonb_build_object('route_key', billops._bill_route_of(p.payable_id))
+         WHERE x.outbox_id = o.outbox_id;
         -- from now on BILL may hold this bill: every later create looks first, a void archives it
         INSERT INTO billops.bill_create_intent (payable_id) VALUES (p.payable_id) ON CONFLICT (payable_id) DO NOTHING;
     WHEN 'bill_read' THEN
@@ -549,8 +583,11 @@ BEGIN
         SELECT * INTO plan FROM billops._bill_update_plan(p, link);
         method := plan.method;
         path := '/v3/bills/' || link.bill_id;
-        body := billops._bill_body(p, plan.known, coalesce(link.bill_vendor_id, v.bill_vendor_id));
-        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body) WHERE x.outbox_id = o.outbox_id;
+        body := billops._bill_body(p, plan.known, coalesce(link.bill_vendor_id, v.bill_vendor_id),
+                                   billops._bill_route_job(p.payable_id));
+        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body)
+                                                || jsonb_build_object('route_key', billops._bill_route_of(p.payable_id))
+         WHERE x.outbox_id = o.outbox_id;
         UPDATE billops.bill_link l SET update_intent_at = clock_timestamp() WHERE l.payable_id = p.payable_id;
     WHEN 'archive' THEN
         method := 'POST'; path := '/v3/bills/' || link.bill_id || '/archive';
@@ -611,13 +648,18 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     RETURNING 'continue'::billops._outbox_next
 $$;
 
--- The step that gets a payable's bill into BILL once its vendor is known:
--- a create straight away the first time, a lookup whenever an earlier create
--- may have reached BILL (_outbox_request records the intent with the create).
+-- The step that gets a payable's bill into BILL once its vendor (and its
+-- approval route) is known: an update of the bill BILL holds (a read first
+-- when an earlier update's answer was lost), else a create straight away the
+-- first time, a lookup whenever an earlier create may have reached BILL
+-- (_outbox_request records the intent with the create).
 CREATE FUNCTION billops._bill_create_step(target_payable_id bigint) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN EXISTS (SELECT FROM billops.bill_create_intent i WHERE i.payable_id = target_payable_id)
+    SELECT CASE WHEN l.bill_id IS NOT NULL AND l.update_intent_at IS NOT NULL THEN 'bill_read'
+                WHEN l.bill_id IS NOT NULL THEN 'bill_update'
+                WHEN EXISTS (SELECT FROM billops.bill_create_intent i WHERE i.payable_id = target_payable_id)
                 THEN 'bill_lookup' ELSE 'bill_create' END
+      FROM (SELECT) dummy LEFT JOIN billops.bill_link l ON l.payable_id = target_payable_id
 $$;
 
 -- Record an answer; say what the worker does next:
@@ -700,6 +742,9 @@ BEGIN
                                       format('HTTP %s with a body that is not JSON: %s', http_status, left(response, 200)));
         RETURN (CASE WHEN o.attempts >= max_attempts THEN 'dead' ELSE 'retry' END)::billops._outbox_next;
     END;
+    IF o.step LIKE 'route\_%' THEN
+        RETURN billops._bill_route_response(o, j);
+    END IF;
     CASE o.step
     WHEN 'vendor_lookup' THEN
         SELECT r->>'id' INTO found_id FROM jsonb_array_elements(j->'results') r
@@ -878,8 +923,11 @@ BEGIN
            approval_status = bill->>'approvalStatus', payment_status = bill->>'paymentStatus',
            amount = (bill->>'amount')::numeric, paid_amount = (bill->>'paidAmount')::numeric,
            scheduled_amount = (bill->>'scheduledAmount')::numeric, due_amount = (bill->>'dueAmount')::numeric,
-           bill_updated_time = (bill->>'updatedTime')::timestamptz, synced_at = clock_timestamp()
+           bill_updated_time = (bill->>'updatedTime')::timestamptz, synced_at = clock_timestamp(),
+           route_key = CASE WHEN sent IS NOT NULL THEN sent->>'route_key' ELSE k.route_key END,
+           bill_approvers = coalesce(billops._bill_approvers_of(bill), k.bill_approvers)
      WHERE k.payable_id = p.payable_id;
+    PERFORM billops._bill_approver_check(p.payable_id);
     -- webhook events about this bill that arrived before we knew it was ours (51_bill_sync.sql)
     UPDATE billops.bill_webhook_event e
        SET outcome = billops._bill_apply_remote(e.payload->'bill', 'webhook ' || coalesce(e.event_type, '?') || ', applied late')

@@ -87,8 +87,32 @@ BEGIN
            scheduled_amount = coalesce((bill->>'scheduledAmount')::numeric, l.scheduled_amount),
            due_amount = coalesce((bill->>'dueAmount')::numeric, l.due_amount),
            bill_updated_time = coalesce((bill->>'updatedTime')::timestamptz, l.bill_updated_time),
+           bill_approvers = coalesce(billops._bill_approvers_of(bill), l.bill_approvers),
            synced_at = clock_timestamp()
      WHERE l.payable_id = link.payable_id;
+    PERFORM billops._bill_approver_check(link.payable_id);
+
+    -- each approver's decision in BILL (56_bill_routes.sql): the steps of the roles mapped to
+    -- an approver BILL lists as APPROVED are approved here, as BILL's; with the last one the
+    -- payable is approved (and, with bill_push_approvals, pg_billops gives BILL the final approval)
+    IF p.status = 'routed' AND jsonb_typeof(bill->'approvers') = 'array' THEN
+        UPDATE billops.approval_step s SET status = 'approved', decided_by = 'BILL', decided_at = clock_timestamp(),
+               comment = format('approved in BILL by %s (%s)', coalesce(a.full_name || ' (' || a.user_id || ')', a.user_id), via)
+          FROM (SELECT x->>'userId' AS user_id, d.approver_role, u.full_name
+                  FROM jsonb_array_elements(bill->'approvers') x
+                  JOIN billops.bill_approver d ON d.bill_approver_id = x->>'userId'
+                  LEFT JOIN billops.bill_user u ON u.bill_user_id = x->>'userId'
+                 WHERE x->>'status' = 'APPROVED') a
+         WHERE s.payable_id = p.payable_id AND s.adjustment_id IS NULL AND s.routing_round = p.routing_round
+           AND s.status = 'pending' AND s.approver_role::name = a.approver_role;
+        IF FOUND AND NOT EXISTS (SELECT FROM billops.approval_step s
+                                  WHERE s.payable_id = p.payable_id AND s.adjustment_id IS NULL
+                                    AND s.routing_round = p.routing_round AND s.status = 'pending') THEN
+            UPDATE billops.payable x SET status = 'approved' WHERE x.payable_id = p.payable_id;
+            p.status := 'approved';
+            outcome := 'approved in BILL';
+        END IF;
+    END IF;
 
     -- approval decided in BILL
     IF bill->>'approvalStatus' = 'APPROVED' AND p.status = 'routed' THEN
@@ -324,6 +348,15 @@ SELECT 'bill', l.payable_id, NULL, p.dedupe_key, p.billing_period, p.source_enti
   JOIN billops.payable p USING (payable_id)
   LEFT JOIN billops.vendor v ON v.vendor_id = p.vendor_id
  WHERE l.conflict IS NOT NULL
+UNION ALL
+SELECT 'bill', l.payable_id, NULL, p.dedupe_key, p.billing_period, p.source_entity, v.name, p.amount, p.currency,
+       'bill_approvers', 'bill_approver', l.approver_problem,
+       'Check the bill''s approvers in BILL and the organization''s own approval policies; see billops.bill_routing.',
+       l.synced_at
+  FROM billops.bill_link l
+  JOIN billops.payable p USING (payable_id)
+  LEFT JOIN billops.vendor v ON v.vendor_id = p.vendor_id
+ WHERE l.approver_problem IS NOT NULL AND p.status IN ('routed', 'approved')
 UNION ALL
 SELECT 'payment', l.payable_id, NULL, p.dedupe_key, p.billing_period, p.source_entity, v.name, p.amount, p.currency,
        'payment_failed', NULL, l.payment_problem,

@@ -189,74 +189,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      WHERE st.status IS NULL OR st.status IN ('unmapped', 'unknown_user', 'archived', 'cannot_approve')
 $$;
 
--- ===== routes: the approvers a bill gets in BILL ==============================
---
--- BILL's v3 API has approval policies and no per-bill approver assignment
--- (that exists only in v2's SetApprovers.json).  A policy's approvers are asked
--- in the order listed; its rules match a bill on BILL_AMOUNT, VENDOR_ID,
--- CHART_OF_ACCOUNT_ID, JOB_ID or LOCATION_ID.  So a bill reaches BILL with the
--- approvers pg_billops routed it to through a "route": for each distinct
--- ordered list of BILL approvers, a job (a line classification) and a policy
--- on JOB_ID naming those approvers; the bill's lines carry the route's job.
--- Those BILL objects are created by the worker (next); here is what each
--- routed payable's route is.
-
--- The BILL approvers of a payable's open routing round, in the order BILL asks
--- them: by step seq, then role.  A BILL approver named twice (two roles mapped
--- to one person) is asked once, at its first place: a policy names an approver
--- once.  NULL when a step's role has no BILL approver.
-CREATE FUNCTION billops._bill_approver_chain(target_payable_id bigint) RETURNS text[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    WITH steps AS (
-        SELECT s.seq, s.approver_role, a.bill_approver_id
-          FROM billops.payable p
-          JOIN billops.approval_step s ON s.payable_id = p.payable_id AND s.adjustment_id IS NULL
-                                      AND s.routing_round = p.routing_round AND s.status <> 'superseded'
-          LEFT JOIN billops.bill_approver a ON a.approver_role = s.approver_role::name
-         WHERE p.payable_id = target_payable_id),
-    firsts AS (
-        SELECT bill_approver_id, min(seq::text || '|' || approver_role) AS at FROM steps GROUP BY bill_approver_id)
-    SELECT CASE WHEN EXISTS (SELECT FROM steps WHERE bill_approver_id IS NULL) OR NOT EXISTS (SELECT FROM steps) THEN NULL
-                ELSE (SELECT array_agg(bill_approver_id ORDER BY
-                                       (split_part(at, '|', 1))::int, split_part(at, '|', 2)) FROM firsts) END
-$$;
-
--- The routes pg_billops keeps in BILL, one per distinct approver list.
-CREATE TABLE billops.bill_route (
-    route_key       text PRIMARY KEY,          -- md5 of the ordered approver list
-    approvers       text[] NOT NULL,
-    route_name      text NOT NULL UNIQUE,      -- the name of its job and of its policy in BILL
-    bill_job_id     text,
-    bill_policy_id  text,
-    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
-);
-COMMENT ON TABLE billops.bill_route IS
-  'Approval routes in BILL: per ordered list of BILL approvers, a job and a policy on JOB_ID, named "pg_billops route <key>" (pg_billops never touches policies it did not create).';
-
-CREATE FUNCTION billops._bill_route_key(approvers text[]) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT md5(array_to_string(approvers, ','))
-$$;
-
--- Each routed bill-to-be and the approvers it gets in BILL.
-CREATE VIEW billops.bill_routing WITH (security_invoker = true) AS
-SELECT p.payable_id, p.dedupe_key, p.status,
-       (SELECT array_agg(s.approver_role || ':' || coalesce(a.bill_approver_id, '?') ORDER BY s.seq, s.approver_role)
-          FROM billops.approval_step s LEFT JOIN billops.bill_approver a ON a.approver_role = s.approver_role::name
-         WHERE s.payable_id = p.payable_id AND s.adjustment_id IS NULL AND s.routing_round = p.routing_round
-           AND s.status <> 'superseded') AS steps,
-       c.chain AS bill_approvers,
-       'pg_billops route ' || left(billops._bill_route_key(c.chain), 12) AS route_name,
-       r.bill_job_id, r.bill_policy_id
-  FROM billops.payable p
-  CROSS JOIN LATERAL (SELECT billops._bill_approver_chain(p.payable_id) AS chain) c
-  LEFT JOIN billops.bill_route r ON r.route_key = billops._bill_route_key(c.chain)
- WHERE p.treatment = 'invoice_like' AND p.status IN ('routed', 'approved', 'scheduled', 'paid');
-COMMENT ON VIEW billops.bill_routing IS
-  'Each bill''s approval steps, the BILL approvers they map to (in BILL''s order; NULL while a role is unmapped) and its route in BILL.';
-
 INSERT INTO billops.setting (name, value, value_type, description) VALUES
-  ('bill_approvers_required', 'false', 'boolean',
-   'A payable that becomes a bill in BILL is routed only when every step''s role has a BILL approver who may approve (billops.bill_approver); otherwise it is an approver_missing exception (field bill_approver).');
+  ('bill_approvers_required', 'auto', 'text',
+   'true: a payable that becomes a bill in BILL is routed only when every step''s role has a BILL approver who may approve (billops.bill_approver), otherwise it is an approver_missing exception (field bill_approver); false: never checked; auto: checked once the directory has any mapping.');
+
+-- Whether the approver check applies: always, never, or (auto) once anyone
+-- uses the directory -- an organization that maps its approvers to BILL never
+-- gets a bill without them, one that does not is not stopped by it.
+CREATE FUNCTION billops._bill_approvers_required() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE billops.setting_value('bill_approvers_required')
+             WHEN 'true' THEN true WHEN 'false' THEN false
+             ELSE EXISTS (SELECT FROM billops.bill_approver) END
+$$;
 
 SELECT billops._audit_tables(ARRAY['bill_approver'], ARRAY['approver_role']);

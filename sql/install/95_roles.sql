@@ -28,7 +28,8 @@ GRANT USAGE ON SCHEMA billops TO billops_admin, billops_analyst, billops_approve
 GRANT SELECT ON ALL TABLES IN SCHEMA billops TO billops_analyst;
 GRANT EXECUTE ON FUNCTION billops._bill_worker_state() TO billops_analyst;   -- for billops.bill_outbox_status
 GRANT EXECUTE ON FUNCTION billops._athena_map(jsonb, boolean) TO billops_analyst;   -- for billops.athena_cur2
-GRANT EXECUTE ON FUNCTION billops._bill_approver_chain(bigint), billops._bill_route_key(text[]) TO billops_analyst;   -- for billops.bill_routing
+GRANT EXECUTE ON FUNCTION billops._bill_approver_chain(bigint), billops._bill_route_key(text[]), billops._bill_route_name(text[]),
+      billops._bill_api_user() TO billops_analyst;   -- for billops.bill_routing
 
 -- admins change configuration; payables only through functions
 GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billops.charge_rule,

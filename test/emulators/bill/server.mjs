@@ -46,12 +46,17 @@ export const DEFAULT_CONFIG = Object.freeze({
   webhookRetries: 3, // retries after the first attempt
   webhookRetryMs: 200, // first retry delay, doubled each time
   webhookTimeoutMs: 5000,
+  // Whether an update of a bill applies the approval policies again (BILL documents policies
+  // being applied to new bills; what an edit does is not documented). true: the policies that
+  // match the updated bill give its approvers, and an approver kept keeps its decision.
+  reapplyPoliciesOnUpdate: true,
 });
 
 const CONFIG_TYPES = {
   hourlyLimit: 'int', loginHourlyLimit: 'int', concurrencyLimit: 'int', hourMs: 'int',
   sessionIdleMs: 'int', throttleStatus: 'status', loginLimitCode: 'code', maxDocumentBytes: 'int',
   documentProcessingMs: 'int', failUploads: 'int', webhookRetries: 'int', webhookRetryMs: 'int', webhookTimeoutMs: 'int',
+  reapplyPoliciesOnUpdate: 'bool',
 };
 
 const API_PREFIX = '/connect';
@@ -698,20 +703,37 @@ export function createBillEmulator(options = {}) {
     return rule.op === 'eq' || rule.op === 'in' ? any : !any;
   }
 
+  // The approvers of every matching policy, in policy order then listed order, each once
+  // (how BILL merges several matching policies is not documented). On an update, an approver
+  // who stays keeps the decision already made; one no longer matched is REROUTED.
   function assignApprovers(bill, t) {
     const approvers = [];
     for (const p of state.policies.values()) {
       if (p.status !== 'ACTIVE' || !p.rules.every((r) => ruleMatches(r, bill))) continue;
       for (const u of p.approvers) if (!approvers.includes(u)) approvers.push(u);
     }
-    bill.approvers = approvers.map((userId, i) => ({ userId, status: 'WAITING', approverOrder: i + 1, statusChangedTime: t }));
-    bill.approvalStatus = approvers.length ? 'ASSIGNED' : 'UNDEFINED';
+    const before = bill.approvers ?? [];
+    const same = approvers.length === before.filter((a) => a.status !== 'REROUTED').length
+      && before.filter((a) => a.status !== 'REROUTED').every((a, i) => a.userId === approvers[i]);
+    if (same && before.length) return;
+    const kept = new Map(before.filter((a) => a.status !== 'REROUTED').map((a) => [a.userId, a]));
+    bill.approvers = approvers.map((userId, i) => {
+      const k = kept.get(userId);
+      return k && k.status === 'APPROVED' ? { ...k, approverOrder: i + 1 }
+        : { userId, status: 'WAITING', approverOrder: i + 1, statusChangedTime: t };
+    });
+    for (const a of before) if (!approvers.includes(a.userId) && a.status !== 'REROUTED') {
+      bill.approvers.push({ ...a, status: 'REROUTED', approverOrder: null, statusChangedTime: t });
+    }
+    bill.approvalStatus = approvers.length === 0 ? 'UNDEFINED' : 'ASSIGNED';
+    recomputeApproval(bill);
   }
 
   function recomputeApproval(bill) {
-    if (bill.approvers.length === 0) return;
-    if (bill.approvers.some((a) => a.status === 'DENIED')) bill.approvalStatus = 'DENIED';
-    else if (bill.approvers.every((a) => a.status === 'APPROVED')) bill.approvalStatus = 'APPROVED';
+    const active = bill.approvers.filter((a) => a.status !== 'REROUTED');
+    if (active.length === 0) return;
+    if (active.some((a) => a.status === 'DENIED')) bill.approvalStatus = 'DENIED';
+    else if (active.every((a) => a.status === 'APPROVED')) bill.approvalStatus = 'APPROVED';
     else bill.approvalStatus = 'ASSIGNED';
   }
 
@@ -745,6 +767,9 @@ export function createBillEmulator(options = {}) {
     if (!(total > 0)) throw invalid('amount', String(total));
     Object.assign(bill, next);
     bill.updatedTime = stamp();
+    if (cfg.reapplyPoliciesOnUpdate && bill.approvalStatus !== 'APPROVED' && bill.approvalStatus !== 'DENIED') {
+      assignApprovers(bill, bill.updatedTime);
+    }
     emit('bill.updated', 'bill', billView(bill));
   }
 
@@ -1039,7 +1064,7 @@ export function createBillEmulator(options = {}) {
     if (bill.approvalStatus !== 'ASSIGNED') return null;
     const e = bill.approvers.find((a) => a.userId === userId && a.status === 'WAITING');
     if (!e) return null;
-    const before = bill.approvers.filter((a) => a.approverOrder < e.approverOrder);
+    const before = bill.approvers.filter((a) => a.status !== 'REROUTED' && a.approverOrder < e.approverOrder);
     return before.every((a) => a.status === 'APPROVED') ? e : null;
   }
 
@@ -1609,6 +1634,7 @@ export function createBillEmulator(options = {}) {
       if (t === 'int' && !(Number.isInteger(v) && v >= 0)) throw new Error(`${k} must be a non-negative integer`);
       if (t === 'status' && !(Number.isInteger(v) && v >= 400 && v <= 599)) throw new Error(`${k} must be an HTTP status 400..599`);
       if (t === 'code' && !(typeof v === 'string' && /^BDC_\d+$/.test(v))) throw new Error(`${k} must be a BDC_ code`);
+      if (t === 'bool' && typeof v !== 'boolean') throw new Error(`${k} must be true or false`);
       if ((k === 'hourMs') && v === 0) throw new Error('hourMs must be positive');
     }
     Object.assign(cfg, body);
