@@ -436,3 +436,58 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION billops.payable_line_items(bigint, bigint) IS
   'The CUR line items behind a payable or one of its lines (line_id). Approvers see only payables routed to them.';
+
+-- A change of the routing rules, or of a setting the plan reads, re-routes the
+-- payables still waiting for approval whose steps it changes: back to draft
+-- (their open steps are closed) and routed again by the new rules, so their
+-- approvals start over; a payable the new rules cannot route goes to the
+-- exception queue.  Approved payables keep the approvals they had (the lock).
+-- With BILL, an open bill follows (its approval route changes: 56_bill_routes.sql).
+CREATE FUNCTION billops._reroute_open_payables() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'approval' AS $$
+DECLARE
+    p        record;
+    problems jsonb;
+    n        integer := 0;
+BEGIN
+    FOR p IN SELECT x.payable_id, x.routing_round FROM billops.payable x WHERE x.status = 'routed'
+              ORDER BY x.payable_id FOR UPDATE
+    LOOP
+        CONTINUE WHEN (SELECT coalesce(array_agg(format('%s|%s|%s', e->>'seq', e->>'step_name', e->>'approver_role')
+                                                 ORDER BY (e->>'seq')::int, e->>'step_name', e->>'approver_role'), '{}')
+                         FROM jsonb_array_elements(billops._plan_for(p.payable_id, NULL)) e)
+                    = (SELECT coalesce(array_agg(format('%s|%s|%s', s.seq, s.step_name, s.approver_role)
+                                                 ORDER BY s.seq, s.step_name, s.approver_role), '{}')
+                         FROM billops.approval_step s
+                        WHERE s.payable_id = p.payable_id AND s.adjustment_id IS NULL
+                          AND s.routing_round = p.routing_round AND s.status <> 'superseded');
+        UPDATE billops.payable x SET status = 'draft' WHERE x.payable_id = p.payable_id;
+        problems := billops._route(p.payable_id, NULL);
+        IF jsonb_array_length(problems) > 0 THEN
+            UPDATE billops.payable x SET status = 'exception', exceptions = problems WHERE x.payable_id = p.payable_id;
+        END IF;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+CREATE FUNCTION billops._routing_rules_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM billops._reroute_open_payables();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER routing_rule_changed AFTER INSERT OR UPDATE OR DELETE ON billops.routing_rule
+    FOR EACH STATEMENT EXECUTE FUNCTION billops._routing_rules_changed();
+
+CREATE FUNCTION billops._routing_settings_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT FROM changed c WHERE c.name IN ('approval_threshold', 'owner_min_share') OR c.value_type = 'role') THEN
+        PERFORM billops._reroute_open_payables();
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER setting_changed_reroute AFTER UPDATE ON billops.setting
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION billops._routing_settings_changed();

@@ -46,7 +46,7 @@ before(async () => {
   await S.db.query(`INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100'), ('department', 'OPS')`);
   await control('DELETE', 'requests');   // (the organization's own policy was made above)
 });
-after(async () => { if (process.env.KEEP_DB) return;
+after(async () => {
   await S.admin?.query('ALTER SYSTEM RESET billops.bill_poll_interval').catch(() => {});
   await S.close();
   await S.admin?.query('DROP ROLE IF EXISTS rt_alice').catch(() => {});
@@ -190,4 +190,59 @@ test('a route edited in BILL is put back; an approver BILL does not ask is repor
   } finally {
     await control('POST', 'config', { reapplyPoliciesOnUpdate: true });
   }
+});
+
+test('a rule change re-routes the open bill in BILL, never an approved one', async () => {
+  for (const r of ['rt_data_owner']) {
+    await S.admin.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${r}') THEN CREATE ROLE ${r}; END IF; END $$`);
+  }
+  await S.db.query('GRANT billops_approver TO rt_data_owner');
+  await S.db.query(`INSERT INTO billops.bill_approver (approver_role, bill_approver_id) VALUES ('rt_data_owner', $1)`, [U.finops]);
+  const open = await payableOf('100000000004');
+  const approved = await payableOf(PAYER.owned);
+  const approvedBill = await billOf(approved.bill_id);
+  const { rows: [before] } = await S.db.query(`SELECT routing_round FROM billops.payable WHERE payable_id = $1`, [approved.id]);
+  await S.db.query(`UPDATE billops.routing_rule SET approver_role = 'rt_data_owner' WHERE payer_account_id IN ($1, '100000000004')`, [PAYER.owned]);
+  await waitFor('the open bill to ask its new owner in BILL', async () => {
+    const b = await billOf(open.bill_id);
+    return approversOf(b).join() === [`${U.finops}:WAITING`, `${API_USER}:WAITING`].join() ? b : null;
+  }, 30000, 100, async () => JSON.stringify({ bill: approversOf(await billOf(open.bill_id)), outbox: await S.outboxSummary() }));
+  const { rows: steps } = await S.db.query(`SELECT approver_role FROM billops.approval_step s JOIN billops.payable p USING (payable_id)
+                                             WHERE s.payable_id = $1 AND s.routing_round = p.routing_round`, [open.id]);
+  assert.deepEqual(steps.map((s) => s.approver_role), ['rt_data_owner'], 'routed again by the new rule');
+  assert.equal((await payableOf('100000000004')).approver_problem, null, 'BILL asks the route\'s approvers again');
+  // the approved payable keeps its approval and its bill
+  const { rows: [after] } = await S.db.query(`SELECT status, routing_round FROM billops.payable WHERE payable_id = $1`, [approved.id]);
+  assert.deepEqual(after, { status: 'approved', routing_round: before.routing_round });
+  const b = await billOf(approved.bill_id);
+  assert.equal(b.approvalStatus, 'APPROVED');
+  assert.equal(b.updatedTime, approvedBill.updatedTime, 'its bill in BILL was not touched');
+});
+
+test('crash after BILL made a route\'s policy, before it was recorded: on restart the policy is found, not made again, and no bill goes without approvers', { timeout: 90000 }, async () => {
+  const crash = '00601CRASH0000000006';
+  await control('POST', 'users', { id: crash, firstName: 'Crash', lastName: 'Owner', role: 'APPROVER' });
+  await S.admin.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rt_crash_owner') THEN CREATE ROLE rt_crash_owner; END IF; END $$`);
+  await S.db.query('GRANT billops_approver TO rt_crash_owner');
+  await S.db.query(`INSERT INTO billops.bill_approver (approver_role, bill_approver_id) VALUES ('rt_crash_owner', $1)`, [crash]);
+  await S.db.query(`INSERT INTO billops.routing_rule (payer_account_id, usage_account_id, approver_role) VALUES ('100000000005', '222222222222', 'rt_crash_owner')`);
+  // BILL answers the policy create slowly, so that the worker is caught waiting on it
+  await control('POST', 'faults', { faults: [{ match: { method: 'POST', path: '/v3/bill-approvals/policies$' }, kind: 'slow', ms: 600, count: 1 }] });
+  const held = S.holdRecording('POST', '/v3/bill-approvals/policies', (pid) => S.terminate(pid));
+  await loadMarketplaceMonth(S.db, { payer: '100000000005', lines: [['prod-dd1', 'Datadog Pro', '55.00']], source: 'routes', delivery: 'p5' });
+  const g = await held;
+  assert.equal(g.answered.status, 201, 'BILL made the policy');
+  const bills = async () => (await state()).bills.filter((b) => b.invoice.invoiceNumber.startsWith('100000000005-'));
+  assert.equal((await bills()).length, 0, 'no bill was pushed before its route was recorded');
+  await S.connectedWorker();
+  const p = await waitFor('the bill, after the restart', async () => {
+    const x = await payableOf('100000000005');
+    return x.bill_id ? x : null;
+  }, 30000, 100, () => S.outboxSummary());
+  const st = await state();
+  const name = (await S.db.query(`SELECT route_name FROM billops.bill_route WHERE approvers = $1`, [[crash, API_USER]])).rows[0].route_name;
+  assert.equal(st.policies.filter((x) => x.policyName === name && x.status === 'ACTIVE').length, 1, 'one policy of that name');
+  assert.equal(st.jobs.filter((x) => x.name === name).length, 1, 'one job');
+  assert.deepEqual(approversOf(await billOf(p.bill_id)), [`${crash}:WAITING`, `${API_USER}:WAITING`]);
+  assert.equal((await bills()).length, 1);
 });
