@@ -108,19 +108,21 @@ SELECT payable_id AS id, payer_account_id AS payer, left(charge_source, 52) AS c
 
 \echo
 \echo '=== Approvals: each assigned person approves their step (billops.approve checks who is calling) ==='
-CREATE TEMP TABLE person (approver_role text PRIMARY KEY, person text);
-INSERT INTO person VALUES ('eng_owners', 'alice'), ('data_owners', 'dana'), ('security_owners', 'sam'),
+-- (the demo's people, and a helper that has each assigned person approve their step in turn)
+CREATE TABLE public.demo_person (approver_role text PRIMARY KEY, person text);
+INSERT INTO public.demo_person VALUES ('eng_owners', 'alice'), ('data_owners', 'dana'), ('security_owners', 'sam'),
   ('billops_finance_review', 'frank'), ('billops_finops_owner', 'fiona'), ('billops_finance_leadership', 'carol');
-GRANT SELECT ON person TO PUBLIC;
-CREATE FUNCTION pg_temp.approve_as_assigned(pid bigint) RETURNS SETOF text LANGUAGE plpgsql AS $$
+GRANT SELECT ON public.demo_person TO PUBLIC;
+CREATE FUNCTION public.demo_approve_as_assigned(pid bigint, note text DEFAULT 'reviewed in the monthly close')
+RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE s record; done text;
 BEGIN
   LOOP
-    SELECT q.approver_role, q.step_name, p.person INTO s FROM billops.approval_queue q JOIN person p USING (approver_role)
+    SELECT q.approver_role, q.step_name, p.person INTO s FROM billops.approval_queue q JOIN public.demo_person p USING (approver_role)
      WHERE q.payable_id = pid ORDER BY q.approver_role LIMIT 1;
     EXIT WHEN NOT FOUND;
     EXECUTE format('SET LOCAL ROLE %I', s.person);
-    done := billops.approve(pid, 'reviewed in the monthly close');
+    done := billops.approve(pid, note);
     RESET ROLE;
     RETURN NEXT format('%-6s (%s): %s', s.person, s.step_name, done);
   END LOOP;
@@ -142,10 +144,10 @@ EXCEPTION WHEN OTHERS THEN
   RAISE NOTICE 'billops.approve as dana refused: SQLSTATE % — %', SQLSTATE, SQLERRM;
 END $$;
 RESET ROLE;
-SELECT pg_temp.approve_as_assigned(:biggest_january_bill) AS approvals;
+SELECT public.demo_approve_as_assigned(:biggest_january_bill) AS approvals;
 \echo '--- February is still open; finance routes its credits early and the owners acknowledge them'
 SELECT payable_id, left(charge_source, 40) AS charge_source, amount, billops.route_payable(payable_id) AS steps,
-       (SELECT string_agg(a, '; ') FROM pg_temp.approve_as_assigned(payable_id) a) AS approvals
+       (SELECT string_agg(a, '; ') FROM public.demo_approve_as_assigned(payable_id) a) AS approvals
   FROM billops.payable WHERE billing_period = '2024-02-01' AND category = 'credit' AND status = 'draft' ORDER BY payable_id;
 
 \echo
@@ -266,6 +268,8 @@ for role in $(psql -qXAt -c "SELECT approver_role FROM billops.bill_approver_sta
          -d "{\"id\": \"$id\", \"firstName\": \"Approver\", \"lastName\": \"$role\", \"role\": \"APPROVER\"}" >/dev/null
     psql -qX -c "INSERT INTO billops.bill_approver (approver_role, bill_approver_id) VALUES ('$role', '$id')" >/dev/null
 done
+# approvals decided in SQL go to BILL: pg_billops' own BILL user closes every route
+psql -qX -c "UPDATE billops.setting SET value = 'true' WHERE name = 'bill_push_approvals'" >/dev/null
 
 log "BILL: the worker delivers the outbox (woken by each commit) to the BILL emulator"
 psql -qX -c "ALTER SYSTEM SET billops.bill_database = 'postgres'" -c "ALTER SYSTEM SET billops.bill_poll_interval = '2s'" \
@@ -288,9 +292,16 @@ SELECT action, state, count(*) AS rows, sum(requests) AS requests, sum(attempts)
 SELECT approver_role, bill_approver_id, kind, full_name AS "name in BILL", role_type AS "BILL role", status
   FROM billops.bill_approver_status ORDER BY 1;
 \echo
-\echo '=== Each bill''s route (billops.bill_routing): its steps and the BILL approvers they map to, in BILL''s order ==='
-SELECT right(dedupe_key, 66) AS dedupe_key, status, array_to_string(steps, ' -> ') AS steps, route_name
-  FROM billops.bill_routing ORDER BY payable_id LIMIT 6;
+\echo '=== The routes pg_billops keeps in BILL (billops.bill_route): a job and an approval policy per approver list ==='
+SELECT route_name, array_to_string(approvers, ' -> ') AS "BILL approvers, in order", bill_job_id AS job, bill_policy_id AS policy,
+       (SELECT count(*) FROM billops.bill_link l WHERE l.route_key = r.route_key) AS bills
+  FROM billops.bill_route r ORDER BY bills DESC, route_name;
+\echo
+\echo '=== Each bill''s route (billops.bill_routing): its steps, and the approvers BILL shows on the bill ==='
+SELECT right(dedupe_key, 58) AS dedupe_key, status, array_to_string(steps, ' -> ') AS steps,
+       array_to_string(approvers_in_bill, ' -> ') AS "approvers in BILL", approval_status AS "BILL approval",
+       coalesce(approver_problem, 'ok') AS "as routed?"
+  FROM billops.bill_routing ORDER BY status DESC, payable_id LIMIT 10;
 \echo
 \echo '=== Bills as BILL sees them, next to the payables in Postgres ==='
 WITH bill AS (SELECT b FROM jsonb_array_elements((:'bills')::jsonb->'bills') b)
@@ -303,21 +314,15 @@ SELECT to_char(p.billing_period, 'YYYY-MM') AS period, left(b->>'vendorName', 22
  LIMIT 14;
 SQL
 
-log "BILL: why the largest bill is what it is, as a one-page PDF pg_billops writes; the worker uploads it to the bill"
-psql -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-SELECT billops.attach_document(p.payable_id, 'why-this-bill-' || to_char(p.billing_period, 'YYYY-MM') || '.pdf',
-       billops.payable_context_pdf(p.payable_id))
-  FROM billops.payable p JOIN billops.bill_link l USING (payable_id)
- ORDER BY p.amount DESC LIMIT 1;
-SQL
+log "BILL: every bill carries why it is what it is: its description, and a one-page PDF pg_billops writes and uploads"
 psql -qX -v ON_ERROR_STOP=1 <<'SQL'
 \set QUIET on
 \pset footer off
 \echo
-\echo '=== What that PDF says (billops.payable_context_text): the context approvers ask for ==='
-SELECT billops.payable_context_text(p.payable_id) AS "why this bill"
-  FROM billops.payable p JOIN billops.bill_link l USING (payable_id)
- ORDER BY p.amount DESC LIMIT 1;
+\echo '=== The largest routed bill''s description in BILL (billops.bill_context): the context approvers ask for ==='
+SELECT c.description AS "why this bill"
+  FROM billops.bill_context c JOIN billops.payable p USING (payable_id)
+ WHERE p.status = 'routed' ORDER BY p.amount DESC LIMIT 1;
 SQL
 for _ in $(seq 1 100); do
     [ "$(psql -qXAt -c "SELECT count(*) FROM billops.payable_document WHERE bill_document_id IS NULL")" = 0 ] && break
@@ -326,24 +331,44 @@ done
 psql -qX -v ON_ERROR_STOP=1 -v bills="$(bills_json)" <<'SQL'
 \set QUIET on
 \pset footer off
+\echo '=== The context PDFs, as BILL holds them (its final document ids, after asynchronous processing) ==='
 WITH doc AS (SELECT x FROM jsonb_array_elements((:'bills')::jsonb->'documents') x)
-SELECT d.file_name, length(d.content) AS bytes, l.bill_id AS "BILL bill", x->>'name' AS "BILL document",
+SELECT d.file_name, length(d.content) AS bytes, l.bill_id AS "BILL bill", d.upload_status, d.bill_document_id AS "BILL document",
        (x->>'size')::int AS "BILL bytes", x->>'sha256' = d.sha256 AS "same bytes"
   FROM billops.payable_document d JOIN billops.bill_link l USING (payable_id)
-  LEFT JOIN doc ON x->>'billId' = l.bill_id AND x->>'name' = d.file_name;
+  LEFT JOIN doc ON x->>'billId' = l.bill_id AND x->>'name' = d.file_name
+ ORDER BY d.document_id LIMIT 6;
 SQL
 
-log "BILL: an approver approves a bill in BILL, and another one is paid; the poller brings both back"
-ids=($(psql -qXAt -c "SELECT l.bill_id FROM billops.bill_link l JOIN billops.payable p USING (payable_id) WHERE p.status = 'routed' ORDER BY p.amount DESC LIMIT 1"
-       psql -qXAt -c "SELECT l.bill_id FROM billops.bill_link l JOIN billops.payable p USING (payable_id) WHERE p.status = 'approved' ORDER BY p.amount DESC LIMIT 1"))
-curl -s -X POST "$BILL_EMULATOR_CONTROL/bills/${ids[0]}/approve" -H 'content-type: application/json' -d '{}' >/dev/null
-curl -s -X POST "$BILL_EMULATOR_CONTROL/bills/${ids[1]}/pay" -H 'content-type: application/json' -d '{}' >/dev/null
+log "BILL: the approvers of the largest routed bill approve it in BILL, one by one; an approval in SQL reaches BILL; an approved bill is paid"
+bill_in_bill=$(psql -qXAt -c "SELECT l.bill_id FROM billops.bill_link l JOIN billops.payable p USING (payable_id) WHERE p.status = 'routed' ORDER BY p.amount DESC LIMIT 1")
+for approver in $(psql -qXAt -c "SELECT unnest(approvers_in_bill) FROM billops.bill_routing WHERE bill_id = '$bill_in_bill'" | grep -v "$BILL_USER_ID"); do
+    curl -s -X POST "$BILL_EMULATOR_CONTROL/bills/$bill_in_bill/approve" -H 'content-type: application/json' \
+         -d "{\"userId\": \"$approver\", \"comment\": \"approved in BILL\"}" >/dev/null
+    echo "  $approver approved bill $bill_in_bill in BILL"
+    sleep 3
+done
+# the next largest routed bill: its approvers approve in SQL, and BILL follows
+psql -qX -v ON_ERROR_STOP=1 -v skip="$bill_in_bill" <<'SQL'
+\set QUIET on
+\pset footer off
+\echo
+\echo '=== Approved in SQL: each step leaves the bill''s route in BILL; with the last one pg_billops approves it there ==='
+SELECT p.payable_id, l.bill_id AS "BILL bill", (SELECT string_agg(a, '; ') FROM public.demo_approve_as_assigned(p.payable_id, 'approved in SQL') a) AS "approved in SQL"
+  FROM billops.payable p JOIN billops.bill_link l USING (payable_id)
+ WHERE p.status = 'routed' AND l.bill_id <> :'skip'
+ ORDER BY p.amount DESC LIMIT 1;
+SQL
+paid=$(psql -qXAt -c "SELECT l.bill_id FROM billops.bill_link l JOIN billops.payable p USING (payable_id) WHERE p.status = 'approved' AND l.approval_status = 'APPROVED' ORDER BY p.amount DESC LIMIT 1")
+[ -n "$paid" ] && curl -s -X POST "$BILL_EMULATOR_CONTROL/bills/$paid/pay" -H 'content-type: application/json' -d '{}' >/dev/null
 sleep 5
 psql -qX -v ON_ERROR_STOP=1 <<'SQL'
 \set QUIET on
 \pset footer off
-SELECT p.payable_id, left(p.charge_source, 46) AS charge_source, l.approval_status AS "BILL approval",
-       l.payment_status AS "BILL payment", p.status AS "payable status now",
+\echo
+\echo '=== Approvals in either place, the same in both: BILL''s approvers and status next to the payable''s steps ==='
+SELECT p.payable_id, left(p.charge_source, 40) AS charge_source, array_to_string(l.bill_approvers, ' -> ') AS "approvers in BILL",
+       l.approval_status AS "BILL approval", l.payment_status AS "BILL payment", p.status AS "payable status now",
        (SELECT string_agg(DISTINCT s.decided_by::text, ', ') FROM billops.approval_step s WHERE s.payable_id = p.payable_id
            AND s.status = 'approved') AS approved_by
   FROM billops.bill_link l JOIN billops.payable p USING (payable_id)

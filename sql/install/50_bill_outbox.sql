@@ -220,6 +220,8 @@ BEGIN
        -- ... and a new approval route while the bill is open, or as it is approved here (56_bill_routes.sql)
        OR link.bill_id IS NOT NULL AND (NEW.status = 'routed' OR TG_OP = 'UPDATE' AND OLD.status = 'routed')
           AND billops._bill_route_of(NEW.payable_id) IS DISTINCT FROM link.route_key) THEN
+        -- its context, made for this content while it waits for approval (55_bill_context.sql)
+        PERFORM billops._bill_context_refresh(NEW.payable_id);
         PERFORM billops._bill_enqueue(NEW.payable_id, 'bill_upsert');
     END IF;
     IF TG_OP = 'UPDATE' AND OLD.status = 'routed' AND NEW.status = 'approved'
@@ -467,10 +469,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                            + billops.setting_value('bill_due_days')::int, 'YYYY-MM-DD'),
         'invoice', jsonb_build_object('invoiceNumber', billops.bill_invoice_number(p.dedupe_key),
                                       'invoiceDate', to_char((p.billing_period + interval '1 month')::date - 1, 'YYYY-MM-DD')),
-        'description', left(format('[pg_billops, system-generated] %s %s; key %s%s', p.source_entity,
-                                   to_char(p.billing_period, 'YYYY-MM'), p.dedupe_key,
-                                   CASE WHEN cardinality(p.aws_invoice_ids) > 0
-                                        THEN '; AWS invoice ' || array_to_string(p.aws_invoice_ids, ', ') ELSE '' END), 1000),
+        -- what the bill says about itself and its context, as made while it waited for
+        -- approval (55_bill_context.sql): an approved bill's description no longer changes
+        'description', coalesce((SELECT c.description FROM billops.bill_context c WHERE c.payable_id = p.payable_id),
+                                billops._bill_description(p)),
         'billLineItems', billops._bill_lines(p, coalesce(known, '{}'), route_job))
 $$;
 

@@ -23,7 +23,8 @@ DECLARE
     invoices jsonb;
 BEGIN
     SELECT * INTO p FROM billops.payable x WHERE x.payable_id = target_payable_id;
-    IF NOT FOUND OR NOT (pg_has_role(billops.actor(), 'billops_analyst', 'USAGE') OR billops._routed_to_actor(target_payable_id)) THEN
+    IF NOT FOUND OR NOT (billops._context() = 'system' OR pg_has_role(billops.actor(), 'billops_analyst', 'USAGE')
+                         OR billops._routed_to_actor(target_payable_id)) THEN
         RAISE EXCEPTION 'payable % does not exist or is not visible to %', target_payable_id, billops.actor()
               USING ERRCODE = 'no_data_found';
     END IF;
@@ -219,3 +220,68 @@ COMMENT ON FUNCTION billops.payable_context_pdf(bigint) IS
 INSERT INTO billops.setting (name, value, value_type, description) VALUES
   ('bill_description_max_length', '1000', 'numeric',
    'Longest context text pg_billops puts in a bill''s description (BILL does not document the limit).');
+
+-- ===== the context on the bill ==============================================
+--
+-- Each bill carries its context in its description and as an attached PDF.
+-- Both are made when the payable is routed and again whenever its content
+-- changes while it waits for approval -- never after: what approvers saw is
+-- what stays on the bill (the approval lock).  BILL keeps every file it is
+-- sent, so each version of the PDF is its own document, named by the
+-- payable's content hash.
+
+INSERT INTO billops.setting (name, value, value_type, description) VALUES
+  ('bill_context_document', 'true', 'boolean',
+   'Attach the context PDF (billops.payable_context_pdf) to each bill in BILL, made again when the payable changes before approval.');
+
+CREATE TABLE billops.bill_context (
+    payable_id    bigint PRIMARY KEY REFERENCES billops.payable,
+    content_hash  text NOT NULL,
+    description   text NOT NULL,
+    document_id   bigint REFERENCES billops.payable_document,
+    made_at       timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+COMMENT ON TABLE billops.bill_context IS
+  'The context each bill carries in BILL (its description and attached PDF), as made for the payable''s content while it waited for approval.';
+
+-- A bill's description: who wrote it and the payable's key, then its context,
+-- within bill_description_max_length characters.
+CREATE FUNCTION billops._bill_description(p billops.payable) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    head text := format('[pg_billops, system-generated] %s %s; key %s. ', p.source_entity,
+                        to_char(p.billing_period, 'YYYY-MM'), p.dedupe_key);
+    max_length integer := billops.setting_value('bill_description_max_length')::int;
+BEGIN
+    IF length(head) >= max_length THEN
+        RETURN left(head, max_length);
+    END IF;
+    RETURN head || billops.payable_context_text(p.payable_id, max_length - length(head));
+END $$;
+
+-- Make the context of a payable waiting for approval, once per content.
+CREATE FUNCTION billops._bill_context_refresh(target_payable_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET billops.internal_context = 'system' AS $$
+DECLARE
+    p    billops.payable;
+    doc  bigint;
+    name text;
+BEGIN
+    SELECT * INTO p FROM billops.payable x WHERE x.payable_id = target_payable_id;
+    IF p.status IS DISTINCT FROM 'routed' OR p.treatment <> 'invoice_like'
+       OR EXISTS (SELECT FROM billops.bill_context c WHERE c.payable_id = p.payable_id AND c.content_hash = p.content_hash) THEN
+        RETURN;
+    END IF;
+    IF billops.setting_value('bill_context_document') = 'true' THEN
+        name := format('pg_billops-context-%s-%s.pdf', to_char(p.billing_period, 'YYYY-MM'), left(p.content_hash, 8));
+        SELECT d.document_id INTO doc FROM billops.payable_document d WHERE d.payable_id = p.payable_id AND d.file_name = name;
+        IF doc IS NULL THEN
+            doc := billops.attach_document(p.payable_id, name, billops.payable_context_pdf(p.payable_id), 'application/pdf');
+        END IF;
+    END IF;
+    INSERT INTO billops.bill_context AS c (payable_id, content_hash, description, document_id)
+    VALUES (p.payable_id, p.content_hash, billops._bill_description(p), doc)
+    ON CONFLICT (payable_id) DO UPDATE SET content_hash = EXCLUDED.content_hash, description = EXCLUDED.description,
+                                           document_id = EXCLUDED.document_id, made_at = clock_timestamp();
+END $$;

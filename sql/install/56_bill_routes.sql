@@ -45,7 +45,9 @@
 
 INSERT INTO billops.setting (name, value, value_type, description) VALUES
   ('bill_approval_routes', 'true', 'boolean',
-   'Bills reach BILL with their routed approvers: per approver list, a job and an approval policy on JOB_ID that the worker keeps in BILL (billops.bill_route); every line carries its route''s job.');
+   'Bills reach BILL with their routed approvers: per approver list, a job and an approval policy on JOB_ID that the worker keeps in BILL (billops.bill_route); every line carries its route''s job.'),
+  ('bill_route_recheck_minutes', '60', 'numeric',
+   'A route used after this many minutes is looked up in BILL again before its next bill (its policy may have been edited or deleted there), and put back if it differs.');
 
 -- The routes pg_billops keeps in BILL, one per distinct approver list.
 CREATE TABLE billops.bill_route (
@@ -123,7 +125,7 @@ $$;
 CREATE FUNCTION billops._bill_route_job(target_payable_id bigint) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT r.bill_job_id FROM billops.bill_route r
-     WHERE r.route_key = billops._bill_route_of(target_payable_id) AND r.bill_policy_id IS NOT NULL
+     WHERE r.route_key = billops._bill_route_of(target_payable_id) AND r.bill_job_id IS NOT NULL
 $$;
 
 -- What must happen in BILL before a payable's bill can carry its route: the
@@ -149,8 +151,13 @@ BEGIN
         RETURN;
     END IF;
     SELECT * INTO r FROM billops.bill_route x WHERE x.route_key = _bill_route_step.route_key;
+    -- a route is looked at again in BILL when it is used after bill_route_recheck_minutes:
+    -- someone may have edited or deleted its policy there
     step := CASE WHEN r.bill_job_id IS NULL THEN 'route_job_lookup'
-                 WHEN r.bill_policy_id IS NULL THEN 'route_policy_lookup' END;
+                 WHEN r.bill_policy_id IS NULL OR r.completed_at IS NULL
+                      OR r.completed_at < clock_timestamp()
+                                          - make_interval(mins => billops.setting_value('bill_route_recheck_minutes')::int)
+                 THEN 'route_policy_lookup' END;
     IF step IS NOT NULL THEN
         RETURN NEXT;
     END IF;
@@ -280,7 +287,7 @@ BEGIN
          WHERE x->>'policyName' = r.route_name AND coalesce(x->>'status', 'ACTIVE') = 'ACTIVE'
          ORDER BY x->>'id' LIMIT 1;
         IF hit IS NOT NULL THEN
-            UPDATE billops.bill_route x SET bill_policy_id = hit->>'id' WHERE x.route_key = r.route_key;
+            UPDATE billops.bill_route x SET bill_policy_id = hit->>'id', completed_at = NULL WHERE x.route_key = r.route_key;
             -- ours by its name; edited in BILL since (approvers or its job): put back as it was
             IF billops._bill_policy_approvers(hit) IS DISTINCT FROM r.approvers
                OR NOT EXISTS (SELECT FROM jsonb_array_elements(coalesce(hit->'rules', '[]')) u
@@ -295,6 +302,7 @@ BEGIN
             UPDATE billops.bill_outbox x SET cursor = j->>'nextPage' WHERE x.outbox_id = o.outbox_id;
             RETURN 'continue';
         ELSE
+            UPDATE billops.bill_route x SET bill_policy_id = NULL, completed_at = NULL WHERE x.route_key = r.route_key;
             UPDATE billops.bill_outbox x SET step = 'route_policy_create', cursor = NULL WHERE x.outbox_id = o.outbox_id;
             RETURN 'continue';
         END IF;

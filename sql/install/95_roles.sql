@@ -124,6 +124,7 @@ SELECT pg_catalog.pg_extension_config_dump('billops.bill_approver', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_user', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_role', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.bill_route', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.bill_context', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.job_run', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.pricing_plan', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.pricing_rule', '');

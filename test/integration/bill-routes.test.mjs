@@ -85,6 +85,16 @@ test('each routed bill arrives in BILL with its approvers: owner; owner then lea
     assert.ok(b.billLineItems.every((l) => l.classifications.jobId === job), `${payer}: every line carries the route's job`);
     assert.equal(st.jobs.find((j) => j.id === job)?.name, policy.policyName, 'the job is named like its policy');
     assert.equal(p.approver_problem, null);
+    // and its context: in the description, and as the PDF pg_billops wrote, processed by BILL
+    const ctx = (await S.db.query(`SELECT description FROM billops.bill_context WHERE payable_id = $1`, [p.id])).rows[0];
+    assert.equal(b.description, ctx.description);
+    assert.match(b.description, /^\[pg_billops, system-generated\] .*USD/);
+    const docs = st.documents.filter((d) => d.billId === b.id);
+    assert.equal(docs.length, 1, `${payer}: one document on the bill`);
+    assert.match(docs[0].name, /^pg_billops-context-2024-03-[0-9a-f]{8}\.pdf$/);
+    assert.equal(docs[0].status, 'UPLOADED');
+    const { rows: [d] } = await S.db.query(`SELECT sha256, upload_status, bill_document_id FROM billops.payable_document WHERE payable_id = $1`, [p.id]);
+    assert.deepEqual(d, { sha256: docs[0].sha256, upload_status: 'uploaded', bill_document_id: docs[0].documentId });
   }
   // one job and one policy per approver list, the organization's own policy untouched
   assert.equal(st.jobs.length, 3);
@@ -166,7 +176,8 @@ test('a route edited in BILL is put back; an approver BILL does not ask is repor
     policyName: route.policyName, rules: [{ key: 'JOB_ID', op: 'eq', values: [route.rules[0].values[0].value] }], approvers: [U.finops],
   }, session);
   await billApi('POST', '/v3/logout', null, session).catch(() => {});
-  await S.db.query(`UPDATE billops.bill_route SET bill_policy_id = NULL WHERE route_name = $1`, [route.policyName]);
+  // (an hour later: a route is checked in BILL again when it is next used after bill_route_recheck_minutes)
+  await S.db.query(`UPDATE billops.bill_route SET completed_at = completed_at - interval '61 minutes' WHERE route_name = $1`, [route.policyName]);
   // a new bill on that route: a fresh payer owned by the same role
   await S.db.query(`INSERT INTO billops.routing_rule (payer_account_id, usage_account_id, approver_role) VALUES ('100000000004', '222222222222', 'rt_eng_owner')`);
   await loadMarketplaceMonth(S.db, { payer: '100000000004', lines: [['prod-dd1', 'Datadog Pro', '70.00']], source: 'routes', delivery: 'p4' });
