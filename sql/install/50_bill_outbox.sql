@@ -793,6 +793,14 @@ BEGIN
         RETURN 'continue';
     WHEN 'bill_create', 'bill_update' THEN
         PERFORM billops._bill_link_record(p, j, o.sent);
+        -- approved here but still waiting on pg_billops' own approval in BILL (approved before
+        -- its bill reached BILL, or before approvals were pushed): give it now
+        IF billops._payable_locked(p.status) AND p.status <> 'voided'
+           AND billops.setting_value('bill_push_approvals') = 'true'
+           AND j->>'approvalStatus' IS DISTINCT FROM 'APPROVED'
+           AND billops._bill_api_user() = ANY (billops._bill_approvers_of(j)) THEN
+            PERFORM billops._bill_enqueue(p.payable_id, 'approval_action', jsonb_build_object('comment', 'approved in pg_billops'));
+        END IF;
         UPDATE billops.bill_outbox x SET state = 'done', finished_at = clock_timestamp(), claimed_by = NULL,
                bill_id = j->>'id', last_error = NULL, last_error_code = NULL
          WHERE x.outbox_id = o.outbox_id;

@@ -249,7 +249,7 @@ COMMENT ON TABLE billops.bill_context IS
 CREATE FUNCTION billops._bill_description(p billops.payable) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    head text := format('[pg_billops, system-generated] %s %s; key %s. ', p.source_entity,
+    head text := format('[pg_billops, system-generated] %s %s; key %s; ', p.source_entity,
                         to_char(p.billing_period, 'YYYY-MM'), p.dedupe_key);
     max_length integer := billops.setting_value('bill_description_max_length')::int;
 BEGIN

@@ -257,3 +257,30 @@ test('crash after BILL made a route\'s policy, before it was recorded: on restar
   assert.deepEqual(approversOf(await billOf(p.bill_id)), [`${crash}:WAITING`, `${API_USER}:WAITING`]);
   assert.equal((await bills()).length, 1);
 });
+
+test('approved here before its bill reached BILL: the bill arrives with pg_billops as its approver, who approves it', async () => {
+  await S.db.query(`INSERT INTO billops.routing_rule (payer_account_id, usage_account_id, approver_role) VALUES ('100000000006', '222222222222', 'rt_eng_owner')`);
+  await loadMarketplaceMonth(S.db, { payer: '100000000006', lines: [['prod-dd1', 'Datadog Pro', '42.00']], source: 'routes', delivery: 'p6', build: false });
+  // built, routed and approved in one transaction, while approvals were not yet pushed to BILL
+  await S.db.query('BEGIN');
+  try {
+    await S.db.query(`UPDATE billops.setting SET value = 'false' WHERE name = 'bill_push_approvals'`);
+    await S.db.query(`SELECT count(*) FROM billops.build_payables(NULL, '100000000006')`);
+    const { id } = await payableOf('100000000006');
+    await S.db.query('SET LOCAL ROLE rt_alice');
+    await S.db.query('SELECT billops.approve($1)', [id]);
+    await S.db.query('RESET ROLE');
+    await S.db.query(`UPDATE billops.setting SET value = 'true' WHERE name = 'bill_push_approvals'`);
+    await S.db.query('COMMIT');
+  } catch (e) {
+    await S.db.query('ROLLBACK');
+    throw e;
+  }
+  const p = await payableOf('100000000006');
+  assert.equal(p.status, 'approved');
+  const b = await waitFor('BILL to show the bill approved', async () => {
+    const x = (await payableOf('100000000006')).bill_id && await billOf((await payableOf('100000000006')).bill_id);
+    return x?.approvalStatus === 'APPROVED' ? x : null;
+  }, 30000, 100, () => S.outboxSummary());
+  assert.deepEqual(approversOf(b), [`${API_USER}:APPROVED`], 'nobody is asked again in BILL; pg_billops approves');
+});
