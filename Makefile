@@ -18,6 +18,7 @@ OBJS = \
 	src/pg_billops.o \
 	src/governance.o \
 	src/sigv4.o \
+	src/xml_value.o \
 	src/aws_credentials.o \
 	src/ini_file.o \
 	src/bill_credentials.o \

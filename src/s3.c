@@ -23,7 +23,7 @@
 #include "billops_http.h"
 #include "billops_s3.h"
 #include "billops_sigv4.h"
-#include "mb/pg_wchar.h"
+#include "billops_xml.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -50,79 +50,6 @@ billops_s3_init(void)
 
 #define S3_ERROR_BODY_MAX (64 * 1024)
 #define S3_LIST_BODY_MAX (16 * 1024 * 1024)
-
-/* --- tiny XML helpers for S3's fixed response shapes ---------------------- */
-
-static void
-xml_unescape_into(StringInfo out, const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-	{
-		if (s[i] != '&')
-		{
-			appendStringInfoChar(out, s[i]);
-			continue;
-		}
-		if (strncmp(s + i, "&amp;", 5) == 0)
-			appendStringInfoChar(out, '&'), i += 4;
-		else if (strncmp(s + i, "&lt;", 4) == 0)
-			appendStringInfoChar(out, '<'), i += 3;
-		else if (strncmp(s + i, "&gt;", 4) == 0)
-			appendStringInfoChar(out, '>'), i += 3;
-		else if (strncmp(s + i, "&quot;", 6) == 0)
-			appendStringInfoChar(out, '"'), i += 5;
-		else if (strncmp(s + i, "&apos;", 6) == 0)
-			appendStringInfoChar(out, '\''), i += 5;
-		else if (strncmp(s + i, "&#", 2) == 0)
-		{
-			const char *semi = memchr(s + i, ';', len - i);
-			unsigned long cp;
-			char		utf8[8];
-			int			n;
-
-			if (semi == NULL)
-			{
-				appendStringInfoChar(out, '&');
-				continue;
-			}
-			cp = (s[i + 2] == 'x' || s[i + 2] == 'X') ? strtoul(s + i + 3, NULL, 16) : strtoul(s + i + 2, NULL, 10);
-			if (cp == 0 || cp > 0x10FFFF)
-				cp = 0xFFFD;
-			unicode_to_utf8((pg_wchar) cp, (unsigned char *) utf8);
-			n = pg_utf_mblen((unsigned char *) utf8);
-			appendBinaryStringInfo(out, utf8, n);
-			i = semi - s;
-		}
-		else
-			appendStringInfoChar(out, '&');
-	}
-}
-
-/* Text of the first <tag>…</tag> within [from, limit), or NULL; *next after it. */
-static char *
-xml_child(const char *from, const char *limit, const char *tag, const char **next)
-{
-	char		open[64],
-				close[64];
-	const char *a,
-			   *b;
-	StringInfoData out;
-
-	snprintf(open, sizeof(open), "<%s>", tag);
-	snprintf(close, sizeof(close), "</%s>", tag);
-	a = strstr(from, open);
-	if (a == NULL || (limit && a >= limit))
-		return NULL;
-	a += strlen(open);
-	b = strstr(a, close);
-	if (b == NULL || (limit && b > limit))
-		return NULL;
-	if (next)
-		*next = b + strlen(close);
-	initStringInfo(&out);
-	xml_unescape_into(&out, a, b - a);
-	return out.data;
-}
 
 /* --- request plumbing ----------------------------------------------------- */
 
