@@ -20,6 +20,7 @@ OBJS = \
 	src/sigv4.o \
 	src/xml_value.o \
 	src/aws_credentials.o \
+	src/aws_sts.o \
 	src/ini_file.o \
 	src/bill_credentials.o \
 	src/bill_webhook.o \
@@ -54,6 +55,9 @@ REGRESS_OPTS = --inputdir=. --load-extension=pg_billops
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every object is rebuilt when a header changes (PGXS does not track them)
+$(OBJS): $(wildcard include/*.h)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@

@@ -36,6 +36,9 @@ typedef struct AwsRequest
 	const char *service;		/* SigV4 signing name: "s3", "ce", "invoicing" */
 	const char *region;
 	const char *credentials;	/* a credentials reference, never a key */
+	const AwsRoleSpec *role;	/* a role to assume on top of it, or NULL */
+	const AwsCredentials *creds;	/* keys already in hand (STS's AssumeRole signs with the source's): used instead */
+	bool		unsigned_request;	/* no signature at all (STS AssumeRoleWithWebIdentity) */
 	const char *method;
 	const AwsEndpoint *endpoint;
 	const char *path;			/* absolute path, decoded ("/bucket/my key") */
@@ -61,6 +64,7 @@ typedef struct AwsRequest
 	/*
 	 * An answer not accepted that did arrive: raise its error (never
 	 * returns), or return a short description of a failure worth retrying.
+	 * `creds` is NULL for an unsigned request.
 	 */
 	char	   *(*refuse) (HttpStream *hs, const AwsCredentials *creds, void *arg);
 	void	   *arg;

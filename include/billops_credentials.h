@@ -2,29 +2,56 @@
  * billops_credentials.h — where AWS keys come from.
  *
  * A source names a credentials *reference*, never a key: 'default' (the AWS
- * chain: environment, then the shared credentials file's AWS_PROFILE or
- * "default" profile), 'env', or 'profile:<name>'.  Keys live in the server's
- * environment or in a file only the server account can read, so no table an
- * analyst can SELECT from ever holds a secret.
+ * SDKs' default chain: environment variables, web identity, the shared
+ * config and credentials files' profile), 'env', or 'profile:<name>'; and,
+ * on top of it, optionally a role to assume (AwsRoleSpec) through STS.  Keys
+ * live in the server's environment, in files only the server account can
+ * read, or in this backend's memory for as long as they are valid, so no
+ * table an analyst can SELECT from ever holds a secret.
  */
 #ifndef BILLOPS_CREDENTIALS_H
 #define BILLOPS_CREDENTIALS_H
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 typedef struct AwsCredentials
 {
 	char	   *access_key_id;
 	char	   *secret_access_key;
 	char	   *session_token;	/* NULL when the keys are long-term */
+	TimestampTz expiration;		/* 0: they do not expire */
 	char	   *origin;			/* where they came from, safe to show */
+	char	   *role_arn;		/* the role they are a session of, or NULL */
+	bool		chained;		/* a role session made with another role's session (AWS: at most one hour) */
 } AwsCredentials;
 
-/* defines billops.aws_shared_credentials_file (from _PG_init) */
+/* A role to assume on top of a reference (a source's own least-privilege role). */
+typedef struct AwsRoleSpec
+{
+	const char *role_arn;
+	const char *external_id;	/* NULL: none */
+	const char *session_name;	/* NULL: "pg_billops" */
+	int			duration_seconds;	/* 0: STS's default (one hour) */
+} AwsRoleSpec;
+
+/* defines billops.aws_shared_credentials_file and the credential settings (from _PG_init) */
 extern void billops_aws_credentials_init(void);
 
-/* Resolves a reference or raises an error that names where it looked. */
+/*
+ * The credentials for a reference (and a role on top of it, or NULL), from
+ * this backend's cache while they are valid for longer than
+ * billops.aws_credentials_refresh_margin, else resolved anew.  `region` is
+ * where STS is asked (its regional endpoint).  Raises an error that names
+ * where it looked, never a key.  The result is a copy: aws_credentials_free it.
+ */
+extern AwsCredentials *aws_credentials_get(const char *reference, const AwsRoleSpec *role, const char *region);
+/* The same without a role, in us-east-1 when STS is needed. */
 extern AwsCredentials *aws_credentials_resolve(const char *reference);
+/* Drop what the cache holds for a reference and role (AWS said the token expired). */
+extern void aws_credentials_forget(const char *reference, const AwsRoleSpec *role, const char *region);
+extern AwsCredentials *aws_credentials_copy(const AwsCredentials *c);
 extern void aws_credentials_free(AwsCredentials *creds);
 /* Validates the syntax of a reference (used by a CHECK-like SQL function). */
 extern bool aws_credentials_reference_valid(const char *reference);

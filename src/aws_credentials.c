@@ -1,14 +1,32 @@
 /*
- * aws_credentials.c — resolve AWS credentials the way AWS users expect.
+ * aws_credentials.c — AWS credentials the way AWS's SDKs find them, and a
+ * role on top (see billops_credentials.h).
  *
- * Supported: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in
- * the server's environment, and the shared credentials file (INI profiles with
- * aws_access_key_id, aws_secret_access_key, aws_session_token).  The file is
- * billops.aws_shared_credentials_file, else $AWS_SHARED_CREDENTIALS_FILE, else
- * $HOME/.aws/credentials of the server account.
+ * The reference 'default' walks the SDKs' default chain ("Understand the
+ * credential provider chain", AWS SDKs and Tools Reference Guide):
+ *   1. environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+ *      (/ AWS_SESSION_TOKEN);
+ *   2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (and
+ *      AWS_ROLE_SESSION_NAME) → STS AssumeRoleWithWebIdentity, as EKS IRSA
+ *      provides;
+ *   3. the profile AWS_PROFILE (else "default") of the shared config file
+ *      ($AWS_CONFIG_FILE, else ~/.aws/config; "[profile name]") and the
+ *      shared credentials file (billops.aws_shared_credentials_file, else
+ *      $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials; "[name]"),
+ *      the credentials file winning for a setting both name: static keys,
+ *      or role_arn with source_profile (followed, a cycle refused),
+ *      credential_source = Environment, or web_identity_token_file, with
+ *      external_id, role_session_name and duration_seconds.
+ * 'env' is step 1 alone, 'profile:<name>' step 3 for that profile.
+ * Container credentials, the EC2 instance profile (IMDSv2) and
+ * credential_process are not implemented yet: a profile that needs them is
+ * refused with 0A000, saying so.
  *
- * Not supported (yet): credential_process, SSO and STS AssumeRole.  Errors name
- * the places searched and never a key; buffers holding keys are wiped on free.
+ * Temporary credentials are cached in this backend (TopMemoryContext),
+ * keyed by reference, role and region, and used until they are within
+ * billops.aws_credentials_refresh_margin of their expiry; then they are
+ * made again.  Cached secrets are wiped when replaced.  Errors name the
+ * places searched and the role, never a key or a token.
  */
 #include "postgres.h"
 
@@ -17,12 +35,18 @@
 #include "billops.h"
 #include "billops_credentials.h"
 #include "billops_ini.h"
+#include "billops_sts.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "storage/fd.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
-/* billops.aws_shared_credentials_file (defined in billops_aws_credentials_init) */
+/* settings (defined in billops_aws_credentials_init) */
 static char *shared_credentials_file = NULL;
+static char *shared_config_file = NULL;
+static int	refresh_margin_s = 300;
 
 void
 billops_aws_credentials_init(void)
@@ -33,6 +57,16 @@ billops_aws_credentials_init(void)
 							   &shared_credentials_file, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, NULL, NULL);
+	DefineCustomStringVariable("billops.aws_config_file",
+							   "AWS shared config file used for 'default' and 'profile:<name>' references.",
+							   "Empty means $AWS_CONFIG_FILE, then $HOME/.aws/config of the server account.",
+							   &shared_config_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.aws_credentials_refresh_margin",
+							"Temporary AWS credentials are made again when they expire within this time.",
+							NULL, &refresh_margin_s, 300, 0, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
 static char *
@@ -44,38 +78,116 @@ nonempty_env(const char *name)
 }
 
 static char *
-credentials_file_path(void)
+file_path(const char *setting, const char *env, const char *home_relative)
 {
 	char	   *home;
 
-	if (shared_credentials_file && shared_credentials_file[0])
-		return pstrdup(shared_credentials_file);
-	if (nonempty_env("AWS_SHARED_CREDENTIALS_FILE"))
-		return pstrdup(getenv("AWS_SHARED_CREDENTIALS_FILE"));
+	if (setting && setting[0])
+		return pstrdup(setting);
+	if (nonempty_env(env))
+		return pstrdup(getenv(env));
 	home = nonempty_env("HOME");
-	return home ? psprintf("%s/.aws/credentials", home) : NULL;
+	return home ? psprintf("%s/%s", home, home_relative) : NULL;
+}
+
+/* --- a profile's settings --------------------------------------------------- */
+
+typedef struct Profile
+{
+	char	   *name;
+	char	   *access_key_id;
+	char	   *secret_access_key;
+	char	   *session_token;
+	char	   *role_arn;
+	char	   *source_profile;
+	char	   *credential_source;
+	char	   *external_id;
+	char	   *role_session_name;
+	char	   *duration_seconds;
+	char	   *web_identity_token_file;
+	char	   *credential_process;
+	char	   *region;
+	char	   *found_in;		/* where it was found, for messages */
+} Profile;
+
+static void
+set_value(char **slot, const char *val)
+{
+	if (*slot)
+		billops_wipe_free(*slot);
+	*slot = pstrdup(val);
 }
 
 static void
-take_aws_value(const char *key, const char *val, void *arg)
+take_value(const char *key, const char *val, void *arg)
 {
-	AwsCredentials *out = arg;
+	Profile    *p = arg;
+	static const struct
+	{
+		const char *key;
+		size_t		offset;
+	}			known[] = {
+		{"aws_access_key_id", offsetof(Profile, access_key_id)},
+		{"aws_secret_access_key", offsetof(Profile, secret_access_key)},
+		{"aws_session_token", offsetof(Profile, session_token)},
+		{"aws_security_token", offsetof(Profile, session_token)},
+		{"role_arn", offsetof(Profile, role_arn)},
+		{"source_profile", offsetof(Profile, source_profile)},
+		{"credential_source", offsetof(Profile, credential_source)},
+		{"external_id", offsetof(Profile, external_id)},
+		{"role_session_name", offsetof(Profile, role_session_name)},
+		{"duration_seconds", offsetof(Profile, duration_seconds)},
+		{"web_identity_token_file", offsetof(Profile, web_identity_token_file)},
+		{"credential_process", offsetof(Profile, credential_process)},
+		{"region", offsetof(Profile, region)},
+	};
 
-	if (pg_strcasecmp(key, "aws_access_key_id") == 0)
-		out->access_key_id = pstrdup(val);
-	else if (pg_strcasecmp(key, "aws_secret_access_key") == 0)
-		out->secret_access_key = pstrdup(val);
-	else if (pg_strcasecmp(key, "aws_session_token") == 0 ||
-			 pg_strcasecmp(key, "aws_security_token") == 0)
-		out->session_token = pstrdup(val);
+	for (int i = 0; i < lengthof(known); i++)
+		if (pg_strcasecmp(key, known[i].key) == 0)
+			set_value((char **) ((char *) p + known[i].offset), val);
 }
 
-/* One profile of the shared credentials file; false if file or profile is missing. */
+/*
+ * A profile from the config file, then the credentials file (whose values
+ * win).  false when neither has it; `searched` says where we looked.
+ */
 static bool
-read_profile(const char *path, const char *profile, AwsCredentials *out)
+read_profile(const char *name, Profile *p, StringInfo searched)
 {
-	return billops_ini_read_section(path, profile, "AWS shared credentials file", take_aws_value, out);
+	char	   *config = file_path(shared_config_file, "AWS_CONFIG_FILE", ".aws/config");
+	char	   *creds = file_path(shared_credentials_file, "AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+	bool		in_config = false,
+				in_creds = false;
+
+	memset(p, 0, sizeof(*p));
+	p->name = pstrdup(name);
+	/* the config file spells it [profile name], except [default] (billops_ini reads both) */
+	if (config)
+		in_config = billops_ini_read_section(config, name, "AWS shared config file", take_value, p);
+	if (creds)
+		in_creds = billops_ini_read_section(creds, name, "AWS shared credentials file", take_value, p);
+	if (!in_config && !in_creds)
+	{
+		appendStringInfo(searched, "%sprofile \"%s\" in %s and %s (not found)", searched->len ? "; " : "", name,
+						 config ? psprintf("\"%s\"", config) : "(no config file: HOME is not set)",
+						 creds ? psprintf("\"%s\"", creds) : "(no credentials file)");
+		return false;
+	}
+	p->found_in = psprintf("profile \"%s\" in \"%s\"", name, in_creds ? creds : config);
+	return true;
 }
+
+static void
+profile_wipe(Profile *p)
+{
+	if (p->secret_access_key)
+		billops_wipe_free(p->secret_access_key);
+	if (p->session_token)
+		billops_wipe_free(p->session_token);
+	p->secret_access_key = p->session_token = NULL;
+}
+
+/* --- the chain's steps ------------------------------------------------------- */
 
 static bool
 from_environment(AwsCredentials *c)
@@ -93,28 +205,176 @@ from_environment(AwsCredentials *c)
 	return true;
 }
 
-static bool
-from_profile(AwsCredentials *c, const char *profile, StringInfo searched)
+/* The token of a web identity token file (read anew each time: its issuer rotates it). */
+static char *
+read_token_file(const char *path)
 {
-	char	   *path = credentials_file_path();
+	FILE	   *f = AllocateFile(path, "r");
+	StringInfoData s;
+	char		buf[4096];
+	size_t		n;
 
-	if (path == NULL)
-	{
-		appendStringInfo(searched, "%sprofile \"%s\" (no credentials file: HOME is not set)", searched->len ? "; " : "", profile);
-		return false;
-	}
-	if (!read_profile(path, profile, c))
-	{
-		appendStringInfo(searched, "%sprofile \"%s\" in \"%s\" (not found)", searched->len ? "; " : "", profile, path);
-		return false;
-	}
-	if (c->access_key_id == NULL || c->secret_access_key == NULL)
+	if (f == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("AWS profile \"%s\" in \"%s\" is incomplete", profile, path),
-				 errdetail("A profile needs both aws_access_key_id and aws_secret_access_key.")));
-	c->origin = psprintf("profile \"%s\" in \"%s\"", profile, path);
-	return true;
+				 errmsg("could not read the web identity token file \"%s\": %m", path),
+				 errhint("The file named by AWS_WEB_IDENTITY_TOKEN_FILE or web_identity_token_file must be readable by the server account.")));
+	initStringInfo(&s);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+	{
+		if (s.len + n > 64 * 1024)
+		{
+			FreeFile(f);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("the web identity token file \"%s\" is larger than 64 kB", path)));
+		}
+		appendBinaryStringInfo(&s, buf, n);
+	}
+	billops_wipe(buf, sizeof(buf));
+	FreeFile(f);
+	while (s.len > 0 && (s.data[s.len - 1] == '\n' || s.data[s.len - 1] == '\r' || s.data[s.len - 1] == ' '))
+		s.data[--s.len] = '\0';
+	if (s.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("the web identity token file \"%s\" is empty", path)));
+	return s.data;
+}
+
+static AwsCredentials *
+web_identity(const char *token_file, const char *role_arn, const char *session_name, int duration, const char *region)
+{
+	AwsRoleSpec role = {role_arn, NULL, session_name, duration};
+	char	   *token = read_token_file(token_file);
+	AwsCredentials *c = aws_sts_assume_role_with_web_identity(&role, token, region);
+
+	billops_wipe_free(token);
+	c->origin = psprintf("role %s assumed with the web identity token in \"%s\"", role_arn, token_file);
+	return c;
+}
+
+static int
+duration_of(const Profile *p)
+{
+	char	   *end;
+	long		v;
+
+	if (p->duration_seconds == NULL)
+		return 0;
+	v = strtol(p->duration_seconds, &end, 10);
+	if (*end != '\0' || v < 900 || v > 43200)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("duration_seconds of %s is \"%s\"", p->found_in, p->duration_seconds),
+				 errhint("A role session lasts 900 to 43200 seconds (at most the role's maximum).")));
+	return (int) v;
+}
+
+static AwsCredentials *from_profile(const char *name, const char *region, StringInfo searched, int depth);
+
+/* A profile with role_arn: its source, then AssumeRole. */
+static AwsCredentials *
+profile_role(Profile *p, const char *region, StringInfo searched, int depth)
+{
+	AwsCredentials *source = NULL;
+	AwsCredentials *c;
+	AwsRoleSpec role = {p->role_arn, p->external_id, p->role_session_name, duration_of(p)};
+	const char *sts_region = p->region ? p->region : region;
+
+	if (p->web_identity_token_file)
+		return web_identity(p->web_identity_token_file, p->role_arn, p->role_session_name, role.duration_seconds, sts_region);
+	if (p->source_profile && p->credential_source)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s names both source_profile and credential_source", p->found_in),
+				 errhint("A role profile takes its source credentials from one of them.")));
+	if (p->source_profile)
+	{
+		/* the source profile's own keys, even if it also names a role (AWS's rule for a profile that sources itself) */
+		if (strcmp(p->source_profile, p->name) == 0 && p->access_key_id && p->secret_access_key)
+		{
+			source = palloc0(sizeof(AwsCredentials));
+			source->access_key_id = pstrdup(p->access_key_id);
+			source->secret_access_key = pstrdup(p->secret_access_key);
+			source->session_token = p->session_token ? pstrdup(p->session_token) : NULL;
+			source->origin = pstrdup(p->found_in);
+		}
+		else
+			source = from_profile(p->source_profile, region, searched, depth + 1);
+		if (source == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("the source_profile \"%s\" of %s was not found", p->source_profile, p->found_in),
+					 errdetail("Searched: %s.", searched->data)));
+	}
+	else if (p->credential_source)
+	{
+		if (pg_strcasecmp(p->credential_source, "Environment") == 0)
+		{
+			source = palloc0(sizeof(AwsCredentials));
+			if (!from_environment(source))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						 errmsg("%s takes its source credentials from the environment, which has none", p->found_in),
+						 errhint("Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("credential_source \"%s\" of %s is not supported yet", p->credential_source, p->found_in),
+					 errhint("pg_billops takes source credentials from Environment or a source_profile; container and instance metadata credentials are not implemented yet.")));
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s names role_arn without a source", p->found_in),
+				 errhint("Add source_profile, credential_source or web_identity_token_file to the profile.")));
+	c = aws_sts_assume_role(&role, source, sts_region);
+	aws_credentials_free(source);
+	return c;
+}
+
+/* A profile's credentials; NULL when there is no such profile. */
+static AwsCredentials *
+from_profile(const char *name, const char *region, StringInfo searched, int depth)
+{
+	Profile		p;
+	AwsCredentials *c;
+
+	if (depth > 5)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("AWS profile \"%s\" is part of a source_profile cycle, or a chain longer than 5 roles", name)));
+	if (!read_profile(name, &p, searched))
+		return NULL;
+	if (p.role_arn)
+	{
+		c = profile_role(&p, region, searched, depth);
+		profile_wipe(&p);
+		return c;
+	}
+	if (p.credential_process)
+	{
+		profile_wipe(&p);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("credential_process of %s is not supported yet", p.found_in)));
+	}
+	if (p.access_key_id == NULL || p.secret_access_key == NULL)
+	{
+		profile_wipe(&p);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("AWS %s is incomplete", p.found_in),
+				 errdetail("A profile needs aws_access_key_id and aws_secret_access_key, or role_arn with a source.")));
+	}
+	c = palloc0(sizeof(AwsCredentials));
+	c->access_key_id = p.access_key_id;
+	c->secret_access_key = p.secret_access_key;
+	c->session_token = p.session_token;
+	c->origin = p.found_in;
+	return c;
 }
 
 bool
@@ -128,12 +388,12 @@ aws_credentials_reference_valid(const char *reference)
 		strpbrk(reference + 8, "[]\n\r") == NULL;
 }
 
-AwsCredentials *
-aws_credentials_resolve(const char *reference)
+/* The chain for a reference, without the cache. */
+static AwsCredentials *
+resolve_chain(const char *reference, const char *region)
 {
 	AwsCredentials *c = palloc0(sizeof(AwsCredentials));
 	StringInfoData searched;
-	bool		ok = false;
 
 	if (!aws_credentials_reference_valid(reference))
 		ereport(ERROR,
@@ -142,30 +402,153 @@ aws_credentials_resolve(const char *reference)
 				 errhint("Use 'default', 'env' or 'profile:<name>'.")));
 
 	initStringInfo(&searched);
-	if (strcmp(reference, "env") == 0)
+	if (strncmp(reference, "profile:", 8) != 0)
 	{
-		ok = from_environment(c);
+		if (from_environment(c))
+			return c;
 		appendStringInfoString(&searched, "environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set)");
 	}
+	if (strcmp(reference, "env") == 0)
+		;
 	else if (strcmp(reference, "default") == 0)
 	{
 		char	   *profile = nonempty_env("AWS_PROFILE");
+		AwsCredentials *p;
 
-		ok = from_environment(c);
-		appendStringInfoString(&searched, "environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set)");
-		if (!ok)
-			ok = from_profile(c, profile ? profile : "default", &searched);
+		if (nonempty_env("AWS_WEB_IDENTITY_TOKEN_FILE") && nonempty_env("AWS_ROLE_ARN"))
+			return web_identity(getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), getenv("AWS_ROLE_ARN"),
+								nonempty_env("AWS_ROLE_SESSION_NAME"), 0, region);
+		appendStringInfoString(&searched, "; web identity AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (not set)");
+		p = from_profile(profile ? profile : "default", region, &searched, 0);
+		if (p)
+			return p;
 	}
 	else
-		ok = from_profile(c, reference + 8, &searched);
+	{
+		AwsCredentials *p = from_profile(reference + 8, region, &searched, 0);
 
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("no AWS credentials found for reference \"%s\"", reference),
-				 errdetail("Searched: %s.", searched.data),
-				 errhint("Set the AWS_* variables in the server's environment or add the profile to a credentials file named by billops.aws_shared_credentials_file.")));
-	return c;
+		if (p)
+			return p;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("no AWS credentials found for reference \"%s\"", reference),
+			 errdetail("Searched: %s.", searched.data),
+			 errhint("Set the AWS_* variables in the server's environment, or add the profile to the shared config or credentials file (billops.aws_config_file, billops.aws_shared_credentials_file).")));
+	return NULL;				/* not reached */
+}
+
+/* --- the cache ---------------------------------------------------------------- */
+
+typedef struct CacheEntry
+{
+	char	   *key;
+	AwsCredentials *creds;
+} CacheEntry;
+
+static List *cache = NIL;
+
+static char *
+cache_key(const char *reference, const AwsRoleSpec *role, const char *region)
+{
+	return psprintf("%s\x1f%s\x1f%s\x1f%s\x1f%d\x1f%s", reference,
+					role ? role->role_arn : "", role && role->external_id ? role->external_id : "",
+					role && role->session_name ? role->session_name : "", role ? role->duration_seconds : 0,
+					region ? region : "");
+}
+
+static CacheEntry *
+cache_find(const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, cache)
+	{
+		CacheEntry *e = lfirst(lc);
+
+		if (strcmp(e->key, key) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static bool
+fresh(const AwsCredentials *c)
+{
+	return c->expiration == 0 ||
+		c->expiration - GetCurrentTimestamp() > (TimestampTz) refresh_margin_s * USECS_PER_SEC;
+}
+
+AwsCredentials *
+aws_credentials_copy(const AwsCredentials *c)
+{
+	AwsCredentials *out = palloc0(sizeof(AwsCredentials));
+
+	out->access_key_id = pstrdup(c->access_key_id);
+	out->secret_access_key = pstrdup(c->secret_access_key);
+	out->session_token = c->session_token ? pstrdup(c->session_token) : NULL;
+	out->expiration = c->expiration;
+	out->origin = pstrdup(c->origin);
+	out->role_arn = c->role_arn ? pstrdup(c->role_arn) : NULL;
+	out->chained = c->chained;
+	return out;
+}
+
+AwsCredentials *
+aws_credentials_get(const char *reference, const AwsRoleSpec *role, const char *region)
+{
+	char	   *key = cache_key(reference, role, region);
+	CacheEntry *e = cache_find(key);
+	AwsCredentials *made;
+	MemoryContext old;
+
+	if (e && fresh(e->creds))
+		return aws_credentials_copy(e->creds);
+	if (role && role->role_arn)
+	{
+		AwsCredentials *source = aws_credentials_get(reference, NULL, region);
+
+		made = aws_sts_assume_role(role, source, region);
+		aws_credentials_free(source);
+	}
+	else
+		made = resolve_chain(reference, region);
+	/* only what expires is worth keeping here; long-term keys are read where they live */
+	if (made->expiration != 0)
+	{
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		if (e == NULL)
+		{
+			e = palloc0(sizeof(CacheEntry));
+			e->key = pstrdup(key);
+			cache = lappend(cache, e);
+		}
+		else
+			aws_credentials_free(e->creds);
+		e->creds = aws_credentials_copy(made);
+		MemoryContextSwitchTo(old);
+	}
+	return made;
+}
+
+AwsCredentials *
+aws_credentials_resolve(const char *reference)
+{
+	return aws_credentials_get(reference, NULL, NULL);
+}
+
+void
+aws_credentials_forget(const char *reference, const AwsRoleSpec *role, const char *region)
+{
+	char	   *key = cache_key(reference, role, region);
+	CacheEntry *e = cache_find(key);
+
+	if (e == NULL)
+		return;
+	cache = list_delete_ptr(cache, e);
+	aws_credentials_free(e->creds);
+	pfree(e->key);
+	pfree(e);
 }
 
 void
@@ -174,18 +557,14 @@ aws_credentials_free(AwsCredentials *c)
 	if (c == NULL)
 		return;
 	if (c->secret_access_key)
-	{
-		billops_wipe(c->secret_access_key, strlen(c->secret_access_key));
-		pfree(c->secret_access_key);
-	}
+		billops_wipe_free(c->secret_access_key);
 	if (c->session_token)
-	{
-		billops_wipe(c->session_token, strlen(c->session_token));
-		pfree(c->session_token);
-	}
+		billops_wipe_free(c->session_token);
 	if (c->access_key_id)
 		pfree(c->access_key_id);
 	if (c->origin)
 		pfree(c->origin);
+	if (c->role_arn)
+		pfree(c->role_arn);
 	pfree(c);
 }

@@ -3,7 +3,8 @@
  *
  * Each attempt is signed anew (x-amz-date must be within 15 minutes of
  * AWS's clock, and a retry may come minutes later); the credentials are
- * resolved once per request and wiped when it ends.  The signed headers and
+ * taken once per request (from this backend's cache, refreshed before they
+ * expire: aws_credentials.c) and the copy is wiped when it ends.  The signed headers and
  * any session token live only in the header list handed to http_open, which
  * is wiped right after.
  *
@@ -87,6 +88,17 @@ sign_attempt(const AwsRequest *req, const AwsCredentials *creds, const char *pay
 	List	   *wire;
 	ListCell   *lc;
 
+	if (creds == NULL)
+	{
+		/* unsigned: the service headers and nothing that claims an identity */
+		wire = NIL;
+		for (int i = 0; i < req->nheaders; i++)
+			wire = lappend(wire, psprintf("%s: %s", req->headers[i].key, req->headers[i].value));
+		pfree(hdrs);
+		foreach(lc, req->plain_headers)
+			wire = lappend(wire, pstrdup(lfirst(lc)));
+		return wire;
+	}
 	sigv4_format_amz_date((pg_time_t) time(NULL), amz_date);
 	for (int i = 0; i < req->nheaders; i++)
 		hdrs[nh++] = req->headers[i];
@@ -117,7 +129,9 @@ aws_request_send(const AwsRequest *req, int *attempts)
 		sigv4_sha256_hex(req->body, req->body_len, payload_hash);
 	else
 		strlcpy(payload_hash, SIGV4_EMPTY_SHA256, sizeof(payload_hash));
-	creds = aws_credentials_resolve(req->credentials);
+	creds = req->unsigned_request ? NULL
+		: req->creds ? aws_credentials_copy(req->creds)
+		: aws_credentials_get(req->credentials, req->role, req->region);
 
 	for (int attempt = 0;; attempt++)
 	{

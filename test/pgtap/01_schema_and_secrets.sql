@@ -94,7 +94,7 @@ EXCEPTION WHEN OTHERS THEN
     RETURN concat_ws(' | ', SQLSTATE, m, d, h);
 END $$;
 SELECT matches(pg_temp.error_of($$ SELECT * FROM billops.credentials_check('profile:nope') $$),
-               '^28000 \| no AWS credentials found .* \| Searched: profile "nope" in ".*aws-credentials" \(not found\)\.',
+               '^28000 \| no AWS credentials found .* \| Searched: profile "nope" in ".*" and ".*aws-credentials" \(not found\)\.',
                'missing credentials: SQLSTATE 28000 and where pg_billops looked');
 SELECT unalike(pg_temp.error_of($$ SELECT * FROM billops.credentials_check('profile:nope') $$),
               '%billops-test-secret%', 'the error does not contain a secret from the file');
