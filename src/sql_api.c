@@ -7,6 +7,7 @@
 
 #include "billops.h"
 #include "billops_credentials.h"
+#include "billops_sts.h"
 #include "billops_cur.h"
 #include "billops_http.h"
 #include "billops_s3.h"
@@ -188,26 +189,47 @@ billops_sigv4_sign(PG_FUNCTION_ARGS)
 }
 
 /*
- * billops.credentials_check(reference text)
- *   RETURNS TABLE (origin text, access_key_id text, session_token boolean)
+ * billops.credentials_check(reference text, region text, ask_aws boolean)
+ *   RETURNS TABLE (origin text, access_key_id text, session_token boolean,
+ *                  role_arn text, expires_at timestamptz, caller_arn text)
  *
  * Lets an admin confirm which keys a reference resolves to without revealing
- * them: the access key id is masked to its last four characters.
+ * them: the access key id is masked to its last four characters, the session
+ * token is only said to exist.  With ask_aws, STS GetCallerIdentity says who
+ * AWS takes them for (it needs no permission).
  */
 Datum
 billops_credentials_check(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	AwsCredentials *c = aws_credentials_resolve(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	size_t		idlen = strlen(c->access_key_id);
-	Datum		v[3];
-	bool		n[3] = {false, false, false};
+	AwsCredentials *c;
+	size_t		idlen;
+	Datum		v[6];
+	bool		n[6] = {false, false, false, false, false, true};
+	char	   *region = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a credentials reference is required")));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	c = aws_credentials_get(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, region);
+	idlen = strlen(c->access_key_id);
 	v[0] = CStringGetTextDatum(c->origin);
 	v[1] = CStringGetTextDatum(psprintf("****%s", idlen > 4 ? c->access_key_id + idlen - 4 : ""));
 	v[2] = BoolGetDatum(c->session_token != NULL);
+	n[3] = c->role_arn == NULL;
+	v[3] = c->role_arn ? CStringGetTextDatum(c->role_arn) : (Datum) 0;
+	n[4] = c->expiration == 0;
+	v[4] = TimestampTzGetDatum(c->expiration);
+	if (!PG_ARGISNULL(2) && PG_GETARG_BOOL(2))
+	{
+		AwsCallerIdentity *id = aws_sts_get_caller_identity(c, region);
+
+		v[5] = CStringGetTextDatum(id->arn);
+		n[5] = false;
+	}
 	aws_credentials_free(c);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), v, n)));
 }

@@ -120,12 +120,18 @@ aws_session_token = billops-expired-token-1234567890
 CREDS
     chown "$PG_OS_USER" "$BILLOPS_RUN/aws-credentials"
     chmod 600 "$BILLOPS_RUN/aws-credentials"
-    as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -l "$BILLOPS_RUN/log/postgres.log" -w start >/dev/null
+    # STS before the server: the server learns where STS is the way AWS's SDKs do, from
+    # AWS_ENDPOINT_URL_STS in its environment
     trap stop_all EXIT
+    start_sts_emulator || return 1
+    as_pg env AWS_ENDPOINT_URL_STS="$STS_ENDPOINT" \
+        $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -l "$BILLOPS_RUN/log/postgres.log" -w start >/dev/null
 }
 
-# The keys the emulators accept (must match the profiles above).
+# The keys the emulators accept (must match the profiles above). The file is the emulators'
+# shared key store: the STS emulator adds the temporary keys it issues, so it is written once.
 write_emulator_credentials() {
+    [ -s "$1" ] && return 0
     cat > "$1" <<JSON
 {"keys":[
  {"accessKeyId":"AKIDBILLOPSTEST","secretAccessKey":"billops-test-secret-key-0000000000000000"},
@@ -194,12 +200,28 @@ CREDS
 
 stop_all() {
     [ -n "${S3_EMULATOR_PID:-}" ] && kill "$S3_EMULATOR_PID" 2>/dev/null || true
+    [ -n "${STS_EMULATOR_PID:-}" ] && kill "$STS_EMULATOR_PID" 2>/dev/null || true
     [ -n "${BILL_EMULATOR_PID:-}" ] && kill "$BILL_EMULATOR_PID" 2>/dev/null || true
     [ -n "${AWS_API_EMULATOR_PID:-}" ] && kill "$AWS_API_EMULATOR_PID" 2>/dev/null || true
     if [ -n "${BILLOPS_RUN:-}" ] && [ -d "$BILLOPS_RUN/pgdata" ]; then
         as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -m immediate stop >/dev/null 2>&1 || true
         [ -n "${BILLOPS_KEEP:-}" ] || rm -rf "$BILLOPS_RUN"
     fi
+}
+
+# start_sts_emulator: the STS emulator (test/emulators/sts), sharing the emulators' key store.
+# Exports STS_ENDPOINT and STS_EMULATOR_CONTROL (.../_emulator).
+start_sts_emulator() {
+    write_emulator_credentials "$BILLOPS_RUN/emulator-credentials.json"
+    rm -f "$BILLOPS_RUN/sts.port"
+    node "$BILLOPS_ROOT/test/emulators/sts/server.mjs" --port 0 --port-file "$BILLOPS_RUN/sts.port" \
+        --credentials "$BILLOPS_RUN/emulator-credentials.json" > "$BILLOPS_RUN/sts-emulator.log" 2>&1 &
+    STS_EMULATOR_PID=$!
+    for _ in $(seq 1 100); do [ -s "$BILLOPS_RUN/sts.port" ] && break; sleep 0.1; done
+    [ -s "$BILLOPS_RUN/sts.port" ] || { cat "$BILLOPS_RUN/sts-emulator.log"; echo "STS emulator did not start" >&2; return 1; }
+    export STS_ENDPOINT="http://127.0.0.1:$(cat "$BILLOPS_RUN/sts.port")"
+    export STS_EMULATOR_CONTROL="$STS_ENDPOINT/_emulator"
+    log "STS emulator at $STS_ENDPOINT"
 }
 
 # start_aws_api_emulator [FLAGS...]: the Cost Explorer + Invoicing emulator (test/emulators/aws-api;

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import crypto from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { ALGORITHM_IDENTIFIER } from '@smithy/signature-v4';
-import { computeSignature, collectHeaders, parseQuery, loadCredentials, DEFAULT_KEYS } from '../s3/server.mjs';
+import { computeSignature, collectHeaders, parseQuery, loadCredentials, findKey, keyExpired, DEFAULT_KEYS } from '../s3/server.mjs';
 import { loadModels, validateInput, validationMessage, SerializationError, checkOutput, modeledErrors } from './model.mjs';
 import { ApiError, COMMON_ERRORS, errorResponse } from './errors.mjs';
 import { getCostAndUsage, getAnomalies } from './ce.mjs';
@@ -137,7 +137,7 @@ async function authenticate(ctx, service, cfg) {
   if (terminal !== 'aws4_request') {
     throw new ApiError('InvalidSignatureException', `Credential should be scoped with a valid terminator: 'aws4_request', not '${terminal}'. `);
   }
-  const key = cfg.keys.find((k) => k.accessKeyId === accessKeyId);
+  const key = findKey(cfg, accessKeyId);
   if (!key) throw new ApiError('UnrecognizedClientException');
   const wall = Date.now(); // signatures are checked against the real clock, not the emulator's
   if (Math.abs(wall - requestTime.getTime()) > cfg.maxSkewMs) {
@@ -149,7 +149,7 @@ async function authenticate(ctx, service, cfg) {
   }
   const token = h['x-amz-security-token'];
   if ((key.sessionToken || token !== undefined) && token !== key.sessionToken) throw new ApiError('UnrecognizedClientException');
-  if (key.expired) throw new ApiError('ExpiredTokenException');
+  if (keyExpired(key)) throw new ApiError('ExpiredTokenException');
 
   const { signature, canonicalRequest, stringToSign } = await computeSignature({
     method: ctx.method, canonicalPath: ctx.canonicalPath, query: ctx.query, headers: h, signedHeaders,
@@ -770,7 +770,7 @@ async function main(argv) {
     }
   }
   const emu = createAwsApiEmulator({
-    keys: opts.credentials ? loadCredentials(opts.credentials) : DEFAULT_KEYS, ...numeric,
+    keys: opts.credentials ? loadCredentials(opts.credentials) : DEFAULT_KEYS, credentialsFile: opts.credentials, ...numeric,
   });
   if (opts.now) {
     const t = Date.parse(opts.now);

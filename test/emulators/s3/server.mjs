@@ -261,7 +261,7 @@ async function authenticate(ctx, cfg) {
   if (a.service !== 's3') throw a.malformed(`incorrect service "${a.service}". This endpoint belongs to "s3".`);
   if (a.terminal !== 'aws4_request') throw a.malformed(`incorrect terminal "${a.terminal}". This endpoint uses "aws4_request".`);
 
-  const key = cfg.keys.find((k) => k.accessKeyId === a.accessKeyId);
+  const key = findKey(cfg, a.accessKeyId);
   if (!key) throw new S3Error('InvalidAccessKeyId', { extra: [['AWSAccessKeyId', a.accessKeyId]] });
 
   const skew = Math.abs(Date.now() - requestTime.getTime());
@@ -277,7 +277,7 @@ async function authenticate(ctx, cfg) {
   if ((key.sessionToken || token !== undefined) && token !== key.sessionToken) {
     throw new S3Error('InvalidToken', { extra: token !== undefined ? [['Token-0', token]] : [] });
   }
-  if (key.expired) throw new S3Error('ExpiredToken', { extra: token !== undefined ? [['Token-0', token]] : [] });
+  if (keyExpired(key)) throw new S3Error('ExpiredToken', { extra: token !== undefined ? [['Token-0', token]] : [] });
 
   // S3 refuses host and x-amz-* headers that are present but not covered by the signature.
   const signedSet = new Set(a.signedHeaders);
@@ -918,8 +918,25 @@ export function loadCredentials(file) {
   return doc.keys.map((k) => ({
     accessKeyId: k.accessKeyId, secretAccessKey: k.secretAccessKey,
     sessionToken: k.sessionToken || undefined, expired: Boolean(k.expired),
+    // temporary keys the STS emulator issued (test/emulators/sts) carry their expiry and role
+    expiresAt: k.expiresAt, roleArn: k.roleArn, sessionName: k.sessionName,
   }));
 }
+
+// The key an access key id names. The credentials file is a live key store: the STS
+// emulator adds the temporary keys it issues, so a key not known yet is looked for again
+// in the file (written by rename, so never read half-written).
+export function findKey(cfg, accessKeyId) {
+  let key = cfg.keys.find((k) => k.accessKeyId === accessKeyId);
+  if (!key && cfg.credentialsFile) {
+    cfg.keys = loadCredentials(cfg.credentialsFile);
+    key = cfg.keys.find((k) => k.accessKeyId === accessKeyId);
+  }
+  return key;
+}
+
+// Expired: marked so, or past the expiry STS gave it.
+export const keyExpired = (key) => key.expired || (key.expiresAt !== undefined && Date.parse(key.expiresAt) <= Date.now());
 
 async function main(argv) {
   const opts = { host: '127.0.0.1' };
@@ -938,6 +955,7 @@ async function main(argv) {
   const emu = createS3Emulator({
     root: opts.root,
     keys: opts.credentials ? loadCredentials(opts.credentials) : DEFAULT_KEYS,
+    credentialsFile: opts.credentials,
     ...(opts.endpointHost && { endpointHost: opts.endpointHost }),
     ...(opts.region && { region: opts.region }),
   });

@@ -1,0 +1,171 @@
+// AWS access through roles: the STS emulator (test/emulators/sts) issues
+// temporary keys into the emulators' shared key store; the S3 emulator
+// accepts them, and refuses them once expired.  pg_billops finds STS the
+// way AWS's SDKs do (AWS_ENDPOINT_URL_STS in the server's environment) and
+// role profiles in the shared config file (billops.aws_config_file).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, closeAll, freshDatabase, expectError, generate, bucketDir, S3, S3_ROOT, RUN } from './helpers.mjs';
+
+const STS = process.env.STS_EMULATOR_CONTROL;
+const ACCOUNT = '111122223333';
+const READER = `arn:aws:iam::${ACCOUNT}:role/billops-cur-reader`;
+const AUDITOR = `arn:aws:iam::${ACCOUNT}:role/billops-auditor`;
+const POD = `arn:aws:iam::${ACCOUNT}:role/billops-pod`;
+const CONFIG = path.join(RUN ?? '/tmp', 'aws-config-roles');
+const TOKEN_FILE = path.join(RUN ?? '/tmp', 'web-identity-token');
+const SECRETS = ['billops-test-secret', 'web-identity-token-value'];
+
+async function sts(method, p, body) {
+  const res = await fetch(`${STS}/${p}`, {
+    method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`STS emulator ${method} ${p}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+const stsRequests = async (action) => (await sts('GET', 'requests')).filter((r) => !action || r.action === action);
+
+let db;
+before(async () => {
+  assert.ok(STS, 'STS_EMULATOR_CONTROL is set (run through test/run-tests.sh)');
+  await sts('POST', 'reset');
+  // the roles: a CUR reader trusting the test key with an external id; an auditor only the
+  // reader's sessions may assume (a chain); a pod role for web identity
+  await sts('POST', 'roles', { arn: READER, trust: ['AKIDBILLOPSTEST'], externalId: 'acme-billing-7f3a', maxSessionDuration: 7200 });
+  await sts('POST', 'roles', { arn: AUDITOR, trust: [READER], maxSessionDuration: 43200 });
+  await sts('POST', 'roles', { arn: POD, trust: [], webIdentityTokens: [{ token: 'web-identity-token-value', sub: 'system:serviceaccount:finance:pg-billops' }] });
+  fs.writeFileSync(TOKEN_FILE, 'web-identity-token-value\n', { mode: 0o644 });
+  fs.writeFileSync(CONFIG, `[profile reader]
+role_arn = ${READER}
+source_profile = default
+external_id = acme-billing-7f3a
+role_session_name = pg-billops-test
+duration_seconds = 3600
+
+[profile wrong-external-id]
+role_arn = ${READER}
+source_profile = default
+external_id = someone-elses-id
+
+[profile auditor]
+role_arn = ${AUDITOR}
+source_profile = reader
+duration_seconds = 7200
+
+[profile pod]
+role_arn = ${POD}
+web_identity_token_file = ${TOKEN_FILE}
+
+[profile loop-a]
+role_arn = ${READER}
+source_profile = loop-b
+
+[profile loop-b]
+role_arn = ${READER}
+source_profile = loop-a
+`, { mode: 0o644 });
+  db = await freshDatabase('billops_it_roles');
+  await db.query(`ALTER SYSTEM SET billops.aws_config_file = '${CONFIG}'`);
+  await db.query('SELECT pg_reload_conf()');
+  await sleep(300);
+});
+after(async () => {
+  await db?.query('ALTER SYSTEM RESET billops.aws_config_file').catch(() => {});
+  await db?.query('ALTER SYSTEM RESET billops.aws_credentials_refresh_margin').catch(() => {});
+  await db?.query('SELECT pg_reload_conf()').catch(() => {});
+  await sts('POST', 'config', { issuedLifetimeSeconds: null }).catch(() => {});
+  await closeAll();
+});
+
+test('a role profile: AssumeRole with the source profile\'s keys and the external id; credentials_check shows the role, never a key', async () => {
+  const c = await connect();
+  const { rows: [r] } = await c.query(`SELECT * FROM billops.credentials_check('profile:reader', 'us-east-1', true)`);
+  assert.equal(r.role_arn, READER);
+  assert.match(r.origin, new RegExp(`role ${READER} assumed with profile "default"`));
+  assert.match(r.access_key_id, /^\*\*\*\*[A-Z0-9]{4}$/);
+  assert.equal(r.session_token, true);
+  assert.ok(r.expires_at > new Date(Date.now() + 50 * 60 * 1000), 'an hour-long session (duration_seconds 3600)');
+  assert.equal(r.caller_arn, `arn:aws:sts::${ACCOUNT}:assumed-role/billops-cur-reader/pg-billops-test`, 'GetCallerIdentity agrees');
+  // the same backend asks STS once while the keys are valid
+  await c.query(`SELECT * FROM billops.credentials_check('profile:reader', 'us-east-1')`);
+  assert.equal((await stsRequests('AssumeRole')).length, 1, 'cached in the backend');
+  const text = JSON.stringify(r);
+  for (const s of SECRETS) assert.ok(!text.includes(s));
+  await c.end();
+});
+
+test('a CUR source read through the role: S3 accepts the keys STS issued', async () => {
+  bucketDir('role-bucket');
+  generate(['--out', S3_ROOT, '--bucket', 'role-bucket', '--prefix', 'cur', '--report', 'roles',
+    '--layout', 'legacy', '--period', '2024-01', '--rows', '3000', '--payer', '5', '--seed', '11']);
+  await db.query(`SELECT billops.create_cur_source('roles', 'role-bucket', 'roles', prefix => 'cur',
+                  credentials => 'profile:reader', endpoint_url => $1, path_style => true)`, [S3]);
+  await db.query(`CALL billops.sync_cur_source('roles')`);
+  const { rows: [d] } = await db.query(`SELECT status, rows_loaded FROM billops.cur_delivery ORDER BY delivery_id DESC LIMIT 1`);
+  assert.equal(d.status, 'loaded');
+  assert.ok(d.rows_loaded > 0);
+});
+
+test('an external id the role does not expect: 28000 naming the role, with no secret', async () => {
+  const e = await expectError(db, `SELECT * FROM billops.credentials_check('profile:wrong-external-id')`);
+  assert.equal(e.code, '28000');
+  assert.match(e.message, new RegExp(`AWS STS AssumeRole of ${READER} refused: AccessDenied`));
+  const text = JSON.stringify(e);
+  for (const s of SECRETS) assert.ok(!text.includes(s), `no ${s} in the error`);
+});
+
+test('a chained role: the auditor assumed with the reader\'s session, for at most an hour (AWS\'s limit on chains)', async () => {
+  const { rows: [r] } = await db.query(`SELECT * FROM billops.credentials_check('profile:auditor')`);
+  assert.equal(r.role_arn, AUDITOR);
+  assert.match(r.origin, new RegExp(`role ${AUDITOR} assumed with role ${READER}`));
+  assert.ok(r.expires_at <= new Date(Date.now() + 61 * 60 * 1000), 'duration_seconds 7200 asked as 3600: a chain lasts an hour at most');
+});
+
+test('web identity: AssumeRoleWithWebIdentity with the token file, unsigned', async () => {
+  const before = (await stsRequests('AssumeRoleWithWebIdentity')).length;
+  const { rows: [r] } = await db.query(`SELECT * FROM billops.credentials_check('profile:pod')`);
+  assert.equal(r.role_arn, POD);
+  assert.match(r.origin, /web identity token in/);
+  const reqs = await stsRequests('AssumeRoleWithWebIdentity');
+  assert.equal(reqs.length, before + 1);
+  assert.equal(reqs.at(-1).signed, false, 'no signature: the token is the proof');
+  // a token STS refuses
+  fs.writeFileSync(TOKEN_FILE, 'not-a-token-sts-knows\n');
+  const c = await connect();
+  const e = await expectError(c, `SELECT * FROM billops.credentials_check('profile:pod')`);
+  assert.equal(e.code, '28000');
+  assert.match(e.message, /InvalidIdentityToken/);
+  assert.ok(!JSON.stringify(e).includes('not-a-token-sts-knows'), 'the token is not in the error');
+  fs.writeFileSync(TOKEN_FILE, 'web-identity-token-value\n');
+  await c.end();
+});
+
+test('a source_profile cycle is refused', async () => {
+  const e = await expectError(db, `SELECT * FROM billops.credentials_check('profile:loop-a')`);
+  assert.equal(e.code, '22023');
+  assert.match(e.message, /source_profile cycle/);
+});
+
+test('expiry during a long sync: keys about to expire are made again before use, and the sync does not fail', async () => {
+  await sts('POST', 'config', { issuedLifetimeSeconds: 4 });
+  await db.query(`ALTER SYSTEM SET billops.aws_credentials_refresh_margin = 2`);
+  await db.query('SELECT pg_reload_conf()');
+  await sleep(300);
+  const c = await connect();
+  const n0 = (await stsRequests('AssumeRole')).length;
+  await c.query(`SELECT * FROM billops.credentials_check('profile:reader')`);
+  await sleep(2500);   // within the margin of their 4-second life
+  generate(['--out', S3_ROOT, '--bucket', 'role-bucket', '--prefix', 'cur', '--report', 'roles',
+    '--layout', 'legacy', '--period', '2024-02', '--rows', '3000', '--payer', '5', '--seed', '12']);
+  await c.query(`CALL billops.sync_cur_source('roles')`);
+  assert.ok((await stsRequests('AssumeRole')).length >= n0 + 2, 'a new session before the old one ran out');
+  const { rows } = await c.query(`SELECT status FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+                                   WHERE s.name = 'roles' ORDER BY delivery_id`);
+  assert.ok(rows.every((r) => r.status === 'loaded'), JSON.stringify(rows));
+  // keys past their expiry are refused by S3 (the emulator honours the expiry STS gave)
+  await c.end();
+});
