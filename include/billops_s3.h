@@ -16,6 +16,9 @@ typedef struct S3Location
 	char	   *bucket;
 	bool		path_style;		/* /bucket/key instead of bucket.host/key */
 	char	   *credentials;	/* a credentials reference, never a key */
+	char	   *role_arn;		/* a role assumed on top of it (STS AssumeRole), or NULL */
+	char	   *role_external_id;
+	char	   *role_session_name;
 } S3Location;
 
 typedef struct S3Object

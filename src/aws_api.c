@@ -262,7 +262,7 @@ json_refuse(HttpStream *hs, const AwsCredentials *creds, void *arg)
  */
 static Jsonb *
 aws_json_call(const AwsJsonService *svc, const char *endpoint, const char *region,
-			  const char *credentials, const char *operation, const char *body,
+			  const char *credentials, const AwsRoleSpec *role, const char *operation, const char *body,
 			  char **request_id, int *attempts)
 {
 	AwsEndpoint ep;
@@ -286,6 +286,7 @@ aws_json_call(const AwsJsonService *svc, const char *endpoint, const char *regio
 	req.service = svc->signing_name;
 	req.region = region;
 	req.credentials = credentials;
+	req.role = role;
 	req.method = "POST";
 	req.endpoint = &ep;
 	req.path = "/";
@@ -330,6 +331,7 @@ billops_aws_api_call(PG_FUNCTION_ARGS)
 	int			attempts = 0;
 	Jsonb	   *answer;
 	Jsonb	   *request;
+	AwsRoleSpec role = {0};
 	TupleDesc	tupdesc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
@@ -352,8 +354,14 @@ billops_aws_api_call(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("an AWS request body is a JSON object")));
+	if (!PG_ARGISNULL(6))
+	{
+		role.role_arn = text_to_cstring(PG_GETARG_TEXT_PP(6));
+		role.external_id = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
+		role.session_name = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
+	}
 	answer = aws_json_call(svc, text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)),
-						   text_to_cstring(PG_GETARG_TEXT_PP(2)), operation,
+						   text_to_cstring(PG_GETARG_TEXT_PP(2)), PG_ARGISNULL(6) ? NULL : &role, operation,
 						   JsonbToCString(NULL, &request->root, VARSIZE(request)),
 						   &request_id, &attempts);
 	values[0] = JsonbPGetDatum(answer);

@@ -21,7 +21,8 @@ s3_location_for_source(int32 source_id, S3Location *loc)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT bucket, endpoint_url, region, path_style, credentials "
+	if (SPI_execute_with_args("SELECT bucket, endpoint_url, region, path_style, credentials, "
+							  "role_arn, role_external_id, role_session_name "
 							  "FROM billops.cur_source WHERE source_id = $1 AND storage = 's3'",
 							  1, argt, arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		ereport(ERROR,
@@ -37,6 +38,9 @@ s3_location_for_source(int32 source_id, S3Location *loc)
 		loc->region = SPI_getvalue(t, d, 3);
 		loc->path_style = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
 		loc->credentials = SPI_getvalue(t, d, 5);
+		loc->role_arn = SPI_getvalue(t, d, 6);
+		loc->role_external_id = SPI_getvalue(t, d, 7);
+		loc->role_session_name = SPI_getvalue(t, d, 8);
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();

@@ -215,6 +215,15 @@ s3_request(const S3Location *loc, const char *method, const char *key,
 	req.service = "s3";
 	req.region = loc->region;
 	req.credentials = loc->credentials;
+	if (loc->role_arn)
+	{
+		AwsRoleSpec *role = palloc0(sizeof(AwsRoleSpec));
+
+		role->role_arn = loc->role_arn;
+		role->external_id = loc->role_external_id;
+		role->session_name = loc->role_session_name;
+		req.role = role;
+	}
 	req.method = method;
 	req.endpoint = &ep;
 	req.path = path;

@@ -34,3 +34,31 @@ CREATE FUNCTION billops._check_url(url text, what text) RETURNS void
     AS 'MODULE_PATHNAME', 'billops_check_url'
     LANGUAGE C STABLE STRICT;
 
+
+-- A role a source assumes on top of its credentials reference (AWS STS
+-- AssumeRole), so one server reads several payer accounts, each through its
+-- own least-privilege role.  The external id is not a secret (AWS: it is
+-- shared with the third party that assumes the role) but is checked for form.
+-- true, or an error saying what is wrong (a CHECK constraint and the functions that register sources use it).
+CREATE FUNCTION billops._check_role(role_arn text, external_id text, session_name text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF role_arn IS NULL AND (external_id IS NOT NULL OR session_name IS NOT NULL) THEN
+        RAISE EXCEPTION 'an external id or session name needs a role' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Give role_arn too, or leave all three NULL.';
+    END IF;
+    IF role_arn IS NOT NULL AND (role_arn !~ '^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$' OR length(role_arn) > 2048) THEN
+        RAISE EXCEPTION 'invalid IAM role ARN "%"', role_arn USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'A role ARN looks like arn:aws:iam::111122223333:role/billops-cur-reader.';
+    END IF;
+    -- (botocore's sts model: externalIdType 2-1224 of [\w+=,.@:/-], roleSessionNameType 2-64 of [\w+=,.@-])
+    IF external_id IS NOT NULL AND (external_id !~ '^[A-Za-z0-9_+=,.@:/-]+$' OR length(external_id) NOT BETWEEN 2 AND 1224) THEN
+        RAISE EXCEPTION 'invalid external id' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'An external id is 2 to 1224 characters of letters, digits and +=,.@:/-_.';
+    END IF;
+    IF session_name IS NOT NULL AND session_name !~ '^[A-Za-z0-9_+=,.@-]{2,64}$' THEN
+        RAISE EXCEPTION 'invalid role session name "%"', session_name USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'A session name is 2 to 64 characters of letters, digits and +=,.@-_.';
+    END IF;
+    RETURN true;
+END $$;

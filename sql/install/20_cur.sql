@@ -20,6 +20,10 @@ CREATE TABLE billops.cur_source (
     endpoint_url  text,
     path_style    boolean NOT NULL DEFAULT false,
     credentials   text NOT NULL DEFAULT 'default',
+    -- a role assumed on top of the credentials (STS AssumeRole), or NULL
+    role_arn      text,
+    role_external_id text,
+    role_session_name text,
     min_period    date,
     -- A migration (legacy CUR -> CUR 2.0): this source's deliveries take over
     -- the (period, payer) partitions the replaced source holds, and the
@@ -29,6 +33,7 @@ CREATE TABLE billops.cur_source (
     created_at    timestamptz NOT NULL DEFAULT now(),
     last_sync_at  timestamptz,
     CONSTRAINT cur_source_credentials_reference CHECK (billops.credentials_reference_valid(credentials)),
+    CONSTRAINT cur_source_role CHECK (billops._check_role(role_arn, role_external_id, role_session_name)),
     CHECK (storage = 'file' OR (bucket IS NOT NULL AND report_name IS NOT NULL)),
     CHECK (min_period IS NULL OR extract(day FROM min_period) = 1),
     CHECK (replaces_source_id IS DISTINCT FROM source_id)
@@ -313,7 +318,10 @@ CREATE FUNCTION billops.create_cur_source(
     endpoint_url text DEFAULT NULL,
     path_style boolean DEFAULT false,
     min_period date DEFAULT NULL,
-    replaces text DEFAULT NULL)
+    replaces text DEFAULT NULL,
+    role_arn text DEFAULT NULL,
+    role_external_id text DEFAULT NULL,
+    role_session_name text DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -362,16 +370,19 @@ BEGIN
     IF endpoint_url IS NOT NULL THEN
         PERFORM billops._check_url(endpoint_url, 'S3 endpoint');
     END IF;
+    PERFORM billops._check_role(role_arn, role_external_id, role_session_name);
     INSERT INTO billops.cur_source (name, storage, layout, bucket, prefix, report_name, region,
-                                    credentials, endpoint_url, path_style, min_period, replaces_source_id)
+                                    credentials, endpoint_url, path_style, min_period, replaces_source_id,
+                                    role_arn, role_external_id, role_session_name)
     VALUES (name, 's3', layout, bucket, trim(BOTH '/' FROM coalesce(prefix, '')), report_name, region,
-            credentials, rtrim(endpoint_url, '/'), path_style, min_period, v_replaces)
+            credentials, rtrim(endpoint_url, '/'), path_style, min_period, v_replaces,
+            role_arn, role_external_id, role_session_name)
     RETURNING source_id INTO v_id;
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION billops.create_cur_source(text, text, text, text, text, text, text, text, boolean, date, text) IS
-  'Registers a CUR delivery location; returns its source_id. credentials is a reference (''default'', ''env'', ''profile:<name>''); replaces names the source it takes months over from (a migration to CUR 2.0).';
+COMMENT ON FUNCTION billops.create_cur_source(text, text, text, text, text, text, text, text, boolean, date, text, text, text, text) IS
+  'Registers a CUR delivery location; returns its source_id. credentials is a reference (''default'', ''env'', ''profile:<name>''); role_arn (with role_external_id, role_session_name) a role assumed on top of it; replaces names the source it takes months over from (a migration to CUR 2.0).';
 
 -- Billing periods present in a source, with the manifest that names their newest delivery.
 CREATE FUNCTION billops._discover_periods(target_source_id integer)

@@ -31,12 +31,17 @@ INSERT INTO billops.setting (name, value, value_type, description) VALUES
 CREATE TABLE billops.aws_api_source (
     payer_account_id    text PRIMARY KEY CHECK (payer_account_id ~ '^[0-9]{12}$'),
     credentials         text NOT NULL DEFAULT 'default' CHECK (billops.credentials_reference_valid(credentials)),
+    -- a role assumed on top of the credentials (STS AssumeRole, in `region`), or NULL
+    role_arn            text,
+    role_external_id    text,
+    role_session_name   text,
     cost_explorer_url   text NOT NULL DEFAULT 'https://ce.us-east-1.amazonaws.com',
     invoicing_url       text NOT NULL DEFAULT 'https://invoicing.us-east-1.api.aws',
     -- Cost Explorer and Invoicing are global services signed for us-east-1
     region              text NOT NULL DEFAULT 'us-east-1' CHECK (region ~ '^[a-z0-9-]+$'),
     anomaly_monitor_arn text,           -- NULL: anomalies of every monitor
-    enabled             boolean NOT NULL DEFAULT true
+    enabled             boolean NOT NULL DEFAULT true,
+    CONSTRAINT aws_api_source_role CHECK (billops._check_role(role_arn, role_external_id, role_session_name))
 );
 COMMENT ON TABLE billops.aws_api_source IS
   'Per payer account: the Cost Explorer and Invoicing endpoints and the credentials reference (never a key) pg_billops calls them with.';
@@ -151,7 +156,9 @@ CREATE TYPE billops._aws_page AS (response jsonb, billed_usd numeric, sqlstate t
 -- Calling
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION billops._aws_api_call(endpoint text, region text, credentials text, service text, operation text,
-                                      request jsonb, OUT response jsonb, OUT request_id text, OUT attempts integer)
+                                      request jsonb, role_arn text DEFAULT NULL, role_external_id text DEFAULT NULL,
+                                      role_session_name text DEFAULT NULL,
+                                      OUT response jsonb, OUT request_id text, OUT attempts integer)
 AS 'MODULE_PATHNAME', 'billops_aws_api_call' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION billops._aws_document_get(url text, max_bytes integer) RETURNS bytea
@@ -190,7 +197,8 @@ DECLARE
 BEGIN
     BEGIN
         SELECT * INTO ans FROM billops._aws_api_call(CASE service WHEN 'ce' THEN src.cost_explorer_url ELSE src.invoicing_url END,
-                                                     src.region, src.credentials, service, operation, request);
+                                                     src.region, src.credentials, service, operation, request,
+                                                     src.role_arn, src.role_external_id, src.role_session_name);
     EXCEPTION WHEN query_canceled OR admin_shutdown THEN
         RAISE;
     WHEN OTHERS THEN

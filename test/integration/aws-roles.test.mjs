@@ -169,3 +169,59 @@ test('expiry during a long sync: keys about to expire are made again before use,
   // keys past their expiry are refused by S3 (the emulator honours the expiry STS gave)
   await c.end();
 });
+
+test('a role per source: two payers\' buckets read in one session, each through its own role; the AWS API source too', async () => {
+  const ALPHA = `arn:aws:iam::${ACCOUNT}:role/alpha-cur-reader`;
+  const BETA = `arn:aws:iam::${ACCOUNT}:role/beta-cur-reader`;
+  await sts('POST', 'roles', { arn: ALPHA, trust: ['AKIDBILLOPSTEST'], externalId: 'alpha-ext-01' });
+  await sts('POST', 'roles', { arn: BETA, trust: ['AKIDBILLOPSTEST'] });
+  for (const [bucket, payer, seed] of [['alpha-bucket', '6', '21'], ['beta-bucket', '7', '22']]) {
+    bucketDir(bucket);
+    generate(['--out', S3_ROOT, '--bucket', bucket, '--prefix', 'cur', '--report', bucket,
+      '--layout', 'legacy', '--period', '2024-01', '--rows', '2000', '--payer', payer, '--seed', seed]);
+  }
+  // a role's form is checked when the source is registered
+  const bad = await expectError(db, `SELECT billops.create_cur_source('bad-role', 'alpha-bucket', 'alpha-bucket',
+                                      role_arn => 'arn:aws:iam::12:role/x')`);
+  assert.equal(bad.code, '22023');
+  await db.query(`SELECT billops.create_cur_source('alpha', 'alpha-bucket', 'alpha-bucket', prefix => 'cur', endpoint_url => $1,
+                  path_style => true, role_arn => $2, role_external_id => 'alpha-ext-01', role_session_name => 'alpha-sync')`, [S3, ALPHA]);
+  await db.query(`SELECT billops.create_cur_source('beta', 'beta-bucket', 'beta-bucket', prefix => 'cur', endpoint_url => $1,
+                  path_style => true, role_arn => $2)`, [S3, BETA]);
+  const c = await connect();
+  const n0 = await stsRequests('AssumeRole');
+  await c.query(`CALL billops.sync_cur_source('alpha')`);
+  await c.query(`CALL billops.sync_cur_source('beta')`);
+  const assumed = (await stsRequests('AssumeRole')).slice(n0.length).filter((r) => r.status === 200).map((r) => r.roleArn);
+  assert.deepEqual([...new Set(assumed)].sort(), [ALPHA, BETA].sort(), 'each source through its own role');
+  const { rows } = await c.query(`SELECT s.name, d.status FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+                                   WHERE s.name IN ('alpha', 'beta') ORDER BY 1`);
+  assert.deepEqual(rows, [{ name: 'alpha', status: 'loaded' }, { name: 'beta', status: 'loaded' }]);
+  // a wrong external id on a source: 28000 from STS, the previous delivery intact
+  await c.query(`UPDATE billops.cur_source SET role_external_id = 'wrong-ext-99' WHERE name = 'alpha'`);
+  await c.end();
+  const c2 = await connect();   // (a new backend: nothing cached)
+  const e = await expectError(c2, `CALL billops.sync_cur_source('alpha')`);
+  assert.equal(e.code, '28000');
+  assert.match(e.message, new RegExp(`AssumeRole of ${ALPHA} refused: AccessDenied`));
+  const { rows: still } = await c2.query(`SELECT d.status FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+                                           WHERE s.name = 'alpha' ORDER BY delivery_id DESC LIMIT 1`);
+  assert.equal(still[0].status, 'loaded', 'the loaded month stays');
+  // the AWS API source: a Cost Explorer call signed with the role's keys (the AWS API emulator
+  // accepts keys STS issued), its bad form refused by the table's check
+  assert.ok(process.env.AWS_API_ENDPOINT, 'the AWS API emulator runs (test/run-tests.sh)');
+  {
+    await c2.query(`INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url, role_arn)
+                    VALUES ('777700001111', $1, $1, $2)`, [process.env.AWS_API_ENDPOINT, BETA]);
+    const n1 = (await stsRequests('AssumeRole')).length;
+    const { rows: [r] } = await c2.query(`SELECT (billops._aws_api_call(cost_explorer_url, region, credentials, 'ce', 'GetAnomalies',
+                                            '{"DateInterval": {"StartDate": "2024-01-01", "EndDate": "2024-01-31"}}', role_arn,
+                                            role_external_id, role_session_name)).response FROM billops.aws_api_source
+                                           WHERE payer_account_id = '777700001111'`);
+    assert.ok(r.response, 'Cost Explorer answered');
+    assert.ok((await stsRequests('AssumeRole')).length > n1, 'through the role');
+    const bad2 = await expectError(c2, `UPDATE billops.aws_api_source SET role_external_id = 'x' WHERE payer_account_id = '777700001111'`);
+    assert.equal(bad2.code, '22023');
+  }
+  await c2.end();
+});

@@ -355,7 +355,14 @@ before(async () => {
     '# (no state poll: the backup recipe compares the database with its copy, row for row)',
     'billops.bill_poll_interval = 0',
     `cron.host = '${SOCK}'`, ''].join('\n'));
-  asPg(`${PGBIN}/pg_ctl`, ['-D', path.join(DIR, 'pgdata'), '-l', path.join(DIR, 'postgres.log'), '-w', 'start']);
+  // STS, where AWS's SDKs would look for it (the server's AWS_ENDPOINT_URL_STS), and the role
+  // the README's billing-API recipe assumes
+  assert.ok(process.env.STS_ENDPOINT, 'the STS emulator runs (test/run-tests.sh)');
+  const sts = await fetch(`${process.env.STS_EMULATOR_CONTROL}/roles`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ arn: 'arn:aws:iam::111111111111:role/billops-billing-reader', trust: ['AKIDBILLOPSTEST'], externalId: 'acme-billing-7f3a' }) });
+  assert.equal(sts.status, 201);
+  asPg('/usr/bin/env', [`AWS_ENDPOINT_URL_STS=${process.env.STS_ENDPOINT}`, `${PGBIN}/pg_ctl`, '-D', path.join(DIR, 'pgdata'),
+    '-l', path.join(DIR, 'postgres.log'), '-w', 'start']);
   // a database of its own for the checks against the catalog (the recipes change "billing")
   const admin = await connect('postgres');
   await admin.query('CREATE DATABASE readme_catalog');
