@@ -189,7 +189,8 @@ billops_sigv4_sign(PG_FUNCTION_ARGS)
 }
 
 /*
- * billops.credentials_check(reference text, region text, ask_aws boolean)
+ * billops.credentials_check(reference text, region text, ask_aws boolean,
+ *                            role_arn text, role_external_id text, role_session_name text)
  *   RETURNS TABLE (origin text, access_key_id text, session_token boolean,
  *                  role_arn text, expires_at timestamptz, caller_arn text)
  *
@@ -207,6 +208,7 @@ billops_credentials_check(PG_FUNCTION_ARGS)
 	Datum		v[6];
 	bool		n[6] = {false, false, false, false, false, true};
 	char	   *region = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	AwsRoleSpec role = {0};
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -214,7 +216,13 @@ billops_credentials_check(PG_FUNCTION_ARGS)
 				 errmsg("a credentials reference is required")));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	c = aws_credentials_get(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, region);
+	if (!PG_ARGISNULL(3))
+	{
+		role.role_arn = text_to_cstring(PG_GETARG_TEXT_PP(3));
+		role.external_id = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+		role.session_name = PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	}
+	c = aws_credentials_get(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_ARGISNULL(3) ? NULL : &role, region);
 	idlen = strlen(c->access_key_id);
 	v[0] = CStringGetTextDatum(c->origin);
 	v[1] = CStringGetTextDatum(psprintf("****%s", idlen > 4 ? c->access_key_id + idlen - 4 : ""));

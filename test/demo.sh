@@ -38,15 +38,26 @@ done
 gen_month acme-hourly 1 2024-02 28000 --deliveries 4 --delivery 3
 gen_month globex-hourly 2 2024-02 14000 --deliveries 4 --delivery 3
 
+# Each organization lets pg_billops read its billing bucket through a least-privilege role
+# (STS, emulated: the server finds it at AWS_ENDPOINT_URL_STS, as AWS's SDKs do); the roles
+# trust the server's own keys, the acme one only with the external id acme gave pg_billops
+sts_role() {
+    curl -sf -X POST "$STS_EMULATOR_CONTROL/roles" -H 'content-type: application/json' -d "$1" >/dev/null
+}
+sts_role '{"arn": "arn:aws:iam::111122223333:role/acme-cur-reader", "trust": ["AKIDBILLOPSTEST"], "externalId": "acme-billing-7f3a"}'
+sts_role '{"arn": "arn:aws:iam::444455556666:role/globex-cur-reader", "trust": ["AKIDBILLOPSTEST"]}'
+
 psql -qX -v ON_ERROR_STOP=1 <<SQL
 \set QUIET on
 CREATE EXTENSION pg_billops CASCADE;
 \echo
-\echo '--- register where AWS delivers the reports (credentials are a reference, never a key)'
+\echo '--- register where AWS delivers the reports (credentials are a reference, never a key; each organization through its own role)'
 SELECT billops.create_cur_source('acme-hourly', 'acme-billing', 'acme-hourly', prefix => 'cur',
-       endpoint_url => '$S3_ENDPOINT', path_style => true, credentials => 'default') AS source_id;
+       endpoint_url => '$S3_ENDPOINT', path_style => true, credentials => 'default',
+       role_arn => 'arn:aws:iam::111122223333:role/acme-cur-reader', role_external_id => 'acme-billing-7f3a') AS source_id;
 SELECT billops.create_cur_source('globex-hourly', 'acme-billing', 'globex-hourly', prefix => 'cur',
-       endpoint_url => '$S3_ENDPOINT', path_style => true) AS source_id;
+       endpoint_url => '$S3_ENDPOINT', path_style => true,
+       role_arn => 'arn:aws:iam::444455556666:role/globex-cur-reader') AS source_id;
 SELECT billops.create_cur_source('sample-payer', 'acme-billing', 'sample-payer', prefix => 'cur',
        endpoint_url => '$S3_ENDPOINT', path_style => true) AS source_id;
 \echo '--- sync: S3 → gunzip → COPY → atomic partition swap'
@@ -435,12 +446,24 @@ curl -sf -X POST "$AWS_API_EMULATOR_CONTROL/invoices" -H 'content-type: applicat
     \"OriginalInvoiceId\": \"$first_invoice\", \"IssuedDate\": \"2024-02-20T00:00:00Z\",
     \"BillingPeriod\": {\"Month\": 1, \"Year\": 2024}, \"totalAmount\": \"-120.00\", \"currencyCode\": \"USD\",
     \"Entity\": {\"InvoicingEntity\": \"Amazon Web Services, Inc.\"}}]}" >/dev/null
+# each payer account's billing APIs through a role of that account (STS, emulated)
+for payer in $(psql -qXAt -c "SELECT DISTINCT payer_account_id FROM billops.cur_partition WHERE billing_period = '2024-01-01'"); do
+    sts_role "{\"arn\": \"arn:aws:iam::$payer:role/billops-billing-reader\", \"trust\": [\"AKIDBILLOPSTEST\"]}"
+done
 psql -qX -v ON_ERROR_STOP=1 -v endpoint="$AWS_API_ENDPOINT" <<'SQL'
 \set QUIET on
 \pset footer off
--- where each payer's billing APIs are (credentials: a reference, never a key)
-INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url)
-SELECT DISTINCT payer_account_id, :'endpoint', :'endpoint' FROM billops.cur_partition WHERE billing_period = '2024-01-01';
+-- where each payer's billing APIs are, and the role they are read through (credentials: a reference, never a key)
+INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url, role_arn)
+SELECT DISTINCT payer_account_id, :'endpoint', :'endpoint', 'arn:aws:iam::' || payer_account_id || ':role/billops-billing-reader'
+  FROM billops.cur_partition WHERE billing_period = '2024-01-01';
+\echo
+\echo '=== Who pg_billops is at AWS for each payer: a session of that account''s role (credentials_check, keys masked; AWS STS GetCallerIdentity) ==='
+SELECT s.payer_account_id AS payer, c.role_arn, c.access_key_id, c.expires_at::timestamp(0) AS "session expires (UTC)",
+       c.caller_arn AS "AWS says we are"
+  FROM billops.aws_api_source s
+  CROSS JOIN LATERAL billops.credentials_check(s.credentials, s.region, true, s.role_arn, s.role_external_id, s.role_session_name) c
+ ORDER BY 1;
 \echo
 \echo '=== AWS invoices, January 2024: summaries (paged), PDFs attached to the payables built from their lines ==='
 SELECT r.payer_account_id AS payer, r.status, r.calls AS "API calls", r.items AS invoices
@@ -481,4 +504,4 @@ SELECT p.source_entity AS "billing group", to_char(p.amount, 'FM$999,999,990.00'
 SELECT * FROM billops.aws_api_spend ORDER BY 1, 2, 3;
 SQL
 
-log "demo finished; every number above came through S3 (emulated), SigV4, gunzip and COPY, then the payable rules, then BILL and the AWS billing APIs (emulated)"
+log "demo finished; every number above came through S3 (emulated), SigV4 with keys of roles assumed through STS (emulated), gunzip and COPY, then the payable rules, then BILL and the AWS billing APIs (emulated)"

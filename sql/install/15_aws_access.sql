@@ -12,13 +12,15 @@ CREATE FUNCTION billops.credentials_reference_valid(reference text) RETURNS bool
 COMMENT ON FUNCTION billops.credentials_reference_valid(text) IS
   'True for ''default'', ''env'' and ''profile:<name>''.';
 
-CREATE FUNCTION billops.credentials_check(reference text, region text DEFAULT NULL, ask_aws boolean DEFAULT false)
+CREATE FUNCTION billops.credentials_check(reference text, region text DEFAULT NULL, ask_aws boolean DEFAULT false,
+                                           role_arn text DEFAULT NULL, role_external_id text DEFAULT NULL,
+                                           role_session_name text DEFAULT NULL)
     RETURNS TABLE (origin text, access_key_id text, session_token boolean, role_arn text, expires_at timestamptz,
                    caller_arn text)
     AS 'MODULE_PATHNAME', 'billops_credentials_check'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION billops.credentials_check(text, text, boolean) IS
-  'Where a credentials reference resolves to (the chain step, the role, when the keys expire), with the access key id masked; with ask_aws, who AWS says they are (STS GetCallerIdentity). Never shows a secret or a token.';
+COMMENT ON FUNCTION billops.credentials_check(text, text, boolean, text, text, text) IS
+  'Where a credentials reference (and a role assumed on top of it) resolves to (the chain step, the role, when the keys expire), with the access key id masked; with ask_aws, who AWS says they are (STS GetCallerIdentity). Never shows a secret or a token.';
 
 CREATE FUNCTION billops.sigv4_sign(method text, path text, query text[], headers text[],
                                    payload bytea, region text, service text, amz_date text,

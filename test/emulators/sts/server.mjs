@@ -122,8 +122,10 @@ export function createStsEmulator(options = {}) {
     return key;
   }
 
+  // a role session's ARN is in the role's account; a key of our own is a user of the emulator's account
+  const accountOf = (roleArn) => roleArn.split(':')[4] || cfg.account;
   const callerArn = (key) => (key.roleArn
-    ? `arn:aws:sts::${cfg.account}:assumed-role/${key.roleArn.split('/').pop()}/${key.sessionName}`
+    ? `arn:aws:sts::${accountOf(key.roleArn)}:assumed-role/${key.roleArn.split('/').pop()}/${key.sessionName}`
     : `arn:aws:iam::${cfg.account}:user/${key.accessKeyId}`);
 
   // Issue temporary keys for a role session, into the shared key store.
@@ -146,7 +148,7 @@ export function createStsEmulator(options = {}) {
     return `<Credentials>${element('AccessKeyId', key.accessKeyId)}${element('SecretAccessKey', key.secretAccessKey)}` +
       `${element('SessionToken', key.sessionToken)}${element('Expiration', key.expiresAt)}</Credentials>` +
       `<AssumedRoleUser>${element('AssumedRoleId', `${roleId}:${sessionName}`)}` +
-      `${element('Arn', `arn:aws:sts::${cfg.account}:assumed-role/${role.arn.split('/').pop()}/${sessionName}`)}</AssumedRoleUser>`;
+      `${element('Arn', `arn:aws:sts::${accountOf(role.arn)}:assumed-role/${role.arn.split('/').pop()}/${sessionName}`)}</AssumedRoleUser>`;
   }
 
   function roleOf(arn, callerArnText) {
@@ -202,7 +204,7 @@ export function createStsEmulator(options = {}) {
   async function getCallerIdentity(req, headers, body) {
     const caller = await authenticate(req, headers, body);
     return resultXml('GetCallerIdentity', element('UserId', caller.roleArn ? `AROAEXAMPLE:${caller.sessionName}` : caller.accessKeyId) +
-      element('Account', cfg.account) + element('Arn', callerArn(caller)), crypto.randomUUID());
+      element('Account', caller.roleArn ? accountOf(caller.roleArn) : cfg.account) + element('Arn', callerArn(caller)), crypto.randomUUID());
   }
 
   async function handleApi(req, res, body) {
