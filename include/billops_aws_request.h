@@ -78,4 +78,12 @@ typedef struct AwsRequest
  */
 extern HttpStream *aws_request_send(const AwsRequest *req, int *attempts);
 
+/*
+ * For `refuse`: AWS said the request's temporary credentials expired.  True
+ * when the request may make them again and resend once (then `refuse`
+ * returns a retry description instead of raising); false when it already
+ * did, or the keys are not temporary (then the error is raised as usual).
+ */
+extern bool aws_request_credentials_expired(const AwsCredentials *creds);
+
 #endif							/* BILLOPS_AWS_REQUEST_H */

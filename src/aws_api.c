@@ -251,6 +251,8 @@ json_refuse(HttpStream *hs, const AwsCredentials *creds, void *arg)
 						 psprintf("%s %s answer", c->svc->display, c->operation));
 	jb = billops_json_parse(answer.data, answer.len);
 	type = error_type_of(jb, NULL);
+	if (type && strcmp(type, "ExpiredTokenException") == 0 && aws_request_credentials_expired(creds))
+		return pstrdup("the temporary credentials expired");	/* made again and resent once */
 	if (!(type_is(type, retryable_types) || head->status >= 500 || head->status == 429))
 		raise_api_error(c->svc, c->operation, head->status, type, safe_message(jb), head->request_id, creds);
 	return psprintf("HTTP %ld %s", head->status, type ? type : "");

@@ -117,9 +117,24 @@ sign_attempt(const AwsRequest *req, const AwsCredentials *creds, const char *pay
 	return wire;
 }
 
+/* set around a `refuse` call: may it ask for fresh credentials, and did it */
+static bool refresh_allowed = false;
+static bool refresh_asked = false;
+
+bool
+aws_request_credentials_expired(const AwsCredentials *creds)
+{
+	if (!refresh_allowed || creds == NULL || creds->expiration == 0)
+		return false;
+	refresh_asked = true;
+	return true;
+}
+
 HttpStream *
 aws_request_send(const AwsRequest *req, int *attempts)
 {
+	bool		refreshed = false;
+
 	char	   *url = request_url(req);
 	char		payload_hash[65];
 	AwsCredentials *creds;
@@ -157,7 +172,27 @@ aws_request_send(const AwsRequest *req, int *attempts)
 			last_problem = pstrdup(http_error(hs));
 		}
 		else
+		{
+			/* (no request is sent between setting and reading these) */
+			refresh_allowed = !refreshed && !req->creds && !req->unsigned_request;
+			refresh_asked = false;
 			last_problem = req->refuse(hs, creds, req->arg);	/* raises unless retryable */
+			refresh_allowed = false;
+			if (refresh_asked)
+			{
+				/*
+				 * AWS says the temporary keys expired (clock skew, or revoked
+				 * early): forget them, make them again, resend at once -- once.
+				 */
+				http_close(hs);
+				aws_credentials_forget(req->credentials, req->role, req->region);
+				aws_credentials_free(creds);
+				creds = aws_credentials_get(req->credentials, req->role, req->region);
+				refreshed = true;
+				ereport(DEBUG1, (errmsg("%s: temporary credentials expired; made again", req->what)));
+				continue;
+			}
+		}
 		http_close(hs);
 
 		if (attempt >= req->max_retries)

@@ -92,7 +92,11 @@ s3_display(const S3Location *loc, const char *key)
 	return psprintf("s3://%s/%s", loc->bucket, key ? key : "");
 }
 
-/* Raise the error for a final (non-retried) S3 error response. */
+/*
+ * Raise the error for a final (non-retried) S3 error response -- unless S3
+ * says the request's temporary keys expired and the request may make them
+ * again (aws_request_credentials_expired): then return.
+ */
 static void
 s3_raise_http_error(const S3Location *loc, const char *key, HttpStream *hs, const AwsCredentials *creds)
 {
@@ -110,6 +114,8 @@ s3_raise_http_error(const S3Location *loc, const char *key, HttpStream *hs, cons
 	message = xml_child(body.data, NULL, "Message", NULL);
 	if (code == NULL)
 		code = psprintf("HTTP %ld", head->status);
+	if (strcmp(code, "ExpiredToken") == 0 && aws_request_credentials_expired(creds))
+		return;
 
 	if (head->status == 404)
 	{
@@ -187,7 +193,10 @@ s3_refuse(HttpStream *hs, const AwsCredentials *creds, void *arg)
 	char	   *code;
 
 	if (status < 500 && status != 429)
+	{
 		s3_raise_http_error(c->loc, c->key, hs, creds);
+		return pstrdup("the temporary credentials expired");	/* (returned: they are made again) */
+	}
 	/* retryable: 5xx (SlowDown, InternalError) or 429 */
 	initStringInfo(&body);
 	(void) http_read_all(hs, &body, S3_ERROR_BODY_MAX, "S3 error response");

@@ -225,3 +225,35 @@ test('a role per source: two payers\' buckets read in one session, each through 
   }
   await c2.end();
 });
+
+test('keys AWS calls expired before pg_billops expected: made again once and the request resent; the sync does not fail', async () => {
+  await sts('POST', 'config', { issuedLifetimeSeconds: null });
+  await db.query('ALTER SYSTEM RESET billops.aws_credentials_refresh_margin');
+  await db.query('SELECT pg_reload_conf()');
+  await sleep(300);
+  const c = await connect();
+  await c.query(`SELECT * FROM billops.credentials_check('profile:reader')`);   // an hour-long session, cached
+  const { expired } = await sts('POST', 'expire');
+  assert.ok(expired > 0, 'the issued keys expire now, unknown to pg_billops');
+  const n0 = (await stsRequests('AssumeRole')).length;
+  generate(['--out', S3_ROOT, '--bucket', 'role-bucket', '--prefix', 'cur', '--report', 'roles',
+    '--layout', 'legacy', '--period', '2024-03', '--rows', '2000', '--payer', '5', '--seed', '13']);
+  await c.query(`CALL billops.sync_cur_source('roles')`);
+  assert.equal((await stsRequests('AssumeRole')).length, n0 + 1, 'one new session after S3 said ExpiredToken');
+  const { rows } = await c.query(`SELECT d.status FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+                                   WHERE s.name = 'roles' AND d.billing_period = '2024-03-01'`);
+  assert.deepEqual(rows.map((r) => r.status), ['loaded']);
+  await c.end();
+});
+
+test('no key, secret or session token in the server log', async () => {
+  const log = fs.readFileSync(path.join(RUN, 'log', 'postgres.log'), 'utf8');
+  const store = JSON.parse(fs.readFileSync(path.join(RUN, 'emulator-credentials.json'), 'utf8'));
+  const issued = store.keys.filter((k) => k.roleArn);
+  assert.ok(issued.length > 0, 'STS issued keys in these tests');
+  for (const k of issued) {
+    assert.ok(!log.includes(k.secretAccessKey), 'no issued secret in the log');
+    assert.ok(!log.includes(k.sessionToken), 'no session token in the log');
+  }
+  for (const s of SECRETS) assert.ok(!log.includes(s), `no ${s} in the log`);
+});

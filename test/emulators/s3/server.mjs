@@ -924,15 +924,18 @@ export function loadCredentials(file) {
 }
 
 // The key an access key id names. The credentials file is a live key store: the STS
-// emulator adds the temporary keys it issues, so a key not known yet is looked for again
-// in the file (written by rename, so never read half-written).
+// emulator adds the temporary keys it issues (and can expire them early), so the file is
+// read again whenever it changed (it is written by rename, so never read half-written).
 export function findKey(cfg, accessKeyId) {
-  let key = cfg.keys.find((k) => k.accessKeyId === accessKeyId);
-  if (!key && cfg.credentialsFile) {
-    cfg.keys = loadCredentials(cfg.credentialsFile);
-    key = cfg.keys.find((k) => k.accessKeyId === accessKeyId);
+  if (cfg.credentialsFile) {
+    // read again when it changed (a key issued, or expired early by the STS emulator)
+    const mtime = fs.statSync(cfg.credentialsFile, { throwIfNoEntry: false })?.mtimeMs;
+    if (mtime !== undefined && mtime !== cfg.credentialsMtime) {
+      cfg.keys = loadCredentials(cfg.credentialsFile);
+      cfg.credentialsMtime = mtime;
+    }
   }
-  return key;
+  return cfg.keys.find((k) => k.accessKeyId === accessKeyId);
 }
 
 // Expired: marked so, or past the expiry STS gave it.

@@ -12,6 +12,7 @@
 //   POST /_emulator/roles   {arn, trust: ["AKID…" | "arn:aws:iam::…:role/…" | "*"],
 //                            externalId?, maxSessionDuration?, webIdentityTokens?: [{token, sub, expired?}]}
 //   POST /_emulator/config  {issuedLifetimeSeconds?}   (a test knob: issued keys expire sooner than asked)
+//   POST /_emulator/expire  every key issued so far expires now (the clients do not know)
 //   GET  /_emulator/requests, POST /_emulator/reset, GET /_emulator/health
 //
 // usage: server.mjs --port N [--host 127.0.0.1] [--credentials FILE] [--port-file F]
@@ -257,6 +258,20 @@ export function createStsEmulator(options = {}) {
         }
         state.issuedLifetimeSeconds = doc.issuedLifetimeSeconds ?? null;
         return reply(200, { issuedLifetimeSeconds: state.issuedLifetimeSeconds });
+      }
+      if (route === 'POST expire') {
+        // every key issued so far expires now (AWS revoking sessions, or a clock the client
+        // trusts more than it should): the other emulators refuse them from now on
+        const now = isoSeconds(Date.now() - 1000);
+        let n = 0;
+        if (cfg.credentialsFile) {
+          const store = JSON.parse(fs.readFileSync(cfg.credentialsFile, 'utf8'));
+          for (const k of store.keys) if (k.roleArn && Date.parse(k.expiresAt) > Date.now()) { k.expiresAt = now; n++; }
+          fs.writeFileSync(`${cfg.credentialsFile}.tmp`, JSON.stringify(store, null, 1));
+          fs.renameSync(`${cfg.credentialsFile}.tmp`, cfg.credentialsFile);
+        }
+        for (const k of cfg.keys) if (k.roleArn) k.expiresAt = now;
+        return reply(200, { expired: n });
       }
       if (route === 'POST roles') {
         if (typeof doc.arn !== 'string' || !/^arn:aws:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(doc.arn)) throw new Error('arn must be an IAM role ARN');
