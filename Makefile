@@ -21,6 +21,7 @@ OBJS = \
 	src/xml_value.o \
 	src/aws_credentials.o \
 	src/aws_sts.o \
+	src/aws_metadata.o \
 	src/ini_file.o \
 	src/bill_credentials.o \
 	src/bill_webhook.o \

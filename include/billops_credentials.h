@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 
 typedef struct AwsCredentials
 {
@@ -38,6 +39,12 @@ typedef struct AwsRoleSpec
 
 /* defines billops.aws_shared_credentials_file and the credential settings (from _PG_init) */
 extern void billops_aws_credentials_init(void);
+/* defines billops.aws_imds_v1_allowed (from _PG_init) */
+extern void billops_aws_metadata_init(void);
+
+/* The chain's last steps (aws_metadata.c): NULL when the step does not apply (`searched` says why). */
+extern AwsCredentials *aws_container_credentials(StringInfo searched);
+extern AwsCredentials *aws_imds_credentials(StringInfo searched);
 
 /*
  * The credentials for a reference (and a role on top of it, or NULL), from

@@ -17,10 +17,12 @@
  *      or role_arn with source_profile (followed, a cycle refused),
  *      credential_source = Environment, or web_identity_token_file, with
  *      external_id, role_session_name and duration_seconds.
+ *   4. the container credentials endpoint, then 5. the EC2 instance
+ *      profile through IMDSv2 (aws_metadata.c).
  * 'env' is step 1 alone, 'profile:<name>' step 3 for that profile.
- * Container credentials, the EC2 instance profile (IMDSv2) and
- * credential_process are not implemented yet: a profile that needs them is
- * refused with 0A000, saying so.
+ * credential_process, and credential_source = EcsContainer or
+ * Ec2InstanceMetadata, are not implemented yet: a profile that needs them
+ * is refused with 0A000, saying so.
  *
  * Temporary credentials are cached in this backend (TopMemoryContext),
  * keyed by reference, role and region, and used until they are within
@@ -421,6 +423,11 @@ resolve_chain(const char *reference, const char *region)
 		appendStringInfoString(&searched, "; web identity AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (not set)");
 		p = from_profile(profile ? profile : "default", region, &searched, 0);
 		if (p)
+			return p;
+		/* then the container credentials endpoint, then the EC2 instance profile */
+		if ((p = aws_container_credentials(&searched)) != NULL)
+			return p;
+		if ((p = aws_imds_credentials(&searched)) != NULL)
 			return p;
 	}
 	else

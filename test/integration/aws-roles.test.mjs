@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, closeAll, freshDatabase, expectError, generate, bucketDir, S3, S3_ROOT, RUN } from './helpers.mjs';
+import { connect, closeAll, freshDatabase, expectError, generate, bucketDir, S3, S3_ROOT, RUN, stsControl } from './helpers.mjs';
 
 const STS = process.env.STS_EMULATOR_CONTROL;
 const ACCOUNT = '111122223333';
@@ -19,14 +19,7 @@ const CONFIG = path.join(RUN ?? '/tmp', 'aws-config-roles');
 const TOKEN_FILE = path.join(RUN ?? '/tmp', 'web-identity-token');
 const SECRETS = ['billops-test-secret', 'web-identity-token-value'];
 
-async function sts(method, p, body) {
-  const res = await fetch(`${STS}/${p}`, {
-    method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`STS emulator ${method} ${p}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const sts = stsControl;
 const stsRequests = async (action) => (await sts('GET', 'requests')).filter((r) => !action || r.action === action);
 
 let db;

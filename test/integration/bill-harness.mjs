@@ -95,10 +95,17 @@ export function siblingTestFiles() {
   return n;
 }
 const PG_OS_USER = process.getuid?.() === 0 ? 'postgres' : os.userInfo().username;
-export function pgCtl(...args) {
-  const cmd = [`${PGBIN}/pg_ctl`, '-D', path.join(RUN, 'pgdata'), ...args];
+// pg_ctl on the test cluster; a server it starts finds STS where lib.sh said (the server's
+// AWS_ENDPOINT_URL_STS), plus `env` (other AWS_* variables a test gives the server).
+export function pgCtlEnv(env, ...args) {
+  const vars = Object.entries({ ...(process.env.STS_ENDPOINT && { AWS_ENDPOINT_URL_STS: process.env.STS_ENDPOINT }), ...env })
+    .map(([k, v]) => `${k}=${v}`);
+  const cmd = ['/usr/bin/env', ...vars, `${PGBIN}/pg_ctl`, '-D', path.join(RUN, 'pgdata'), ...args];
   const [file, ...rest] = process.getuid?.() === 0 ? ['runuser', '-u', PG_OS_USER, '--', ...cmd] : cmd;
   execFileSync(file, rest, { stdio: 'ignore', timeout: 60000 });
+}
+export function pgCtl(...args) {
+  return pgCtlEnv({}, ...args);
 }
 
 // --- a database the worker serves -----------------------------------------------

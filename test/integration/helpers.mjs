@@ -169,6 +169,8 @@ async function control(base, method, p, body) {
 export const billControl = (method, p, body) => control(process.env.BILL_EMULATOR_CONTROL, method, p, body);
 // the Cost Explorer + Invoicing emulator (test/emulators/aws-api)
 export const awsApiControl = (method, p, body) => control(process.env.AWS_API_EMULATOR_CONTROL, method, p, body);
+// the STS emulator (test/emulators/sts; also the instance metadata and container endpoints)
+export const stsControl = (method, p, body) => control(process.env.STS_EMULATOR_CONTROL, method, p, body);
 
 // A final March 2024 CUR month for payer 111111111111 (the BILL tests' month):
 // rows are [invoiceId, invoicingEntity, billingEntity, account, lineItemType,

@@ -13,6 +13,9 @@
 //                            externalId?, maxSessionDuration?, webIdentityTokens?: [{token, sub, expired?}]}
 //   POST /_emulator/config  {issuedLifetimeSeconds?}   (a test knob: issued keys expire sooner than asked)
 //   POST /_emulator/expire  every key issued so far expires now (the clients do not know)
+//   POST /_emulator/metadata {instanceRole?, imdsV1?, imdsV2Refused?, container?: {path, token, role}}
+// It also serves the EC2 instance metadata service (/latest/api/token, /latest/meta-data/iam/
+// security-credentials/…) and a container credentials endpoint at the configured path.
 //   GET  /_emulator/requests, POST /_emulator/reset, GET /_emulator/health
 //
 // usage: server.mjs --port N [--host 127.0.0.1] [--credentials FILE] [--port-file F]
@@ -84,7 +87,9 @@ const isoSeconds = (t) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 export function createStsEmulator(options = {}) {
   const cfg = { account: '111122223333', credentialsFile: options.credentials, keys: [], ...options };
   if (cfg.credentialsFile) cfg.keys = loadCredentials(cfg.credentialsFile);
-  let state = { roles: new Map(), requests: [], issued: 0, issuedLifetimeSeconds: null };
+  const freshState = () => ({ roles: new Map(), requests: [], issued: 0, issuedLifetimeSeconds: null,
+    metadata: { tokens: new Map(), instanceRole: null, imdsV1: false, imdsV2Refused: false, container: null } });
+  let state = freshState();
 
   // the caller of a signed request (SigV4, service "sts", any region: each region has its endpoint)
   async function authenticate(req, headers, body) {
@@ -129,8 +134,8 @@ export function createStsEmulator(options = {}) {
     ? `arn:aws:sts::${accountOf(key.roleArn)}:assumed-role/${key.roleArn.split('/').pop()}/${key.sessionName}`
     : `arn:aws:iam::${cfg.account}:user/${key.accessKeyId}`);
 
-  // Issue temporary keys for a role session, into the shared key store.
-  function issue(role, sessionName, duration) {
+  // Temporary keys for a role session, added to the shared key store.
+  function mint(role, sessionName, duration) {
     const lifetime = state.issuedLifetimeSeconds ?? duration ?? 3600;
     const key = {
       accessKeyId: randomId('ASIA', 16), secretAccessKey: crypto.randomBytes(30).toString('base64'),
@@ -145,6 +150,12 @@ export function createStsEmulator(options = {}) {
     }
     cfg.keys.push({ ...key, expired: false });
     state.issued++;
+    return key;
+  }
+
+  // The <Credentials> and <AssumedRoleUser> of an AssumeRole* answer.
+  function issue(role, sessionName, duration) {
+    const key = mint(role, sessionName, duration);
     const roleId = `AROA${crypto.createHash('sha1').update(role.arn).digest('hex').slice(0, 17).toUpperCase()}`;
     return `<Credentials>${element('AccessKeyId', key.accessKeyId)}${element('SecretAccessKey', key.secretAccessKey)}` +
       `${element('SessionToken', key.sessionToken)}${element('Expiration', key.expiresAt)}</Credentials>` +
@@ -208,6 +219,50 @@ export function createStsEmulator(options = {}) {
       element('Account', caller.roleArn ? accountOf(caller.roleArn) : cfg.account) + element('Arn', callerArn(caller)), crypto.randomUUID());
   }
 
+  // ---- the EC2 instance metadata service (IMDSv2; v1 only when allowed) and the container
+  // credentials endpoint (ECS task roles, EKS Pod Identity): both hand out a role's keys as
+  // {AccessKeyId, SecretAccessKey, Token, Expiration} (AWS SDKs and Tools Reference Guide,
+  // "IMDS credential provider", "Container credential provider").
+  function credentialsJson(role, extra = {}) {
+    const key = mint(role, 'i-0123456789abcdef0', undefined);
+    return { ...extra, AccessKeyId: key.accessKeyId, SecretAccessKey: key.secretAccessKey, Token: key.sessionToken,
+      Expiration: key.expiresAt };
+  }
+  function handleMetadata(req, res, path, headers) {
+    const send = (status, text, type = 'text/plain') => {
+      const out = Buffer.from(text);
+      res.writeHead(status, { 'Content-Type': type, 'Content-Length': out.length });
+      res.end(out);
+    };
+    const m = state.metadata;
+    state.requests.push({ seq: state.requests.length + 1, action: `${req.method} ${path}`, signed: false,
+      token: Boolean(headers['x-aws-ec2-metadata-token']) });
+    if (path === '/latest/api/token') {
+      if (req.method !== 'PUT') return send(405, '');
+      if (m.imdsV2Refused) return send(403, '');
+      const ttl = Number(headers['x-aws-ec2-metadata-token-ttl-seconds']);
+      if (!(ttl >= 1 && ttl <= 21600)) return send(400, '');
+      const token = crypto.randomBytes(32).toString('base64');
+      m.tokens.set(token, Date.now() + ttl * 1000);
+      return send(200, token);
+    }
+    if (path.startsWith('/latest/meta-data/iam/security-credentials/')) {
+      const t = headers['x-aws-ec2-metadata-token'];
+      if (t === undefined ? !m.imdsV1 : !(m.tokens.get(t) > Date.now())) return send(401, '');
+      if (!m.instanceRole) return send(404, '');
+      const name = m.instanceRole.arn.split('/').pop();
+      const rest = path.slice('/latest/meta-data/iam/security-credentials/'.length);
+      if (rest === '') return send(200, name);
+      if (rest !== name) return send(404, '');
+      return send(200, JSON.stringify(credentialsJson(m.instanceRole, { Code: 'Success', LastUpdated: isoSeconds(Date.now()), Type: 'AWS-HMAC' })), 'application/json');
+    }
+    if (m.container && path === m.container.path) {
+      if (headers.authorization !== m.container.token) return send(401, JSON.stringify({ message: 'unauthorized' }), 'application/json');
+      return send(200, JSON.stringify(credentialsJson(m.container.role, { RoleArn: m.container.role.arn })), 'application/json');
+    }
+    return send(404, '');
+  }
+
   async function handleApi(req, res, body) {
     const headers = collectHeaders(req.rawHeaders);
     const requestId = crypto.randomUUID();
@@ -247,7 +302,7 @@ export function createStsEmulator(options = {}) {
       const route = `${req.method} ${what}`;
       if (route === 'GET health') return reply(200, { status: 'ok' });
       if (route === 'POST reset') {
-        state = { roles: new Map(), requests: [], issued: 0, issuedLifetimeSeconds: null };
+        state = freshState();
         return reply(200, { ok: true });
       }
       if (route === 'GET requests') return reply(200, state.requests);
@@ -273,6 +328,17 @@ export function createStsEmulator(options = {}) {
         for (const k of cfg.keys) if (k.roleArn) k.expiresAt = now;
         return reply(200, { expired: n });
       }
+      if (route === 'POST metadata') {
+        // {instanceRole?: arn, imdsV1?: bool, imdsV2Refused?: bool, container?: {path, token, role: arn}}
+        const m = state.metadata;
+        if (doc.instanceRole !== undefined) m.instanceRole = doc.instanceRole ? { arn: doc.instanceRole } : null;
+        if (doc.imdsV1 !== undefined) m.imdsV1 = Boolean(doc.imdsV1);
+        if (doc.imdsV2Refused !== undefined) m.imdsV2Refused = Boolean(doc.imdsV2Refused);
+        if (doc.container !== undefined) {
+          m.container = doc.container ? { path: doc.container.path, token: doc.container.token, role: { arn: doc.container.role } } : null;
+        }
+        return reply(200, { ok: true });
+      }
       if (route === 'POST roles') {
         if (typeof doc.arn !== 'string' || !/^arn:aws:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(doc.arn)) throw new Error('arn must be an IAM role ARN');
         if (!Array.isArray(doc.trust)) throw new Error('trust must be an array of access key ids, role ARNs or "*"');
@@ -292,6 +358,10 @@ export function createStsEmulator(options = {}) {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const path = req.url.split('?')[0];
+      if (path.startsWith('/latest/') || (state.metadata.container && path === state.metadata.container.path)) {
+        handleMetadata(req, res, path, collectHeaders(req.rawHeaders));
+        return;
+      }
       const done = path.startsWith(CONTROL_PREFIX)
         ? Promise.resolve(handleControl(req, res, path.slice(CONTROL_PREFIX.length).replace(/\/$/, ''), body))
         : handleApi(req, res, body);

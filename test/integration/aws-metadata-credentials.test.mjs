@@ -1,0 +1,109 @@
+// The default chain's last steps, against the STS emulator's container
+// credentials endpoint and instance metadata service: the server is
+// restarted with the AWS_* variables ECS, EKS or EC2 would give it, and
+// with no profile to answer first (the shared credentials file is pointed
+// elsewhere).  The server is restarted as it was at the end.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pgCtlEnv } from './bill-harness.mjs';
+import { connect, closeAll, freshDatabase, expectError, generate, bucketDir, S3, S3_ROOT, RUN, stsControl } from './helpers.mjs';
+
+const STS = process.env.STS_EMULATOR_CONTROL;
+const BASE = process.env.STS_ENDPOINT;
+const TASK_ROLE = 'arn:aws:iam::111122223333:role/billops-task';
+const INSTANCE_ROLE = 'arn:aws:iam::111122223333:role/billops-instance';
+const CONTAINER_TOKEN = 'container-auth-token-0123456789';
+const LOG = path.join(RUN ?? '/tmp', 'log', 'postgres.log');
+
+const sts = stsControl;
+
+let admin;
+async function restartWith(env) {
+  await closeAll();
+  pgCtlEnv({}, '-m', 'fast', 'stop');
+  pgCtlEnv(env, '-l', LOG, '-w', 'start');
+  admin = await connect();      // (the test's database, made in before())
+}
+
+before(async () => {
+  assert.ok(STS && BASE, 'the STS emulator runs (test/run-tests.sh)');
+  await sts('POST', 'reset');
+  await sts('POST', 'metadata', {
+    instanceRole: INSTANCE_ROLE, container: { path: '/v2/credentials/task-1', token: CONTAINER_TOKEN, role: TASK_ROLE },
+  });
+  admin = await freshDatabase('billops_it_metadata');
+  // no profile answers before the container and instance steps
+  await admin.query(`ALTER SYSTEM SET billops.aws_shared_credentials_file = '/nonexistent/aws-credentials'`);
+  await admin.query(`ALTER SYSTEM SET billops.aws_config_file = '/nonexistent/aws-config'`);
+});
+after(async () => {
+  await admin?.query('ALTER SYSTEM RESET billops.aws_shared_credentials_file').catch(() => {});
+  await admin?.query('ALTER SYSTEM RESET billops.aws_config_file').catch(() => {});
+  await admin?.query('ALTER SYSTEM RESET billops.aws_imds_v1_allowed').catch(() => {});
+  await closeAll();
+  pgCtlEnv({}, '-m', 'fast', 'stop');
+  pgCtlEnv({}, '-l', LOG, '-w', 'start');
+  await sts('POST', 'reset').catch(() => {});
+});
+
+test('container credentials (ECS, EKS Pod Identity): the endpoint with its authorization token; S3 takes the keys', async () => {
+  await restartWith({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${BASE}/v2/credentials/task-1`,
+    AWS_CONTAINER_AUTHORIZATION_TOKEN: CONTAINER_TOKEN, AWS_EC2_METADATA_DISABLED: 'true' });
+  const { rows: [r] } = await admin.query(`SELECT * FROM billops.credentials_check('default', 'us-east-1', true)`);
+  assert.equal(r.origin, 'the container credentials endpoint');
+  assert.equal(r.session_token, true);
+  assert.ok(r.expires_at > new Date());
+  assert.match(r.caller_arn, /assumed-role\/billops-task\//);
+  bucketDir('meta-bucket');
+  generate(['--out', S3_ROOT, '--bucket', 'meta-bucket', '--prefix', 'cur', '--report', 'meta',
+    '--layout', 'legacy', '--period', '2024-01', '--rows', '1500', '--payer', '8', '--seed', '31']);
+  await admin.query(`SELECT billops.create_cur_source('meta', 'meta-bucket', 'meta', prefix => 'cur', endpoint_url => $1, path_style => true)`, [S3]);
+  await admin.query(`CALL billops.sync_cur_source('meta')`);
+  const { rows: [d] } = await admin.query(`SELECT status FROM billops.cur_delivery ORDER BY delivery_id DESC LIMIT 1`);
+  assert.equal(d.status, 'loaded');
+  // a wrong token: refused, and the token is not in the error
+  await restartWith({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${BASE}/v2/credentials/task-1`,
+    AWS_CONTAINER_AUTHORIZATION_TOKEN: 'not-the-token-0000', AWS_EC2_METADATA_DISABLED: 'true' });
+  const e = await expectError(admin, `SELECT * FROM billops.credentials_check('default')`);
+  assert.equal(e.code, '28000');
+  assert.match(e.message, /container credentials endpoint did not give credentials: HTTP 401/);
+  assert.ok(!JSON.stringify(e).includes('not-the-token-0000'));
+  // a full URI to a host the SDKs do not allow over plain http
+  await restartWith({ AWS_CONTAINER_CREDENTIALS_FULL_URI: 'http://169.254.169.254/creds', AWS_EC2_METADATA_DISABLED: 'true' });
+  const e2 = await expectError(admin, `SELECT * FROM billops.credentials_check('default')`);
+  assert.equal(e2.code, '22023');
+});
+
+test('the EC2 instance profile through IMDSv2: a session token first; IMDSv1 refused unless allowed', async () => {
+  await restartWith({ AWS_EC2_METADATA_SERVICE_ENDPOINT: BASE });
+  const before = (await sts('GET', 'requests')).length;
+  const { rows: [r] } = await admin.query(`SELECT * FROM billops.credentials_check('default', 'us-east-1', true)`);
+  assert.equal(r.origin, 'the EC2 instance profile (role billops-instance)');
+  assert.match(r.caller_arn, /assumed-role\/billops-instance\//);
+  const reqs = (await sts('GET', 'requests')).slice(before);
+  assert.deepEqual(reqs.filter((q) => q.action.startsWith('PUT') || q.action.startsWith('GET /latest')).map((q) => `${q.action} ${q.token}`), [
+    'PUT /latest/api/token false',
+    'GET /latest/meta-data/iam/security-credentials/ true',
+    'GET /latest/meta-data/iam/security-credentials/billops-instance true',
+  ], 'IMDSv2: the token first, then both reads with it');
+  // an instance that refuses IMDSv2 tokens: not used, unless IMDSv1 is allowed
+  await sts('POST', 'metadata', { imdsV2Refused: true, imdsV1: true });
+  const c = await connect();
+  const e = await expectError(c, `SELECT * FROM billops.credentials_check('default')`);
+  assert.equal(e.code, '28000');
+  assert.match(e.detail, /IMDSv2 token refused: HTTP 403; IMDSv1 is not allowed/);
+  await c.end();
+  await admin.query('ALTER SYSTEM SET billops.aws_imds_v1_allowed = on');
+  await admin.query('SELECT pg_reload_conf()');
+  await sleep(300);
+  const c2 = await connect();
+  const { rows: [r2] } = await c2.query(`SELECT * FROM billops.credentials_check('default')`);
+  assert.equal(r2.origin, 'the EC2 instance profile (role billops-instance)');
+  await c2.end();
+  await sts('POST', 'metadata', { imdsV2Refused: false, imdsV1: false });
+  const log = fs.readFileSync(LOG, 'utf8');
+  assert.ok(!log.includes(CONTAINER_TOKEN), 'no container token in the server log');
+});
