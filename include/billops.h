@@ -3,7 +3,7 @@
  *
  * Each C file owns one concern (signing, credentials, HTTP, S3, CUR loading,
  * the BILL worker) and the settings of that concern; this header holds only
- * what they all need: argument checks and wiping secrets.
+ * what they all need: argument checks, the environment and wiping secrets.
  */
 #ifndef BILLOPS_H
 #define BILLOPS_H
@@ -25,6 +25,15 @@ billops_require_args(FunctionCallInfo fcinfo, const char *function, const char *
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument %s of %s must not be NULL", names[i], function)));
+}
+
+/* An environment variable of the server, or NULL when it is unset or empty. */
+static inline char *
+billops_getenv(const char *name)
+{
+	char	   *v = getenv(name);
+
+	return (v != NULL && v[0] != '\0') ? v : NULL;
 }
 
 /* Wipe memory that held a secret, in a way the compiler may not elide. */

@@ -60,6 +60,8 @@ extern AwsCredentials *aws_credentials_resolve(const char *reference);
 extern void aws_credentials_forget(const char *reference, const AwsRoleSpec *role, const char *region);
 extern AwsCredentials *aws_credentials_copy(const AwsCredentials *c);
 extern void aws_credentials_free(AwsCredentials *creds);
+/* A token kept in a file, read anew (its issuer rotates it); `what` names the file in errors. */
+extern char *aws_read_token_file(const char *path, const char *what);
 /* Validates the syntax of a reference (used by a CHECK-like SQL function). */
 extern bool aws_credentials_reference_valid(const char *reference);
 

@@ -72,23 +72,15 @@ billops_aws_credentials_init(void)
 }
 
 static char *
-nonempty_env(const char *name)
-{
-	char	   *v = getenv(name);
-
-	return (v != NULL && v[0] != '\0') ? v : NULL;
-}
-
-static char *
 file_path(const char *setting, const char *env, const char *home_relative)
 {
 	char	   *home;
 
 	if (setting && setting[0])
 		return pstrdup(setting);
-	if (nonempty_env(env))
+	if (billops_getenv(env))
 		return pstrdup(getenv(env));
-	home = nonempty_env("HOME");
+	home = billops_getenv("HOME");
 	return home ? psprintf("%s/%s", home, home_relative) : NULL;
 }
 
@@ -194,9 +186,9 @@ profile_wipe(Profile *p)
 static bool
 from_environment(AwsCredentials *c)
 {
-	char	   *id = nonempty_env("AWS_ACCESS_KEY_ID");
-	char	   *secret = nonempty_env("AWS_SECRET_ACCESS_KEY");
-	char	   *token = nonempty_env("AWS_SESSION_TOKEN");
+	char	   *id = billops_getenv("AWS_ACCESS_KEY_ID");
+	char	   *secret = billops_getenv("AWS_SECRET_ACCESS_KEY");
+	char	   *token = billops_getenv("AWS_SESSION_TOKEN");
 
 	if (id == NULL || secret == NULL)
 		return false;
@@ -207,9 +199,13 @@ from_environment(AwsCredentials *c)
 	return true;
 }
 
-/* The token of a web identity token file (read anew each time: its issuer rotates it). */
-static char *
-read_token_file(const char *path)
+/*
+ * A token kept in a file (a web identity token, a container authorization
+ * token): read anew each time, since its issuer rotates it; trailing
+ * newlines and spaces dropped.  `what` names the file in errors.
+ */
+char *
+aws_read_token_file(const char *path, const char *what)
 {
 	FILE	   *f = AllocateFile(path, "r");
 	StringInfoData s;
@@ -219,17 +215,19 @@ read_token_file(const char *path)
 	if (f == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("could not read the web identity token file \"%s\": %m", path),
-				 errhint("The file named by AWS_WEB_IDENTITY_TOKEN_FILE or web_identity_token_file must be readable by the server account.")));
+				 errmsg("could not read the %s \"%s\": %m", what, path),
+				 errhint("The file must be readable by the server account.")));
 	initStringInfo(&s);
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
 	{
 		if (s.len + n > 64 * 1024)
 		{
 			FreeFile(f);
+			billops_wipe(buf, sizeof(buf));
+			billops_wipe(s.data, s.len);
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("the web identity token file \"%s\" is larger than 64 kB", path)));
+					 errmsg("the %s \"%s\" is larger than 64 kB", what, path)));
 		}
 		appendBinaryStringInfo(&s, buf, n);
 	}
@@ -240,7 +238,7 @@ read_token_file(const char *path)
 	if (s.len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("the web identity token file \"%s\" is empty", path)));
+				 errmsg("the %s \"%s\" is empty", what, path)));
 	return s.data;
 }
 
@@ -248,7 +246,7 @@ static AwsCredentials *
 web_identity(const char *token_file, const char *role_arn, const char *session_name, int duration, const char *region)
 {
 	AwsRoleSpec role = {role_arn, NULL, session_name, duration};
-	char	   *token = read_token_file(token_file);
+	char	   *token = aws_read_token_file(token_file, "web identity token file");
 	AwsCredentials *c = aws_sts_assume_role_with_web_identity(&role, token, region);
 
 	billops_wipe_free(token);
@@ -414,12 +412,12 @@ resolve_chain(const char *reference, const char *region)
 		;
 	else if (strcmp(reference, "default") == 0)
 	{
-		char	   *profile = nonempty_env("AWS_PROFILE");
+		char	   *profile = billops_getenv("AWS_PROFILE");
 		AwsCredentials *p;
 
-		if (nonempty_env("AWS_WEB_IDENTITY_TOKEN_FILE") && nonempty_env("AWS_ROLE_ARN"))
+		if (billops_getenv("AWS_WEB_IDENTITY_TOKEN_FILE") && billops_getenv("AWS_ROLE_ARN"))
 			return web_identity(getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), getenv("AWS_ROLE_ARN"),
-								nonempty_env("AWS_ROLE_SESSION_NAME"), 0, region);
+								billops_getenv("AWS_ROLE_SESSION_NAME"), 0, region);
 		appendStringInfoString(&searched, "; web identity AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (not set)");
 		p = from_profile(profile ? profile : "default", region, &searched, 0);
 		if (p)

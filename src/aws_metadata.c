@@ -29,7 +29,6 @@
 #include "billops_http.h"
 #include "billops_json.h"
 #include "lib/stringinfo.h"
-#include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -45,14 +44,6 @@ billops_aws_metadata_init(void)
 							 "Fall back to IMDSv1 (no session token) when the instance metadata service refuses IMDSv2.",
 							 "Off: only IMDSv2, as AWS recommends.",
 							 &imds_v1_allowed, false, PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
-}
-
-static char *
-nonempty_env(const char *name)
-{
-	char	   *v = getenv(name);
-
-	return (v != NULL && v[0] != '\0') ? v : NULL;
 }
 
 /* One GET/PUT; the body (palloc'd) when the status is 200, else NULL with *status set. */
@@ -124,8 +115,8 @@ container_host_allowed(const char *url)
 AwsCredentials *
 aws_container_credentials(StringInfo searched)
 {
-	char	   *relative = nonempty_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-	char	   *full = nonempty_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	char	   *relative = billops_getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	char	   *full = billops_getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
 	char	   *url;
 	char	   *token = NULL;
 	List	   *headers = NIL;
@@ -143,25 +134,9 @@ aws_container_credentials(StringInfo searched)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23")));
-	if (nonempty_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"))
-	{
-		FILE	   *f = AllocateFile(getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"), "r");
-		char		buf[4096];
-		size_t		n;
-
-		if (f == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("could not read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE \"%s\": %m",
-							getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"))));
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		FreeFile(f);
-		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-			n--;
-		token = pnstrdup(buf, n);
-		billops_wipe(buf, sizeof(buf));
-	}
-	else if (nonempty_env("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
+	if (billops_getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"))
+		token = aws_read_token_file(getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"), "container authorization token file");
+	else if (billops_getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
 		token = pstrdup(getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
 	if (token)
 	{
@@ -184,8 +159,8 @@ aws_container_credentials(StringInfo searched)
 AwsCredentials *
 aws_imds_credentials(StringInfo searched)
 {
-	char	   *disabled = nonempty_env("AWS_EC2_METADATA_DISABLED");
-	char	   *base = nonempty_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	char	   *disabled = billops_getenv("AWS_EC2_METADATA_DISABLED");
+	char	   *base = billops_getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	List	   *headers = NIL;
 	char	   *token;
 	char	   *role;

@@ -30,14 +30,6 @@
 #define STS_MAX_RETRIES 4
 #define STS_RETRY_BASE_MS 200
 
-static char *
-nonempty_env(const char *name)
-{
-	char	   *v = getenv(name);
-
-	return (v != NULL && v[0] != '\0') ? v : NULL;
-}
-
 /*
  * AWS's SDKs read a service's endpoint from AWS_ENDPOINT_URL_<SERVICE ID>
  * (service id "STS"), then AWS_ENDPOINT_URL, unless
@@ -48,13 +40,13 @@ nonempty_env(const char *name)
 char *
 aws_sts_endpoint(const char *region)
 {
-	char	   *ignore = nonempty_env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	char	   *ignore = billops_getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
 
 	if (ignore == NULL || pg_strcasecmp(ignore, "true") != 0)
 	{
-		if (nonempty_env("AWS_ENDPOINT_URL_STS"))
+		if (billops_getenv("AWS_ENDPOINT_URL_STS"))
 			return pstrdup(getenv("AWS_ENDPOINT_URL_STS"));
-		if (nonempty_env("AWS_ENDPOINT_URL"))
+		if (billops_getenv("AWS_ENDPOINT_URL"))
 			return pstrdup(getenv("AWS_ENDPOINT_URL"));
 	}
 	return psprintf("https://sts.%s.amazonaws.com", region && region[0] ? region : "us-east-1");

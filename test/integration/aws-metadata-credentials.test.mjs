@@ -64,6 +64,13 @@ test('container credentials (ECS, EKS Pod Identity): the endpoint with its autho
   await admin.query(`CALL billops.sync_cur_source('meta')`);
   const { rows: [d] } = await admin.query(`SELECT status FROM billops.cur_delivery ORDER BY delivery_id DESC LIMIT 1`);
   assert.equal(d.status, 'loaded');
+  // the token from a file (EKS Pod Identity gives AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)
+  const tokenFile = path.join(RUN, 'container-token');
+  fs.writeFileSync(tokenFile, `${CONTAINER_TOKEN}\n`, { mode: 0o644 });
+  await restartWith({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${BASE}/v2/credentials/task-1`,
+    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile, AWS_EC2_METADATA_DISABLED: 'true' });
+  const { rows: [f] } = await admin.query(`SELECT * FROM billops.credentials_check('default')`);
+  assert.equal(f.origin, 'the container credentials endpoint');
   // a wrong token: refused, and the token is not in the error
   await restartWith({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${BASE}/v2/credentials/task-1`,
     AWS_CONTAINER_AUTHORIZATION_TOKEN: 'not-the-token-0000', AWS_EC2_METADATA_DISABLED: 'true' });
