@@ -534,6 +534,7 @@ DECLARE
     v    billops.vendor;
     link billops.bill_link;
     plan record;
+    route text;         -- the approval route the bill carries (56_bill_routes.sql), computed once
 BEGIN
     SELECT * INTO o FROM billops.bill_outbox x WHERE x.outbox_id = target_outbox_id;
     SELECT * INTO p FROM billops.payable x WHERE x.payable_id = o.payable_id;
@@ -573,9 +574,9 @@ BEGIN
         query := billops._bill_list_query('vendorId:eq:' || v.bill_vendor_id, o.cursor);
     WHEN 'bill_create' THEN
         method := 'POST'; path := '/v3/bills';
-        body := billops._bill_body(p, NULL, v.bill_vendor_id, billops._bill_route_job(p.payable_id));
-        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body)
-                                                || jsonb_build_object('route_key', billops._bill_route_of(p.payable_id))
+        route := billops._bill_route_of(p.payable_id);
+        body := billops._bill_body(p, NULL, v.bill_vendor_id, billops._bill_route_job(route));
+        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body) || jsonb_build_object('route_key', route)
          WHERE x.outbox_id = o.outbox_id;
         -- from now on BILL may hold this bill: every later create looks first, a void archives it
         INSERT INTO billops.bill_create_intent (payable_id) VALUES (p.payable_id) ON CONFLICT (payable_id) DO NOTHING;
@@ -585,10 +586,10 @@ BEGIN
         SELECT * INTO plan FROM billops._bill_update_plan(p, link);
         method := plan.method;
         path := '/v3/bills/' || link.bill_id;
+        route := billops._bill_route_of(p.payable_id);
         body := billops._bill_body(p, plan.known, coalesce(link.bill_vendor_id, v.bill_vendor_id),
-                                   billops._bill_route_job(p.payable_id));
-        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body)
-                                                || jsonb_build_object('route_key', billops._bill_route_of(p.payable_id))
+                                   billops._bill_route_job(route));
+        UPDATE billops.bill_outbox x SET sent = billops._bill_sent(p, body) || jsonb_build_object('route_key', route)
          WHERE x.outbox_id = o.outbox_id;
         UPDATE billops.bill_link l SET update_intent_at = clock_timestamp() WHERE l.payable_id = p.payable_id;
     WHEN 'archive' THEN

@@ -121,11 +121,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      WHERE billops.setting_value('bill_approval_routes') = 'true' AND cardinality(c) > 0
 $$;
 
--- BILL's job for a payable's route, once the route exists in BILL.
-CREATE FUNCTION billops._bill_route_job(target_payable_id bigint) RETURNS text
+-- BILL's job for a route (billops._bill_route_of), once the route exists in BILL.
+CREATE FUNCTION billops._bill_route_job(target_route_key text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT r.bill_job_id FROM billops.bill_route r
-     WHERE r.route_key = billops._bill_route_of(target_payable_id) AND r.bill_job_id IS NOT NULL
+    SELECT r.bill_job_id FROM billops.bill_route r WHERE r.route_key = target_route_key AND r.bill_job_id IS NOT NULL
 $$;
 
 -- What must happen in BILL before a payable's bill can carry its route: the
