@@ -22,6 +22,8 @@ OBJS = \
 	src/aws_credentials.o \
 	src/aws_sts.o \
 	src/aws_metadata.o \
+	src/aws_endpoint.o \
+	src/aws_credential_process.o \
 	src/ini_file.o \
 	src/bill_credentials.o \
 	src/bill_webhook.o \

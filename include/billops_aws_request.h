@@ -30,6 +30,20 @@ typedef struct AwsEndpoint
 /* Splits an endpoint URL; a URL libcurl cannot parse is a 22023 naming `what`. */
 extern void aws_endpoint_parse(const char *url, const char *what, AwsEndpoint *out);
 
+/*
+ * Where a request to a service goes (aws_endpoint.c): the source's own
+ * endpoint when it names one, else AWS_ENDPOINT_URL_<SERVICE>,
+ * AWS_ENDPOINT_URL, the profile's services section and endpoint_url of the
+ * shared config file, else default_url.  `service_id` is the model's
+ * serviceId ("S3", "Cost Explorer"); `reference` picks the profile.
+ * *configured_by (if given) says which setting answered.
+ */
+extern char *aws_service_endpoint(const char *service_id, const char *explicit_url, const char *reference,
+								  const char *default_url, char **configured_by);
+/* The same for a service pg_billops calls, by its SQL name (s3, ce, invoicing, sts), with its default endpoint. */
+extern char *aws_known_service_endpoint(const char *service, const char *explicit_url, const char *reference,
+										const char *region, char **configured_by);
+
 typedef struct AwsRequest
 {
 	const char *what;			/* for messages: "S3 request for s3://b/k", "AWS Invoicing ListInvoiceSummaries" */

@@ -16,6 +16,7 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 
 typedef struct AwsCredentials
 {
@@ -26,6 +27,7 @@ typedef struct AwsCredentials
 	char	   *origin;			/* where they came from, safe to show */
 	char	   *role_arn;		/* the role they are a session of, or NULL */
 	bool		chained;		/* a role session made with another role's session (AWS: at most one hour) */
+	bool		keep;			/* long-term, but costly to make (a program ran): cached anyway */
 } AwsCredentials;
 
 /* A role to assume on top of a reference (a source's own least-privilege role). */
@@ -41,6 +43,16 @@ typedef struct AwsRoleSpec
 extern void billops_aws_credentials_init(void);
 /* defines billops.aws_imds_v1_allowed (from _PG_init) */
 extern void billops_aws_metadata_init(void);
+
+/* defines billops.aws_credential_process_timeout (from _PG_init) */
+extern void billops_aws_credential_process_init(void);
+
+/* credential_process (aws_credential_process.c): run the program, read its JSON; `found_in` names the profile. */
+extern AwsCredentials *aws_credential_process(const char *command, const char *found_in);
+extern List *aws_credential_process_words(const char *command, const char *found_in);
+
+/* An ISO 8601 expiry with a zone; a 28000 naming `what` otherwise. */
+extern TimestampTz aws_expiration_parse(const char *s, const char *what);
 
 /* The chain's last steps (aws_metadata.c): NULL when the step does not apply (`searched` says why). */
 extern AwsCredentials *aws_container_credentials(StringInfo searched);
@@ -62,6 +74,10 @@ extern AwsCredentials *aws_credentials_copy(const AwsCredentials *c);
 extern void aws_credentials_free(AwsCredentials *creds);
 /* A token kept in a file, read anew (its issuer rotates it); `what` names the file in errors. */
 extern char *aws_read_token_file(const char *path, const char *what);
+/* The shared config file's path (billops.aws_config_file, $AWS_CONFIG_FILE, ~/.aws/config), or NULL. */
+extern char *aws_shared_config_path(void);
+/* The profile a reference reads its settings from: 'profile:<name>', else AWS_PROFILE, else "default". */
+extern char *aws_profile_of_reference(const char *reference);
 /* Validates the syntax of a reference (used by a CHECK-like SQL function). */
 extern bool aws_credentials_reference_valid(const char *reference);
 

@@ -10,15 +10,21 @@
 
 #include "billops_credentials.h"
 
-/* The endpoint STS is asked at for a region: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, else the regional one. */
-extern char *aws_sts_endpoint(const char *region);
+/*
+ * `reference` is the credentials reference being resolved: its profile's
+ * endpoint settings apply (aws_endpoint.c).
+ */
+
+/* The endpoint STS is asked at: as configured for service "STS", else the region's. */
+extern char *aws_sts_endpoint(const char *reference, const char *region);
 
 /* AssumeRole, signed with `source`; the role session's keys (their origin says which role). */
-extern AwsCredentials *aws_sts_assume_role(const AwsRoleSpec *role, const AwsCredentials *source, const char *region);
+extern AwsCredentials *aws_sts_assume_role(const AwsRoleSpec *role, const AwsCredentials *source,
+										   const char *reference, const char *region);
 
 /* AssumeRoleWithWebIdentity (unsigned: the token is the proof). */
 extern AwsCredentials *aws_sts_assume_role_with_web_identity(const AwsRoleSpec *role, const char *token,
-															 const char *region);
+															 const char *reference, const char *region);
 
 typedef struct AwsCallerIdentity
 {
@@ -27,6 +33,7 @@ typedef struct AwsCallerIdentity
 	char	   *user_id;
 } AwsCallerIdentity;
 
-extern AwsCallerIdentity *aws_sts_get_caller_identity(const AwsCredentials *creds, const char *region);
+extern AwsCallerIdentity *aws_sts_get_caller_identity(const AwsCredentials *creds, const char *reference,
+													   const char *region);
 
 #endif							/* BILLOPS_STS_H */

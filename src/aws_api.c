@@ -275,6 +275,8 @@ aws_json_call(const AwsJsonService *svc, const char *endpoint, const char *regio
 	long		status;
 	Jsonb	   *jb;
 
+	/* the source's own endpoint, else as the SDKs configure it (aws_endpoint.c) */
+	endpoint = aws_known_service_endpoint(svc->name, endpoint, credentials, region, NULL);
 	http_check_url_allowed(endpoint, svc->display);
 	aws_endpoint_parse(endpoint, svc->display, &ep);
 	if (ep.path[0] != '\0')
@@ -338,7 +340,8 @@ billops_aws_api_call(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
-	static const char *const required[] = {"endpoint", "region", "credentials", "service", "operation", "request"};
+	/* endpoint NULL: as the SDKs configure it */
+	static const char *const required[] = {NULL, "region", "credentials", "service", "operation", "request"};
 
 	billops_require_args(fcinfo, "billops._aws_api_call", required, lengthof(required));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -362,7 +365,7 @@ billops_aws_api_call(PG_FUNCTION_ARGS)
 		role.external_id = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
 		role.session_name = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
 	}
-	answer = aws_json_call(svc, text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+	answer = aws_json_call(svc, PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   text_to_cstring(PG_GETARG_TEXT_PP(2)), PG_ARGISNULL(6) ? NULL : &role, operation,
 						   JsonbToCString(NULL, &request->root, VARSIZE(request)),
 						   &request_id, &attempts);

@@ -13,25 +13,30 @@
  *      ($AWS_CONFIG_FILE, else ~/.aws/config; "[profile name]") and the
  *      shared credentials file (billops.aws_shared_credentials_file, else
  *      $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials; "[name]"),
- *      the credentials file winning for a setting both name: static keys,
- *      or role_arn with source_profile (followed, a cycle refused),
- *      credential_source = Environment, or web_identity_token_file, with
- *      external_id, role_session_name and duration_seconds.
+ *      the credentials file winning for a setting both name: role_arn
+ *      with source_profile (followed, a cycle refused), credential_source
+ *      (Environment, EcsContainer, Ec2InstanceMetadata) or
+ *      web_identity_token_file, with external_id, role_session_name and
+ *      duration_seconds; else static keys of the credentials file; else
+ *      credential_process (aws_credential_process.c); else static keys of
+ *      the config file.  The guide does not order the settings within one
+ *      profile; this is botocore's order (its AssumeRoleProvider, then
+ *      SharedCredentialProvider, ProcessProvider, ConfigProvider).
  *   4. the container credentials endpoint, then 5. the EC2 instance
  *      profile through IMDSv2 (aws_metadata.c).
  * 'env' is step 1 alone, 'profile:<name>' step 3 for that profile.
- * credential_process, and credential_source = EcsContainer or
- * Ec2InstanceMetadata, are not implemented yet: a profile that needs them
- * is refused with 0A000, saying so.
  *
  * Temporary credentials are cached in this backend (TopMemoryContext),
  * keyed by reference, role and region, and used until they are within
  * billops.aws_credentials_refresh_margin of their expiry; then they are
- * made again.  Cached secrets are wiped when replaced.  Errors name the
+ * made again.  Long-term keys a credential_process printed are kept for
+ * an hour (running a program per request would be slow; botocore keeps
+ * them for its session's life, but a backend or worker lives longer).  Cached secrets are wiped when replaced.  Errors name the
  * places searched and the role, never a key or a token.
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <sys/stat.h>
 
 #include "billops.h"
@@ -41,6 +46,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "storage/fd.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -84,6 +90,22 @@ file_path(const char *setting, const char *env, const char *home_relative)
 	return home ? psprintf("%s/%s", home, home_relative) : NULL;
 }
 
+char *
+aws_shared_config_path(void)
+{
+	return file_path(shared_config_file, "AWS_CONFIG_FILE", ".aws/config");
+}
+
+char *
+aws_profile_of_reference(const char *reference)
+{
+	char	   *profile = billops_getenv("AWS_PROFILE");
+
+	if (reference && strncmp(reference, "profile:", 8) == 0)
+		return pstrdup(reference + 8);
+	return pstrdup(profile ? profile : "default");
+}
+
 /* --- a profile's settings --------------------------------------------------- */
 
 typedef struct Profile
@@ -102,6 +124,7 @@ typedef struct Profile
 	char	   *credential_process;
 	char	   *region;
 	char	   *found_in;		/* where it was found, for messages */
+	bool		keys_in_credentials_file;	/* aws_access_key_id came from the credentials file */
 } Profile;
 
 static void
@@ -148,7 +171,7 @@ take_value(const char *key, const char *val, void *arg)
 static bool
 read_profile(const char *name, Profile *p, StringInfo searched)
 {
-	char	   *config = file_path(shared_config_file, "AWS_CONFIG_FILE", ".aws/config");
+	char	   *config = aws_shared_config_path();
 	char	   *creds = file_path(shared_credentials_file, "AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
 	bool		in_config = false,
 				in_creds = false;
@@ -159,7 +182,12 @@ read_profile(const char *name, Profile *p, StringInfo searched)
 	if (config)
 		in_config = billops_ini_read_section(config, name, "AWS shared config file", take_value, p);
 	if (creds)
+	{
+		char	   *config_key = p->access_key_id;
+
 		in_creds = billops_ini_read_section(creds, name, "AWS shared credentials file", take_value, p);
+		p->keys_in_credentials_file = p->access_key_id != config_key;
+	}
 	if (!in_config && !in_creds)
 	{
 		appendStringInfo(searched, "%sprofile \"%s\" in %s and %s (not found)", searched->len ? "; " : "", name,
@@ -242,12 +270,45 @@ aws_read_token_file(const char *path, const char *what)
 	return s.data;
 }
 
+/*
+ * An expiry as AWS's credential sources write it, ISO 8601 with a zone
+ * ("2026-12-07T01:00:00Z", fractions and "+00:00" allowed); anything else
+ * is a 28000 naming `what` (the value is not a secret).
+ */
+TimestampTz
+aws_expiration_parse(const char *s, const char *what)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	size_t		i;
+	const char *rest;
+
+	for (i = 0; i < sizeof(shape) - 1; i++)
+		if (s[i] == '\0' || (shape[i] == 'd' ? !isdigit((unsigned char) s[i]) : s[i] != shape[i]))
+			break;
+	rest = s + i;
+	if (i == sizeof(shape) - 1 && *rest == '.')
+		for (rest++; isdigit((unsigned char) *rest); rest++)
+			;
+	if (i < sizeof(shape) - 1 ||
+		!(strcmp(rest, "Z") == 0 ||
+		  ((rest[0] == '+' || rest[0] == '-') && strlen(rest) == 6 && isdigit((unsigned char) rest[1]) &&
+		   isdigit((unsigned char) rest[2]) && rest[3] == ':' && isdigit((unsigned char) rest[4]) &&
+		   isdigit((unsigned char) rest[5]))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("the expiry \"%s\" given by %s is not an ISO 8601 time with a zone", s, what),
+				 errhint("Write it as 2026-12-07T01:00:00Z.")));
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
+												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
 static AwsCredentials *
-web_identity(const char *token_file, const char *role_arn, const char *session_name, int duration, const char *region)
+web_identity(const char *token_file, const char *role_arn, const char *session_name, int duration,
+			 const char *reference, const char *region)
 {
 	AwsRoleSpec role = {role_arn, NULL, session_name, duration};
 	char	   *token = aws_read_token_file(token_file, "web identity token file");
-	AwsCredentials *c = aws_sts_assume_role_with_web_identity(&role, token, region);
+	AwsCredentials *c = aws_sts_assume_role_with_web_identity(&role, token, reference, region);
 
 	billops_wipe_free(token);
 	c->origin = psprintf("role %s assumed with the web identity token in \"%s\"", role_arn, token_file);
@@ -271,11 +332,30 @@ duration_of(const Profile *p)
 	return (int) v;
 }
 
-static AwsCredentials *from_profile(const char *name, const char *region, StringInfo searched, int depth);
+static AwsCredentials *from_profile(const char *name, const char *reference, const char *region,
+									StringInfo searched, int depth);
+
+/* credential_source = EcsContainer or Ec2InstanceMetadata: that step of the chain, which must answer. */
+static AwsCredentials *
+metadata_source(const Profile *p, bool container)
+{
+	StringInfoData searched;
+	AwsCredentials *c;
+
+	initStringInfo(&searched);
+	c = container ? aws_container_credentials(&searched) : aws_imds_credentials(&searched);
+	if (c == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("%s takes its source credentials from %s, which gave none", p->found_in,
+						container ? "the container credentials endpoint" : "the EC2 instance metadata service"),
+				 errdetail("Searched: %s.", searched.data)));
+	return c;
+}
 
 /* A profile with role_arn: its source, then AssumeRole. */
 static AwsCredentials *
-profile_role(Profile *p, const char *region, StringInfo searched, int depth)
+profile_role(Profile *p, const char *reference, const char *region, StringInfo searched, int depth)
 {
 	AwsCredentials *source = NULL;
 	AwsCredentials *c;
@@ -283,7 +363,8 @@ profile_role(Profile *p, const char *region, StringInfo searched, int depth)
 	const char *sts_region = p->region ? p->region : region;
 
 	if (p->web_identity_token_file)
-		return web_identity(p->web_identity_token_file, p->role_arn, p->role_session_name, role.duration_seconds, sts_region);
+		return web_identity(p->web_identity_token_file, p->role_arn, p->role_session_name, role.duration_seconds,
+							reference, sts_region);
 	if (p->source_profile && p->credential_source)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -301,7 +382,7 @@ profile_role(Profile *p, const char *region, StringInfo searched, int depth)
 			source->origin = pstrdup(p->found_in);
 		}
 		else
-			source = from_profile(p->source_profile, region, searched, depth + 1);
+			source = from_profile(p->source_profile, reference, region, searched, depth + 1);
 		if (source == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
@@ -319,25 +400,29 @@ profile_role(Profile *p, const char *region, StringInfo searched, int depth)
 						 errmsg("%s takes its source credentials from the environment, which has none", p->found_in),
 						 errhint("Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
 		}
+		else if (pg_strcasecmp(p->credential_source, "EcsContainer") == 0)
+			source = metadata_source(p, true);
+		else if (pg_strcasecmp(p->credential_source, "Ec2InstanceMetadata") == 0)
+			source = metadata_source(p, false);
 		else
 			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("credential_source \"%s\" of %s is not supported yet", p->credential_source, p->found_in),
-					 errhint("pg_billops takes source credentials from Environment or a source_profile; container and instance metadata credentials are not implemented yet.")));
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("credential_source \"%s\" of %s is not one AWS defines", p->credential_source, p->found_in),
+					 errhint("Use Environment, EcsContainer or Ec2InstanceMetadata.")));
 	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s names role_arn without a source", p->found_in),
 				 errhint("Add source_profile, credential_source or web_identity_token_file to the profile.")));
-	c = aws_sts_assume_role(&role, source, sts_region);
+	c = aws_sts_assume_role(&role, source, reference, sts_region);
 	aws_credentials_free(source);
 	return c;
 }
 
 /* A profile's credentials; NULL when there is no such profile. */
 static AwsCredentials *
-from_profile(const char *name, const char *region, StringInfo searched, int depth)
+from_profile(const char *name, const char *reference, const char *region, StringInfo searched, int depth)
 {
 	Profile		p;
 	AwsCredentials *c;
@@ -350,16 +435,14 @@ from_profile(const char *name, const char *region, StringInfo searched, int dept
 		return NULL;
 	if (p.role_arn)
 	{
-		c = profile_role(&p, region, searched, depth);
+		c = profile_role(&p, reference, region, searched, depth);
 		profile_wipe(&p);
 		return c;
 	}
-	if (p.credential_process)
+	if (p.credential_process && !p.keys_in_credentials_file)
 	{
 		profile_wipe(&p);
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("credential_process of %s is not supported yet", p.found_in)));
+		return aws_credential_process(p.credential_process, p.found_in);
 	}
 	if (p.access_key_id == NULL || p.secret_access_key == NULL)
 	{
@@ -417,9 +500,9 @@ resolve_chain(const char *reference, const char *region)
 
 		if (billops_getenv("AWS_WEB_IDENTITY_TOKEN_FILE") && billops_getenv("AWS_ROLE_ARN"))
 			return web_identity(getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), getenv("AWS_ROLE_ARN"),
-								billops_getenv("AWS_ROLE_SESSION_NAME"), 0, region);
+								billops_getenv("AWS_ROLE_SESSION_NAME"), 0, reference, region);
 		appendStringInfoString(&searched, "; web identity AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (not set)");
-		p = from_profile(profile ? profile : "default", region, &searched, 0);
+		p = from_profile(profile ? profile : "default", reference, region, &searched, 0);
 		if (p)
 			return p;
 		/* then the container credentials endpoint, then the EC2 instance profile */
@@ -430,7 +513,7 @@ resolve_chain(const char *reference, const char *region)
 	}
 	else
 	{
-		AwsCredentials *p = from_profile(reference + 8, region, &searched, 0);
+		AwsCredentials *p = from_profile(reference + 8, reference, region, &searched, 0);
 
 		if (p)
 			return p;
@@ -449,7 +532,11 @@ typedef struct CacheEntry
 {
 	char	   *key;
 	AwsCredentials *creds;
+	TimestampTz made_at;
 } CacheEntry;
+
+/* how long long-term keys a program printed are kept (see the top of the file) */
+#define KEEP_WITHOUT_EXPIRY_USECS ((TimestampTz) 3600 * USECS_PER_SEC)
 
 static List *cache = NIL;
 
@@ -478,10 +565,13 @@ cache_find(const char *key)
 }
 
 static bool
-fresh(const AwsCredentials *c)
+fresh(const CacheEntry *e)
 {
-	return c->expiration == 0 ||
-		c->expiration - GetCurrentTimestamp() > (TimestampTz) refresh_margin_s * USECS_PER_SEC;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (e->creds->expiration == 0)
+		return now - e->made_at < KEEP_WITHOUT_EXPIRY_USECS;
+	return e->creds->expiration - now > (TimestampTz) refresh_margin_s * USECS_PER_SEC;
 }
 
 AwsCredentials *
@@ -496,6 +586,7 @@ aws_credentials_copy(const AwsCredentials *c)
 	out->origin = pstrdup(c->origin);
 	out->role_arn = c->role_arn ? pstrdup(c->role_arn) : NULL;
 	out->chained = c->chained;
+	out->keep = c->keep;
 	return out;
 }
 
@@ -507,19 +598,19 @@ aws_credentials_get(const char *reference, const AwsRoleSpec *role, const char *
 	AwsCredentials *made;
 	MemoryContext old;
 
-	if (e && fresh(e->creds))
+	if (e && fresh(e))
 		return aws_credentials_copy(e->creds);
 	if (role && role->role_arn)
 	{
 		AwsCredentials *source = aws_credentials_get(reference, NULL, region);
 
-		made = aws_sts_assume_role(role, source, region);
+		made = aws_sts_assume_role(role, source, reference, region);
 		aws_credentials_free(source);
 	}
 	else
 		made = resolve_chain(reference, region);
-	/* only what expires is worth keeping here; long-term keys are read where they live */
-	if (made->expiration != 0)
+	/* only what expires, or was costly to make, is worth keeping here; long-term keys are read where they live */
+	if (made->expiration != 0 || made->keep)
 	{
 		old = MemoryContextSwitchTo(TopMemoryContext);
 		if (e == NULL)
@@ -531,6 +622,7 @@ aws_credentials_get(const char *reference, const AwsRoleSpec *role, const char *
 		else
 			aws_credentials_free(e->creds);
 		e->creds = aws_credentials_copy(made);
+		e->made_at = GetCurrentTimestamp();
 		MemoryContextSwitchTo(old);
 	}
 	return made;

@@ -90,8 +90,7 @@ credentials_of(char *json, const char *what)
 				 errmsg("%s answered without credentials%s%s", what, code ? ": " : "", code ? code : ""),
 				 errdetail("An answer needs AccessKeyId, SecretAccessKey, Token and Expiration.")));
 	if (expiration)
-		c->expiration = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(expiration),
-																ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		c->expiration = aws_expiration_parse(expiration, what);
 	return c;
 }
 

@@ -31,25 +31,16 @@
 #define STS_RETRY_BASE_MS 200
 
 /*
- * AWS's SDKs read a service's endpoint from AWS_ENDPOINT_URL_<SERVICE ID>
- * (service id "STS"), then AWS_ENDPOINT_URL, unless
- * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true ("Service-specific endpoints",
- * AWS SDKs and Tools Reference Guide).  Otherwise the regional endpoint:
- * the SDKs' default for STS is regional now (sts_regional_endpoints).
+ * STS's endpoint is configured like every service's (aws_endpoint.c, service
+ * id "STS"); by default the regional one, which is the SDKs' default for
+ * STS now (sts_regional_endpoints = regional).  The legacy global endpoint
+ * (AWS_STS_REGIONAL_ENDPOINTS=legacy) is not offered: point
+ * AWS_ENDPOINT_URL_STS at https://sts.amazonaws.com to use it.
  */
 char *
-aws_sts_endpoint(const char *region)
+aws_sts_endpoint(const char *reference, const char *region)
 {
-	char	   *ignore = billops_getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
-
-	if (ignore == NULL || pg_strcasecmp(ignore, "true") != 0)
-	{
-		if (billops_getenv("AWS_ENDPOINT_URL_STS"))
-			return pstrdup(getenv("AWS_ENDPOINT_URL_STS"));
-		if (billops_getenv("AWS_ENDPOINT_URL"))
-			return pstrdup(getenv("AWS_ENDPOINT_URL"));
-	}
-	return psprintf("https://sts.%s.amazonaws.com", region && region[0] ? region : "us-east-1");
+	return aws_known_service_endpoint("sts", NULL, reference, region, NULL);
 }
 
 typedef struct StsCall
@@ -134,14 +125,14 @@ form_append(StringInfo body, const char *key, const char *value)
 
 /* One STS call: the whole answer body (XML). */
 static char *
-sts_call(StsCall *call, const char *body, const AwsCredentials *creds, const char *region)
+sts_call(StsCall *call, const char *body, const AwsCredentials *creds, const char *reference, const char *region)
 {
 	AwsEndpoint ep;
 	AwsRequest	req;
 	static const SigV4Pair headers[] = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"}};
 	HttpStream *hs;
 	StringInfoData answer;
-	char	   *endpoint = aws_sts_endpoint(region);
+	char	   *endpoint = aws_sts_endpoint(reference, region);
 
 	aws_endpoint_parse(endpoint, "STS", &ep);
 	http_check_url_allowed(endpoint, "STS");
@@ -206,7 +197,7 @@ session_name_of(const AwsRoleSpec *role)
 }
 
 AwsCredentials *
-aws_sts_assume_role(const AwsRoleSpec *role, const AwsCredentials *source, const char *region)
+aws_sts_assume_role(const AwsRoleSpec *role, const AwsCredentials *source, const char *reference, const char *region)
 {
 	StringInfoData body;
 	StsCall		call = {"AssumeRole", role->role_arn};
@@ -225,7 +216,7 @@ aws_sts_assume_role(const AwsRoleSpec *role, const AwsCredentials *source, const
 	if (duration > 0)
 		form_append(&body, "DurationSeconds", psprintf("%d", duration));
 	form_append(&body, "ExternalId", role->external_id && role->external_id[0] ? role->external_id : NULL);
-	answer = sts_call(&call, body.data, source, region);
+	answer = sts_call(&call, body.data, source, reference, region);
 	c = credentials_of(answer, "AssumeRole", role->role_arn);
 	billops_wipe(answer, strlen(answer));
 	c->chained = source->role_arn != NULL;
@@ -234,7 +225,8 @@ aws_sts_assume_role(const AwsRoleSpec *role, const AwsCredentials *source, const
 }
 
 AwsCredentials *
-aws_sts_assume_role_with_web_identity(const AwsRoleSpec *role, const char *token, const char *region)
+aws_sts_assume_role_with_web_identity(const AwsRoleSpec *role, const char *token, const char *reference,
+									  const char *region)
 {
 	StringInfoData body;
 	StsCall		call = {"AssumeRoleWithWebIdentity", role->role_arn};
@@ -249,7 +241,7 @@ aws_sts_assume_role_with_web_identity(const AwsRoleSpec *role, const char *token
 	form_append(&body, "WebIdentityToken", token);
 	if (role->duration_seconds > 0)
 		form_append(&body, "DurationSeconds", psprintf("%d", role->duration_seconds));
-	answer = sts_call(&call, body.data, NULL, region);
+	answer = sts_call(&call, body.data, NULL, reference, region);
 	billops_wipe(body.data, body.len);	/* it held the token */
 	c = credentials_of(answer, "AssumeRoleWithWebIdentity", role->role_arn);
 	billops_wipe(answer, strlen(answer));
@@ -257,10 +249,10 @@ aws_sts_assume_role_with_web_identity(const AwsRoleSpec *role, const char *token
 }
 
 AwsCallerIdentity *
-aws_sts_get_caller_identity(const AwsCredentials *creds, const char *region)
+aws_sts_get_caller_identity(const AwsCredentials *creds, const char *reference, const char *region)
 {
 	StsCall		call = {"GetCallerIdentity", NULL};
-	char	   *answer = sts_call(&call, "Action=GetCallerIdentity&Version=2011-06-15", creds, region);
+	char	   *answer = sts_call(&call, "Action=GetCallerIdentity&Version=2011-06-15", creds, reference, region);
 	AwsCallerIdentity *id = palloc0(sizeof(AwsCallerIdentity));
 
 	id->account = xml_child(answer, NULL, "Account", NULL);

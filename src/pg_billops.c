@@ -33,6 +33,7 @@ _PG_init(void)
 	billops_http_init();
 	billops_aws_credentials_init();
 	billops_aws_metadata_init();
+	billops_aws_credential_process_init();
 	billops_s3_init();
 	billops_aws_api_init();
 	billops_cur_load_init();

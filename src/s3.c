@@ -57,8 +57,8 @@ billops_s3_init(void)
 static void
 s3_target(const S3Location *loc, const char *key, AwsEndpoint *ep, char **path)
 {
-	const char *endpoint = loc->endpoint && loc->endpoint[0] ? loc->endpoint
-		: psprintf("https://s3.%s.amazonaws.com", loc->region);
+	/* the source's own endpoint, else as the SDKs configure it (aws_endpoint.c) */
+	const char *endpoint = aws_known_service_endpoint("s3", loc->endpoint, loc->credentials, loc->region, NULL);
 	const char *host;
 
 	aws_endpoint_parse(endpoint, "S3", ep);

@@ -233,7 +233,7 @@ billops_credentials_check(PG_FUNCTION_ARGS)
 	v[4] = TimestampTzGetDatum(c->expiration);
 	if (!PG_ARGISNULL(2) && PG_GETARG_BOOL(2))
 	{
-		AwsCallerIdentity *id = aws_sts_get_caller_identity(c, region);
+		AwsCallerIdentity *id = aws_sts_get_caller_identity(c, text_to_cstring(PG_GETARG_TEXT_PP(0)), region);
 
 		v[5] = CStringGetTextDatum(id->arn);
 		n[5] = false;

@@ -22,6 +22,14 @@ CREATE FUNCTION billops.credentials_check(reference text, region text DEFAULT NU
 COMMENT ON FUNCTION billops.credentials_check(text, text, boolean, text, text, text) IS
   'Where a credentials reference (and a role assumed on top of it) resolves to (the chain step, the role, when the keys expire), with the access key id masked; with ask_aws, who AWS says they are (STS GetCallerIdentity). Never shows a secret or a token.';
 
+CREATE FUNCTION billops.aws_endpoint(service text, credentials text DEFAULT 'default', region text DEFAULT 'us-east-1',
+                                      source_endpoint_url text DEFAULT NULL)
+    RETURNS TABLE (endpoint_url text, configured_by text)
+    AS 'MODULE_PATHNAME', 'billops_aws_endpoint'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION billops.aws_endpoint(text, text, text, text) IS
+  'Where pg_billops sends requests to an AWS service (s3, ce, invoicing, sts) for a credentials reference and region, and which setting said so: the source''s own endpoint_url, AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the config file''s services section or endpoint_url of the profile, or the default.';
+
 CREATE FUNCTION billops.sigv4_sign(method text, path text, query text[], headers text[],
                                    payload bytea, region text, service text, amz_date text,
                                    credentials text, normalize_path boolean DEFAULT true)

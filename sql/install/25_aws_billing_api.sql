@@ -35,8 +35,13 @@ CREATE TABLE billops.aws_api_source (
     role_arn            text,
     role_external_id    text,
     role_session_name   text,
-    cost_explorer_url   text NOT NULL DEFAULT 'https://ce.us-east-1.amazonaws.com',
-    invoicing_url       text NOT NULL DEFAULT 'https://invoicing.us-east-1.api.aws',
+    -- NULL: as AWS's SDKs configure it - AWS_ENDPOINT_URL_COST_EXPLORER /
+    -- _INVOICING, AWS_ENDPOINT_URL, the config file's services section and
+    -- endpoint_url of the credentials' profile - else AWS's
+    -- https://ce.us-east-1.amazonaws.com and https://invoicing.us-east-1.api.aws
+    -- (see billops.aws_endpoint).  A URL here wins over all of them.
+    cost_explorer_url   text,
+    invoicing_url       text,
     -- Cost Explorer and Invoicing are global services signed for us-east-1
     region              text NOT NULL DEFAULT 'us-east-1' CHECK (region ~ '^[a-z0-9-]+$'),
     anomaly_monitor_arn text,           -- NULL: anomalies of every monitor
@@ -44,7 +49,7 @@ CREATE TABLE billops.aws_api_source (
     CONSTRAINT aws_api_source_role CHECK (billops._check_role(role_arn, role_external_id, role_session_name))
 );
 COMMENT ON TABLE billops.aws_api_source IS
-  'Per payer account: the Cost Explorer and Invoicing endpoints and the credentials reference (never a key) pg_billops calls them with.';
+  'Per payer account: the credentials reference (never a key) and role pg_billops calls Cost Explorer and Invoicing with, and their endpoints when not the configured ones.';
 
 -- The ledger: one row per API call (a page is a call), kept
 -- aws_api_call_retention_days.  Page tokens are not kept.

@@ -114,3 +114,42 @@ test('the EC2 instance profile through IMDSv2: a session token first; IMDSv1 ref
   const log = fs.readFileSync(LOG, 'utf8');
   assert.ok(!log.includes(CONTAINER_TOKEN), 'no container token in the server log');
 });
+
+test('a role profile whose source is the container or the instance profile (credential_source EcsContainer, Ec2InstanceMetadata)', async () => {
+  const PAYER_ROLE = 'arn:aws:iam::444455556666:role/billops-payer-reader';
+  await sts('POST', 'roles', { arn: PAYER_ROLE, trust: [TASK_ROLE, INSTANCE_ROLE] });
+  const config = path.join(RUN, 'aws-config-metadata-source');
+  fs.writeFileSync(config, `[profile from-task]
+role_arn = ${PAYER_ROLE}
+credential_source = EcsContainer
+
+[profile from-instance]
+role_arn = ${PAYER_ROLE}
+credential_source = Ec2InstanceMetadata
+
+[profile from-nowhere]
+role_arn = ${PAYER_ROLE}
+credential_source = Ec2Instance
+`, { mode: 0o644 });
+  await admin.query(`ALTER SYSTEM SET billops.aws_config_file = '${config}'`);
+  try {
+    await restartWith({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${BASE}/v2/credentials/task-1`,
+      AWS_CONTAINER_AUTHORIZATION_TOKEN: CONTAINER_TOKEN, AWS_EC2_METADATA_SERVICE_ENDPOINT: BASE });
+    const { rows: [t] } = await admin.query(`SELECT * FROM billops.credentials_check('profile:from-task', 'us-east-1', true)`);
+    assert.equal(t.role_arn, PAYER_ROLE);
+    assert.match(t.origin, new RegExp(`^role ${PAYER_ROLE} assumed with the container credentials endpoint`));
+    assert.match(t.caller_arn, /^arn:aws:sts::444455556666:assumed-role\/billops-payer-reader\//);
+    const { rows: [i] } = await admin.query(`SELECT * FROM billops.credentials_check('profile:from-instance', 'us-east-1')`);
+    assert.match(i.origin, /assumed with the EC2 instance profile \(role billops-instance\)/);
+    const e = await expectError(admin, `SELECT * FROM billops.credentials_check('profile:from-nowhere')`);
+    assert.equal(e.code, '22023');
+    assert.match(e.hint, /Environment, EcsContainer or Ec2InstanceMetadata/);
+    // the container endpoint gone: the role profile says its source gave nothing
+    await restartWith({ AWS_EC2_METADATA_DISABLED: 'true' });
+    const g = await expectError(admin, `SELECT * FROM billops.credentials_check('profile:from-task')`);
+    assert.equal(g.code, '28000');
+    assert.match(g.message, /takes its source credentials from the container credentials endpoint, which gave none/);
+  } finally {
+    await admin.query(`ALTER SYSTEM SET billops.aws_config_file = '/nonexistent/aws-config'`);
+  }
+});
