@@ -6,7 +6,9 @@
 # backends it forks stay under it) first syncs the real CUR sample from the S3
 # emulator (a GetObject answered 503 once, then retried) and fetches Cost
 # Explorer's daily spend (throttled twice, then answered) -- the shared
-# aws_request path, S3 and JSON alike -- and loads a CUR 2.0 file whose map
+# aws_request path, S3 and JSON alike --, assumes a role from the STS
+# emulator (a role profile whose services section points Cost Explorer at
+# the emulator), runs a credential_process helper (and a failing one), and loads a CUR 2.0 file whose map
 # columns the loader checks and whose keys it records, reads BILL's users for
 # the approver directory, then pushes a few bills to the BILL
 # emulator through the paths the exactly-once protocol added: a lost create
@@ -35,7 +37,11 @@ as_pg $PGBIN/pg_ctl -D "$BILLOPS_RUN/pgdata" -w stop >/dev/null
 VG="$BILLOPS_RUN/valgrind"
 mkdir -p "$VG" && chown "$PG_OS_USER" "$VG"
 log "starting the postmaster under valgrind"
-as_pg valgrind --quiet --trace-children=yes --leak-check=no --log-file="$VG/vg.%p.log" \
+# (STS and Cost Explorer are found as the SDKs find them: AWS_ENDPOINT_URL_STS, the config file)
+# (and the container and instance metadata endpoints the STS emulator serves, for the role profiles below)
+as_pg env AWS_ENDPOINT_URL_STS="$STS_ENDPOINT" AWS_CONTAINER_CREDENTIALS_FULL_URI="$STS_ENDPOINT/v2/credentials/vg-task" \
+    AWS_CONTAINER_AUTHORIZATION_TOKEN=vg-container-token AWS_EC2_METADATA_SERVICE_ENDPOINT="$STS_ENDPOINT" \
+    valgrind --quiet --trace-children=yes --trace-children-skip='/bin/*,/usr/bin/*' --leak-check=no --log-file="$VG/vg.%p.log" \
     $PGBIN/postgres -D "$BILLOPS_RUN/pgdata" >> "$BILLOPS_RUN/log/postgres.log" 2>&1 &
 for _ in $(seq 1 180); do psql -qXAt -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
 
@@ -72,6 +78,57 @@ q "SET client_min_messages = warning; SELECT billops.load_cur_file('$c2', 'vg-cu
 control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
 q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
 q "SET client_min_messages = warning; SELECT status FROM billops.fetch_ce_daily_spend('999900001111', current_date - 5, current_date - 1)" >&2
+log "AWS access: a role from the emulated STS, credential_process, endpoints from the config file"
+control "$STS_EMULATOR_CONTROL" POST roles '{"arn":"arn:aws:iam::111122223333:role/vg-reader","trust":["AKIDBILLOPSTEST"],"externalId":"vg-ext"}'
+control "$STS_EMULATOR_CONTROL" POST metadata '{"instanceRole":"arn:aws:iam::111122223333:role/vg-instance","container":{"path":"/v2/credentials/vg-task","token":"vg-container-token","role":"arn:aws:iam::111122223333:role/vg-task"}}'
+control "$STS_EMULATOR_CONTROL" POST roles '{"arn":"arn:aws:iam::111122223333:role/vg-meta","trust":["arn:aws:iam::111122223333:role/vg-task","arn:aws:iam::111122223333:role/vg-instance"]}'
+control "$STS_EMULATOR_CONTROL" POST roles '{"arn":"arn:aws:iam::111122223333:role/vg-pod","trust":[],"webIdentityTokens":[{"token":"vg-web-identity-token","sub":"system:serviceaccount:finance:pg-billops"}]}'
+echo vg-web-identity-token > "$BILLOPS_RUN/vg-web-token" && chmod 644 "$BILLOPS_RUN/vg-web-token"
+printf '#!/bin/sh\necho "{\\"Version\\": 1, \\"AccessKeyId\\": \\"AKIDBILLOPSTEST\\", \\"SecretAccessKey\\": \\"billops-test-secret-key-0000000000000000\\", \\"Expiration\\": \\"2099-01-01T00:00:00Z\\"}"\n' > "$BILLOPS_RUN/vg-helper.sh"
+printf '#!/bin/sh\necho "not json"\necho "helper failed" >&2\nexit 2\n' > "$BILLOPS_RUN/vg-bad.sh"
+chmod 755 "$BILLOPS_RUN/vg-helper.sh" "$BILLOPS_RUN/vg-bad.sh"
+cat > "$BILLOPS_RUN/vg-aws-config" <<CFG
+[profile vg-role]
+role_arn = arn:aws:iam::111122223333:role/vg-reader
+source_profile = default
+external_id = vg-ext
+services = vg-endpoints
+
+[services vg-endpoints]
+cost_explorer =
+  endpoint_url = $AWS_API_ENDPOINT
+  other_setting = ignored
+
+[profile vg-process]
+credential_process = "$BILLOPS_RUN/vg-helper.sh" --quoted 'a b' "c \\"d\\"" e\\ f
+
+[profile vg-bad-process]
+credential_process = "$BILLOPS_RUN/vg-bad.sh"
+
+[profile vg-task]
+role_arn = arn:aws:iam::111122223333:role/vg-meta
+credential_source = EcsContainer
+
+[profile vg-instance]
+role_arn = arn:aws:iam::111122223333:role/vg-meta
+credential_source = Ec2InstanceMetadata
+
+[profile vg-pod]
+role_arn = arn:aws:iam::111122223333:role/vg-pod
+web_identity_token_file = $BILLOPS_RUN/vg-web-token
+CFG
+chmod 644 "$BILLOPS_RUN/vg-aws-config"
+psql -qX -c "ALTER SYSTEM SET billops.aws_config_file = '$BILLOPS_RUN/vg-aws-config'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+q "SELECT caller_arn FROM billops.credentials_check('profile:vg-role', 'us-east-1', true)" >&2
+q "SELECT origin FROM billops.credentials_check('profile:vg-process', 'us-east-1')" >&2
+for p in vg-task vg-instance vg-pod; do q "SELECT caller_arn FROM billops.credentials_check('profile:$p', 'us-east-1', true)" >&2; done
+if q "SELECT origin FROM billops.credentials_check('profile:vg-bad-process')" >/dev/null 2>&1; then
+    echo "a failing credential_process was not refused" >&2; exit 1
+fi
+q "SELECT endpoint_url || ' (' || configured_by || ')' FROM billops.aws_endpoint('ce', 'profile:vg-role')" >&2
+q "INSERT INTO billops.aws_api_source (payer_account_id, credentials) VALUES ('999900002222', 'profile:vg-role')"
+q "SET client_min_messages = warning; SELECT status FROM billops.fetch_ce_anomalies('999900002222', current_date - 30, current_date - 1)" >&2
 # the approver directory: the worker reads BILL's roles and users (the exchange driver the poll shares)
 q "INSERT INTO billops.bill_approver (approver_role, bill_approver_id) VALUES ('vg_owners', '$BILL_USER_ID')"
 for _ in $(seq 1 60); do

@@ -257,6 +257,10 @@ const AFTER = {
     const job = (await cron.query(`SELECT jobid, command, database FROM cron.job WHERE jobname = 'billops-cycle'`)).rows[0];
     assert.deepEqual([job.command, job.database], ['CALL billops.run_monthly_cycle()', 'billing']);
     const runsBefore = Number((await billing.query('SELECT count(*) FROM billops.job_run')).rows[0].count);
+    // the cycle's AWS calls (the payer's invoices) go through the payer's role, from pg_cron's session
+    const assumed = async () => (await (await fetch(`${process.env.STS_EMULATOR_CONTROL}/requests`)).json())
+      .filter((r) => r.action === 'AssumeRole' && r.roleArn === 'arn:aws:iam::111111111111:role/billops-billing-reader').length;
+    const assumedBefore = await assumed();
     await cron.query(`SELECT cron.alter_job($1, schedule => '* * * * *')`, [job.jobid]);
     const run = await waitFor('pg_cron to run the monthly cycle', async () => (await cron.query(
       `SELECT status, return_message FROM cron.job_run_details WHERE jobid = $1 AND status IN ('succeeded', 'failed')`,
@@ -265,6 +269,7 @@ const AFTER = {
     const runs = (await billing.query('SELECT status, started_by, errors FROM billops.job_run ORDER BY run_id')).rows;
     assert.equal(runs.length, runsBefore + 1, 'the cron run is a billops.job_run row');
     assert.equal(runs.at(-1).started_by, 'postgres');
+    assert.ok(await assumed() > assumedBefore, 'the scheduled cycle assumed the payer\'s role for its AWS calls');
     await cron.end();
   },
   'cron-runs': async () => {
