@@ -2,7 +2,8 @@
 // credentials endpoint and instance metadata service: the server is
 // restarted with the AWS_* variables ECS, EKS or EC2 would give it, and
 // with no profile to answer first (the shared credentials file is pointed
-// elsewhere).  The server is restarted as it was at the end.
+// elsewhere); then the whole chain's order, one step taken away at a time.
+// The server is restarted as it was at the end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -151,5 +152,48 @@ credential_source = Ec2Instance
     assert.match(g.message, /takes its source credentials from the container credentials endpoint, which gave none/);
   } finally {
     await admin.query(`ALTER SYSTEM SET billops.aws_config_file = '/nonexistent/aws-config'`);
+  }
+});
+
+test("the default chain's order: environment, web identity, profile, container, instance profile; each step answers when those before it are absent", async () => {
+  const POD = 'arn:aws:iam::111122223333:role/billops-pod-order';
+  await sts('POST', 'roles', { arn: POD, trust: [], webIdentityTokens: [{ token: 'order-web-identity-token', sub: 'system:serviceaccount:finance:pg-billops' }] });
+  const tokenFile = path.join(RUN, 'order-web-identity-token');
+  fs.writeFileSync(tokenFile, 'order-web-identity-token\n', { mode: 0o644 });
+  const creds = path.join(RUN, 'aws-credentials-order');
+  fs.writeFileSync(creds, '[default]\naws_access_key_id = AKIDBILLOPSTEST\naws_secret_access_key = billops-test-secret-key-0000000000000000\n', { mode: 0o644 });
+  const steps = {
+    env: { AWS_ACCESS_KEY_ID: 'AKIDBILLOPSTEST', AWS_SECRET_ACCESS_KEY: 'billops-test-secret-key-0000000000000000' },
+    webIdentity: { AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile, AWS_ROLE_ARN: POD },
+    container: { AWS_CONTAINER_CREDENTIALS_FULL_URI: `${BASE}/v2/credentials/task-1`, AWS_CONTAINER_AUTHORIZATION_TOKEN: CONTAINER_TOKEN },
+    imds: { AWS_EC2_METADATA_SERVICE_ENDPOINT: BASE },
+  };
+  const expected = [
+    ['env', /^environment variables of the PostgreSQL server$/],
+    ['webIdentity', new RegExp(`^role ${POD} assumed with the web identity token in `)],
+    ['profile', /^profile "default" in ".*aws-credentials-order"$/],
+    ['container', /^the container credentials endpoint$/],
+    ['imds', /^the EC2 instance profile \(role billops-instance\)$/],
+  ];
+  try {
+    for (let i = 0; i < expected.length; i++) {
+      const present = expected.slice(i).map(([name]) => name);
+      const env = Object.assign({}, ...present.filter((n) => steps[n]).map((n) => steps[n]));
+      if (!present.includes('imds')) env.AWS_EC2_METADATA_DISABLED = 'true';
+      await admin.query(`ALTER SYSTEM SET billops.aws_shared_credentials_file = '${present.includes('profile') ? creds : '/nonexistent/aws-credentials'}'`);
+      await restartWith(env);
+      const { rows: [r] } = await admin.query(`SELECT origin FROM billops.credentials_check('default', 'us-east-1')`);
+      assert.match(r.origin, expected[i][1], `with ${present.join(', ')} present`);
+    }
+    // none left: 28000, the detail naming every step searched
+    await admin.query(`ALTER SYSTEM SET billops.aws_shared_credentials_file = '/nonexistent/aws-credentials'`);
+    await restartWith({ AWS_EC2_METADATA_DISABLED: 'true' });
+    const e = await expectError(admin, `SELECT * FROM billops.credentials_check('default')`);
+    assert.equal(e.code, '28000');
+    for (const step of [/environment variables/, /web identity/, /profile "default"/, /container credentials/, /AWS_EC2_METADATA_DISABLED/]) {
+      assert.match(e.detail, step);
+    }
+  } finally {
+    await admin.query(`ALTER SYSTEM SET billops.aws_shared_credentials_file = '/nonexistent/aws-credentials'`);
   }
 });
