@@ -24,6 +24,7 @@ OBJS = \
 	src/aws_metadata.o \
 	src/aws_endpoint.o \
 	src/aws_credential_process.o \
+	src/parquet_thrift.o \
 	src/ini_file.o \
 	src/bill_credentials.o \
 	src/bill_webhook.o \

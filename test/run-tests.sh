@@ -4,7 +4,9 @@
 #   1. build with -Wall -Wextra -Werror and install
 #   2. pg_regress (sql/NN_*.sql vs expected/): the SQL surface
 #   3. pgTAP (test/pgtap/*.sql via pg_prove): invariants
-#   4. integration tests (node --test test/integration): SigV4 suite, S3
+#   4. the Parquet reader's core outside the server (test/fuzz): its seed
+#      corpus and regressions under ASan + UBSan, and a 30 s libFuzzer run
+#   5. integration tests (node --test test/integration): SigV4 suite, S3
 #      emulator ingest, faults, atomic swap, cancel; plus the emulator's and
 #      the generator's own tests
 #
@@ -45,6 +47,25 @@ tap_total=$(echo "$out" | sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\).*/\1/p')
 tap_failed=$(echo "$out" | grep -oE 'Failed [0-9]+/[0-9]+ subtests' | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
 if echo "$out" | grep -q '^Result: PASS'; then count "${tap_total:-0}" 0
 else count $(( ${tap_total:-0} - tap_failed )) $(( tap_failed > 0 ? tap_failed : 1 )); fi
+
+log "Parquet reader outside the server: seed corpus and regressions under ASan + UBSan, then a short libFuzzer run"
+# (test/fuzz/README.md: the long runs; a crash here is a bug found by this change)
+if make -C "$BILLOPS_ROOT/test/fuzz" -s parquet_check parquet_fuzz >&2; then
+    for f in "$BILLOPS_ROOT"/test/fuzz/corpus/* "$BILLOPS_ROOT"/test/fuzz/regressions/*; do
+        if "$BILLOPS_ROOT/test/fuzz/parquet_check" "$f"; then count 1 0; else echo "not ok: $f"; count 0 1; fi
+    done
+    fuzz_dir="$BILLOPS_RUN/fuzz-corpus"
+    mkdir -p "$fuzz_dir" && cp "$BILLOPS_ROOT"/test/fuzz/corpus/* "$fuzz_dir"/
+    if (cd "$BILLOPS_RUN" && "$BILLOPS_ROOT/test/fuzz/parquet_fuzz" -max_total_time=30 -rss_limit_mb=2048 \
+            -print_final_stats=1 "$fuzz_dir" > "$BILLOPS_RUN/fuzz.log" 2>&1); then
+        grep -E '^stat::(number_of_executed_units|new_units_added)' "$BILLOPS_RUN/fuzz.log"
+        count 1 0
+    else
+        tail -n 40 "$BILLOPS_RUN/fuzz.log"; echo "not ok: libFuzzer found a crash (the input is in $BILLOPS_RUN)"; count 0 1
+    fi
+else
+    echo "not ok: the Parquet fuzz harness did not build"; count 0 1
+fi
 
 log "integration tests (node --test)"
 # one test file at a time where node can be told so (older node versions cannot; the files also

@@ -1,0 +1,197 @@
+/*
+ * billops_parquet.h — the Parquet reader's core: plain C, no PostgreSQL
+ * headers, so the same code runs in the server and in the standalone fuzz
+ * harness (test/fuzz/).  The reference is the Parquet format specification
+ * (apache/parquet-format: parquet.thrift, Encodings.md, LogicalTypes.md).
+ *
+ * Everything read from a file is untrusted: every length, count, offset and
+ * nesting depth is checked before use, every allocation goes through the
+ * caller's allocator (which enforces a budget), and no function aborts or
+ * jumps: each returns false with a message in PqContext.error, which the
+ * server side turns into an ereport naming the file, column and row group.
+ */
+#ifndef BILLOPS_PARQUET_H
+#define BILLOPS_PARQUET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* --- context: allocation and errors ------------------------------------------ */
+
+typedef struct PqContext
+{
+	/* returns NULL when the budget is spent (the reader then fails cleanly) */
+	void	   *(*alloc) (void *state, size_t size);
+	void	   *alloc_state;
+	char		error[256];		/* why the last call returned false */
+} PqContext;
+
+extern bool pq_fail(PqContext *cx, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+extern void *pq_alloc(PqContext *cx, size_t size);	/* zeroed; NULL (and error set) when refused */
+
+/* --- the format's enums (parquet.thrift) -------------------------------------- */
+
+typedef enum PqPhysicalType
+{
+	PQ_BOOLEAN = 0, PQ_INT32 = 1, PQ_INT64 = 2, PQ_INT96 = 3, PQ_FLOAT = 4, PQ_DOUBLE = 5,
+	PQ_BYTE_ARRAY = 6, PQ_FIXED_LEN_BYTE_ARRAY = 7
+} PqPhysicalType;
+
+typedef enum PqRepetition
+{
+	PQ_REQUIRED = 0, PQ_OPTIONAL = 1, PQ_REPEATED = 2
+} PqRepetition;
+
+typedef enum PqEncoding
+{
+	PQ_ENC_PLAIN = 0, PQ_ENC_PLAIN_DICTIONARY = 2, PQ_ENC_RLE = 3, PQ_ENC_BIT_PACKED = 4,
+	PQ_ENC_DELTA_BINARY_PACKED = 5, PQ_ENC_DELTA_LENGTH_BYTE_ARRAY = 6, PQ_ENC_DELTA_BYTE_ARRAY = 7,
+	PQ_ENC_RLE_DICTIONARY = 8, PQ_ENC_BYTE_STREAM_SPLIT = 9
+} PqEncoding;
+
+typedef enum PqCodec
+{
+	PQ_CODEC_UNCOMPRESSED = 0, PQ_CODEC_SNAPPY = 1, PQ_CODEC_GZIP = 2, PQ_CODEC_LZO = 3,
+	PQ_CODEC_BROTLI = 4, PQ_CODEC_LZ4 = 5, PQ_CODEC_ZSTD = 6, PQ_CODEC_LZ4_RAW = 7
+} PqCodec;
+
+typedef enum PqPageType
+{
+	PQ_PAGE_DATA = 0, PQ_PAGE_INDEX = 1, PQ_PAGE_DICTIONARY = 2, PQ_PAGE_DATA_V2 = 3
+} PqPageType;
+
+/* What a leaf's values mean: the logical type, or the legacy converted type it implies. */
+typedef enum PqLogicalKind
+{
+	PQ_LOGICAL_NONE = 0,
+	PQ_LOGICAL_STRING,			/* STRING, UTF8, ENUM, JSON */
+	PQ_LOGICAL_DECIMAL,
+	PQ_LOGICAL_DATE,
+	PQ_LOGICAL_TIME,
+	PQ_LOGICAL_TIMESTAMP,
+	PQ_LOGICAL_INTEGER,
+	PQ_LOGICAL_UUID,
+	PQ_LOGICAL_FLOAT16,
+	PQ_LOGICAL_OTHER			/* BSON, INTERVAL, UNKNOWN, ...: read as their physical type */
+} PqLogicalKind;
+
+typedef enum PqTimeUnit
+{
+	PQ_UNIT_MILLIS = 1, PQ_UNIT_MICROS = 2, PQ_UNIT_NANOS = 3
+} PqTimeUnit;
+
+/* --- the schema ------------------------------------------------------------------ */
+
+typedef struct PqSchemaNode
+{
+	char	   *name;
+	int			num_children;	/* 0: a leaf (a column) */
+	struct PqSchemaNode **children;
+	struct PqSchemaNode *parent;
+	PqRepetition repetition;
+	bool		has_type;		/* leaves have a physical type */
+	PqPhysicalType type;
+	int32_t		type_length;	/* FIXED_LEN_BYTE_ARRAY */
+	int32_t		converted_type; /* -1: none */
+	bool		is_map;			/* MAP (or MAP_KEY_VALUE) annotation */
+	bool		is_list;		/* LIST annotation */
+	PqLogicalKind logical;
+	int32_t		scale;			/* DECIMAL */
+	int32_t		precision;
+	PqTimeUnit	time_unit;		/* TIME, TIMESTAMP */
+	bool		adjusted_to_utc;
+	int32_t		int_bit_width;	/* INTEGER */
+	bool		int_signed;
+	/* for a leaf: its column index, and the levels reaching it */
+	int			column;
+	int			max_def;
+	int			max_rep;
+} PqSchemaNode;
+
+/* --- row groups and column chunks ------------------------------------------------ */
+
+typedef struct PqColumnChunk
+{
+	PqPhysicalType type;
+	PqCodec		codec;
+	int64_t		num_values;		/* levels in the chunk, nulls included */
+	int64_t		total_compressed_size;
+	int64_t		total_uncompressed_size;
+	int64_t		data_page_offset;
+	int64_t		dictionary_page_offset; /* -1: none */
+	int64_t		start;			/* where the chunk's first page is */
+	int			num_encodings;
+	bool		external;		/* file_path set: the data is in another file */
+} PqColumnChunk;
+
+typedef struct PqRowGroup
+{
+	int64_t		num_rows;
+	PqColumnChunk *columns;		/* num_columns of the file */
+} PqRowGroup;
+
+typedef struct PqFile
+{
+	int32_t		version;
+	int64_t		num_rows;
+	char	   *created_by;		/* NULL: not given */
+	PqSchemaNode *root;
+	int			num_columns;	/* leaves */
+	PqSchemaNode **leaves;		/* in column order */
+	int			num_row_groups;
+	PqRowGroup *row_groups;
+} PqFile;
+
+/* Limits a strict reader holds files to (far above anything AWS writes). */
+#define PQ_MAX_FOOTER_BYTES		(64 * 1024 * 1024)
+#define PQ_MAX_THRIFT_DEPTH		32
+#define PQ_MAX_SCHEMA_DEPTH		16
+#define PQ_MAX_COLUMNS			10000
+#define PQ_MAX_ROW_GROUPS		1000000
+#define PQ_MAX_PAGE_BYTES		(256 * 1024 * 1024)
+
+/*
+ * The footer: the file's last 8 bytes are the metadata length (little
+ * endian) and "PAR1".  Returns the metadata's length, or -1 with an error.
+ */
+extern int64_t pq_footer_length(PqContext *cx, const uint8_t *tail8, int64_t file_size);
+
+/* Decodes FileMetaData (the `len` bytes before the footer) and checks it against the file's size. */
+extern bool pq_read_metadata(PqContext *cx, const uint8_t *buf, size_t len, int64_t file_size, PqFile *out);
+
+/* --- pages ---------------------------------------------------------------------- */
+
+typedef struct PqPageHeader
+{
+	PqPageType	type;
+	int32_t		uncompressed_size;
+	int32_t		compressed_size;
+	int32_t		num_values;
+	PqEncoding	encoding;
+	/* data page v1 */
+	PqEncoding	def_encoding;
+	PqEncoding	rep_encoding;
+	/* data page v2 */
+	int32_t		num_nulls;
+	int32_t		num_rows;
+	int32_t		def_levels_length;
+	int32_t		rep_levels_length;
+	bool		is_compressed;
+	size_t		header_length;	/* bytes of the Thrift header itself */
+} PqPageHeader;
+
+/*
+ * Decodes a page header from the first `len` bytes of buf.  When the header
+ * may be longer than `len`, returns false with *need_more set (read more and
+ * call again); a header that is malformed returns false with an error.
+ */
+extern bool pq_read_page_header(PqContext *cx, const uint8_t *buf, size_t len, PqPageHeader *out, bool *need_more);
+
+extern const char *pq_type_name(PqPhysicalType t);
+extern const char *pq_codec_name(PqCodec c);
+extern const char *pq_encoding_name(PqEncoding e);
+/* "a.b.c": the leaf's path for messages */
+extern const char *pq_column_path(PqContext *cx, const PqSchemaNode *leaf);
+
+#endif							/* BILLOPS_PARQUET_H */

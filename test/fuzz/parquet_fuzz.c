@@ -1,0 +1,234 @@
+/*
+ * parquet_fuzz.c — the Parquet reader's core (src/parquet_*.c) outside the
+ * server, for fuzzing and for checking it against an independent reader.
+ *
+ *   make -C test/fuzz fuzz        libFuzzer + ASan + UBSan (clang): ./parquet_fuzz corpus/
+ *   make -C test/fuzz check       gcc + ASan + UBSan: every corpus file once (the CI smoke)
+ *   ./parquet_check --dump FILE   the footer as JSON lines (tests compare it with DuckDB's
+ *                                 parquet_metadata of the same file)
+ *
+ * The input is a whole file: footer, metadata, then every page header of
+ * every column chunk, each checked to lie inside its chunk.  Memory comes
+ * from a budgeted allocator freed after each input, as the server's memory
+ * context is after each file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billops_parquet.h"
+
+#define BUDGET (256u * 1024 * 1024)
+
+typedef struct Arena
+{
+	void	  **blocks;
+	size_t		n,
+				cap,
+				used;
+} Arena;
+
+static void *
+arena_alloc(void *state, size_t size)
+{
+	Arena	   *a = state;
+	void	   *p;
+
+	if (size > BUDGET - a->used)
+		return NULL;
+	if (a->n == a->cap)
+	{
+		size_t		cap = a->cap ? a->cap * 2 : 64;
+		void	  **b = realloc(a->blocks, cap * sizeof(void *));
+
+		if (b == NULL)
+			return NULL;
+		a->blocks = b;
+		a->cap = cap;
+	}
+	if ((p = malloc(size)) == NULL)
+		return NULL;
+	a->used += size;
+	a->blocks[a->n++] = p;
+	return p;
+}
+
+static void
+arena_free(Arena *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->blocks[i]);
+	free(a->blocks);
+	memset(a, 0, sizeof(*a));
+}
+
+static void
+json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; s && *s; s++)
+	{
+		if (*s == '"' || *s == '\\')
+			fprintf(out, "\\%c", *s);
+		else if ((unsigned char) *s < 0x20)
+			fprintf(out, "\\u%04x", *s);
+		else
+			fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+/* Every page header of a chunk, each inside the chunk; the values counted against the chunk's. */
+static bool
+walk_pages(PqContext *cx, const uint8_t *data, const PqColumnChunk *cc, int g, const PqSchemaNode *leaf, FILE *dump)
+{
+	int64_t		pos = cc->start;
+	int64_t		end = cc->start + cc->total_compressed_size;
+	int64_t		values = 0;
+	int			pages = 0;
+
+	while (pos < end)
+	{
+		PqPageHeader h;
+		bool		more;
+
+		if (!pq_read_page_header(cx, data + pos, (size_t) (end - pos), &h, &more))
+			return false;
+		if ((int64_t) h.header_length + h.compressed_size > end - pos)
+			return pq_fail(cx, "row group %d, column %s: a page runs past the chunk", g, pq_column_path(cx, leaf));
+		if (h.type == PQ_PAGE_DATA || h.type == PQ_PAGE_DATA_V2)
+			values += h.num_values;
+		if (dump)
+			fprintf(dump, "{\"page\":{\"row_group\":%d,\"column\":%d,\"type\":%d,\"encoding\":\"%s\",\"num_values\":%d,\"compressed\":%d,\"uncompressed\":%d}}\n",
+					g, leaf->column, h.type, pq_encoding_name(h.encoding), h.num_values, h.compressed_size, h.uncompressed_size);
+		pos += h.header_length + h.compressed_size;
+		pages++;
+	}
+	if (values != cc->num_values)
+		return pq_fail(cx, "row group %d, column %s: pages hold %lld values, the chunk says %lld", g,
+					   pq_column_path(cx, leaf), (long long) values, (long long) cc->num_values);
+	return true;
+}
+
+static bool
+read_file(PqContext *cx, const uint8_t *data, size_t size, FILE *dump)
+{
+	PqFile		f;
+	int64_t		len;
+
+	if (size < 12 || memcmp(data, "PAR1", 4) != 0)
+		return pq_fail(cx, "not a Parquet file (no leading magic, or shorter than 12 bytes)");
+	if ((len = pq_footer_length(cx, data + size - 8, (int64_t) size)) < 0)
+		return false;
+	if (!pq_read_metadata(cx, data + size - 8 - len, (size_t) len, (int64_t) size, &f))
+		return false;
+	if (dump)
+	{
+		fprintf(dump, "{\"file\":{\"num_rows\":%lld,\"num_row_groups\":%d,\"num_columns\":%d,\"created_by\":",
+				(long long) f.num_rows, f.num_row_groups, f.num_columns);
+		json_string(dump, f.created_by);
+		fprintf(dump, "}}\n");
+		for (int c = 0; c < f.num_columns; c++)
+		{
+			const PqSchemaNode *l = f.leaves[c];
+
+			fprintf(dump, "{\"column\":{\"index\":%d,\"path\":", c);
+			json_string(dump, pq_column_path(cx, l));
+			fprintf(dump, ",\"type\":\"%s\",\"logical\":%d,\"max_def\":%d,\"max_rep\":%d,\"scale\":%d,\"precision\":%d,\"unit\":%d,\"utc\":%s}}\n",
+					pq_type_name(l->type), l->logical, l->max_def, l->max_rep, l->scale, l->precision, l->time_unit,
+					l->adjusted_to_utc ? "true" : "false");
+		}
+	}
+	for (int g = 0; g < f.num_row_groups; g++)
+	{
+		if (dump)
+			fprintf(dump, "{\"row_group\":{\"index\":%d,\"num_rows\":%lld}}\n", g, (long long) f.row_groups[g].num_rows);
+		for (int c = 0; c < f.num_columns; c++)
+		{
+			const PqColumnChunk *cc = &f.row_groups[g].columns[c];
+
+			if (dump)
+				fprintf(dump, "{\"chunk\":{\"row_group\":%d,\"column\":%d,\"codec\":\"%s\",\"num_values\":%lld,\"start\":%lld,\"compressed\":%lld,\"dictionary\":%s}}\n",
+						g, c, pq_codec_name(cc->codec), (long long) cc->num_values, (long long) cc->start,
+						(long long) cc->total_compressed_size, cc->dictionary_page_offset >= 0 ? "true" : "false");
+			if (!walk_pages(cx, data, cc, g, f.leaves[c], dump))
+				return false;
+		}
+	}
+	return true;
+}
+
+int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	Arena		a = {0};
+	PqContext	cx = {arena_alloc, &a, ""};
+
+	(void) read_file(&cx, data, size, NULL);
+	arena_free(&a);
+	return 0;
+}
+
+#ifdef PQ_STANDALONE_MAIN
+static uint8_t *
+slurp(const char *path, size_t *size)
+{
+	FILE	   *f = fopen(path, "rb");
+	uint8_t    *buf = NULL;
+	long		n;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+	{
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	buf = malloc(n ? n : 1);
+	if (buf && fread(buf, 1, n, f) != (size_t) n)
+	{
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	*size = (size_t) n;
+	return buf;
+}
+
+int
+main(int argc, char **argv)
+{
+	bool		dump = argc > 1 && strcmp(argv[1], "--dump") == 0;
+	int			failures = 0;
+
+	for (int i = dump ? 2 : 1; i < argc; i++)
+	{
+		size_t		size;
+		uint8_t    *data = slurp(argv[i], &size);
+		Arena		a = {0};
+		PqContext	cx = {arena_alloc, &a, ""};
+
+		if (data == NULL)
+		{
+			fprintf(stderr, "%s: cannot read\n", argv[i]);
+			return 2;
+		}
+		if (dump)
+		{
+			if (!read_file(&cx, data, size, stdout))
+			{
+				printf("{\"error\":");
+				json_string(stdout, cx.error);
+				printf("}\n");
+				failures++;
+			}
+		}
+		else
+			LLVMFuzzerTestOneInput(data, size);
+		arena_free(&a);
+		free(data);
+	}
+	return failures ? 1 : 0;
+}
+#endif
