@@ -25,6 +25,9 @@ OBJS = \
 	src/aws_endpoint.o \
 	src/aws_credential_process.o \
 	src/parquet_thrift.o \
+	src/parquet_encoding.o \
+	src/parquet_codec.o \
+	src/parquet_page.o \
 	src/ini_file.o \
 	src/bill_credentials.o \
 	src/bill_webhook.o \
@@ -50,7 +53,7 @@ DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 PG_CPPFLAGS = -I$(srcdir)/include
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers -Wno-cast-function-type
-SHLIB_LINK = -lcurl -lssl -lcrypto -lz -lpthread
+SHLIB_LINK = -lcurl -lssl -lcrypto -lz -lpthread -lsnappy -lzstd -llz4
 
 # pg_regress: test scripts in sql/*.sql (not the install sources), outputs in expected/.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/[0-9][0-9]_*.sql))))

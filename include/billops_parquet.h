@@ -188,6 +188,84 @@ typedef struct PqPageHeader
  */
 extern bool pq_read_page_header(PqContext *cx, const uint8_t *buf, size_t len, PqPageHeader *out, bool *need_more);
 
+/* --- encodings (parquet_encoding.c) ------------------------------------------------ */
+
+/* A page's non-null values, decoded. */
+typedef struct PqValues
+{
+	int32_t		count;
+	int32_t		width;			/* bytes per value of a fixed-width type (BOOLEAN: 1, as 0/1); 0 for BYTE_ARRAY */
+	uint8_t    *fixed;			/* count * width bytes, each value as the file stores it (little endian) */
+	const uint8_t **ptr;		/* BYTE_ARRAY: each value's bytes (into the page, or a buffer of its own) */
+	uint32_t   *len;
+} PqValues;
+
+/* The width of a fixed-width physical type's values; 0 for BYTE_ARRAY. */
+extern int32_t pq_value_width(PqPhysicalType type, int32_t type_length);
+
+/* bits needed for values 0..max (a level's bit width) */
+extern int	pq_bit_width(uint32_t max);
+
+/*
+ * The RLE / bit-packed hybrid: exactly `count` values of `bit_width` bits
+ * from buf (no length prefix: the caller strips it).  Returns the bytes
+ * used, or -1 with an error.  Values above `max` are refused (levels above
+ * their maximum, dictionary indices past the dictionary).
+ */
+extern int64_t pq_rle_decode(PqContext *cx, const uint8_t *buf, size_t len, int bit_width, int32_t count,
+							 uint32_t max, uint32_t *out);
+
+/*
+ * A data page's value section (or a dictionary page: PLAIN): `count`
+ * non-null values of `type` in `encoding`.  Dictionary encodings gather from
+ * `dict` (NULL: none seen, an error).  BYTE_ARRAY values point into buf,
+ * which must outlive them (DELTA_BYTE_ARRAY builds its own).
+ */
+extern bool pq_decode_values(PqContext *cx, PqEncoding encoding, PqPhysicalType type, int32_t type_length,
+							 const uint8_t *buf, size_t len, int32_t count, const PqValues *dict, PqValues *out);
+
+/* --- compression (parquet_codec.c) ------------------------------------------------- */
+
+/*
+ * Decompresses src into dst, which must come out exactly dst_len bytes
+ * (the page header's uncompressed size): more is a decompression bomb or a
+ * lie, less a lie; both are errors.
+ */
+extern bool pq_decompress(PqContext *cx, PqCodec codec, const uint8_t *src, size_t src_len,
+						  uint8_t *dst, size_t dst_len);
+
+/* --- pages of a column chunk (parquet_page.c) ------------------------------------------ */
+
+/* One data page, decoded: its levels (NULL when the level's maximum is 0) and non-null values. */
+typedef struct PqPage
+{
+	int32_t		num_levels;		/* the header's num_values: values, NULLs and empty lists */
+	uint32_t   *def;
+	uint32_t   *rep;
+	PqValues	values;
+	int32_t		num_rows;		/* entries with repetition level 0 */
+} PqPage;
+
+/* What stays across a chunk's pages: the column and its dictionary. */
+typedef struct PqChunkState
+{
+	const PqSchemaNode *leaf;
+	PqCodec		codec;
+	bool		has_dictionary;
+	PqValues	dictionary;
+	int			pages;
+} PqChunkState;
+
+extern void pq_chunk_begin(PqChunkState *st, const PqSchemaNode *leaf, PqCodec codec);
+
+/*
+ * A page whose header is `h` and whose compressed_size bytes are `body`.
+ * A dictionary page fills st->dictionary (*out untouched, *is_data false);
+ * a data page is decoded into *out.  Index pages are skipped.
+ */
+extern bool pq_decode_page(PqContext *cx, PqChunkState *st, const PqPageHeader *h, const uint8_t *body,
+						   PqPage *out, bool *is_data);
+
 extern const char *pq_type_name(PqPhysicalType t);
 extern const char *pq_codec_name(PqCodec c);
 extern const char *pq_encoding_name(PqEncoding e);

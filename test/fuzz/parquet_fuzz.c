@@ -4,11 +4,14 @@
  *
  *   make -C test/fuzz fuzz        libFuzzer + ASan + UBSan (clang): ./parquet_fuzz corpus/
  *   make -C test/fuzz check       gcc + ASan + UBSan: every corpus file once (the CI smoke)
- *   ./parquet_check --dump FILE   the footer as JSON lines (tests compare it with DuckDB's
- *                                 parquet_metadata of the same file)
+ *   ./parquet_check --dump FILE   the footer and page headers as JSON lines (tests compare
+ *                                 them with DuckDB's parquet_metadata of the same file)
+ *   ./parquet_check --values FILE every data page's levels and values as JSON lines (tests
+ *                                 compare them with DuckDB's reading of the same file)
  *
- * The input is a whole file: footer, metadata, then every page header of
- * every column chunk, each checked to lie inside its chunk.  Memory comes
+ * The input is a whole file: footer, metadata, then every page of every
+ * column chunk, each checked to lie inside its chunk, decompressed and
+ * decoded into levels and values.  Memory comes
  * from a budgeted allocator freed after each input, as the server's memory
  * context is after each file.
  */
@@ -78,40 +81,134 @@ json_string(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-/* Every page header of a chunk, each inside the chunk; the values counted against the chunk's. */
+static void
+dump_value(FILE *out, const PqSchemaNode *leaf, const PqValues *v, int32_t i)
+{
+	const uint8_t *b = v->fixed ? v->fixed + (size_t) i * v->width : NULL;
+
+	switch (leaf->type)
+	{
+		case PQ_BOOLEAN:
+			fputs(b[0] ? "true" : "false", out);
+			break;
+		case PQ_INT32:
+			{
+				int32_t		x;
+
+				memcpy(&x, b, 4);
+				fprintf(out, "\"%d\"", x);
+				break;
+			}
+		case PQ_INT64:
+			{
+				int64_t		x;
+
+				memcpy(&x, b, 8);
+				fprintf(out, "\"%lld\"", (long long) x);
+				break;
+			}
+		case PQ_FLOAT:
+			{
+				float		x;
+
+				memcpy(&x, b, 4);
+				fprintf(out, "\"%.9g\"", x);
+				break;
+			}
+		case PQ_DOUBLE:
+			{
+				double		x;
+
+				memcpy(&x, b, 8);
+				fprintf(out, "\"%.17g\"", x);
+				break;
+			}
+		case PQ_BYTE_ARRAY:
+			{
+				char	   *s = malloc((size_t) v->len[i] + 1);
+
+				memcpy(s, v->ptr[i], v->len[i]);
+				s[v->len[i]] = '\0';
+				json_string(out, s);
+				free(s);
+				break;
+			}
+		default:				/* INT96, FIXED_LEN_BYTE_ARRAY: hex */
+			fputc('"', out);
+			for (int32_t k = 0; k < v->width; k++)
+				fprintf(out, "%02x", b[k]);
+			fputc('"', out);
+			break;
+	}
+}
+
+/*
+ * Every page of a chunk, each inside the chunk, decoded; the levels counted
+ * against the chunk's.  With `values`, each data page as a JSON line:
+ * {"values":{"row_group","column","rep":[...],"def":[...],"v":[...]}}.
+ */
 static bool
-walk_pages(PqContext *cx, const uint8_t *data, const PqColumnChunk *cc, int g, const PqSchemaNode *leaf, FILE *dump)
+walk_pages(PqContext *cx, const uint8_t *data, const PqColumnChunk *cc, int g, const PqSchemaNode *leaf, FILE *dump,
+		   FILE *values)
 {
 	int64_t		pos = cc->start;
 	int64_t		end = cc->start + cc->total_compressed_size;
-	int64_t		values = 0;
-	int			pages = 0;
+	int64_t		levels = 0;
+	PqChunkState st;
 
+	pq_chunk_begin(&st, leaf, cc->codec);
 	while (pos < end)
 	{
 		PqPageHeader h;
-		bool		more;
+		PqPage		page;
+		bool		more,
+					is_data;
 
 		if (!pq_read_page_header(cx, data + pos, (size_t) (end - pos), &h, &more))
 			return false;
 		if ((int64_t) h.header_length + h.compressed_size > end - pos)
 			return pq_fail(cx, "row group %d, column %s: a page runs past the chunk", g, pq_column_path(cx, leaf));
-		if (h.type == PQ_PAGE_DATA || h.type == PQ_PAGE_DATA_V2)
-			values += h.num_values;
 		if (dump)
 			fprintf(dump, "{\"page\":{\"row_group\":%d,\"column\":%d,\"type\":%d,\"encoding\":\"%s\",\"num_values\":%d,\"compressed\":%d,\"uncompressed\":%d}}\n",
 					g, leaf->column, h.type, pq_encoding_name(h.encoding), h.num_values, h.compressed_size, h.uncompressed_size);
+		if (!pq_decode_page(cx, &st, &h, data + pos + h.header_length, &page, &is_data))
+			return false;
+		if (is_data)
+		{
+			levels += page.num_levels;
+			if (values)
+			{
+				int32_t		vi = 0;
+
+				fprintf(values, "{\"values\":{\"row_group\":%d,\"column\":%d,\"v\":[", g, leaf->column);
+				for (int32_t i = 0; i < page.num_levels; i++)
+				{
+					if (i)
+						fputc(',', values);
+					if (page.def == NULL || page.def[i] == (uint32_t) leaf->max_def)
+						dump_value(values, leaf, &page.values, vi++);
+					else
+						fputs("null", values);
+				}
+				fputs("],\"def\":[", values);
+				for (int32_t i = 0; page.def && i < page.num_levels; i++)
+					fprintf(values, "%s%u", i ? "," : "", page.def[i]);
+				fputs("],\"rep\":[", values);
+				for (int32_t i = 0; page.rep && i < page.num_levels; i++)
+					fprintf(values, "%s%u", i ? "," : "", page.rep[i]);
+				fputs("]}}\n", values);
+			}
+		}
 		pos += h.header_length + h.compressed_size;
-		pages++;
 	}
-	if (values != cc->num_values)
+	if (levels != cc->num_values)
 		return pq_fail(cx, "row group %d, column %s: pages hold %lld values, the chunk says %lld", g,
-					   pq_column_path(cx, leaf), (long long) values, (long long) cc->num_values);
+					   pq_column_path(cx, leaf), (long long) levels, (long long) cc->num_values);
 	return true;
 }
 
 static bool
-read_file(PqContext *cx, const uint8_t *data, size_t size, FILE *dump)
+read_file(PqContext *cx, const uint8_t *data, size_t size, FILE *dump, FILE *values)
 {
 	PqFile		f;
 	int64_t		len;
@@ -151,7 +248,7 @@ read_file(PqContext *cx, const uint8_t *data, size_t size, FILE *dump)
 				fprintf(dump, "{\"chunk\":{\"row_group\":%d,\"column\":%d,\"codec\":\"%s\",\"num_values\":%lld,\"start\":%lld,\"compressed\":%lld,\"dictionary\":%s}}\n",
 						g, c, pq_codec_name(cc->codec), (long long) cc->num_values, (long long) cc->start,
 						(long long) cc->total_compressed_size, cc->dictionary_page_offset >= 0 ? "true" : "false");
-			if (!walk_pages(cx, data, cc, g, f.leaves[c], dump))
+			if (!walk_pages(cx, data, cc, g, f.leaves[c], dump, values))
 				return false;
 		}
 	}
@@ -166,7 +263,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Arena		a = {0};
 	PqContext	cx = {arena_alloc, &a, ""};
 
-	(void) read_file(&cx, data, size, NULL);
+	(void) read_file(&cx, data, size, NULL, NULL);
 	arena_free(&a);
 	return 0;
 }
@@ -200,9 +297,10 @@ int
 main(int argc, char **argv)
 {
 	bool		dump = argc > 1 && strcmp(argv[1], "--dump") == 0;
+	bool		values = argc > 1 && strcmp(argv[1], "--values") == 0;
 	int			failures = 0;
 
-	for (int i = dump ? 2 : 1; i < argc; i++)
+	for (int i = dump || values ? 2 : 1; i < argc; i++)
 	{
 		size_t		size;
 		uint8_t    *data = slurp(argv[i], &size);
@@ -214,9 +312,9 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: cannot read\n", argv[i]);
 			return 2;
 		}
-		if (dump)
+		if (dump || values)
 		{
-			if (!read_file(&cx, data, size, stdout))
+			if (!read_file(&cx, data, size, dump ? stdout : NULL, values ? stdout : NULL))
 			{
 				printf("{\"error\":");
 				json_string(stdout, cx.error);

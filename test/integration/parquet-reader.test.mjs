@@ -37,7 +37,7 @@ before(async () => {
   // a CUR-like table: strings (dictionary-friendly and not), doubles, decimals, timestamps,
   // booleans, NULLs and empty strings, a MAP<string,string> and a LIST
   await duck.run(`CREATE TABLE t AS SELECT i AS line, 'acct-' || (i % 7) AS account, CASE WHEN i % 11 = 0 THEN '' ELSE 'r' || i END AS resource,
-      i * 0.0001234 AS cost, (i / 7.0)::DECIMAL(20, 9) AS amount, TIMESTAMP '2024-01-01' + INTERVAL (i) SECOND AS usage_start,
+      (i * 0.0001234)::DOUBLE AS cost, (i / 7.0)::DECIMAL(20, 9) AS amount, TIMESTAMP '2024-01-01' + INTERVAL (i) SECOND AS usage_start,
       (i % 3 = 0) AS flag, CASE WHEN i % 5 = 0 THEN NULL ELSE i END AS maybe,
       MAP {'user_team': 't' || (i % 4), 'user_env': CASE WHEN i % 2 = 0 THEN 'prod' ELSE 'dev' END} AS resource_tags,
       [i, i + 1, i + 2] AS list FROM range(10000) r(i)`);
@@ -120,4 +120,123 @@ test('a hostile file gives an error saying what is wrong, never a crash: cut sho
   assert.match(messages[1], /magic "PAR1"/);
   assert.match(messages[2], /encrypted Parquet file/);
   assert.match(messages[3], /the footer says the metadata is \d+ bytes, but the file has/);
+});
+
+// Our reader's values of a file: per column, every level entry in file order ({v, def, rep} arrays).
+function valuesOf(file) {
+  const r = spawnSync(CHECK, ['--values', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  assert.equal(r.stderr, '', `no sanitizer report for ${path.basename(file)}`);
+  const cols = {};
+  for (const line of r.stdout.trim().split('\n').map((l) => JSON.parse(l))) {
+    assert.equal(line.error, undefined, `${path.basename(file)}: ${line.error}`);
+    const c = (cols[line.values.column] ??= { v: [], def: [], rep: [] });
+    c.v.push(...line.values.v); c.def.push(...line.values.def); c.rep.push(...line.values.rep);
+  }
+  return cols;
+}
+// rows of a repeated leaf: rep 0 starts a row; def says how far the path is defined
+function assemble({ v, def, rep }, { nullDef, emptyDef }) {
+  const rows = [];
+  for (let i = 0; i < v.length; i++) {
+    if (rep[i] === 0) rows.push(def[i] === nullDef ? null : []);
+    if (def[i] > emptyDef) rows.at(-1).push(v[i]);
+  }
+  return rows;
+}
+// a DECIMAL stored as big-endian two's complement bytes (hex), as exact decimal text
+function decimalText(hex, scale) {
+  let n = BigInt(`0x${hex}`);
+  if (parseInt(hex[0], 16) >= 8) n -= 1n << BigInt(hex.length * 4);
+  const neg = n < 0n; const s = (neg ? -n : n).toString().padStart(scale + 1, '0');
+  return `${neg ? '-' : ''}${s.slice(0, -scale)}.${s.slice(-scale)}`;
+}
+
+test('every value as DuckDB reads it: flat columns of each type, NULLs and empty strings, a map and a list, every codec and version', async () => {
+  for (const f of files) {
+    const cols = valuesOf(f);
+    const rows = await rowsOf(`SELECT line::VARCHAR AS line, account, resource, cost, amount::VARCHAR AS amount,
+        epoch_us(usage_start)::VARCHAR AS usage_us, flag, maybe::VARCHAR AS maybe,
+        to_json(map_keys(resource_tags))::VARCHAR AS tag_keys, to_json(map_values(resource_tags))::VARCHAR AS tag_values,
+        to_json(list)::VARCHAR AS list
+      FROM read_parquet('${f}', file_row_number = true) ORDER BY file_row_number`);
+    const name = path.basename(f);
+    assert.deepEqual(cols[0].v, rows.map((r) => r.line), `${name}: line (INT64)`);
+    assert.deepEqual(cols[1].v, rows.map((r) => r.account), `${name}: account (dictionary strings)`);
+    assert.deepEqual(cols[2].v, rows.map((r) => r.resource), `${name}: resource (empty strings stay empty)`);
+    assert.deepEqual(cols[3].v.map(Number), rows.map((r) => r.cost), `${name}: cost (DOUBLE, exactly)`);
+    assert.deepEqual(cols[4].v.map((h) => decimalText(h, 9)), rows.map((r) => r.amount), `${name}: amount (DECIMAL(20,9))`);
+    assert.deepEqual(cols[5].v, rows.map((r) => r.usage_us), `${name}: usage_start (microseconds)`);
+    assert.deepEqual(cols[6].v, rows.map((r) => r.flag), `${name}: flag (BOOLEAN)`);
+    assert.deepEqual(cols[7].v, rows.map((r) => r.maybe), `${name}: maybe (NULLs)`);
+    // the map's keys and values (max def 2 and 3: 0 NULL map, 1 empty), the list's elements (max def 3)
+    assert.deepEqual(assemble(cols[8], { nullDef: 0, emptyDef: 1 }).map((k) => JSON.stringify(k)), rows.map((r) => r.tag_keys), `${name}: map keys`);
+    assert.deepEqual(assemble(cols[9], { nullDef: 0, emptyDef: 1 }).map((k) => JSON.stringify(k)), rows.map((r) => r.tag_values), `${name}: map values`);
+    assert.deepEqual(assemble(cols[10], { nullDef: 0, emptyDef: 1 }).map((k) => JSON.stringify(k?.map(Number))), rows.map((r) => r.list), `${name}: list`);
+  }
+});
+
+// arrow-rs's writer (npm parquet-wasm): what DuckDB never writes — DATA_PAGE_V2, several pages per
+// chunk, DELTA_BYTE_ARRAY, RLE booleans, INT32 and FLOAT columns, millisecond timestamps
+function writeArrowRs(file, { version, codec }) {
+  const arrow = require('apache-arrow');
+  const pw = require('parquet-wasm/node');
+  const n = 30000;
+  const pick = (i, f) => (i % 7 === 3 ? null : f(i));
+  const col = (f, type) => arrow.vectorFromArray(Array.from({ length: n }, (_, i) => pick(i, f)), type);
+  const table = arrow.tableFromArrays({
+    s_dba: col((k) => `arn:aws:ec2:us-east-1:123456789012:instance/i-${String(k).padStart(8, '0')}`, new arrow.Utf8()),
+    s_dlba: col((k) => `desc ${k} ✓`, new arrow.Utf8()),
+    s_plain: col((k) => (k % 13 === 0 ? '' : `v${k % 13}`), new arrow.Utf8()),
+    s_dict: col((k) => `u${k % 13}`, new arrow.Utf8()),
+    d_bss: col((k) => k * 0.0029729825 - 7, new arrow.Float64()),
+    f_bss: col((k) => Math.fround(k / 3), new arrow.Float32()),
+    i64_dbp: col((k) => BigInt(k) * 1000003n - 5n, new arrow.Int64()),
+    i32_dbp: col((k) => ((k * 7919) % 100000) - 50000, new arrow.Int32()),
+    ts_dbp: col((k) => 1704067200000 + k * 1000, new arrow.TimestampMillisecond()),
+    b_rle: col((k) => k % 3 === 0, new arrow.Bool()),
+  });
+  const props = new pw.WriterPropertiesBuilder()
+    .setWriterVersion(version === 'v1' ? pw.WriterVersion.V1 : pw.WriterVersion.V2)
+    .setCompression(pw.Compression[codec])
+    .setDictionaryEnabled(false)
+    .setDataPageSizeLimit(8 * 1024)
+    .setMaxRowGroupSize(12000)
+    .setColumnEncoding('s_dba', pw.Encoding.DELTA_BYTE_ARRAY)
+    .setColumnEncoding('s_dlba', pw.Encoding.DELTA_LENGTH_BYTE_ARRAY)
+    .setColumnEncoding('s_plain', pw.Encoding.PLAIN)
+    .setColumnDictionaryEnabled('s_dict', true)
+    .setColumnEncoding('d_bss', pw.Encoding.BYTE_STREAM_SPLIT)
+    .setColumnEncoding('f_bss', pw.Encoding.BYTE_STREAM_SPLIT)
+    .setColumnEncoding('i64_dbp', pw.Encoding.DELTA_BINARY_PACKED)
+    .setColumnEncoding('i32_dbp', pw.Encoding.DELTA_BINARY_PACKED)
+    .setColumnEncoding('ts_dbp', pw.Encoding.DELTA_BINARY_PACKED)
+    .setColumnEncoding('b_rle', pw.Encoding.RLE)
+    .build();
+  fs.writeFileSync(file, pw.writeParquet(pw.Table.fromIPCStream(arrow.tableToIPC(table, 'stream')), props));
+}
+
+test("arrow-rs's files: DATA_PAGE_V2, many pages, DELTA_BYTE_ARRAY, RLE booleans, INT32, FLOAT, milliseconds — every value as DuckDB reads it", async () => {
+  for (const version of ['v1', 'v2']) {
+    for (const codec of ['UNCOMPRESSED', 'SNAPPY', 'GZIP', 'ZSTD', 'LZ4_RAW']) {
+      const f = path.join(DIR, `arrow-rs-${version}-${codec}.parquet`);
+      writeArrowRs(f, { version, codec });
+      const pages = dump(f).filter((l) => l.page).map((l) => l.page);
+      assert.ok(pages.every((p) => p.type === (version === 'v2' ? 3 : 0) || p.type === 2), `${version}: ${version === 'v2' ? 'DATA_PAGE_V2' : 'DATA_PAGE'} pages`);
+      assert.ok(pages.filter((p) => p.column === 0).length > 3, 'several pages per chunk');
+      assert.deepEqual([...new Set(pages.filter((p) => p.type !== 2).map((p) => p.encoding))].sort(),
+        ['BYTE_STREAM_SPLIT', 'DELTA_BINARY_PACKED', 'DELTA_BYTE_ARRAY', 'DELTA_LENGTH_BYTE_ARRAY', 'PLAIN', 'RLE', 'RLE_DICTIONARY']);
+      const cols = valuesOf(f);
+      const rows = await rowsOf(`SELECT s_dba, s_dlba, s_plain, s_dict, d_bss, f_bss, i64_dbp::VARCHAR AS i64, i32_dbp::VARCHAR AS i32,
+          epoch_ms(ts_dbp)::VARCHAR AS ts_ms, b_rle FROM read_parquet('${f}', file_row_number = true) ORDER BY file_row_number`);
+      const name = path.basename(f);
+      assert.equal(cols[0].v.length, 30000);
+      for (const [i, key] of ['s_dba', 's_dlba', 's_plain', 's_dict'].entries()) assert.deepEqual(cols[i].v, rows.map((r) => r[key]), `${name}: ${key}`);
+      assert.deepEqual(cols[4].v.map((x) => (x === null ? null : Number(x))), rows.map((r) => r.d_bss), `${name}: d_bss`);
+      assert.deepEqual(cols[5].v.map((x) => (x === null ? null : Math.fround(Number(x)))), rows.map((r) => r.f_bss), `${name}: f_bss`);
+      assert.deepEqual(cols[6].v, rows.map((r) => r.i64), `${name}: i64_dbp`);
+      assert.deepEqual(cols[7].v, rows.map((r) => r.i32), `${name}: i32_dbp`);
+      assert.deepEqual(cols[8].v, rows.map((r) => r.ts_ms), `${name}: ts_dbp`);
+      assert.deepEqual(cols[9].v, rows.map((r) => r.b_rle), `${name}: b_rle`);
+    }
+  }
 });
