@@ -25,6 +25,8 @@ typedef struct PqContext
 	void	   *(*alloc) (void *state, size_t size);
 	void	   *alloc_state;
 	char		error[256];		/* why the last call returned false */
+	/* frees everything allocated in this context (NULL: never reset); the row reader resets a column's page context per page */
+	void		(*reset) (void *state);
 } PqContext;
 
 extern bool pq_fail(PqContext *cx, const char *fmt,...) __attribute__((format(printf, 2, 3)));
@@ -107,6 +109,7 @@ typedef struct PqSchemaNode
 	int			column;
 	int			max_def;
 	int			max_rep;
+	int			def_level;		/* OPTIONAL and REPEATED nodes from the root's child down to this one */
 } PqSchemaNode;
 
 /* --- row groups and column chunks ------------------------------------------------ */
@@ -265,6 +268,33 @@ extern void pq_chunk_begin(PqChunkState *st, const PqSchemaNode *leaf, PqCodec c
  */
 extern bool pq_decode_page(PqContext *cx, PqChunkState *st, const PqPageHeader *h, const uint8_t *body,
 						   PqPage *out, bool *is_data);
+
+/* --- rows as CSV text (parquet_rows.c) ----------------------------------------------- */
+
+/* Reads `len` bytes at `offset` of the file into dst; false with cx->error set on failure. */
+typedef bool (*PqReadFn) (PqContext *cx, void *state, int64_t offset, size_t len, uint8_t *dst);
+/* A fresh context for one column: its pages (reset per page) or its chunk (the dictionary). */
+typedef PqContext *(*PqContextFn) (void *state);
+/* Where the text goes. */
+typedef void (*PqEmitFn) (void *state, const char *s, size_t len);
+
+typedef struct PqRowReader PqRowReader;
+
+/*
+ * Rows of a file as CSV lines, each top-level field one column: a flat
+ * column's value as text (numbers exact, decimals scaled, timestamps ISO
+ * 8601 in UTC, dates, booleans), a MAP or LIST as JSON text (as CUR 2.0's
+ * CSV writes its maps); NULL and '' both as an empty field (AWS's CSV does
+ * not tell them apart either).  Memory: one decoded page per column at a
+ * time, plus each chunk's dictionary.
+ */
+extern PqRowReader *pq_rows_begin(PqContext *cx, const PqFile *f, PqReadFn read, void *read_state,
+								  PqContextFn make_context, void *context_state);
+extern bool pq_rows_header(PqRowReader *r, PqEmitFn emit, void *emit_state);
+/* The next row (with its newline); *done at the end of the file. */
+extern bool pq_rows_next(PqRowReader *r, PqEmitFn emit, void *emit_state, bool *done);
+/* Where the reader is, for messages: "row group 2, column line_item_usage_amount". */
+extern const char *pq_rows_position(PqRowReader *r);
 
 extern const char *pq_type_name(PqPhysicalType t);
 extern const char *pq_codec_name(PqCodec c);

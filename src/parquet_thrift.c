@@ -678,6 +678,7 @@ build_node(SchemaBuild *b, PqSchemaNode *n, PqSchemaNode *parent, int depth, int
 		def += n->repetition != PQ_REQUIRED;
 		rep += n->repetition == PQ_REPEATED;
 	}
+	n->def_level = def;
 	if (n->num_children == 0)
 	{
 		if (parent == NULL)

@@ -8,6 +8,7 @@
  *                                 them with DuckDB's parquet_metadata of the same file)
  *   ./parquet_check --values FILE every data page's levels and values as JSON lines (tests
  *                                 compare them with DuckDB's reading of the same file)
+ *   ./parquet_check --csv FILE    the rows as the server loads them (src/parquet_rows.c)
  *
  * The input is a whole file: footer, metadata, then every page of every
  * column chunk, each checked to lie inside its chunk, decompressed and
@@ -63,6 +64,94 @@ arena_free(Arena *a)
 		free(a->blocks[i]);
 	free(a->blocks);
 	memset(a, 0, sizeof(*a));
+}
+
+static void
+arena_reset(void *state)
+{
+	arena_free(state);
+}
+
+/* the row reader's per-column contexts: arenas that are reset per page, all freed after the file */
+typedef struct Contexts
+{
+	PqContext  *list[2 * 10000 + 8];
+	int			n;
+} Contexts;
+
+static PqContext *
+make_context(void *state)
+{
+	Contexts   *cs = state;
+	PqContext  *cx;
+
+	if (cs->n >= (int) (sizeof(cs->list) / sizeof(cs->list[0])) || (cx = calloc(1, sizeof(PqContext))) == NULL)
+		return NULL;
+	cx->alloc = arena_alloc;
+	cx->alloc_state = calloc(1, sizeof(Arena));
+	cx->reset = arena_reset;
+	cs->list[cs->n++] = cx;
+	return cx;
+}
+
+static void
+contexts_free(Contexts *cs)
+{
+	for (int i = 0; i < cs->n; i++)
+	{
+		arena_free(cs->list[i]->alloc_state);
+		free(cs->list[i]->alloc_state);
+		free(cs->list[i]);
+	}
+	cs->n = 0;
+}
+
+static bool
+read_memory(PqContext *cx, void *state, int64_t offset, size_t len, uint8_t *dst)
+{
+	const uint8_t *data = ((const uint8_t **) state)[0];
+	size_t		size = (size_t) ((const uint8_t **) state)[1];
+
+	if (offset < 0 || (size_t) offset > size || len > size - (size_t) offset)
+		return pq_fail(cx, "a read past the end of the file");
+	memcpy(dst, data + offset, len);
+	return true;
+}
+
+static void
+emit_file(void *state, const char *s, size_t len)
+{
+	if (state)
+		fwrite(s, 1, len, state);
+}
+
+/* The rows as CSV (to `csv`, or nowhere when fuzzing): the row reader over the whole file. */
+static bool
+read_rows(PqContext *cx, const uint8_t *data, size_t size, FILE *csv)
+{
+	PqFile		f;
+	int64_t		len;
+	const void *src[2] = {data, (const void *) size};
+	static Contexts cs;
+	PqRowReader *r;
+	bool		done = false,
+				ok = true;
+
+	if (size < 12 || memcmp(data, "PAR1", 4) != 0)
+		return pq_fail(cx, "not a Parquet file");
+	if ((len = pq_footer_length(cx, data + size - 8, (int64_t) size)) < 0 ||
+		!pq_read_metadata(cx, data + size - 8 - len, (size_t) len, (int64_t) size, &f))
+		return false;
+	if ((r = pq_rows_begin(cx, &f, read_memory, src, make_context, &cs)) == NULL)
+		ok = false;
+	else
+	{
+		pq_rows_header(r, emit_file, csv);
+		while (ok && !done)
+			ok = pq_rows_next(r, emit_file, csv, &done);
+	}
+	contexts_free(&cs);
+	return ok;
 }
 
 static void
@@ -261,9 +350,11 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Arena		a = {0};
-	PqContext	cx = {arena_alloc, &a, ""};
+	PqContext	cx = {arena_alloc, &a, "", NULL};
 
 	(void) read_file(&cx, data, size, NULL, NULL);
+	arena_free(&a);
+	(void) read_rows(&cx, data, size, NULL);
 	arena_free(&a);
 	return 0;
 }
@@ -298,21 +389,30 @@ main(int argc, char **argv)
 {
 	bool		dump = argc > 1 && strcmp(argv[1], "--dump") == 0;
 	bool		values = argc > 1 && strcmp(argv[1], "--values") == 0;
+	bool		csv = argc > 1 && strcmp(argv[1], "--csv") == 0;
 	int			failures = 0;
 
-	for (int i = dump || values ? 2 : 1; i < argc; i++)
+	for (int i = dump || values || csv ? 2 : 1; i < argc; i++)
 	{
 		size_t		size;
 		uint8_t    *data = slurp(argv[i], &size);
 		Arena		a = {0};
-		PqContext	cx = {arena_alloc, &a, ""};
+		PqContext	cx = {arena_alloc, &a, "", NULL};
 
 		if (data == NULL)
 		{
 			fprintf(stderr, "%s: cannot read\n", argv[i]);
 			return 2;
 		}
-		if (dump || values)
+		if (csv)
+		{
+			if (!read_rows(&cx, data, size, stdout))
+			{
+				fprintf(stdout, "\nERROR: %s\n", cx.error);
+				failures++;
+			}
+		}
+		else if (dump || values)
 		{
 			if (!read_file(&cx, data, size, dump ? stdout : NULL, values ? stdout : NULL))
 			{

@@ -240,3 +240,43 @@ test("arrow-rs's files: DATA_PAGE_V2, many pages, DELTA_BYTE_ARRAY, RLE booleans
     }
   }
 });
+
+// Our reader's rows as the server will load them: CSV, parsed back.
+function csvOf(file) {
+  const r = spawnSync(CHECK, ['--csv', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  assert.equal(r.stderr, '', `no sanitizer report for ${path.basename(file)}`);
+  assert.equal(r.status, 0, `${path.basename(file)}: ${r.stdout.split('\n').find((l) => l.startsWith('ERROR'))}`);
+  const { parse } = require('csv-parse/sync');
+  return parse(r.stdout, { columns: true, relax_column_count: false });
+}
+
+test('rows as CSV, the way loads will take them: every field of every row as DuckDB reads it, maps and lists as JSON', async () => {
+  for (const f of files) {
+    const ours = csvOf(f);
+    const rows = await rowsOf(`SELECT line::VARCHAR AS line, account, resource, cost, amount::VARCHAR AS amount,
+        strftime(usage_start, '%Y-%m-%dT%H:%M:%S.%fZ') AS usage_start, flag::VARCHAR AS flag, coalesce(maybe::VARCHAR, '') AS maybe,
+        to_json(resource_tags)::VARCHAR AS resource_tags, to_json(list)::VARCHAR AS list
+      FROM read_parquet('${f}', file_row_number = true) ORDER BY file_row_number`);
+    const name = path.basename(f);
+    assert.deepEqual(Object.keys(ours[0]), ['line', 'account', 'resource', 'cost', 'amount', 'usage_start', 'flag', 'maybe', 'resource_tags', 'list']);
+    assert.equal(ours.length, rows.length);
+    const pick = (k, fn = (x) => x) => [ours.map((r) => fn(r[k])), rows.map((r) => r[k])];
+    for (const k of ['line', 'account', 'resource', 'amount', 'usage_start', 'flag', 'maybe']) assert.deepEqual(...pick(k), `${name}: ${k}`);
+    assert.deepEqual(...pick('cost', Number), `${name}: cost, the shortest text that reads back to the same double`);
+    assert.deepEqual(ours.map((r) => JSON.parse(r.resource_tags)), rows.map((r) => JSON.parse(r.resource_tags)), `${name}: the map as JSON`);
+    assert.deepEqual(ours.map((r) => JSON.parse(r.list)), rows.map((r) => JSON.parse(r.list)), `${name}: the list as JSON`);
+    // doubles are written in the fewest digits: 0.0001234 * 3 is "0.0003702", not "0.00037020000000000002"
+    assert.ok(ours.every((r) => r.cost.replace(/^-?0\./, '').replace(/e.*/, '').length <= 17));
+  }
+  // arrow-rs's files: millisecond timestamps, FLOAT, INT32, RLE booleans, DELTA_BYTE_ARRAY
+  const f = path.join(DIR, 'arrow-rs-rows.parquet');
+  writeArrowRs(f, { version: 'v2', codec: 'ZSTD' });
+  const ours = csvOf(f);
+  const rows = await rowsOf(`SELECT coalesce(s_dba, '') AS s_dba, coalesce(strftime(ts_dbp, '%Y-%m-%dT%H:%M:%S.%gZ'), '') AS ts,
+      coalesce(b_rle::VARCHAR, '') AS b, coalesce(i32_dbp::VARCHAR, '') AS i32, f_bss FROM read_parquet('${f}', file_row_number = true) ORDER BY file_row_number`);
+  assert.deepEqual(ours.map((r) => r.s_dba), rows.map((r) => r.s_dba));
+  assert.deepEqual(ours.map((r) => r.ts_dbp), rows.map((r) => r.ts));
+  assert.deepEqual(ours.map((r) => r.b_rle), rows.map((r) => r.b));
+  assert.deepEqual(ours.map((r) => r.i32_dbp), rows.map((r) => r.i32));
+  assert.deepEqual(ours.map((r) => (r.f_bss === '' ? null : Math.fround(Number(r.f_bss)))), rows.map((r) => r.f_bss));
+});
