@@ -29,6 +29,7 @@ OBJS = \
 	src/parquet_codec.o \
 	src/parquet_page.o \
 	src/parquet_rows.o \
+	src/parquet_source.o \
 	src/ini_file.o \
 	src/bill_credentials.o \
 	src/bill_webhook.o \

@@ -30,6 +30,14 @@ extern ByteSource *byte_source_file(const char *path);
  */
 extern ByteSource *byte_source_gunzip(ByteSource *inner, bool required);
 
+/*
+ * A Parquet file as CSV text (parquet_source.c): a header row of its
+ * top-level field names, then its rows.  parquet_file_is says whether a
+ * local file starts with Parquet's magic.
+ */
+extern ByteSource *byte_source_parquet_file(const char *path);
+extern bool parquet_file_is(const char *path);
+
 /* Bytes read from the bottom of the chain (compressed bytes for gzip). */
 extern uint64 byte_source_raw_bytes(ByteSource *s);
 extern void byte_source_close(ByteSource *s);

@@ -1024,7 +1024,9 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 
 		INSTR_TIME_SET_CURRENT(start);
 		if (strcmp(storage, "file") == 0)
-			src = byte_source_gunzip(byte_source_file(key), false);
+			/* Parquet by its magic (its rows come as CSV text), else CSV, gzip or not */
+			src = parquet_file_is(key) ? byte_source_parquet_file(key)
+				: byte_source_gunzip(byte_source_file(key), false);
 		else
 			src = byte_source_gunzip(s3_object_source(&loc, key, size, etag),
 									 strcmp(compression, "GZIP") == 0);

@@ -6,9 +6,13 @@
  * Each top-level field is one CSV column:
  *   * a leaf (max repetition 0): its value, or empty when NULL;
  *   * a MAP group (MAP / MAP_KEY_VALUE, or a repeated group of key and
- *     value, LogicalTypes.md "Maps"): a JSON object, keys and values as JSON
- *     strings (numbers as JSON numbers), the way CUR 2.0's CSV writes
- *     `product`, `resource_tags` and the other maps;
+ *     value, LogicalTypes.md "Maps"): a JSON object of strings, the way
+ *     CUR 2.0's CSV writes `product`, `resource_tags` and the other maps.
+ *     A map of numbers (the data dictionary types `discount` as
+ *     map<string,double>) has its values written as strings too: how AWS's
+ *     CSV writes those is not documented, and the loader keeps every map's
+ *     values as text (Athena's map<string,string> does), so a month loads
+ *     the same from either format;
  *   * a LIST (3-level, or the legacy repeated leaf): a JSON array.
  * Other nesting (structs) is refused, naming the field.
  *
@@ -36,6 +40,7 @@
 typedef struct Cursor
 {
 	const PqSchemaNode *leaf;
+	const char *path;			/* "a.b.c", for messages */
 	const PqColumnChunk *cc;
 	int64_t		pos;			/* next page's offset in the file */
 	int64_t		end;
@@ -605,6 +610,7 @@ pq_rows_begin(PqContext *cx, const PqFile *f, PqReadFn read, void *read_state, P
 	for (int c = 0; c < f->num_columns; c++)
 	{
 		r->cursors[c].leaf = f->leaves[c];
+		r->cursors[c].path = pq_column_path(cx, f->leaves[c]);
 		if ((r->cursors[c].page_cx = make_context(context_state)) == NULL ||
 			(r->cursors[c].chunk_cx = make_context(context_state)) == NULL)
 		{
@@ -698,7 +704,7 @@ put_nested(PqRowReader *r, Field *fl, Out *o)
 
 	if (fl->node->repetition == PQ_REPEATED)
 		own--;					/* a legacy repeated leaf: no level of its own for "empty" */
-	r->column = pq_column_path(r->cx, fl->a->leaf);
+	r->column = fl->a->path;
 	if (!next_entry(r, fl->a, &rep, &def, &vi))
 		return false;
 	if (fl->b && !next_entry(r, fl->b, &rep2, &def2, &vi2))
@@ -729,8 +735,15 @@ put_nested(PqRowReader *r, Field *fl, Out *o)
 					put_value(&plain, fl->a->leaf, &fl->a->page.values, vi, false);
 				}
 				puts_(o, "\": ");
-				if (fl->b && vi2 >= 0)
+				/* values as JSON strings whatever their type: see the top of the file */
+				if (fl->b && vi2 >= 0 && fl->b->leaf->type == PQ_BYTE_ARRAY && fl->b->leaf->logical != PQ_LOGICAL_DECIMAL)
 					put_value(o, fl->b->leaf, &fl->b->page.values, vi2, true);
+				else if (fl->b && vi2 >= 0)
+				{
+					puts_(o, "\"");
+					put_value(o, fl->b->leaf, &fl->b->page.values, vi2, false);
+					puts_(o, "\"");
+				}
 				else
 					puts_(o, "null");
 			}
@@ -770,7 +783,7 @@ pq_rows_next(PqRowReader *r, PqEmitFn emit, void *emit_state, bool *done)
 
 			if (cur->levels_read != cur->cc->num_values || (cur->have_page && cur->i < cur->page.num_levels) || cur->pos < cur->end)
 				return pq_fail(r->cx, "row group %d, column %s: values left over after the row group's %lld rows",
-							   r->row_group, pq_column_path(r->cx, cur->leaf), (long long) r->f->row_groups[r->row_group].num_rows);
+							   r->row_group, cur->path, (long long) r->f->row_groups[r->row_group].num_rows);
 		}
 		if (++r->row_group >= r->f->num_row_groups)
 		{

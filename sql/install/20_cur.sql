@@ -933,7 +933,7 @@ $$;
 COMMENT ON PROCEDURE billops.sync_cur_source(text, date, boolean) IS
   'Loads every new CUR delivery of a source (one transaction per billing period; same assembly twice is a no-op). force reloads current assemblies.';
 
--- Load a CUR CSV (plain or gzip) from the database server's file system.
+-- Load a CUR file (CSV, plain or gzip, or Parquet) from the database server's file system.
 -- Admins only (superuser or pg_read_server_files).  Atomic: on any error
 -- nothing changes, and nothing is recorded.
 CREATE FUNCTION billops.load_cur_file(path text, source_name text DEFAULT 'local-files',
@@ -975,7 +975,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION billops.load_cur_file(text, text, text) IS
-  'Loads a CUR CSV (plain or gzip) of one payer''s month from the server''s file system, replacing that month atomically. Returns the delivery id.';
+  'Loads a CUR file (CSV, plain or gzip, or Parquet) of one payer''s month from the server''s file system, replacing that month atomically. Returns the delivery id.';
 
 -- One spelling for a tag key, whichever layout delivered it: AWS's own rule for
 -- the column names of a CUR in Athena (AWS CUR user guide, "Running Amazon
