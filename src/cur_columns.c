@@ -12,7 +12,9 @@
  * Product attributes that are not CUR 2.0 static columns land in the product
  * map under the key CUR 2.0 uses (product/ProductName -> product_name,
  * product/region -> region), so a month reads the same whichever layout
- * delivered it.  Tag keys are kept exactly as AWS wrote them ("user:Owner" in
+ * delivered it; so do Athena's flattened names of legacy CUR
+ * (product_product_name, resource_tags_user_owner) when the file has no map
+ * column of that category.  Tag keys are kept exactly as AWS wrote them ("user:Owner" in
  * legacy CUR, "user_owner" in CUR 2.0, which normalizes them: "Migrating from
  * CUR to Data Exports CUR 2.0"): the rewrite is lossy, so it happens where
  * keys are read (billops.tag_key_canonical), never in the stored data.
@@ -197,6 +199,32 @@ cur_map_header(char **fields, int nfields, TupleDesc tupdesc, const char *file_n
 						c->key = pstrdup(slash + 1);
 					done = true;
 					break;
+				}
+			}
+		}
+		if (!done && slash == NULL)
+		{
+			/*
+			 * Athena's names for legacy CUR (the Parquet AWS writes for its
+			 * Athena integration, and the tables built on it) flatten each
+			 * category attribute into a column: product/ProductName is
+			 * product_product_name, resourceTags/user:Owner is
+			 * resource_tags_user_owner.  Such a column, when the file has no
+			 * map column of that category, becomes a key of the map: the
+			 * rest of its name, which is the key CUR 2.0 uses.
+			 */
+			for (int m = 0; m < lengthof(map_columns) && !done; m++)
+			{
+				size_t		plen = strlen(map_columns[m].column);
+
+				if (!has_json_map[m] && strncmp(c->name, map_columns[m].column, plen) == 0 &&
+					c->name[plen] == '_' && c->name[plen + 1] != '\0' &&
+					(att = find_attnum(tupdesc, map_columns[m].column)) != InvalidAttrNumber)
+				{
+					c->kind = CUR_COL_MAP_ENTRY;
+					c->attnum = att;
+					c->key = pstrdup(c->name + plen + 1);
+					done = true;
 				}
 			}
 		}

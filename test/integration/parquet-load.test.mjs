@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ROOT, RUN, closeAll, freshDatabase, expectError } from './helpers.mjs';
+import { ROOT, RUN, SHARED, closeAll, freshDatabase, expectError } from './helpers.mjs';
 
 const DIR = path.join(RUN ?? '/tmp', 'parquet-load');
 const CSV = path.join(DIR, 'cur2-2024-02.csv');
@@ -71,4 +71,28 @@ test('a damaged Parquet file is refused with 22P04 naming the file and what is w
   const e = await expectError(db, `SELECT billops.load_cur_file($1, 'month')`, [path.join(DIR, 'encrypted.parquet')]);
   assert.equal(e.code, '0A000');
   assert.match(e.message, /encrypted Parquet file/);
+});
+
+test("the real legacy sample as Parquet with Athena's column names (product_product_name, ...) loads into exactly what its CSV loads into", async () => {
+  const sample = path.join(SHARED, 'testdata/cur/legacy-cur-2023-11-sample.csv');
+  const csv = path.join(DIR, 'legacy-sample.csv');
+  fs.copyFileSync(sample, csv);
+  fs.chmodSync(csv, 0o644);
+  const f = path.join(DIR, 'legacy-sample.parquet');
+  gen(['--csv', sample, '--out', f, '--layout', 'legacy-athena', '--compression', 'snappy']);
+  fs.chmodSync(f, 0o644);
+  const month = `FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2023-11-01'`;
+  await db.query(`SELECT billops.load_cur_file($1, 'legacy')`, [csv]);
+  await db.query(`CREATE TABLE snap_legacy AS SELECT * ${month}`);
+  const totals = `SELECT count(*)::int AS n, sum(line_item_unblended_cost)::text AS cost, sum(line_item_usage_amount)::text AS usage,
+                         count(*) FILTER (WHERE product <> '{}')::int AS with_product `;
+  const csvTotals = (await db.query(totals + month)).rows[0];
+  await db.query(`SELECT billops.load_cur_file($1, 'legacy')`, [f]);
+  const pqTotals = (await db.query(totals + month)).rows[0];
+  assert.equal(pqTotals.n, csvTotals.n);
+  assert.equal(Number(pqTotals.cost), Number(csvTotals.cost), 'the same total cost');
+  assert.ok(csvTotals.with_product > 0 && pqTotals.with_product === csvTotals.with_product, 'product attributes reach the product map');
+  const { rows: [cmp] } = await db.query(`SELECT (SELECT count(*) FROM (SELECT * FROM snap_legacy EXCEPT ALL SELECT * ${month}) a)
+                                               + (SELECT count(*) FROM (SELECT * ${month} EXCEPT ALL SELECT * FROM snap_legacy) b) AS differing`);
+  assert.equal(Number(cmp.differing), 0, 'every line item as the CSV loads it');
 });
