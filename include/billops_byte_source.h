@@ -37,6 +37,8 @@ extern ByteSource *byte_source_gunzip(ByteSource *inner, bool required);
  */
 extern ByteSource *byte_source_parquet_file(const char *path);
 extern bool parquet_file_is(const char *path);
+/* defines billops.parquet_max_memory (from _PG_init) */
+extern void billops_parquet_source_init(void);
 
 /* Bytes read from the bottom of the chain (compressed bytes for gzip). */
 extern uint64 byte_source_raw_bytes(ByteSource *s);

@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,11 +29,27 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+
+/* billops.parquet_max_memory: what one file's reader may hold at once */
+static int	parquet_max_memory_kb = 1024 * 1024;
+
+void
+billops_parquet_source_init(void)
+{
+	DefineCustomIntVariable("billops.parquet_max_memory",
+							"Most memory the Parquet reader holds for one file (its decoded pages, dictionaries and metadata).",
+							"A file whose pages would need more is refused (54000) rather than risking the server's memory.",
+							&parquet_max_memory_kb, 1024 * 1024, 16 * 1024, MAX_KILOBYTES,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+}
 
 typedef struct MemState
 {
 	MemoryContext mcxt;
+	MemoryContext root;			/* the file's context: the budget is measured there */
+	bool	   *over_budget;
 } MemState;
 
 typedef struct ParquetSource
@@ -44,6 +61,7 @@ typedef struct ParquetSource
 	PqContext  *cx;
 	PqFile		file;
 	PqRowReader *rows;
+	bool		over_budget;	/* an allocation was refused by billops.parquet_max_memory */
 	StringInfoData pending;		/* CSV text not yet read */
 	size_t		pending_pos;
 	bool		header_done;
@@ -53,7 +71,16 @@ typedef struct ParquetSource
 static void *
 mem_alloc(void *state, size_t size)
 {
-	return MemoryContextAllocExtended(((MemState *) state)->mcxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	MemState   *ms = state;
+
+	/* large requests (pages, value arrays) are checked against the budget; small ones cannot add up past a page's worth */
+	if (size >= 64 * 1024 &&
+		MemoryContextMemAllocated(ms->root, true) + size > (Size) parquet_max_memory_kb * 1024)
+	{
+		*ms->over_budget = true;
+		return NULL;
+	}
+	return MemoryContextAllocExtended(ms->mcxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 }
 
 static void
@@ -63,12 +90,15 @@ mem_reset(void *state)
 }
 
 static PqContext *
-new_context(MemoryContext parent)
+new_context(ParquetSource *ps)
 {
+	MemoryContext parent = ps->mcxt;
 	PqContext  *cx = MemoryContextAllocZero(parent, sizeof(PqContext));
 	MemState   *ms = MemoryContextAllocZero(parent, sizeof(MemState));
 
 	ms->mcxt = AllocSetContextCreate(parent, "billops parquet reader", ALLOCSET_DEFAULT_SIZES);
+	ms->root = parent;
+	ms->over_budget = &ps->over_budget;
 	cx->alloc = mem_alloc;
 	cx->alloc_state = ms;
 	cx->reset = mem_reset;
@@ -78,7 +108,7 @@ new_context(MemoryContext parent)
 static PqContext *
 make_column_context(void *state)
 {
-	return new_context(((ParquetSource *) state)->mcxt);
+	return new_context((ParquetSource *) state);
 }
 
 static void
@@ -86,6 +116,14 @@ raise_reader_error(ParquetSource *ps, PqContext *cx)
 {
 	/* the reader's own wording says which: features it leaves out say "not supported" */
 	bool		unsupported = strstr(cx->error, "not supported") != NULL;
+
+	if (ps->over_budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Parquet file \"%s\" needs more memory than billops.parquet_max_memory (%d kB) allows", ps->base.name,
+						parquet_max_memory_kb),
+				 errdetail("%s", cx->error),
+				 errhint("Raise billops.parquet_max_memory, or have the file written with smaller pages or row groups.")));
 
 	ereport(ERROR,
 			(errcode(unsupported ? ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_BAD_COPY_FILE_FORMAT),
@@ -213,7 +251,7 @@ byte_source_parquet_file(const char *path)
 		ereport(ERROR, (errcode_for_file_access(), errmsg("could not stat file \"%s\": %m", path)));
 	ps->size = st.st_size;
 	ps->mcxt = AllocSetContextCreate(CurrentMemoryContext, "billops parquet file", ALLOCSET_DEFAULT_SIZES);
-	ps->cx = new_context(ps->mcxt);
+	ps->cx = new_context(ps);
 	initStringInfo(&ps->pending);
 	if (ps->size < 12)
 	{

@@ -11,6 +11,7 @@
 #include "billops_bill.h"
 #include "billops_bill_client.h"
 #include "billops_bill_worker.h"
+#include "billops_byte_source.h"
 #include "billops_credentials.h"
 #include "billops_cur.h"
 #include "billops_governance.h"
@@ -34,6 +35,7 @@ _PG_init(void)
 	billops_aws_credentials_init();
 	billops_aws_metadata_init();
 	billops_aws_credential_process_init();
+	billops_parquet_source_init();
 	billops_s3_init();
 	billops_aws_api_init();
 	billops_cur_load_init();

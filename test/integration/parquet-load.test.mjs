@@ -96,3 +96,26 @@ test("the real legacy sample as Parquet with Athena's column names (product_prod
                                                + (SELECT count(*) FROM (SELECT * ${month} EXCEPT ALL SELECT * FROM snap_legacy) b) AS differing`);
   assert.equal(Number(cmp.differing), 0, 'every line item as the CSV loads it');
 });
+
+test('memory: a file whose pages need more than billops.parquet_max_memory is refused (54000); under the default it loads', async () => {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
+  const { DuckDBInstance } = require('@duckdb/node-api');
+  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  const f = path.join(DIR, 'fat-page.parquet');
+  // one row group, one data page per column (DuckDB's pages are whole chunks): 300,000 values a page
+  await duck.run(`COPY (SELECT '111111111111' AS bill_payer_account_id, TIMESTAMP '2024-05-01' AS bill_billing_period_start_date,
+      '222222222222' AS line_item_usage_account_id, 'Usage' AS line_item_line_item_type, 0.01::DOUBLE AS line_item_unblended_cost,
+      repeat('x', 120) || i AS line_item_line_item_description FROM range(300000) r(i))
+    TO '${f}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)`);
+  fs.chmodSync(f, 0o644);
+  await db.query(`SET billops.parquet_max_memory = '16MB'`);
+  const e = await expectError(db, `SELECT billops.load_cur_file($1, 'fat')`, [f]);
+  assert.equal(e.code, '54000', e.message);
+  assert.match(e.message, /needs more memory than billops\.parquet_max_memory \(16384 kB\) allows/);
+  assert.match(e.detail, /^row group 0, column \w+: /, 'where in the file');
+  await db.query('RESET billops.parquet_max_memory');
+  await db.query(`SELECT billops.load_cur_file($1, 'fat')`, [f]);
+  const { rows: [n] } = await db.query(`SELECT count(*)::int AS n FROM billops.cur_line_item WHERE bill_payer_account_id = '111111111111'`);
+  assert.equal(n.n, 300000);
+});

@@ -473,6 +473,10 @@ test('the settings table lists every billops.* setting and every rule setting, a
   assert.deepEqual(gucs, Object.keys(defined).sort(), 'the table lists exactly the settings src/*.c defines');
   for (const [name, file] of Object.entries(defined)) assert.equal(inReadme[name].where, file, `${name} is defined in ${file}`);
   // defaults and contexts of the running server
+  const kb = (v) => {
+    const m = /^(\d+)(kB|MB|GB)$/.exec(v);
+    return m ? Number(m[1]) * { kB: 1, MB: 1024, GB: 1024 * 1024 }[m[2]] : v;
+  };
   const ms = (v, unit) => {
     const m = /^(-?\d+)(ms|s|min)?$/.exec(v);
     return m ? Number(m[1]) * ({ ms: 1, s: 1000, min: 60000 }[m[2] ?? unit] ?? 1) : v;
@@ -481,6 +485,7 @@ test('the settings table lists every billops.* setting and every rule setting, a
     const r = inReadme[s.name];
     const readmeDefault = r.def === "''" ? '' : r.def;
     if (s.unit === 'ms' || s.unit === 's') assert.equal(ms(readmeDefault, s.unit), ms(s.boot_val, s.unit), `${s.name} default`);
+    else if (s.unit === 'kB') assert.equal(kb(readmeDefault), Number(s.boot_val), `${s.name} default`);
     else assert.equal(readmeDefault, s.boot_val, `${s.name} default`);
     assert.equal(r.context.split(' ')[0], s.context, `${s.name} context`);
   }
