@@ -9,7 +9,8 @@
 # aws_request path, S3 and JSON alike --, assumes a role from the STS
 # emulator (a role profile whose services section points Cost Explorer at
 # the emulator), runs a credential_process helper (and a failing one), and loads a CUR 2.0 file whose map
-# columns the loader checks and whose keys it records, reads BILL's users for
+# columns the loader checks and whose keys it records (then the same month as
+# Parquet, and a cut Parquet file refused), reads BILL's users for
 # the approver directory, then pushes a few bills to the BILL
 # emulator through the paths the exactly-once protocol added: a lost create
 # answer (lookup, adopt), a lost PATCH answer (read, then PUT), a lost
@@ -75,6 +76,19 @@ chmod 644 "$c2"
 q "SET client_min_messages = warning; SELECT billops.load_cur_file('$c2', 'vg-cur2', 'vg-cur2-1')" >/dev/null
 [ "$(q "SELECT count(*) FROM billops.cur_delivery_map_key k JOIN billops.cur_source s ON true JOIN billops.cur_delivery d USING (delivery_id) WHERE d.source_id = s.source_id AND s.name = 'vg-cur2'")" = 10 ] \
     || { echo "the CUR 2.0 map keys were not recorded" >&2; exit 1; }
+# the same month as Parquet (DuckDB, zstd, format v2: dictionaries, delta and byte-stream-split
+# encodings, maps) through the Parquet reader and the same loader, replacing it; a cut file refused
+node "$BILLOPS_ROOT/test/generator/gen-parquet.mjs" --csv "$c2" --out "$BILLOPS_RUN/vg-cur2.parquet" \
+    --compression zstd --version v2 >/dev/null
+chmod 644 "$BILLOPS_RUN/vg-cur2.parquet"
+q "SET client_min_messages = warning; SELECT billops.load_cur_file('$BILLOPS_RUN/vg-cur2.parquet', 'vg-cur2')" >/dev/null
+[ "$(q "SELECT d.rows_loaded FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) WHERE s.name = 'vg-cur2' ORDER BY d.delivery_id DESC LIMIT 1")" = 50 ] \
+    || { echo "the Parquet file did not load" >&2; exit 1; }
+head -c 2000 "$BILLOPS_RUN/vg-cur2.parquet" > "$BILLOPS_RUN/vg-cut.parquet"; tail -c 8 "$BILLOPS_RUN/vg-cur2.parquet" >> "$BILLOPS_RUN/vg-cut.parquet"
+chmod 644 "$BILLOPS_RUN/vg-cut.parquet"
+if q "SELECT billops.load_cur_file('$BILLOPS_RUN/vg-cut.parquet', 'vg-cur2')" >/dev/null 2>&1; then
+    echo "a cut Parquet file was not refused" >&2; exit 1
+fi
 control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
 q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
 q "SET client_min_messages = warning; SELECT status FROM billops.fetch_ce_daily_spend('999900001111', current_date - 5, current_date - 1)" >&2

@@ -119,3 +119,37 @@ test('memory: a file whose pages need more than billops.parquet_max_memory is re
   const { rows: [n] } = await db.query(`SELECT count(*)::int AS n FROM billops.cur_line_item WHERE bill_payer_account_id = '111111111111'`);
   assert.equal(n.n, 300000);
 });
+
+test('cancel during a Parquet load is prompt and leaves nothing behind', async () => {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
+  const { DuckDBInstance } = require('@duckdb/node-api');
+  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  const f = path.join(DIR, 'long.parquet');
+  await duck.run(`COPY (SELECT '333333333333' AS bill_payer_account_id, TIMESTAMP '2024-06-01' AS bill_billing_period_start_date,
+      '444444444444' AS line_item_usage_account_id, 'Usage' AS line_item_line_item_type, (i % 1000) * 0.001 AS line_item_unblended_cost,
+      'resource-' || i AS line_item_resource_id, 'usage type ' || (i % 97) AS line_item_usage_type FROM range(2000000) r(i))
+    TO '${f}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000)`);
+  fs.chmodSync(f, 0o644);
+  const { connect } = await import('./helpers.mjs');
+  const c = await connect();
+  const { rows: [{ pid }] } = await c.query('SELECT pg_backend_pid() AS pid');
+  const deliveries = async () => Number((await db.query('SELECT count(*) FROM billops.cur_delivery')).rows[0].count);
+  const before = await deliveries();
+  const running = expectError(c, `SELECT billops.load_cur_file($1, 'long')`, [f]);
+  // wait until the load is reading rows (COPY's progress shows it), then cancel
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await db.query('SELECT bytes_processed FROM pg_stat_progress_copy WHERE pid = $1', [pid]);
+    if (rows[0] && Number(rows[0].bytes_processed) > 0) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const t0 = Date.now();
+  await db.query('SELECT pg_cancel_backend($1)', [pid]);
+  const e = await running;
+  assert.equal(e.code, '57014', e.message);
+  assert.ok(Date.now() - t0 < 2000, `cancelled within 2 s (${Date.now() - t0} ms)`);
+  assert.equal(await deliveries(), before, 'no delivery recorded');
+  const { rows: [n] } = await db.query(`SELECT count(*)::int AS n FROM billops.cur_line_item WHERE bill_payer_account_id = '333333333333'`);
+  assert.equal(n.n, 0);
+  await c.end();
+});
