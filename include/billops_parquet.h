@@ -283,10 +283,11 @@ typedef struct PqRowReader PqRowReader;
 /*
  * Rows of a file as CSV lines, each top-level field one column: a flat
  * column's value as text (numbers exact, decimals scaled, timestamps ISO
- * 8601 in UTC, dates, booleans), a MAP or LIST as JSON text (as CUR 2.0's
- * CSV writes its maps); NULL and '' both as an empty field (AWS's CSV does
- * not tell them apart either).  Memory: one decoded page per column at a
- * time, plus each chunk's dictionary.
+ * 8601 in UTC, dates, booleans), a MAP as a JSON object of strings (as
+ * CUR 2.0's CSV writes its maps) and a LIST as a JSON array; NULL and ''
+ * both as an empty field (AWS's CSV does not tell them apart either).
+ * Memory: one decoded page per column at a time, each chunk's dictionary,
+ * and the row being built.
  */
 extern PqRowReader *pq_rows_begin(PqContext *cx, const PqFile *f, PqReadFn read, void *read_state,
 								  PqContextFn make_context, void *context_state);
