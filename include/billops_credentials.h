@@ -16,7 +16,6 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
-#include "nodes/pg_list.h"
 
 typedef struct AwsCredentials
 {
@@ -49,7 +48,6 @@ extern void billops_aws_credential_process_init(void);
 
 /* credential_process (aws_credential_process.c): run the program, read its JSON; `found_in` names the profile. */
 extern AwsCredentials *aws_credential_process(const char *command, const char *found_in);
-extern List *aws_credential_process_words(const char *command, const char *found_in);
 
 /* An ISO 8601 expiry with a zone; a 28000 naming `what` otherwise. */
 extern TimestampTz aws_expiration_parse(const char *s, const char *what);

@@ -154,14 +154,15 @@ typedef struct PqFile
 #define PQ_MAX_ROW_GROUPS		1000000
 #define PQ_MAX_PAGE_BYTES		(256 * 1024 * 1024)
 
-/*
- * The footer: the file's last 8 bytes are the metadata length (little
- * endian) and "PAR1".  Returns the metadata's length, or -1 with an error.
- */
-extern int64_t pq_footer_length(PqContext *cx, const uint8_t *tail8, int64_t file_size);
+/* Reads `len` bytes at `offset` of the file into dst; false with cx->error set on failure. */
+typedef bool (*PqReadFn) (PqContext *cx, void *state, int64_t offset, size_t len, uint8_t *dst);
 
-/* Decodes FileMetaData (the `len` bytes before the footer) and checks it against the file's size. */
-extern bool pq_read_metadata(PqContext *cx, const uint8_t *buf, size_t len, int64_t file_size, PqFile *out);
+/*
+ * Opens a file of `file_size` bytes read through `read`: the leading magic
+ * "PAR1", the footer (the metadata's length, little endian, and "PAR1"),
+ * then FileMetaData, decoded and checked against the file's size.
+ */
+extern bool pq_open(PqContext *cx, PqReadFn read, void *read_state, int64_t file_size, PqFile *out);
 
 /* --- pages ---------------------------------------------------------------------- */
 
@@ -271,8 +272,6 @@ extern bool pq_decode_page(PqContext *cx, PqChunkState *st, const PqPageHeader *
 
 /* --- rows as CSV text (parquet_rows.c) ----------------------------------------------- */
 
-/* Reads `len` bytes at `offset` of the file into dst; false with cx->error set on failure. */
-typedef bool (*PqReadFn) (PqContext *cx, void *state, int64_t offset, size_t len, uint8_t *dst);
 /* A fresh context for one column: its pages (reset per page) or its chunk (the dictionary). */
 typedef PqContext *(*PqContextFn) (void *state);
 /* Where the text goes. */
@@ -294,8 +293,6 @@ extern PqRowReader *pq_rows_begin(PqContext *cx, const PqFile *f, PqReadFn read,
 extern bool pq_rows_header(PqRowReader *r, PqEmitFn emit, void *emit_state);
 /* The next row (with its newline); *done at the end of the file. */
 extern bool pq_rows_next(PqRowReader *r, PqEmitFn emit, void *emit_state, bool *done);
-/* Where the reader is, for messages: "row group 2, column line_item_usage_amount". */
-extern const char *pq_rows_position(PqRowReader *r);
 
 extern const char *pq_type_name(PqPhysicalType t);
 extern const char *pq_codec_name(PqCodec c);

@@ -12,11 +12,8 @@
 
 /*
  * `reference` is the credentials reference being resolved: its profile's
- * endpoint settings apply (aws_endpoint.c).
+ * endpoint settings say where STS is (aws_endpoint.c, service "STS").
  */
-
-/* The endpoint STS is asked at: as configured for service "STS", else the region's. */
-extern char *aws_sts_endpoint(const char *reference, const char *region);
 
 /* AssumeRole, signed with `source`; the role session's keys (their origin says which role). */
 extern AwsCredentials *aws_sts_assume_role(const AwsRoleSpec *role, const AwsCredentials *source,

@@ -57,7 +57,7 @@ billops_aws_credential_process_init(void)
 }
 
 /* The words of a credential_process setting, split as POSIX shells (and shlex) split them. */
-List *
+static List *
 aws_credential_process_words(const char *command, const char *found_in)
 {
 	List	   *words = NIL;

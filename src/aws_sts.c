@@ -30,19 +30,6 @@
 #define STS_MAX_RETRIES 4
 #define STS_RETRY_BASE_MS 200
 
-/*
- * STS's endpoint is configured like every service's (aws_endpoint.c, service
- * id "STS"); by default the regional one, which is the SDKs' default for
- * STS now (sts_regional_endpoints = regional).  The legacy global endpoint
- * (AWS_STS_REGIONAL_ENDPOINTS=legacy) is not offered: point
- * AWS_ENDPOINT_URL_STS at https://sts.amazonaws.com to use it.
- */
-char *
-aws_sts_endpoint(const char *reference, const char *region)
-{
-	return aws_known_service_endpoint("sts", NULL, reference, region, NULL);
-}
-
 typedef struct StsCall
 {
 	const char *action;
@@ -132,7 +119,14 @@ sts_call(StsCall *call, const char *body, const AwsCredentials *creds, const cha
 	static const SigV4Pair headers[] = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"}};
 	HttpStream *hs;
 	StringInfoData answer;
-	char	   *endpoint = aws_sts_endpoint(reference, region);
+	/*
+	 * STS's endpoint is configured like every service's (aws_endpoint.c,
+	 * service id "STS"); by default the regional one, which is the SDKs'
+	 * default for STS now (sts_regional_endpoints = regional).  The legacy
+	 * global endpoint (AWS_STS_REGIONAL_ENDPOINTS=legacy) is not offered:
+	 * point AWS_ENDPOINT_URL_STS at https://sts.amazonaws.com to use it.
+	 */
+	char	   *endpoint = aws_known_service_endpoint("sts", NULL, reference, region, NULL);
 
 	aws_endpoint_parse(endpoint, "STS", &ep);
 	http_check_url_allowed(endpoint, "STS");

@@ -80,8 +80,6 @@ struct PqRowReader
 	int			row_group;		/* -1 before the first */
 	int64_t		rows_left;
 	const char *column;			/* for messages */
-	char		position[200];
-	char		num[64];		/* scratch for numbers */
 };
 
 /* --- text helpers ------------------------------------------------------------------ */
@@ -838,11 +836,4 @@ pq_rows_next(PqRowReader *r, PqEmitFn emit, void *emit_state, bool *done)
 	puts_(&o, "\n");
 	r->rows_left--;
 	return true;
-}
-
-const char *
-pq_rows_position(PqRowReader *r)
-{
-	snprintf(r->position, sizeof(r->position), "row group %d, column %s", r->row_group, r->column);
-	return r->position;
 }

@@ -234,9 +234,6 @@ ByteSource *
 byte_source_parquet_file(const char *path)
 {
 	ParquetSource *ps = palloc0(sizeof(ParquetSource));
-	uint8_t		tail[8];
-	int64		meta_len;
-	uint8_t    *meta;
 	struct stat st;
 
 	ps->base.read = parquet_read;
@@ -253,20 +250,8 @@ byte_source_parquet_file(const char *path)
 	ps->mcxt = AllocSetContextCreate(CurrentMemoryContext, "billops parquet file", ALLOCSET_DEFAULT_SIZES);
 	ps->cx = new_context(ps);
 	initStringInfo(&ps->pending);
-	if (ps->size < 12)
-	{
-		pq_fail(ps->cx, "the file has %lld bytes, fewer than a Parquet file's magic and footer", (long long) ps->size);
-		raise_reader_error(ps, ps->cx);
-	}
-	if (!file_pread(ps->cx, ps, ps->size - 8, 8, tail) ||
-		(meta_len = pq_footer_length(ps->cx, tail, ps->size)) < 0)
-		raise_reader_error(ps, ps->cx);
-	meta = palloc_extended((Size) meta_len, MCXT_ALLOC_HUGE);
-	if (!file_pread(ps->cx, ps, ps->size - 8 - meta_len, (size_t) meta_len, meta) ||
-		!pq_read_metadata(ps->cx, meta, (size_t) meta_len, ps->size, &ps->file))
-		raise_reader_error(ps, ps->cx);
-	pfree(meta);
-	if ((ps->rows = pq_rows_begin(ps->cx, &ps->file, file_pread, ps, make_column_context, ps)) == NULL)
+	if (!pq_open(ps->cx, file_pread, ps, ps->size, &ps->file) ||
+		(ps->rows = pq_rows_begin(ps->cx, &ps->file, file_pread, ps, make_column_context, ps)) == NULL)
 		raise_reader_error(ps, ps->cx);
 	return &ps->base;
 }

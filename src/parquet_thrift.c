@@ -750,7 +750,8 @@ path_matches(const PqSchemaNode *leaf, char **path, uint32_t path_len)
 
 /* --- entry points --------------------------------------------------------------------- */
 
-int64_t
+/* The metadata's length from the file's last 8 bytes, or -1 with an error. */
+static int64_t
 pq_footer_length(PqContext *cx, const uint8_t *tail8, int64_t file_size)
 {
 	uint32_t	len = (uint32_t) tail8[0] | (uint32_t) tail8[1] << 8 | (uint32_t) tail8[2] << 16 | (uint32_t) tail8[3] << 24;
@@ -768,7 +769,8 @@ pq_footer_length(PqContext *cx, const uint8_t *tail8, int64_t file_size)
 	return -1;
 }
 
-bool
+/* FileMetaData (the `len` bytes before the footer), checked against the file's size. */
+static bool
 pq_read_metadata(PqContext *cx, const uint8_t *buf, size_t len, int64_t file_size, PqFile *out)
 {
 	TReader		r = {cx, buf, buf + len, 0, false, "file metadata"};
@@ -841,6 +843,27 @@ pq_read_metadata(PqContext *cx, const uint8_t *buf, size_t len, int64_t file_siz
 	if (rows != out->num_rows)
 		return pq_fail(cx, "the file says %lld rows, its row groups hold %lld", (long long) out->num_rows, (long long) rows);
 	return true;
+}
+
+bool
+pq_open(PqContext *cx, PqReadFn read, void *read_state, int64_t file_size, PqFile *out)
+{
+	uint8_t		magic[4];
+	uint8_t		tail[8];
+	uint8_t    *meta;
+	int64_t		len;
+
+	if (file_size < 12)
+		return pq_fail(cx, "the file has %lld bytes, fewer than a Parquet file's magic and footer", (long long) file_size);
+	if (!read(cx, read_state, 0, 4, magic))
+		return false;
+	if (memcmp(magic, "PAR1", 4) != 0)
+		return pq_fail(cx, "the file does not start with the Parquet magic \"PAR1\"");
+	if (!read(cx, read_state, file_size - 8, 8, tail) || (len = pq_footer_length(cx, tail, file_size)) < 0)
+		return false;
+	if ((meta = pq_alloc(cx, (size_t) len)) == NULL || !read(cx, read_state, file_size - 8 - len, (size_t) len, meta))
+		return false;
+	return pq_read_metadata(cx, meta, (size_t) len, file_size, out);
 }
 
 /* --- page headers ------------------------------------------------------------------ */

@@ -125,24 +125,26 @@ emit_file(void *state, const char *s, size_t len)
 		fwrite(s, 1, len, state);
 }
 
+/* The footer and metadata of a file held in memory, through the reader's own entry point. */
+static bool
+open_file(PqContext *cx, const uint8_t *data, size_t size, PqFile *f)
+{
+	const void *src[2] = {data, (const void *) size};
+
+	return pq_open(cx, read_memory, src, (int64_t) size, f);
+}
+
 /* The rows as CSV (to `csv`, or nowhere when fuzzing): the row reader over the whole file. */
 static bool
-read_rows(PqContext *cx, const uint8_t *data, size_t size, FILE *csv)
+read_rows(PqContext *cx, const uint8_t *data, size_t size, const PqFile *f, FILE *csv)
 {
-	PqFile		f;
-	int64_t		len;
 	const void *src[2] = {data, (const void *) size};
 	static Contexts cs;
 	PqRowReader *r;
 	bool		done = false,
 				ok = true;
 
-	if (size < 12 || memcmp(data, "PAR1", 4) != 0)
-		return pq_fail(cx, "not a Parquet file");
-	if ((len = pq_footer_length(cx, data + size - 8, (int64_t) size)) < 0 ||
-		!pq_read_metadata(cx, data + size - 8 - len, (size_t) len, (int64_t) size, &f))
-		return false;
-	if ((r = pq_rows_begin(cx, &f, read_memory, src, make_context, &cs)) == NULL)
+	if ((r = pq_rows_begin(cx, f, read_memory, src, make_context, &cs)) == NULL)
 		ok = false;
 	else
 	{
@@ -296,27 +298,19 @@ walk_pages(PqContext *cx, const uint8_t *data, const PqColumnChunk *cc, int g, c
 	return true;
 }
 
+/* Every page of every chunk (and, with `dump`, the footer as JSON lines first). */
 static bool
-read_file(PqContext *cx, const uint8_t *data, size_t size, FILE *dump, FILE *values)
+read_pages(PqContext *cx, const uint8_t *data, const PqFile *f, FILE *dump, FILE *values)
 {
-	PqFile		f;
-	int64_t		len;
-
-	if (size < 12 || memcmp(data, "PAR1", 4) != 0)
-		return pq_fail(cx, "not a Parquet file (no leading magic, or shorter than 12 bytes)");
-	if ((len = pq_footer_length(cx, data + size - 8, (int64_t) size)) < 0)
-		return false;
-	if (!pq_read_metadata(cx, data + size - 8 - len, (size_t) len, (int64_t) size, &f))
-		return false;
 	if (dump)
 	{
 		fprintf(dump, "{\"file\":{\"num_rows\":%lld,\"num_row_groups\":%d,\"num_columns\":%d,\"created_by\":",
-				(long long) f.num_rows, f.num_row_groups, f.num_columns);
-		json_string(dump, f.created_by);
+				(long long) f->num_rows, f->num_row_groups, f->num_columns);
+		json_string(dump, f->created_by);
 		fprintf(dump, "}}\n");
-		for (int c = 0; c < f.num_columns; c++)
+		for (int c = 0; c < f->num_columns; c++)
 		{
-			const PqSchemaNode *l = f.leaves[c];
+			const PqSchemaNode *l = f->leaves[c];
 
 			fprintf(dump, "{\"column\":{\"index\":%d,\"path\":", c);
 			json_string(dump, pq_column_path(cx, l));
@@ -325,19 +319,19 @@ read_file(PqContext *cx, const uint8_t *data, size_t size, FILE *dump, FILE *val
 					l->adjusted_to_utc ? "true" : "false");
 		}
 	}
-	for (int g = 0; g < f.num_row_groups; g++)
+	for (int g = 0; g < f->num_row_groups; g++)
 	{
 		if (dump)
-			fprintf(dump, "{\"row_group\":{\"index\":%d,\"num_rows\":%lld}}\n", g, (long long) f.row_groups[g].num_rows);
-		for (int c = 0; c < f.num_columns; c++)
+			fprintf(dump, "{\"row_group\":{\"index\":%d,\"num_rows\":%lld}}\n", g, (long long) f->row_groups[g].num_rows);
+		for (int c = 0; c < f->num_columns; c++)
 		{
-			const PqColumnChunk *cc = &f.row_groups[g].columns[c];
+			const PqColumnChunk *cc = &f->row_groups[g].columns[c];
 
 			if (dump)
 				fprintf(dump, "{\"chunk\":{\"row_group\":%d,\"column\":%d,\"codec\":\"%s\",\"num_values\":%lld,\"start\":%lld,\"compressed\":%lld,\"dictionary\":%s}}\n",
 						g, c, pq_codec_name(cc->codec), (long long) cc->num_values, (long long) cc->start,
 						(long long) cc->total_compressed_size, cc->dictionary_page_offset >= 0 ? "true" : "false");
-			if (!walk_pages(cx, data, cc, g, f.leaves[c], dump, values))
+			if (!walk_pages(cx, data, cc, g, f->leaves[c], dump, values))
 				return false;
 		}
 	}
@@ -351,10 +345,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Arena		a = {0};
 	PqContext	cx = {arena_alloc, &a, "", NULL};
+	PqFile		f;
 
-	(void) read_file(&cx, data, size, NULL, NULL);
-	arena_free(&a);
-	(void) read_rows(&cx, data, size, NULL);
+	if (open_file(&cx, data, size, &f))
+	{
+		(void) read_pages(&cx, data, &f, NULL, NULL);
+		(void) read_rows(&cx, data, size, &f, NULL);
+	}
 	arena_free(&a);
 	return 0;
 }
@@ -398,6 +395,7 @@ main(int argc, char **argv)
 		uint8_t    *data = slurp(argv[i], &size);
 		Arena		a = {0};
 		PqContext	cx = {arena_alloc, &a, "", NULL};
+		PqFile		f;
 
 		if (data == NULL)
 		{
@@ -406,7 +404,7 @@ main(int argc, char **argv)
 		}
 		if (csv)
 		{
-			if (!read_rows(&cx, data, size, stdout))
+			if (!open_file(&cx, data, size, &f) || !read_rows(&cx, data, size, &f, stdout))
 			{
 				fprintf(stdout, "\nERROR: %s\n", cx.error);
 				failures++;
@@ -414,7 +412,7 @@ main(int argc, char **argv)
 		}
 		else if (dump || values)
 		{
-			if (!read_file(&cx, data, size, dump ? stdout : NULL, values ? stdout : NULL))
+			if (!open_file(&cx, data, size, &f) || !read_pages(&cx, data, &f, dump ? stdout : NULL, values ? stdout : NULL))
 			{
 				printf("{\"error\":");
 				json_string(stdout, cx.error);

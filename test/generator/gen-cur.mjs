@@ -15,6 +15,7 @@ import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
+import { parseOptions } from './cli-options.mjs';
 
 const USAGE = `usage: node gen-cur.mjs --out ROOT --bucket BUCKET --prefix PREFIX --report NAME
          --layout legacy|cur2 --period YYYY-MM --rows N
@@ -34,27 +35,7 @@ const OPTS = {
 };
 
 export function parseArgs(argv) {
-  const o = {};
-  for (const [k, s] of Object.entries(OPTS)) if ('d' in s) o[k] = s.d;
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
-    a = a.slice(2);
-    let v;
-    const eq = a.indexOf('=');
-    if (eq >= 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
-    const spec = OPTS[a];
-    if (!spec) throw new Error(`unknown option --${a}\n${USAGE}`);
-    if (spec.t === 'bool') { o[a] = v === undefined ? true : !/^(0|false|no)$/i.test(v); continue; }
-    if (v === undefined) {
-      if (i + 1 >= argv.length) throw new Error(`option --${a} needs a value`);
-      v = argv[++i];
-    }
-    if (spec.t === 'int') {
-      if (!/^\d+$/.test(v)) throw new Error(`option --${a} expects a non-negative integer, got "${v}"`);
-      o[a] = Number(v);
-    } else o[a] = v;
-  }
+  const o = parseOptions(argv, OPTS, USAGE);
   if (o.help) return o;
   for (const k of ['out', 'bucket', 'report', 'layout', 'period', 'rows'])
     if (o[k] === undefined) throw new Error(`missing required option --${k}\n${USAGE}`);

@@ -70,6 +70,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { CUR2_DICTIONARY } from './gen-cur.mjs';
+import { parseOptions } from './cli-options.mjs';
 
 // Packages live in test/emulators (the one package.json of the test tree), as in test/integration.
 const require = createRequire(new URL('../emulators/package.json', import.meta.url));
@@ -79,37 +80,15 @@ const USAGE = `usage: node gen-parquet.mjs --csv FILE[.gz] --out FILE.parquet
          [--row-group-size N] [--version v1|v2] [--dictionary on|off] [--timestamp-unit ms|us|ns]`;
 
 const OPTS = {
-  csv: { d: undefined }, out: { d: undefined }, layout: { d: undefined, one: ['cur2', 'legacy-athena'] },
-  compression: { d: 'snappy', one: ['uncompressed', 'snappy', 'gzip', 'zstd', 'lz4_raw'] },
-  'row-group-size': { d: 122880, int: true }, // DuckDB's own default
-  version: { d: 'v1', one: ['v1', 'v2'] }, dictionary: { d: 'on', one: ['on', 'off'] },
-  'timestamp-unit': { d: 'us', one: ['ms', 'us', 'ns'] }, help: { d: false, bool: true },
+  csv: { t: 'str' }, out: { t: 'str' }, layout: { t: 'str', one: ['cur2', 'legacy-athena'] },
+  compression: { t: 'str', d: 'snappy', one: ['uncompressed', 'snappy', 'gzip', 'zstd', 'lz4_raw'] },
+  'row-group-size': { t: 'int', d: 122880, min: 1 }, // DuckDB's own default
+  version: { t: 'str', d: 'v1', one: ['v1', 'v2'] }, dictionary: { t: 'str', d: 'on', one: ['on', 'off'] },
+  'timestamp-unit': { t: 'str', d: 'us', one: ['ms', 'us', 'ns'] }, help: { t: 'bool', d: false },
 };
 
 export function parseArgs(argv) {
-  const o = Object.fromEntries(Object.entries(OPTS).map(([k, s]) => [k, s.d]));
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
-    a = a.slice(2);
-    let v;
-    const eq = a.indexOf('=');
-    if (eq >= 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
-    const spec = OPTS[a];
-    if (!spec) throw new Error(`unknown option --${a}\n${USAGE}`);
-    if (spec.bool) { o[a] = true; continue; }
-    if (v === undefined) {
-      if (i + 1 >= argv.length) throw new Error(`option --${a} needs a value`);
-      v = argv[++i];
-    }
-    if (spec.int) {
-      if (!/^[1-9]\d*$/.test(v)) throw new Error(`option --${a} expects a positive integer, got "${v}"`);
-      v = Number(v);
-    } else if (spec.one && !spec.one.includes(v)) {
-      throw new Error(`option --${a} expects one of ${spec.one.join('|')}, got "${v}"`);
-    }
-    o[a] = v;
-  }
+  const o = parseOptions(argv, OPTS, USAGE);
   if (o.help) return o;
   for (const k of ['csv', 'out']) if (o[k] === undefined) throw new Error(`missing required option --${k}\n${USAGE}`);
   return o;
