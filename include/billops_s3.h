@@ -34,6 +34,9 @@ typedef struct S3Object
 extern void billops_s3_init(void);
 
 
+/* "s3://bucket/key", for messages */
+extern const char *s3_display(const S3Location *loc, const char *key);
+
 /* All objects (and common prefixes, with a delimiter) under prefix, paging through. */
 extern List *s3_list(const S3Location *loc, const char *prefix, const char *delimiter);
 
@@ -47,5 +50,21 @@ extern char *s3_get_small(const S3Location *loc, const char *key, size_t max_byt
  */
 extern ByteSource *s3_object_source(const S3Location *loc, const char *key,
 									int64 expected_size, const char *etag);
+
+/*
+ * Exactly len bytes of the object at offset, into dst: one ranged GetObject
+ * (with If-Match when *etag is set, so every range comes from one version
+ * of the object; when it is NULL it is set from the response), resumed like
+ * a streamed body when cut short.
+ */
+extern void s3_read_range(const S3Location *loc, const char *key, char **etag,
+						  int64 offset, size_t len, char *dst);
+
+/*
+ * A Parquet object as CSV text, like byte_source_parquet_file: the footer
+ * first, then each column chunk of a row group through ranged reads of at
+ * most billops.parquet_s3_read_size ahead (parquet_source.c).
+ */
+extern ByteSource *byte_source_parquet_s3(const S3Location *loc, const char *key, int64 size, const char *etag);
 
 #endif							/* BILLOPS_S3_H */

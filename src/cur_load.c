@@ -1027,6 +1027,9 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 			/* Parquet by its magic (its rows come as CSV text), else CSV, gzip or not */
 			src = parquet_file_is(key) ? byte_source_parquet_file(key)
 				: byte_source_gunzip(byte_source_file(key), false);
+		else if (strcmp(compression, "PARQUET") == 0)
+			/* read from its footer on, by ranges: never downloaded whole */
+			src = byte_source_parquet_s3(&loc, key, size, etag);
 		else
 			src = byte_source_gunzip(s3_object_source(&loc, key, size, etag),
 									 strcmp(compression, "GZIP") == 0);

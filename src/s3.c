@@ -86,7 +86,7 @@ s3_target(const S3Location *loc, const char *key, AwsEndpoint *ep, char **path)
 	}
 }
 
-static const char *
+const char *
 s3_display(const S3Location *loc, const char *key)
 {
 	return psprintf("s3://%s/%s", loc->bucket, key ? key : "");
@@ -353,26 +353,39 @@ s3_get_small(const S3Location *loc, const char *key, size_t max_bytes, size_t *l
 
 /* --- streamed GetObject with resume --------------------------------------- */
 
+/*
+ * One object, or one byte range of it, as a stream.  pos is the next byte
+ * wanted (absolute in the object), end the first byte not wanted (-1: the
+ * object's end, length unknown).  A body cut short is asked for again from
+ * pos with Range and If-Match, so a resumed read never mixes two versions
+ * of the object; so is every ranged read once the ETag is known.
+ */
 typedef struct S3Source
 {
 	ByteSource	base;
 	const S3Location *loc;
 	char	   *key;
-	int64		expected_size;
+	int64		pos;
+	int64		end;
+	bool		ranged;			/* a byte range was asked for, not the whole object */
 	char	   *etag;			/* from the listing or the first response */
 	HttpStream *hs;
 	int			resumes;
 } S3Source;
 
 static void
-s3_source_open_at(S3Source *s, int64 offset)
+s3_source_open(S3Source *s)
 {
-	char	   *range = offset > 0 ? psprintf("bytes=%lld-", (long long) offset) : NULL;
+	int64		offset = s->pos;
+	char	   *range = NULL;
 	char	   *expected_range = psprintf("bytes %lld-", (long long) offset);	/* Content-Range */
+	bool		partial = offset > 0 || s->ranged;
 	const HttpResponseHead *head;
 
-	s->hs = s3_request(s->loc, "GET", s->key, NULL, 0, range,
-					   offset > 0 ? s->etag : NULL, false);
+	if (partial)
+		range = s->end >= 0 ? psprintf("bytes=%lld-%lld", (long long) offset, (long long) s->end - 1)
+			: psprintf("bytes=%lld-", (long long) offset);
+	s->hs = s3_request(s->loc, "GET", s->key, NULL, 0, range, partial ? s->etag : NULL, false);
 	head = http_head(s->hs);
 	if (head->status == 412)
 		ereport(ERROR,
@@ -380,13 +393,14 @@ s3_source_open_at(S3Source *s, int64 offset)
 				 errmsg("%s changed while it was being read", s->base.name),
 				 errdetail("The object's ETag is no longer %s.", s->etag),
 				 errhint("A new delivery replaced the file mid-read; run the sync again.")));
-	if (offset > 0 && (head->status != 206 ||
-					   strncmp(head->content_range, expected_range, strlen(expected_range)) != 0))
+	if (partial && (head->status != 206 ||
+					strncmp(head->content_range, expected_range, strlen(expected_range)) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("S3 did not resume %s at byte %lld", s->base.name, (long long) offset),
+				 errmsg("S3 did not %s %s at byte %lld", offset > 0 && !s->ranged ? "resume" : "serve the range of",
+						s->base.name, (long long) offset),
 				 errdetail("HTTP %ld, Content-Range \"%s\".", head->status, head->content_range)));
-	if (offset == 0 && s->etag == NULL && head->etag[0])
+	if (s->etag == NULL && head->etag[0])
 		s->etag = pstrdup(head->etag);
 }
 
@@ -395,6 +409,10 @@ s3_source_read(ByteSource *self, char *buf, size_t len)
 {
 	S3Source   *s = (S3Source *) self;
 
+	if (s->end >= 0 && (int64) len > s->end - s->pos)
+		len = (size_t) (s->end - s->pos);
+	if (len == 0)
+		return 0;
 	for (;;)
 	{
 		ssize_t		n = http_read(s->hs, buf, len);
@@ -403,19 +421,13 @@ s3_source_read(ByteSource *self, char *buf, size_t len)
 		if (n > 0)
 		{
 			self->raw_bytes += n;
+			s->pos += n;
 			return (size_t) n;
 		}
-		if (n == 0 && (s->expected_size < 0 || (int64) self->raw_bytes == s->expected_size))
+		if (n == 0 && s->end < 0)
 			return 0;
-		if (n == 0 && (int64) self->raw_bytes > s->expected_size)
-			ereport(ERROR,
-					(errcode(ERRCODE_IO_ERROR),
-					 errmsg("%s is longer than listed", self->name),
-					 errdetail("Received %llu bytes; the listing said %lld.",
-							   (unsigned long long) self->raw_bytes, (long long) s->expected_size)));
 		/* short body or transport failure: resume where we are, if allowed */
-		problem = n == 0 ? psprintf("body ended after %llu of %lld bytes",
-									(unsigned long long) self->raw_bytes, (long long) s->expected_size)
+		problem = n == 0 ? psprintf("body ended at byte %lld of %lld", (long long) s->pos, (long long) s->end)
 			: pstrdup(http_error(s->hs));
 		if (n < 0 && !http_error_transient(s->hs))
 			ereport(ERROR,
@@ -430,12 +442,31 @@ s3_source_read(ByteSource *self, char *buf, size_t len)
 					 errdetail("Last failure: %s; gave up after %d resumed requests.", problem, s->resumes),
 					 errhint("Data already loaded is unchanged. Retry later, or raise billops.s3_max_retries.")));
 		ereport(NOTICE,
-				(errmsg("resuming %s at byte %llu after: %s", self->name,
-						(unsigned long long) self->raw_bytes, problem)));
+				(errmsg("resuming %s at byte %lld after: %s", self->name, (long long) s->pos, problem)));
 		http_backoff_sleep(s->resumes, s3_retry_base_ms);
 		s->resumes++;
-		s3_source_open_at(s, (int64) self->raw_bytes);
+		s3_source_open(s);
 	}
+}
+
+/* At the end of a whole object: a body longer than the listing said is an error. */
+static size_t
+s3_whole_object_read(ByteSource *self, char *buf, size_t len)
+{
+	S3Source   *s = (S3Source *) self;
+	size_t		n = s3_source_read(self, buf, len);
+
+	if (n == 0 && s->end >= 0)
+	{
+		char		extra;
+
+		if (s->hs && http_read(s->hs, &extra, 1) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_IO_ERROR),
+					 errmsg("%s is longer than listed", self->name),
+					 errdetail("Received more than the %lld bytes the listing said.", (long long) s->end)));
+	}
+	return n;
 }
 
 static void
@@ -448,8 +479,8 @@ s3_source_close(ByteSource *self)
 	s->hs = NULL;
 }
 
-ByteSource *
-s3_object_source(const S3Location *loc, const char *key, int64 expected_size, const char *etag)
+static S3Source *
+s3_source_new(const S3Location *loc, const char *key, const char *etag)
 {
 	S3Source   *s = palloc0(sizeof(S3Source));
 
@@ -458,8 +489,42 @@ s3_object_source(const S3Location *loc, const char *key, int64 expected_size, co
 	s->base.name = (char *) s3_display(loc, key);
 	s->loc = loc;
 	s->key = pstrdup(key);
-	s->expected_size = expected_size;
 	s->etag = etag ? pstrdup(etag) : NULL;
-	s3_source_open_at(s, 0);
+	return s;
+}
+
+ByteSource *
+s3_object_source(const S3Location *loc, const char *key, int64 expected_size, const char *etag)
+{
+	S3Source   *s = s3_source_new(loc, key, etag);
+
+	s->base.read = s3_whole_object_read;
+	s->end = expected_size;
+	s3_source_open(s);
 	return &s->base;
+}
+
+void
+s3_read_range(const S3Location *loc, const char *key, char **etag, int64 offset, size_t len, char *dst)
+{
+	S3Source   *s = s3_source_new(loc, key, *etag);
+	size_t		got = 0;
+
+	s->pos = offset;
+	s->end = offset + (int64) len;
+	s->ranged = true;
+	s3_source_open(s);
+	while (got < len)
+	{
+		size_t		n = s3_source_read(&s->base, dst + got, len - got);
+
+		if (n == 0)
+			break;
+		got += n;
+	}
+	s3_source_close(&s->base);
+	if (*etag == NULL && s->etag)
+		*etag = s->etag;		/* the first range names the version the others must match */
+	pfree(s->key);
+	pfree(s);
 }

@@ -523,15 +523,26 @@ BEGIN
     -- A legacy manifest names its compression and content type.  AWS's Data Exports
     -- manifest reference lists neither (only executionId, exportArn, columns,
     -- dataFiles, additionalOutputFiles), so there the gzip magic decides ('AUTO')
-    -- and a Parquet export is recognised by its files' extension.
+    -- and a Parquet export is recognised by its files' extension (Data Exports
+    -- names them <export>-00001.snappy.parquet).  A legacy report with the Athena
+    -- integration is Parquet too ("Format":"Parquet","Compression":"Parquet" in its
+    -- report definition); what its manifest then says in "compression" and
+    -- "contentType" no AWS page shows, so any of the three signs is taken.
     compression := upper(coalesce(manifest->>'compression', 'AUTO'));
-    IF compression NOT IN ('GZIP', 'NONE', 'TEXT_OR_CSV', 'AUTO') OR coalesce(manifest->>'contentType', 'text/csv') NOT LIKE '%csv%'
+    IF compression = 'PARQUET' OR manifest->>'contentType' ILIKE '%parquet%'
        OR EXISTS (SELECT FROM unnest(report_keys) rk WHERE rk ~* '\.parquet$') THEN
-        RAISE EXCEPTION 'CUR delivery % is %, which pg_billops cannot load yet', where_,
-                        CASE WHEN EXISTS (SELECT FROM unnest(report_keys) rk WHERE rk ~* '\.parquet$') THEN 'Parquet'
-                             ELSE coalesce(manifest->>'contentType', '') || ' ' || compression END
+        IF EXISTS (SELECT FROM unnest(report_keys) rk WHERE rk !~* '\.parquet$') THEN
+            RAISE EXCEPTION 'CUR delivery % is Parquet but lists files that are not', where_
+                USING ERRCODE = 'data_exception',
+                      DETAIL = format('Without the .parquet extension: %s.', (SELECT string_agg(rk, ', ') FROM unnest(report_keys) rk WHERE rk !~* '\.parquet$')),
+                      HINT = 'A delivery is one format, and its manifest names it; the previous delivery stays in place.';
+        END IF;
+        compression := 'PARQUET';
+    ELSIF compression NOT IN ('GZIP', 'NONE', 'TEXT_OR_CSV', 'AUTO') OR coalesce(manifest->>'contentType', 'text/csv') NOT LIKE '%csv%' THEN
+        RAISE EXCEPTION 'CUR delivery % is %, which pg_billops cannot load', where_,
+                        coalesce(manifest->>'contentType', '') || ' ' || compression
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Configure the report or export as gzip-compressed CSV.';
+                  HINT = 'Configure the report or export as gzip-compressed CSV or as Parquet.';
     END IF;
 
     start_txt := manifest->'billingPeriod'->>'start';

@@ -329,8 +329,9 @@ test('S3 manifests that are not as AWS writes them are refused; the delivery loa
     ['no assemblyId', { assemblyId: undefined }, /has no assemblyId/],
     ['no report files', { reportKeys: [] }, /lists no report files/],
     ['data files in another bucket', { reportKeys: undefined, dataFiles: [`s3://someone-elses-bucket/${goodKey}`] }, /names files in another bucket/],
-    ['a ZIP delivery', { compression: 'ZIP' }, /cannot load yet/, '0A000'],
-    ['a Parquet delivery', { contentType: 'application/x-parquet', compression: 'NONE' }, /cannot load yet/, '0A000'],
+    ['a ZIP delivery', { compression: 'ZIP' }, /is text\/csv ZIP, which pg_billops cannot load/, '0A000'],
+    ['a manifest that says Parquet and lists gzip CSV', { contentType: 'application/x-parquet', compression: 'NONE' },
+      /is Parquet but lists files that are not/],
     ['not JSON', '{"assemblyId": "x", "reportKeys": [', /is not valid JSON/, '22032'],
   ];
   for (const [what, change, message, code = '22000'] of cases) {
