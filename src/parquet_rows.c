@@ -150,7 +150,15 @@ put_timestamp(Out *o, int64_t t, int64_t per_second, int digits)
 	puts_(o, "Z");
 }
 
-/* Fewest significant digits that read back to the same double (or float). */
+/*
+ * Fewest significant digits that read back to the same double (or float).
+ * The search starts at 15 digits (6 for a float): when a value's shortest
+ * form has d <= 15 digits, the value lies within half an ulp (2^-53,
+ * relative) of it, far inside half a step of the 15-digit grid (5e-16,
+ * relative), so rounding to 15 digits gives that same form, and %g drops
+ * the trailing zeros.  Only values that need 16 or 17 digits cost more
+ * than one try.
+ */
 static void
 put_float(Out *o, double v, bool is_float)
 {
@@ -166,7 +174,7 @@ put_float(Out *o, double v, bool is_float)
 		puts_(o, v > 0 ? "Infinity" : "-Infinity");
 		return;
 	}
-	for (int p = 1; p <= 17; p++)
+	for (int p = is_float ? 6 : 15; p <= (is_float ? 9 : 17); p++)
 	{
 		snprintf(buf, sizeof(buf), "%.*g", p, v);
 		if (is_float ? (float) strtod(buf, NULL) == (float) v : strtod(buf, NULL) == v)

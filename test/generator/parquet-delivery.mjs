@@ -5,7 +5,7 @@
 //
 //   node test/generator/parquet-delivery.mjs --root ROOT --bucket BUCKET --manifest KEY
 //        [--compression snappy|gzip|zstd|lz4_raw|uncompressed] [--row-group-size N] [--version v1|v2]
-//        [--writer duckdb|arrow-rs]
+//        [--writer duckdb|arrow-rs] [--keep-csv]
 //
 // --writer arrow-rs rewrites each DuckDB file with arrow-rs (npm parquet-wasm) at its default data page
 // size limit of 1 MiB: DuckDB writes one page per column chunk (see gen-parquet.mjs), arrow-rs many,
@@ -25,7 +25,8 @@
 //   lists the keys themselves, and the month's zero padding is not confirmed. What such a manifest says in
 //   "compression" and "contentType" no AWS page shows: this writes "Parquet" in both (the report
 //   definition's Format and Compression values), and pg_billops takes any of the signs.
-// The CSV files are removed; the manifest (and its copy in the assembly folder) is rewritten.
+// The CSV files are removed (kept with --keep-csv, so one month can be timed in both formats by
+// swapping manifests); the manifest (and its copy in the assembly folder) is rewritten.
 // Prints one JSON line: {"files":[{"key","rows","bytes","writer"}],"manifest":KEY}.
 
 import fs from 'node:fs';
@@ -52,12 +53,12 @@ function rewriteWithArrowRs(file, opt) {
 
 const USAGE = `usage: node parquet-delivery.mjs --root ROOT --bucket BUCKET --manifest KEY
          [--compression snappy|gzip|zstd|lz4_raw|uncompressed] [--row-group-size N] [--version v1|v2]
-         [--writer duckdb|arrow-rs]`;
+         [--writer duckdb|arrow-rs] [--keep-csv]`;
 const OPTS = {
   root: { t: 'str' }, bucket: { t: 'str' }, manifest: { t: 'str' },
   compression: { t: 'str', d: 'snappy', one: ['uncompressed', 'snappy', 'gzip', 'zstd', 'lz4_raw'] },
   'row-group-size': { t: 'int', d: 122880, min: 1 }, version: { t: 'str', d: 'v1', one: ['v1', 'v2'] },
-  writer: { t: 'str', d: 'duckdb', one: ['duckdb', 'arrow-rs'] },
+  writer: { t: 'str', d: 'duckdb', one: ['duckdb', 'arrow-rs'] }, 'keep-csv': { t: 'bool', d: false },
   help: { t: 'bool', d: false },
 };
 
@@ -87,7 +88,7 @@ export async function toParquet(opt) {
     if (opt.writer === 'arrow-rs') r.bytes = rewriteWithArrowRs(path.join(root, out), opt);
     files.push({ key: out, rows: r.rows, bytes: r.bytes, writer: opt.writer });
   }
-  for (const key of keys) if (!files.some((f) => f.key === key)) fs.rmSync(path.join(root, key), { force: true });
+  if (!opt['keep-csv']) for (const key of keys) if (!files.some((f) => f.key === key)) fs.rmSync(path.join(root, key), { force: true });
   if (legacy) {
     const m = /^(.*?)([^/]+)\/\d{8}-\d{8}\//.exec(opt.manifest);
     const base = `${m[1]}${m[2]}`;
