@@ -874,8 +874,17 @@ read_encoding(TReader *r, PqEncoding *out)
 	int32_t		v;
 
 	READ(t_i32(r, &v));
-	if (v < 0 || v > PQ_ENC_BYTE_STREAM_SPLIT || v == 1)
-		return pq_fail(r->cx, "a page has unknown encoding %d", v);
+	if (v < 0)
+		return pq_fail(r->cx, "a page has encoding %d", v);
+	/*
+	 * 1 is GROUP_VAR_INT, never written (parquet.thrift); 10 is ALP, the
+	 * newest encoding of parquet.thrift (for FLOAT and DOUBLE), which this
+	 * reader leaves out; above, encodings added after it.
+	 */
+	if (v == 10)
+		return pq_fail(r->cx, "a page is encoded ALP, which is not supported");
+	if (v > PQ_ENC_BYTE_STREAM_SPLIT || v == 1)
+		return pq_fail(r->cx, "a page has encoding %d, which this reader does not know: not supported", v);
 	*out = (PqEncoding) v;
 	return true;
 }

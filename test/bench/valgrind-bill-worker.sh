@@ -10,7 +10,8 @@
 # emulator (a role profile whose services section points Cost Explorer at
 # the emulator), runs a credential_process helper (and a failing one), and loads a CUR 2.0 file whose map
 # columns the loader checks and whose keys it records (then the same month as
-# Parquet, and a cut Parquet file refused), reads BILL's users for
+# Parquet, and a cut Parquet file refused; a Parquet export from S3 by ranges, one
+# cut short), reads BILL's users for
 # the approver directory, then pushes a few bills to the BILL
 # emulator through the paths the exactly-once protocol added: a lost create
 # answer (lookup, adopt), a lost PATCH answer (read, then PUT), a lost
@@ -89,6 +90,17 @@ chmod 644 "$BILLOPS_RUN/vg-cut.parquet"
 if q "SELECT billops.load_cur_file('$BILLOPS_RUN/vg-cut.parquet', 'vg-cur2')" >/dev/null 2>&1; then
     echo "a cut Parquet file was not refused" >&2; exit 1
 fi
+# a CUR 2.0 Parquet export synced from S3 by ranged reads (arrow-rs, row groups of 1,000 rows, so
+# adjacent chunks share GETs and pages span windows), one range cut short and resumed
+node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$BILLOPS_RUN/s3" --bucket vg-parquet --prefix pq --report vgx \
+    --layout cur2 --period 2024-03 --rows 3000 --files 1 --seed 9 --quiet
+node "$BILLOPS_ROOT/test/generator/parquet-delivery.mjs" --root "$BILLOPS_RUN/s3" --bucket vg-parquet \
+    --manifest pq/vgx/metadata/BILLING_PERIOD=2024-03/vgx-Manifest.json --writer arrow-rs --row-group-size 1000 >/dev/null
+control "$S3_ENDPOINT/_emulator" POST faults '{"faults":[{"op":"GetObject","keyContains":".parquet","kind":"truncate","afterBytes":5000,"times":1}]}'
+q "SELECT billops.create_cur_source('vg-pq', 'vg-parquet', 'vgx', layout => 'cur2', prefix => 'pq', endpoint_url => '$S3_ENDPOINT', path_style => true)" >/dev/null
+psql -qXAt -d vg -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CALL billops.sync_cur_source('vg-pq')"
+[ "$(q "SELECT d.rows_loaded FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) WHERE s.name = 'vg-pq' ORDER BY d.delivery_id DESC LIMIT 1")" = 3000 ] \
+    || { echo "the S3 Parquet export did not load" >&2; exit 1; }
 control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
 q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
 q "SET client_min_messages = warning; SELECT status FROM billops.fetch_ce_daily_spend('999900001111', current_date - 5, current_date - 1)" >&2

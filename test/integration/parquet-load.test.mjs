@@ -71,6 +71,16 @@ test('a damaged Parquet file is refused with 22P04 naming the file and what is w
   const e = await expectError(db, `SELECT billops.load_cur_file($1, 'month')`, [path.join(DIR, 'encrypted.parquet')]);
   assert.equal(e.code, '0A000');
   assert.match(e.message, /encrypted Parquet file/);
+  // an encoding the reader leaves out: the first data page header's PLAIN_DICTIONARY (2, zigzag 4, then
+  // RLE levels: 15 04 15 06 15 06 in the compact protocol) made ALP (10, parquet.thrift's newest)
+  const alp = Buffer.from(good);
+  const at = alp.indexOf(Buffer.from([0x15, 0x04, 0x15, 0x06, 0x15, 0x06]));
+  assert.ok(at > 0, 'a v1 data page header with dictionary indices');
+  alp[at + 1] = 0x14;
+  fs.writeFileSync(path.join(DIR, 'alp.parquet'), alp, { mode: 0o644 });
+  const a = await expectError(db, `SELECT billops.load_cur_file($1, 'month')`, [path.join(DIR, 'alp.parquet')]);
+  assert.equal(a.code, '0A000', a.message);
+  assert.match(a.message, /row group 0, column \w+: a page is encoded ALP, which is not supported/);
 });
 
 test("the real legacy sample as Parquet with Athena's column names (product_product_name, ...) loads into exactly what its CSV loads into", async () => {
