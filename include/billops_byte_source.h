@@ -9,6 +9,8 @@
 
 #include "postgres.h"
 
+#include "nodes/pg_list.h"
+
 typedef struct ByteSource ByteSource;
 
 struct ByteSource
@@ -37,8 +39,13 @@ extern ByteSource *byte_source_gunzip(ByteSource *inner, bool required);
  */
 extern ByteSource *byte_source_parquet_file(const char *path);
 extern bool parquet_file_is(const char *path);
+/* A Parquet source's top-level field names (its CSV header), as a List of char * */
+extern List *parquet_source_fields(ByteSource *src);
 /* defines billops.parquet_max_memory (from _PG_init) */
 extern void billops_parquet_source_init(void);
+
+/* Reads until at least min bytes (at most max) are in buf, or the end: as COPY's data-source callbacks want. */
+extern size_t byte_source_read_at_least(ByteSource *s, char *buf, size_t min, size_t max);
 
 /* Bytes read from the bottom of the chain (compressed bytes for gzip). */
 extern uint64 byte_source_raw_bytes(ByteSource *s);

@@ -24,6 +24,22 @@ byte_source_raw_bytes(ByteSource *s)
 	return s->raw_bytes;
 }
 
+size_t
+byte_source_read_at_least(ByteSource *s, char *buf, size_t min, size_t max)
+{
+	size_t		got = 0;
+
+	while (got < min)
+	{
+		size_t		n = s->read(s, buf + got, max - got);
+
+		if (n == 0)
+			break;
+		got += n;
+	}
+	return got;
+}
+
 void
 byte_source_close(ByteSource *s)
 {

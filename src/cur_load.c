@@ -209,16 +209,8 @@ static uint64 copy_bytes = 0;
 static int
 copy_read_cb(void *outbuf, int minread, int maxread)
 {
-	int			got = 0;
+	int			got = (int) byte_source_read_at_least(copy_source, outbuf, minread, maxread);
 
-	while (got < minread)
-	{
-		size_t		n = copy_source->read(copy_source, (char *) outbuf + got, maxread - got);
-
-		if (n == 0)
-			break;
-		got += (int) n;
-	}
 	copy_bytes += got;
 	/* cheap (a store into shared memory): keeps the view live even for slow files */
 	pgstat_progress_update_param(PROG_FILE_RAW_BYTES, (int64) byte_source_raw_bytes(copy_source));

@@ -412,6 +412,18 @@ parquet_close(ByteSource *self)
 	ps->mcxt = NULL;
 }
 
+List *
+parquet_source_fields(ByteSource *src)
+{
+	ParquetSource *ps = (ParquetSource *) src;
+	List	   *names = NIL;
+
+	Assert(src->read == parquet_read);
+	for (int i = 0; i < ps->file.root->num_children; i++)
+		names = lappend(names, pstrdup(ps->file.root->children[i]->name));
+	return names;
+}
+
 bool
 parquet_file_is(const char *path)
 {

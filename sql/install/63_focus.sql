@@ -16,7 +16,9 @@
 -- An export for a billing account's period replaces the rows the same source
 -- loaded for it before (exports are cumulative, like CUR deliveries), in one
 -- transaction: a file that fails changes nothing.
--- Plain CSV only: gzip'd or Parquet exports are not read yet (decompress first).
+-- Plain CSV, or Parquet (recognised by its magic; its rows come through the
+-- same COPY as CSV text, maps such as Tags as JSON objects); gzip'd CSV is not
+-- read yet (decompress first).
 -- ---------------------------------------------------------------------------
 CREATE TABLE billops.focus_export (
     export_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -131,6 +133,16 @@ EXCEPTION WHEN data_exception THEN
 END $$;
 
 -- Load one FOCUS CSV file (read by the server; superuser only, like load_cur_file).
+-- A local Parquet file's top-level field names, and its rows COPY'd into a
+-- table's columns in file order (src/parquet_copy.c).  Superusers and
+-- members of pg_read_server_files only, as COPY FROM a file.
+CREATE FUNCTION billops._parquet_fields(path text) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'billops_parquet_fields'
+    LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION billops._copy_parquet_file(path text, target regclass, target_columns text[]) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'billops_copy_parquet_file'
+    LANGUAGE C VOLATILE STRICT;
+
 CREATE FUNCTION billops.load_focus_file(path text, source_name text DEFAULT 'focus-files') RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -151,12 +163,18 @@ DECLARE
     total     numeric;
     e_state   text;
     e_msg     text;
+    is_parquet boolean;
 BEGIN
-    -- the header row (FOCUS column names hold no commas, quotes or newlines)
-    head := rtrim(split_part(pg_read_file(path, 0, 65536), E'\n', 1), E'\r');
-    head := regexp_replace(head, '^' || chr(65279), '');     -- a byte order mark
-    SELECT array_agg(btrim(btrim(f), '"') ORDER BY o) INTO cols
-      FROM unnest(string_to_array(head, ',')) WITH ORDINALITY u(f, o);
+    is_parquet := pg_read_binary_file(path, 0, 4) = '\x50415231'::bytea;   -- "PAR1"
+    IF is_parquet THEN
+        cols := billops._parquet_fields(path);
+    ELSE
+        -- the header row (FOCUS column names hold no commas, quotes or newlines)
+        head := rtrim(split_part(pg_read_file(path, 0, 65536), E'\n', 1), E'\r');
+        head := regexp_replace(head, '^' || chr(65279), '');     -- a byte order mark
+        SELECT array_agg(btrim(btrim(f), '"') ORDER BY o) INTO cols
+          FROM unnest(string_to_array(head, ',')) WITH ORDINALITY u(f, o);
+    END IF;
     IF cols IS NULL OR cardinality(cols) < 2 THEN
         RAISE EXCEPTION '% is not a FOCUS CSV file: no header row', path USING ERRCODE = 'bad_copy_file_format';
     END IF;
@@ -181,9 +199,14 @@ BEGIN
     PERFORM billops._drop_temp('billops_focus_raw');
     EXECUTE format('CREATE TEMP TABLE billops_focus_raw (line_no bigint GENERATED ALWAYS AS IDENTITY (START WITH 2), %s) ON COMMIT DROP',
                    (SELECT string_agg(format('c%s text', o), ', ' ORDER BY o) FROM generate_series(1, cardinality(cols)) o));
-    EXECUTE format('COPY billops_focus_raw (%s) FROM %L WITH (FORMAT csv, HEADER true, NULL %L)',
-                   (SELECT string_agg(format('c%s', o), ', ' ORDER BY o) FROM generate_series(1, cardinality(cols)) o),
-                   path, 'NULL');
+    IF is_parquet THEN
+        PERFORM billops._copy_parquet_file(path, 'pg_temp.billops_focus_raw'::regclass,
+                                           (SELECT array_agg(format('c%s', o) ORDER BY o) FROM generate_series(1, cardinality(cols)) o));
+    ELSE
+        EXECUTE format('COPY billops_focus_raw (%s) FROM %L WITH (FORMAT csv, HEADER true, NULL %L)',
+                       (SELECT string_agg(format('c%s', o), ', ' ORDER BY o) FROM generate_series(1, cardinality(cols)) o),
+                       path, 'NULL');
+    END IF;
 
     FOR i IN 1 .. cardinality(cols) LOOP
         c := cols[i];

@@ -163,3 +163,42 @@ test('cancel during a Parquet load is prompt and leaves nothing behind', async (
   assert.equal(n.n, 0);
   await c.end();
 });
+
+test('a FOCUS export as Parquet (the real sample: decimals, timestamps, Tags as a map) loads into exactly the rows its CSV loads into', async () => {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
+  const { DuckDBInstance } = require('@duckdb/node-api');
+  const sample = path.join(SHARED, 'testdata/focus/focus-1.0-sample.csv');
+  const csv = path.join(DIR, 'focus.csv');
+  fs.copyFileSync(sample, csv);
+  fs.chmodSync(csv, 0o644);
+  const f = path.join(DIR, 'focus.parquet');
+  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  const read = `read_csv('${sample}', header = true, all_varchar = true, nullstr = 'NULL')`;
+  const names = (await (await duck.runAndReadAll(`DESCRIBE SELECT * FROM ${read}`)).getRowObjectsJS()).map((r) => r.column_name);
+  // FOCUS's data types: Decimal for costs, prices and quantities, Date/Time for periods, Key-Value for Tags
+  const typed = names.map((n) => {
+    const q = `"${n}"`;
+    if (/(Cost|Price|Quantity)$/.test(n)) return `CAST(${q} AS DECIMAL(38,15)) AS ${q}`;
+    if (/(Start|End)$/.test(n)) return `CAST(${q} AS TIMESTAMP) AS ${q}`;
+    if (n === 'Tags') return `CAST(CAST(${q} AS JSON) AS MAP(VARCHAR, VARCHAR)) AS ${q}`;
+    return q;
+  });
+  await duck.run(`COPY (SELECT ${typed.join(', ')} FROM ${read}) TO '${f}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048)`);
+  fs.chmodSync(f, 0o644);
+  await db.query(`SELECT billops.load_focus_file($1, 'focus-csv')`, [csv]);
+  await db.query(`SELECT billops.load_focus_file($1, 'focus-parquet')`, [f]);
+  const cols = (await db.query(`SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS c FROM pg_attribute
+      WHERE attrelid = 'billops.focus_line_item'::regclass AND attnum > 0 AND NOT attisdropped
+        AND attname NOT IN ('export_id', 'source_name')`)).rows[0].c;
+  const side = (s) => `SELECT ${cols} FROM billops.focus_line_item WHERE source_name = '${s}'`;
+  const { rows: [cmp] } = await db.query(`SELECT (SELECT count(*) FROM (${side('focus-csv')} EXCEPT ALL ${side('focus-parquet')}) a)
+      + (SELECT count(*) FROM (${side('focus-parquet')} EXCEPT ALL ${side('focus-csv')}) b) AS differing,
+      (SELECT count(*) FROM billops.focus_line_item WHERE source_name = 'focus-csv') AS n_csv,
+      (SELECT count(*) FROM billops.focus_line_item WHERE source_name = 'focus-parquet') AS n,
+      (SELECT count(*) FROM billops.focus_line_item WHERE source_name = 'focus-parquet' AND "Tags" IS NOT NULL) AS tagged`);
+  assert.equal(Number(cmp.n), 1000, 'the sample has 1,000 rows');
+  assert.equal(Number(cmp.n_csv), 1000);
+  assert.ok(Number(cmp.tagged) > 0, `rows with tags: ${cmp.tagged}`);
+  assert.equal(Number(cmp.differing), 0, 'every row, column and extra as the CSV loads it');
+});
