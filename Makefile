@@ -3,7 +3,7 @@
 #   make                 build the module and the install script
 #   make install         install into the server found by pg_config
 #   make installcheck    pg_regress against a running server (PGHOST/PGPORT)
-#   make bench           benchmarks (test/bench/run.sh, bill.sh); print name=value lines
+#   make bench           benchmarks (test/bench/run.sh, parquet.sh, bill.sh); print name=value lines
 #   make crash-matrix    1,000 crash and lost-answer trials of the BILL protocol (test/bench/bill-crash-matrix.sh)
 #
 # The install script is generated: the SQL sources live one domain per file in
@@ -75,6 +75,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 .PHONY: bench crash-matrix
 bench:
 	bash test/bench/run.sh
+	bash test/bench/parquet.sh
 	bash test/bench/bill.sh
 
 crash-matrix:

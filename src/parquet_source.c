@@ -96,6 +96,9 @@ typedef struct ParquetSource
 	ReadWindow	scratch;		/* one GET covering several small chunks, before it is shared out */
 	int			row_group_hint; /* where the last read was: row groups are read in order */
 	bool		opened;			/* the footer is read: chunks can be looked up */
+	int64		requests;		/* ranged GETs made */
+	int64		rows_read;		/* rows handed to COPY */
+	Size		peak_memory;	/* the most the reader's contexts held, sampled per batch of rows */
 	MemoryContext mcxt;			/* everything the reader allocates */
 	PqContext  *cx;
 	PqFile		file;
@@ -239,6 +242,7 @@ fetch(ParquetSource *ps, int64 offset, size_t len, char *dst)
 {
 	s3_read_range(ps->loc, ps->key, &ps->etag, offset, len, dst);
 	ps->base.raw_bytes += len;
+	ps->requests++;
 }
 
 static void
@@ -393,8 +397,12 @@ parquet_read(ByteSource *self, char *buf, size_t len)
 		}
 		/* a batch of rows at a time: the buffer stays small, COPY's reads stay large */
 		while (!ps->done && ps->pending.len < 256 * 1024)
+		{
 			if (!pq_rows_next(ps->rows, emit_pending, ps, &ps->done))
 				raise_reader_error(ps, ps->cx);
+			ps->rows_read += !ps->done;
+		}
+		ps->peak_memory = Max(ps->peak_memory, MemoryContextMemAllocated(ps->mcxt, true));
 	}
 	return out;
 }
@@ -407,6 +415,14 @@ parquet_close(ByteSource *self)
 	if (ps->fd >= 0)
 		CloseTransientFile(ps->fd);
 	ps->fd = -1;
+	/* what a DBA sizing billops.parquet_max_memory and billops.parquet_s3_read_size needs */
+	if (ps->mcxt && ps->opened)
+		ereport(DEBUG1,
+				(errmsg("Parquet file \"%s\": %lld rows in %d row groups, %llu bytes read%s, reader memory peak %zu kB",
+						self->name, (long long) ps->rows_read, ps->file.num_row_groups,
+						(unsigned long long) self->raw_bytes,
+						ps->loc ? psprintf(" in %lld ranged GETs", (long long) ps->requests) : "",
+						ps->peak_memory / 1024)));
 	if (ps->mcxt)
 		MemoryContextDelete(ps->mcxt);
 	ps->mcxt = NULL;

@@ -15,37 +15,16 @@
 #   groupby_seconds     a plain GROUP BY of the same month by the same attributes:
 #                       the least work any build must do
 #   build_vs_groupby_ratio  groupby_seconds ÷ build_seconds
-#   parquet_*           one month delivered as one gzip CSV file and as the same rows
-#                       in one Parquet file (arrow-rs, one row group, 1 MiB pages),
-#                       synced from S3 alternately; DuckDB loading that Parquet file
-#                       into a table; peak backend memory syncing a small and a large
-#                       Parquet file (each one row group: memory must not follow it)
 #
+# test/bench/parquet.sh measures Parquet; both use test/bench/bench-lib.sh.
 # Each timed step runs twice, alternating, and the faster run counts.
-# BENCH_ROWS (default 1000000), BENCH_SMALL_ROWS (default 100000) and BENCH_PARQUET_ROWS
-# (default 1.25 x BENCH_ROWS) scale it.
+# BENCH_ROWS (default 1000000) and BENCH_SMALL_ROWS (default 100000) scale it.
 set -euo pipefail
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/bench-lib.sh"
 
 ROWS="${BENCH_ROWS:-1000000}"
 SMALL="${BENCH_SMALL_ROWS:-100000}"
-# the Parquet month: 1.25 x ROWS, so that at the default its one row group is past 128 MB uncompressed
-PQ_ROWS="${BENCH_PARQUET_ROWS:-$((ROWS * 5 / 4))}"
-
-install_deps >&2
-build_extension >&2
-start_cluster bench >&2
-S3_DIR="$BILLOPS_RUN/s3"
-mkdir -p "$S3_DIR" && chmod 755 "$S3_DIR"
-start_s3_emulator "$S3_DIR" >&2
-
-gen() {  # gen PERIOD ROWS DELIVERY [extra args]
-    local period="$1" rows="$2" k="$3"; shift 3
-    node "$BILLOPS_ROOT/test/generator/gen-cur.mjs" --out "$S3_DIR" --bucket bench-billing --prefix cur \
-        --report bench --layout cur2 --columns known --period "$period" --rows "$rows" \
-        --deliveries 4 --delivery "$k" --seed 2024 --quiet "$@"
-}
-q() { psql -qXAt -v ON_ERROR_STOP=1 "$@"; }
+bench_start bench
 
 log "generating $ROWS rows (and $SMALL for the memory comparison)"
 gen 2024-05 "$ROWS" 1 --emit-plain "$BILLOPS_RUN/plain.csv" >&2
@@ -62,37 +41,6 @@ CREATE TABLE public.bench_copy (LIKE billops.cur_line_item);
 SQL
 columns=$(head -1 "$BILLOPS_RUN/plain.csv")
 
-now() { date +%s.%N; }
-
-# Sample the loading backend's private memory (RssAnon excludes shared buffers).
-sample_memory() {  # sample_memory APPNAME OUTFILE
-    local app="$1" out="$2" pid="" max=0
-    for _ in $(seq 1 200); do
-        pid=$(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$app' LIMIT 1")
-        [ -n "$pid" ] && break; sleep 0.05
-    done
-    while [ -n "$pid" ] && [ -r "/proc/$pid/status" ] && [ ! -e "$out.stop" ]; do
-        v=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-        [ "${v:-0}" -gt "$max" ] && max=$v
-        sleep 0.02
-    done
-    echo "$max" > "$out"
-}
-
-sync_timed() {  # sync_timed PERIOD APPNAME [force] -> seconds; memory peak in $BILLOPS_RUN/mem.APPNAME
-    local period="$1" app="$2" force="${3:-false}" t0 t1
-    rm -f "$BILLOPS_RUN/mem.$app" "$BILLOPS_RUN/mem.$app.stop"
-    sample_memory "$app" "$BILLOPS_RUN/mem.$app" &
-    local sampler=$!
-    t0=$(now)
-    PGAPPNAME="$app" psql -qXAt -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
-        -c "SET billops.analyze_after_load = off" \
-        -c "CALL billops.sync_cur_source('bench', only_period => '$period', force => $force)"
-    t1=$(now)
-    touch "$BILLOPS_RUN/mem.$app.stop"; wait "$sampler" || true
-    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
-}
-
 copy_timed() {
     local t0 t1
     q -c "TRUNCATE public.bench_copy" -c "CHECKPOINT"
@@ -101,16 +49,6 @@ copy_timed() {
     t1=$(now)
     awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
 }
-
-sql_timed() {  # sql_timed SQL -> seconds
-    local t0 t1
-    t0=$(now)
-    q -c "SET client_min_messages = warning" -c "$1" >/dev/null
-    t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
-}
-
-min() { echo "$1 $2" | awk '{print ($1 < $2) ? $1 : $2}'; }
 
 log "measuring: COPY, ingest, COPY, ingest"
 q -c "CHECKPOINT"
@@ -159,40 +97,6 @@ groupby_s=$(sql_timed "SELECT sum(length(s)) FROM (SELECT bill_payer_account_id,
     FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-05-01' GROUP BY 1,2,3,4,5,6,7,8,9,10,11,12) x")
 payables=$(q -c "SELECT count(*) FROM billops.payable WHERE billing_period = '2024-05-01'")
 
-log "Parquet: one month as gzip CSV and as Parquet; DuckDB on the same file; memory for two sizes"
-gen 2024-06 "$PQ_ROWS" 1 --files 1 >&2
-gen 2024-07 "$SMALL" 1 --files 1 >&2
-bucket_dir="$S3_DIR/bench-billing"
-pq_convert() {  # pq_convert PERIOD [--keep-csv]: the month's file as Parquet, one row group
-    node "$BILLOPS_ROOT/test/generator/parquet-delivery.mjs" --root "$S3_DIR" --bucket bench-billing \
-        --manifest "cur/bench/metadata/BILLING_PERIOD=$1/bench-Manifest.json" --writer arrow-rs \
-        --row-group-size 100000000 "${@:2}" | node -e 'const r = JSON.parse(require("fs").readFileSync(0)); console.log(r.files[0].key)'
-}
-man6="$bucket_dir/cur/bench/metadata/BILLING_PERIOD=2024-06/bench-Manifest.json"
-cp "$man6" "$BILLOPS_RUN/manifest-06-csv.json"
-pq_large="$bucket_dir/$(pq_convert 2024-06 --keep-csv)"
-cp "$man6" "$BILLOPS_RUN/manifest-06-parquet.json"
-pq_small="$bucket_dir/$(pq_convert 2024-07)"
-pq_gz_bytes=$(find "$bucket_dir/cur/bench/data/BILLING_PERIOD=2024-06" -name '*.csv.gz' -printf '%s\n' | awk '{s+=$1} END {print s}')
-as_format() { cp "$BILLOPS_RUN/manifest-06-$1.json" "$man6"; }
-as_format csv;     pc1=$(sync_timed 2024-06-01 bench-pq-csv-1 true)
-as_format parquet; curl -fsS -X DELETE "$S3_ENDPOINT/_emulator/requests" >/dev/null
-                   pp1=$(sync_timed 2024-06-01 bench-pq-parquet-1 true)
-pq_gets=$(curl -fsS "$S3_ENDPOINT/_emulator/requests" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0)).filter((e) => e.op === "GetObject").length)')
-as_format csv;     pc2=$(sync_timed 2024-06-01 bench-pq-csv-2 true)
-as_format parquet; pp2=$(sync_timed 2024-06-01 bench-pq-parquet-2 true)
-pq_csv_s=$(min "$pc1" "$pc2")
-pq_s=$(min "$pp1" "$pp2")
-pq_mem_large=$(cat "$BILLOPS_RUN/mem.bench-pq-parquet-2")
-pq_rows=$(q -c "SELECT count(*) FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-06-01'")
-sync_timed 2024-07-01 bench-pq-small >/dev/null
-pq_mem_small=$(cat "$BILLOPS_RUN/mem.bench-pq-small")
-pq_small_rows=$(q -c "SELECT count(*) FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-07-01'")
-# DuckDB loading the same Parquet file into a table, and the row groups' uncompressed sizes
-duck_out=$(node "$BILLOPS_ROOT/test/bench/duckdb-load.mjs" "$pq_large" "$pq_small")
-read -r duck_s duck_rows rg_large rg_small <<<"$duck_out"
-[ "$duck_rows" = "$pq_rows" ] || { echo "row counts differ: DuckDB $duck_rows, pg_billops $pq_rows" >&2; exit 1; }
-
 awk -v rows="$rows_loaded" -v is="$ingest_s" -v cs="$copy_s" -v gz="$gz_bytes" -v csv="$csv_bytes" \
     -v ms="$mem_small" -v ml="$mem_large" -v small="$SMALL" -v s1="$size_first" -v s2="$size_after" \
     -v r1="${redeliveries[0]}" -v r2="${redeliveries[1]}" -v r3="${redeliveries[2]}" -v left="$leftovers" \
@@ -221,19 +125,4 @@ awk -v rows="$rows_loaded" -v is="$ingest_s" -v cs="$copy_s" -v gz="$gz_bytes" -
     printf "build_unchanged_rerun_seconds=%.2f\n", b2
     printf "groupby_seconds=%.2f\n", gb
     printf "build_vs_groupby_ratio=%.2f\n", gb / b1
-}'
-awk -v rows="$pq_rows" -v srows="$pq_small_rows" -v ps="$pq_s" -v cs="$pq_csv_s" -v ds="$duck_s" -v gets="$pq_gets" \
-    -v pqb="$(stat -c %s "$pq_large")" -v gzb="$pq_gz_bytes" -v ml="$pq_mem_large" -v ms="$pq_mem_small" \
-    -v rgl="$rg_large" -v rgs="$rg_small" 'BEGIN {
-    printf "parquet_rows=%d\n", rows
-    printf "parquet_file_mb=%.1f\nparquet_same_rows_gzip_csv_mb=%.1f\n", pqb / 1048576, gzb / 1048576
-    printf "parquet_ingest_seconds=%.2f\nparquet_ingest_rows_per_s=%.0f\n", ps, rows / ps
-    printf "parquet_s3_get_requests=%d\n", gets
-    printf "csv_gz_ingest_seconds=%.2f\ncsv_gz_ingest_rows_per_s=%.0f\n", cs, rows / cs
-    printf "parquet_vs_csv_gz_ratio=%.2f\n", cs / ps
-    printf "duckdb_parquet_load_seconds=%.2f\nduckdb_parquet_load_rows_per_s=%.0f\n", ds, rows / ds
-    printf "parquet_vs_duckdb_ratio=%.2f\n", ds / ps
-    printf "parquet_row_group_uncompressed_mb_%d_rows=%.1f\nparquet_row_group_uncompressed_mb_%d_rows=%.1f\n", srows, rgs / 1048576, rows, rgl / 1048576
-    printf "parquet_peak_backend_anon_kb_%d_rows=%d\nparquet_peak_backend_anon_kb_%d_rows=%d\n", srows, ms, rows, ml
-    printf "parquet_memory_large_vs_small_ratio=%.2f\n", (ms > 0) ? ml / ms : 0
 }'
