@@ -31,6 +31,8 @@ typedef struct PqContext
 
 extern bool pq_fail(PqContext *cx, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 extern void *pq_alloc(PqContext *cx, size_t size);	/* zeroed; NULL (and error set) when refused */
+/* not zeroed: for buffers that are filled whole before they are read (pages read or decompressed to their exact size) */
+extern void *pq_alloc_uninit(PqContext *cx, size_t size);
 
 /* --- the format's enums (parquet.thrift) -------------------------------------- */
 

@@ -120,7 +120,7 @@ pq_decode_page(PqContext *cx, PqChunkState *st, const PqPageHeader *h, const uin
 			return pq_fail(cx, "a dictionary page after the chunk's first page");
 		if (h->encoding != PQ_ENC_PLAIN && h->encoding != PQ_ENC_PLAIN_DICTIONARY)
 			return pq_fail(cx, "a dictionary page encoded %s", pq_encoding_name(h->encoding));
-		if ((buf = pq_alloc(cx, (size_t) h->uncompressed_size)) == NULL)
+		if ((buf = pq_alloc_uninit(cx, (size_t) h->uncompressed_size)) == NULL)
 			return false;
 		if (h->uncompressed_size > 0 &&
 			!pq_decompress(cx, st->codec, body, (size_t) h->compressed_size, buf, (size_t) h->uncompressed_size))
@@ -143,7 +143,7 @@ pq_decode_page(PqContext *cx, PqChunkState *st, const PqPageHeader *h, const uin
 		size_t		pos = 0,
 					used;
 
-		if ((buf = pq_alloc(cx, (size_t) h->uncompressed_size)) == NULL)
+		if ((buf = pq_alloc_uninit(cx, (size_t) h->uncompressed_size)) == NULL)
 			return false;
 		if (h->uncompressed_size > 0 || h->compressed_size > 0)
 			if (!pq_decompress(cx, st->codec, body, (size_t) h->compressed_size, buf, (size_t) h->uncompressed_size))

@@ -125,11 +125,24 @@ floor_div(int64_t a, int64_t b)
 	return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
 
+/* n decimal digits of v (v >= 0), zero-padded, at p; returns the end */
+static char *
+put_digits(char *p, int64_t v, int n)
+{
+	for (int k = n - 1; k >= 0; k--)
+	{
+		p[k] = (char) ('0' + v % 10);
+		v /= 10;
+	}
+	return p + n;
+}
+
 /* A time since the epoch in `per_second` units as ISO 8601 UTC, `digits` of fraction. */
 static void
 put_timestamp(Out *o, int64_t t, int64_t per_second, int digits)
 {
 	char		buf[80];
+	char	   *p = buf;
 	int64_t		secs = floor_div(t, per_second);
 	int64_t		frac = t - secs * per_second;
 	int64_t		days = floor_div(secs, 86400);
@@ -139,15 +152,28 @@ put_timestamp(Out *o, int64_t t, int64_t per_second, int digits)
 				d;
 
 	civil(days, &y, &m, &d);
-	snprintf(buf, sizeof(buf), "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d", y, m, d, (int) (sod / 3600), (int) (sod / 60 % 60),
-			 (int) (sod % 60));
-	puts_(o, buf);
+	/* digits by hand for the common years (a timestamp is in most CUR rows, several times) */
+	if (y < 0 || y > 9999)
+		p += snprintf(buf, sizeof(buf), "%04" PRId64, y);
+	else
+		p = put_digits(p, y, 4);
+	*p++ = '-';
+	p = put_digits(p, m, 2);
+	*p++ = '-';
+	p = put_digits(p, d, 2);
+	*p++ = 'T';
+	p = put_digits(p, sod / 3600, 2);
+	*p++ = ':';
+	p = put_digits(p, sod / 60 % 60, 2);
+	*p++ = ':';
+	p = put_digits(p, sod % 60, 2);
 	if (digits)
 	{
-		snprintf(buf, sizeof(buf), ".%0*" PRId64, digits, frac);
-		puts_(o, buf);
+		*p++ = '.';
+		p = put_digits(p, frac, digits);
 	}
-	puts_(o, "Z");
+	*p++ = 'Z';
+	put(o, buf, (size_t) (p - buf));
 }
 
 /*
@@ -496,7 +522,7 @@ load_page(PqRowReader *r, Cursor *c)
 		{
 			if ((int64_t) want > c->end - c->pos)
 				want = (size_t) (c->end - c->pos);
-			if ((buf = pq_alloc(cx, want)) == NULL || !r->read(cx, r->read_state, c->pos, want, buf))
+			if ((buf = pq_alloc_uninit(cx, want)) == NULL || !r->read(cx, r->read_state, c->pos, want, buf))
 				goto fail;
 			if (pq_read_page_header(cx, buf, want, &h, &more))
 				break;
@@ -512,7 +538,7 @@ load_page(PqRowReader *r, Cursor *c)
 		{
 			/* a dictionary outlives its page: read and decode it in the chunk's context */
 			PqContext  *body_cx = h.type == PQ_PAGE_DICTIONARY ? c->chunk_cx : cx;
-			uint8_t    *body = pq_alloc(body_cx, (size_t) h.compressed_size);
+			uint8_t    *body = pq_alloc_uninit(body_cx, (size_t) h.compressed_size);
 
 			if (body == NULL ||
 				!r->read(body_cx, r->read_state, c->pos + (int64_t) h.header_length, (size_t) h.compressed_size, body) ||
@@ -817,16 +843,15 @@ pq_rows_next(PqRowReader *r, PqEmitFn emit, void *emit_state, bool *done)
 			r->column = fl->node->name;
 			if (!next_entry(r, fl->a, &rep, &def, &vi))
 				return false;
-			if (vi >= 0)
-			{
-				FieldBuf	fb = {NULL, 0, 0, r->row_cx, false};
-				Out			fo = {field_emit, &fb};
-
-				put_value(&fo, fl->a->leaf, &fl->a->page.values, vi, false);
-				if (fb.failed)
-					return pq_fail(r->cx, "row group %d, column %s: no memory for a value", r->row_group, r->column);
-				put_csv_field(&o, fb.data, fb.len);
-			}
+			/*
+			 * Strings go out as CSV fields; every other type's text (digits,
+			 * signs, '.', 'e', ISO dates, "NaN", hex) never holds a comma, a
+			 * quote or a line break, so it goes out as it is written.
+			 */
+			if (vi >= 0 && fl->a->leaf->type == PQ_BYTE_ARRAY && fl->a->leaf->logical != PQ_LOGICAL_DECIMAL)
+				put_csv_field(&o, (const char *) fl->a->page.values.ptr[vi], fl->a->page.values.len[vi]);
+			else if (vi >= 0)
+				put_value(&o, fl->a->leaf, &fl->a->page.values, vi, false);
 		}
 		else
 		{

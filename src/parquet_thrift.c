@@ -53,16 +53,22 @@ pq_fail(PqContext *cx, const char *fmt,...)
 }
 
 void *
-pq_alloc(PqContext *cx, size_t size)
+pq_alloc_uninit(PqContext *cx, size_t size)
 {
 	void	   *p = cx->alloc(cx->alloc_state, size ? size : 1);
 
 	if (p == NULL)
-	{
 		pq_fail(cx, "the file needs more memory than the reader allows (%zu bytes asked)", size);
-		return NULL;
-	}
-	memset(p, 0, size ? size : 1);
+	return p;
+}
+
+void *
+pq_alloc(PqContext *cx, size_t size)
+{
+	void	   *p = pq_alloc_uninit(cx, size);
+
+	if (p)
+		memset(p, 0, size ? size : 1);
 	return p;
 }
 
