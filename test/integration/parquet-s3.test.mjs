@@ -138,7 +138,8 @@ test('a damaged Parquet object, an object replaced mid-read and a delivery mixin
     assert.match(e.message, /^Parquet file "s3:\/\/parquet-s3\/pq\/export2\/data\/BILLING_PERIOD=2024-03\/export2-00002\.zstd\.parquet": row group \d+, column /);
     assert.deepEqual(await visibleTotals('pq-cur2'), before, 'the month loaded before is intact');
 
-    // replaced while it is read: the object changes after its footer was read (If-Match → 412)
+    // replaced while the delivery is read (its first range held back 400 ms, the file rewritten meanwhile):
+    // every range carries If-Match with the listing's ETag, so S3 answers 412 and nothing of the new bytes is used
     fs.writeFileSync(file, good);
     await setFaults([{ op: 'GetObject', keyContains: 'export2-00002', kind: 'delay', ms: 400, times: 1 }]);
     const c = await connect();
