@@ -323,8 +323,11 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.bill_payer_account_name AS "BillingAccountName",
        'Organization'::text AS "BillingAccountType",          -- 1.2: an AWS payer is an organization's management account
        li.line_item_currency_code AS "BillingCurrency",
-       (li.bill_billing_period_start_date)::timestamp AS "BillingPeriodStart",
-       coalesce(li.bill_billing_period_end_date, (li.bill_billing_period_start_date + interval '1 month')::date)::timestamp AS "BillingPeriodEnd",
+       -- FOCUS's Date/Time Format: an instant in UTC.  As timestamptz (like ChargePeriod*), so a
+       -- period filter or join means the same whatever the client's TimeZone.
+       (li.bill_billing_period_start_date::timestamp AT TIME ZONE 'UTC') AS "BillingPeriodStart",
+       (coalesce(li.bill_billing_period_end_date, (li.bill_billing_period_start_date + interval '1 month')::date)::timestamp
+        AT TIME ZONE 'UTC') AS "BillingPeriodEnd",
        NULL::text AS "CapacityReservationId",
        NULL::text AS "CapacityReservationStatus",
        CASE li.line_item_line_item_type
@@ -421,7 +424,7 @@ SELECT c.*, 'cur'::text AS "x_BillopsSource"
   FROM billops._focus_cur c
 UNION ALL
 SELECT f."AvailabilityZone", f."BilledCost", f."BillingAccountId", f."BillingAccountName", f."BillingAccountType",
-       f."BillingCurrency", (f."BillingPeriodStart" AT TIME ZONE 'UTC'), (f."BillingPeriodEnd" AT TIME ZONE 'UTC'),
+       f."BillingCurrency", f."BillingPeriodStart", f."BillingPeriodEnd",
        f."CapacityReservationId", f."CapacityReservationStatus", f."ChargeCategory", f."ChargeClass", f."ChargeDescription",
        f."ChargeFrequency", f."ChargePeriodStart", f."ChargePeriodEnd", f."CommitmentDiscountCategory", f."CommitmentDiscountId",
        f."CommitmentDiscountName", f."CommitmentDiscountQuantity", f."CommitmentDiscountStatus", f."CommitmentDiscountType",

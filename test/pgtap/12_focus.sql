@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(21);
+SELECT plan(23);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -24,6 +24,15 @@ SELECT is((SELECT count(*)::int FROM billops.focus_cost
           'every enumeration holds a value FOCUS allows');
 SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE "BillingPeriodStart" >= "BillingPeriodEnd" OR "ProviderName" <> 'AWS'), 0,
           'billing periods are well formed; the provider is AWS');
+-- FOCUS's date/time columns are instants in UTC: a period means the same in every client time zone
+SELECT is((SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attname) FROM pg_attribute
+            WHERE attrelid = 'billops.focus_cost'::regclass AND attname IN ('BillingPeriodStart', 'BillingPeriodEnd', 'ChargePeriodStart', 'ChargePeriodEnd')),
+          'BillingPeriodEnd timestamp with time zone, BillingPeriodStart timestamp with time zone, ChargePeriodEnd timestamp with time zone, ChargePeriodStart timestamp with time zone',
+          'every FOCUS date/time column is timestamptz');
+SET TimeZone = 'America/New_York';
+SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE "ChargePeriodStart" < "BillingPeriodStart" OR "ChargePeriodEnd" > "BillingPeriodEnd"), 0,
+          'under America/New_York no charge falls outside its billing period');
+RESET TimeZone;
 SET ROLE billops_analyst;
 SELECT lives_ok($$ SELECT "ServiceName", sum("EffectiveCost") FROM billops.focus_cost GROUP BY 1 $$, 'analysts (and BI tools) read it');
 RESET ROLE;
