@@ -377,7 +377,11 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
             ELSE li.line_item_unblended_cost END AS "EffectiveCost",
        nullif(li.bill_invoice_id, '') AS "InvoiceId",
        li.bill_invoicing_entity AS "InvoiceIssuerName",
-       li.pricing_public_on_demand_cost AS "ListCost",
+       -- FOCUS 1.2 columns/listcost.md: a charge unrelated to other charges (a credit) lists at its
+       -- BilledCost; the CUR gives credits no public price
+       CASE WHEN li.line_item_line_item_type IN ('Credit', 'Refund', 'EdpDiscount', 'BundledDiscount', 'PrivateRateDiscount', 'Discount')
+            THEN li.line_item_unblended_cost
+            ELSE li.pricing_public_on_demand_cost END AS "ListCost",
        li.pricing_public_on_demand_rate AS "ListUnitPrice",
        CASE li.pricing_term WHEN 'OnDemand' THEN 'Standard' WHEN 'Reserved' THEN 'Committed' WHEN 'Spot' THEN 'Dynamic'
             ELSE CASE WHEN li.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed' END
@@ -386,8 +390,11 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        NULL::numeric AS "PricingCurrencyContractedUnitPrice",
        NULL::numeric AS "PricingCurrencyEffectiveCost",
        NULL::numeric AS "PricingCurrencyListUnitPrice",
-       li.line_item_usage_amount AS "PricingQuantity",
-       li.pricing_unit AS "PricingUnit",
+       -- FOCUS 1.2 columns/pricingquantity.md and pricingunit.md: no quantity on tax (the CUR writes 1),
+       -- and a unit exactly where there is a quantity
+       CASE WHEN li.line_item_line_item_type <> 'Tax' THEN li.line_item_usage_amount END AS "PricingQuantity",
+       CASE WHEN li.line_item_line_item_type <> 'Tax' AND li.line_item_usage_amount IS NOT NULL
+            THEN nullif(li.pricing_unit, '') END AS "PricingUnit",
        'AWS'::text AS "ProviderName",
        coalesce(li.line_item_legal_entity, li.bill_invoicing_entity) AS "PublisherName",
        li.product_region_code AS "RegionId",

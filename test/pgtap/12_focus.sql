@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(23);
+SELECT plan(27);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -33,6 +33,19 @@ SET TimeZone = 'America/New_York';
 SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE "ChargePeriodStart" < "BillingPeriodStart" OR "ChargePeriodEnd" > "BillingPeriodEnd"), 0,
           'under America/New_York no charge falls outside its billing period');
 RESET TimeZone;
+-- FOCUS 1.2's pricing rules (columns/pricingquantity.md, pricingunit.md, listcost.md)
+SELECT is((SELECT count(*)::int || ' ' || count(*) FILTER (WHERE "PricingQuantity" IS NOT NULL OR "PricingUnit" IS NOT NULL)
+             FROM billops.focus_cost WHERE "ChargeCategory" = 'Tax'), '12 0', 'tax (12 rows) has no PricingQuantity and no PricingUnit');
+SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE ("PricingQuantity" IS NULL) <> ("PricingUnit" IS NULL)), 0,
+          'a PricingUnit exactly where there is a PricingQuantity');
+COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,pricing/publicOnDemandCost'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Credit,-12.5,'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Usage,3.25,4.00') TO '/tmp/billops_tap_focus_credit.csv';
+SELECT billops.load_cur_file('/tmp/billops_tap_focus_credit.csv', 'tap-focus-credit') IS NOT NULL AS loaded;
+SELECT is((SELECT "ListCost" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "ChargeCategory" = 'Credit'), -12.5,
+          'a credit lists at its BilledCost');
+SELECT is((SELECT "ListCost" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "ChargeCategory" = 'Usage'), 4.00,
+          'usage lists at its public on-demand cost');
 SET ROLE billops_analyst;
 SELECT lives_ok($$ SELECT "ServiceName", sum("EffectiveCost") FROM billops.focus_cost GROUP BY 1 $$, 'analysts (and BI tools) read it');
 RESET ROLE;
