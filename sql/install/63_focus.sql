@@ -343,7 +343,11 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
             WHEN 'SavingsPlanUpfrontFee' THEN 'Purchase'
             WHEN 'SavingsPlanRecurringFee' THEN 'Purchase'
             ELSE 'Usage' END AS "ChargeCategory",       -- Usage, DiscountedUsage, SavingsPlanCoveredUsage, SavingsPlanNegation (unverified)
-       CASE WHEN li.bill_bill_type = 'Refund' THEN 'Correction' END AS "ChargeClass",
+       -- FOCUS 1.2 columns/chargeclass.md: "Correction" only for a correction of a previous billing
+       -- period (a refund whose usage started before this period); a same-month refund has none
+       CASE WHEN (li.bill_bill_type = 'Refund' OR li.line_item_line_item_type = 'Refund')
+                 AND li.line_item_usage_start_date < (li.bill_billing_period_start_date::timestamp AT TIME ZONE 'UTC')
+            THEN 'Correction' END AS "ChargeClass",
        li.line_item_line_item_description AS "ChargeDescription",
        CASE WHEN li.line_item_line_item_type IN ('Fee', 'SavingsPlanUpfrontFee') THEN 'One-Time'
             WHEN li.line_item_line_item_type IN ('RIFee', 'SavingsPlanRecurringFee') THEN 'Recurring'   -- unverified for RIFee
@@ -397,8 +401,11 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
             THEN nullif(li.pricing_unit, '') END AS "PricingUnit",
        'AWS'::text AS "ProviderName",
        coalesce(li.line_item_legal_entity, li.bill_invoicing_entity) AS "PublisherName",
-       li.product_region_code AS "RegionId",
-       li.product_location AS "RegionName",
+       -- FOCUS 1.2 columns/regionname.md: a name exactly where there is an id (the CUR writes
+       -- locations such as "Any" without a region code; a region code without a location keeps its code)
+       nullif(li.product_region_code, '') AS "RegionId",
+       CASE WHEN nullif(li.product_region_code, '') IS NOT NULL
+            THEN coalesce(nullif(li.product_location, ''), li.product_region_code) END AS "RegionName",
        nullif(li.line_item_resource_id, '') AS "ResourceId",
        NULL::text AS "ResourceName",
        NULL::text AS "ResourceType",
@@ -408,7 +415,10 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.product_sku AS "SkuId",
        NULL::text AS "SkuMeter",
        NULL::jsonb AS "SkuPriceDetails",
-       li.pricing_rate_id AS "SkuPriceId",
+       -- the CUR's rate code is <SkuId>.<offer term>.<rate>, the form of AWS's own FOCUS export (its
+       -- SkuPriceId has the SkuId as its first part: the one parent FOCUS 1.2 columns/skupriceid.md
+       -- asks for); none on tax
+       CASE WHEN li.line_item_line_item_type <> 'Tax' THEN nullif(li.pricing_rate_code, '') END AS "SkuPriceId",
        li.line_item_usage_account_id AS "SubAccountId",
        li.line_item_usage_account_name AS "SubAccountName",
        'Account'::text AS "SubAccountType",

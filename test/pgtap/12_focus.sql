@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(27);
+SELECT plan(32);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -38,14 +38,30 @@ SELECT is((SELECT count(*)::int || ' ' || count(*) FILTER (WHERE "PricingQuantit
              FROM billops.focus_cost WHERE "ChargeCategory" = 'Tax'), '12 0', 'tax (12 rows) has no PricingQuantity and no PricingUnit');
 SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE ("PricingQuantity" IS NULL) <> ("PricingUnit" IS NULL)), 0,
           'a PricingUnit exactly where there is a PricingQuantity');
-COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,pricing/publicOnDemandCost'
-      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Credit,-12.5,'
-      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Usage,3.25,4.00') TO '/tmp/billops_tap_focus_credit.csv';
+-- columns/regionname.md: a RegionName exactly where there is a RegionId (the sample has locations without a region code)
+SELECT is((SELECT count(*)::int FROM billops.cur_line_item WHERE nullif(product_region_code, '') IS NULL AND nullif(product_location, '') IS NOT NULL), 14,
+          'the sample has 14 locations without a region code');
+SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE ("RegionId" IS NULL) <> ("RegionName" IS NULL)), 0,
+          'a RegionName exactly where there is a RegionId');
+-- columns/skupriceid.md: none on tax; one parent SkuId
+SELECT is((SELECT count("SkuPriceId")::int || ' ' || (SELECT count(*) FROM (SELECT FROM billops.focus_cost WHERE "SkuPriceId" IS NOT NULL
+                                                                        GROUP BY "SkuPriceId" HAVING count(DISTINCT "SkuId") > 1) x)
+             FROM billops.focus_cost), '1269 0', 'every usage row has a SkuPriceId, and each SkuPriceId one parent SkuId');
+SELECT is((SELECT count("SkuPriceId")::int FROM billops.focus_cost WHERE "ChargeCategory" = 'Tax'), 0, 'tax has no SkuPriceId');
+COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,pricing/publicOnDemandCost,bill/BillType,lineItem/UsageStartDate'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Credit,-12.5,,Anniversary,2024-02-03T00:00:00Z'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Usage,3.25,4.00,Anniversary,2024-02-03T00:00:00Z'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Refund,-1.00,,Refund,2024-02-10T00:00:00Z'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Refund,-2.00,,Refund,2024-01-10T00:00:00Z') TO '/tmp/billops_tap_focus_credit.csv';
 SELECT billops.load_cur_file('/tmp/billops_tap_focus_credit.csv', 'tap-focus-credit') IS NOT NULL AS loaded;
-SELECT is((SELECT "ListCost" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "ChargeCategory" = 'Credit'), -12.5,
+SELECT is((SELECT "ListCost" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "BilledCost" = -12.5), -12.5,
           'a credit lists at its BilledCost');
 SELECT is((SELECT "ListCost" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "ChargeCategory" = 'Usage'), 4.00,
           'usage lists at its public on-demand cost');
+-- columns/chargeclass.md: "Correction" for a correction of a previous period only
+SELECT is((SELECT string_agg("BilledCost" || ':' || coalesce("ChargeClass", '-'), ' ' ORDER BY "BilledCost") FROM billops.focus_cost
+            WHERE "BillingAccountId" = '999988887777' AND "BilledCost" IN (-1.00, -2.00)), '-2.00:Correction -1.00:-',
+          'a refund of January in February is a Correction, a refund of February is not');
 SET ROLE billops_analyst;
 SELECT lives_ok($$ SELECT "ServiceName", sum("EffectiveCost") FROM billops.focus_cost GROUP BY 1 $$, 'analysts (and BI tools) read it');
 RESET ROLE;
