@@ -119,10 +119,22 @@ civil(int64_t days, int64_t *y, int *m, int *d)
 	*y = yoe + era * 400 + (*m <= 2);
 }
 
-static int64_t
-floor_div(int64_t a, int64_t b)
+/*
+ * a = q * b + r with 0 <= r < b (b > 0), without overflow for any a: the
+ * quotient and remainder C gives, moved down by one for negative a.
+ * (q * b itself may not be representable near INT64_MIN: the fuzzer found
+ * "a - floor(a / b) * b" overflowing there.)
+ */
+static void
+floor_divmod(int64_t a, int64_t b, int64_t *q, int64_t *r)
 {
-	return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+	*q = a / b;
+	*r = a % b;
+	if (*r < 0)
+	{
+		*r += b;
+		*q -= 1;
+	}
 }
 
 /* n decimal digits of v (v >= 0), zero-padded, at p; returns the end */
@@ -137,20 +149,23 @@ put_digits(char *p, int64_t v, int n)
 	return p + n;
 }
 
-/* A time since the epoch in `per_second` units as ISO 8601 UTC, `digits` of fraction. */
+/* extra_days days and t `per_second` units after the epoch, as ISO 8601 UTC with `digits` of fraction. */
 static void
-put_timestamp(Out *o, int64_t t, int64_t per_second, int digits)
+put_timestamp(Out *o, int64_t extra_days, int64_t t, int64_t per_second, int digits)
 {
 	char		buf[80];
 	char	   *p = buf;
-	int64_t		secs = floor_div(t, per_second);
-	int64_t		frac = t - secs * per_second;
-	int64_t		days = floor_div(secs, 86400);
-	int64_t		sod = secs - days * 86400;
+	int64_t		secs,
+				frac,
+				days,
+				sod;
 	int64_t		y;
 	int			m,
 				d;
 
+	floor_divmod(t, per_second, &secs, &frac);
+	floor_divmod(secs, 86400, &days, &sod);
+	days += extra_days;
 	civil(days, &y, &m, &d);
 	/* digits by hand for the common years (a timestamp is in most CUR rows, several times) */
 	if (y < 0 || y > 9999)
@@ -355,11 +370,11 @@ put_value(Out *o, const PqSchemaNode *leaf, const PqValues *v, int32_t i, bool j
 	}
 	else if (leaf->type == PQ_INT96)
 	{
-		/* nanoseconds of the day, then the Julian day (2440588 is 1970-01-01) */
+		/* nanoseconds of the day, then the Julian day (2440588 is 1970-01-01); kept apart, as their sum can overflow */
 		int64_t		nanos = le64(b);
 		int64_t		day = (int64_t) le32(b + 8) - 2440588;
 
-		put_timestamp(o, day * 86400 * INT64_C(1000000000) + nanos, INT64_C(1000000000), 9);
+		put_timestamp(o, day, nanos, INT64_C(1000000000), 9);
 	}
 	else if (leaf->logical == PQ_LOGICAL_TIMESTAMP || leaf->logical == PQ_LOGICAL_TIME)
 	{
@@ -368,13 +383,15 @@ put_value(Out *o, const PqSchemaNode *leaf, const PqValues *v, int32_t i, bool j
 		int			digits = leaf->time_unit == PQ_UNIT_MILLIS ? 3 : leaf->time_unit == PQ_UNIT_MICROS ? 6 : 9;
 
 		if (leaf->logical == PQ_LOGICAL_TIMESTAMP)
-			put_timestamp(o, t, per, digits);
+			put_timestamp(o, 0, t, per, digits);
 		else
 		{
-			int64_t		s = floor_div(t, per);
+			int64_t		s,
+						frac;
 
+			floor_divmod(t, per, &s, &frac);
 			snprintf(buf, sizeof(buf), "%02d:%02d:%02d.%0*" PRId64, (int) (s / 3600), (int) (s / 60 % 60), (int) (s % 60),
-					 digits, t - s * per);
+					 digits, frac);
 			puts_(o, buf);
 		}
 	}
