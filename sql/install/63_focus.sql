@@ -330,19 +330,7 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
         AT TIME ZONE 'UTC') AS "BillingPeriodEnd",
        NULL::text AS "CapacityReservationId",
        NULL::text AS "CapacityReservationStatus",
-       CASE li.line_item_line_item_type
-            WHEN 'Tax' THEN 'Tax'
-            WHEN 'Credit' THEN 'Credit'
-            WHEN 'Refund' THEN 'Credit'
-            WHEN 'EdpDiscount' THEN 'Credit'          -- unverified
-            WHEN 'BundledDiscount' THEN 'Credit'      -- unverified
-            WHEN 'PrivateRateDiscount' THEN 'Credit'  -- unverified
-            WHEN 'Discount' THEN 'Credit'             -- unverified
-            WHEN 'Fee' THEN 'Purchase'
-            WHEN 'RIFee' THEN 'Purchase'
-            WHEN 'SavingsPlanUpfrontFee' THEN 'Purchase'
-            WHEN 'SavingsPlanRecurringFee' THEN 'Purchase'
-            ELSE 'Usage' END AS "ChargeCategory",       -- Usage, DiscountedUsage, SavingsPlanCoveredUsage, SavingsPlanNegation (unverified)
+       cc.charge_category AS "ChargeCategory",
        -- FOCUS 1.2 columns/chargeclass.md: "Correction" only for a correction of a previous billing
        -- period (a refund whose usage started before this period); a same-month refund has none
        CASE WHEN (li.bill_bill_type = 'Refund' OR li.line_item_line_item_type = 'Refund')
@@ -359,17 +347,20 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        coalesce(nullif(li.savings_plan_savings_plan_a_r_n, ''), nullif(li.reservation_reservation_a_r_n, '')) AS "CommitmentDiscountId",
        NULL::text AS "CommitmentDiscountName",
        NULL::numeric AS "CommitmentDiscountQuantity",
-       CASE WHEN li.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Used'
+       -- FOCUS 1.2 columns/commitmentdiscountstatus.md: a status on every usage row that names a
+       -- commitment; a Savings Plan's negation row offsets covered usage, so it is Used too
+       CASE WHEN li.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'DiscountedUsage', 'SavingsPlanNegation') THEN 'Used'
             WHEN li.line_item_line_item_type IN ('SavingsPlanRecurringFee', 'RIFee')
                  AND coalesce(nullif(li.savings_plan_savings_plan_a_r_n, ''), nullif(li.reservation_reservation_a_r_n, '')) IS NOT NULL
                  THEN 'Unused' END AS "CommitmentDiscountStatus",     -- unverified for fees
        CASE WHEN li.savings_plan_savings_plan_a_r_n <> '' THEN 'Savings Plan'
             WHEN li.reservation_reservation_a_r_n <> '' THEN 'Reservation' END AS "CommitmentDiscountType",
        NULL::text AS "CommitmentDiscountUnit",
-       CASE WHEN li.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-            THEN li.line_item_usage_amount END AS "ConsumedQuantity",
-       CASE WHEN li.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-            THEN li.pricing_unit END AS "ConsumedUnit",
+       -- FOCUS 1.2 columns/consumedquantity.md, consumedunit.md: a quantity on every Usage row (the
+       -- Savings Plan negation rows included) and on no other, a unit exactly where there is a quantity
+       CASE WHEN cc.charge_category = 'Usage' THEN li.line_item_usage_amount END AS "ConsumedQuantity",
+       CASE WHEN cc.charge_category = 'Usage' AND li.line_item_usage_amount IS NOT NULL
+            THEN nullif(li.pricing_unit, '') END AS "ConsumedUnit",
        coalesce(li.line_item_net_unblended_cost, li.line_item_unblended_cost) AS "ContractedCost",   -- unverified
        coalesce(li.line_item_net_unblended_rate, li.line_item_unblended_rate) AS "ContractedUnitPrice",
        CASE li.line_item_line_item_type
@@ -383,12 +374,22 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.bill_invoicing_entity AS "InvoiceIssuerName",
        -- FOCUS 1.2 columns/listcost.md: a charge unrelated to other charges (a credit) lists at its
        -- BilledCost; the CUR gives credits no public price
-       CASE WHEN li.line_item_line_item_type IN ('Credit', 'Refund', 'EdpDiscount', 'BundledDiscount', 'PrivateRateDiscount', 'Discount')
-            THEN li.line_item_unblended_cost
+       CASE WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
             ELSE li.pricing_public_on_demand_cost END AS "ListCost",
        li.pricing_public_on_demand_rate AS "ListUnitPrice",
-       CASE li.pricing_term WHEN 'OnDemand' THEN 'Standard' WHEN 'Reserved' THEN 'Committed' WHEN 'Spot' THEN 'Dynamic'
-            ELSE CASE WHEN li.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'DiscountedUsage') THEN 'Committed' END
+       -- FOCUS 1.2 columns/pricingcategory.md: none on tax; "Committed" for usage under a commitment
+       -- (Savings Plan coverage and its negation, reserved usage), whatever the CUR's pricing term
+       -- (OnDemand on Savings Plan coverage), but not for buying the commitment (its fees); every
+       -- other Usage or Purchase row has a category: its term's, else "Standard" (fees, and free-tier
+       -- usage, which carries no term: their price is the agreed one; unverified against AWS's own
+       -- FOCUS export)
+       CASE WHEN cc.charge_category = 'Tax' THEN NULL
+            WHEN li.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation', 'DiscountedUsage') THEN 'Committed'
+            WHEN cc.charge_category = 'Purchase' THEN 'Standard'
+            WHEN li.pricing_term = 'OnDemand' THEN 'Standard'
+            WHEN li.pricing_term = 'Reserved' THEN 'Committed'
+            WHEN li.pricing_term = 'Spot' THEN 'Dynamic'
+            WHEN cc.charge_category IN ('Usage', 'Purchase') THEN 'Standard'
        END AS "PricingCategory",
        li.pricing_currency AS "PricingCurrency",
        NULL::numeric AS "PricingCurrencyContractedUnitPrice",
@@ -396,8 +397,8 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        NULL::numeric AS "PricingCurrencyListUnitPrice",
        -- FOCUS 1.2 columns/pricingquantity.md and pricingunit.md: no quantity on tax (the CUR writes 1),
        -- and a unit exactly where there is a quantity
-       CASE WHEN li.line_item_line_item_type <> 'Tax' THEN li.line_item_usage_amount END AS "PricingQuantity",
-       CASE WHEN li.line_item_line_item_type <> 'Tax' AND li.line_item_usage_amount IS NOT NULL
+       CASE WHEN cc.charge_category <> 'Tax' THEN li.line_item_usage_amount END AS "PricingQuantity",
+       CASE WHEN cc.charge_category <> 'Tax' AND li.line_item_usage_amount IS NOT NULL
             THEN nullif(li.pricing_unit, '') END AS "PricingUnit",
        'AWS'::text AS "ProviderName",
        coalesce(li.line_item_legal_entity, li.bill_invoicing_entity) AS "PublisherName",
@@ -418,7 +419,7 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- the CUR's rate code is <SkuId>.<offer term>.<rate>, the form of AWS's own FOCUS export (its
        -- SkuPriceId has the SkuId as its first part: the one parent FOCUS 1.2 columns/skupriceid.md
        -- asks for); none on tax
-       CASE WHEN li.line_item_line_item_type <> 'Tax' THEN nullif(li.pricing_rate_code, '') END AS "SkuPriceId",
+       CASE WHEN cc.charge_category <> 'Tax' THEN nullif(li.pricing_rate_code, '') END AS "SkuPriceId",
        li.line_item_usage_account_id AS "SubAccountId",
        li.line_item_usage_account_name AS "SubAccountName",
        'Account'::text AS "SubAccountType",
@@ -428,7 +429,22 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.line_item_operation AS "x_Operation",
        li.line_item_product_code AS "x_ServiceCode",
        li.line_item_usage_type AS "x_UsageType"
-  FROM billops.cur_line_item li;
+  FROM billops.cur_line_item li,
+       -- the charge's FOCUS ChargeCategory, which several columns' rules depend on
+       LATERAL (SELECT CASE li.line_item_line_item_type
+                            WHEN 'Tax' THEN 'Tax'
+                            WHEN 'Credit' THEN 'Credit'
+                            WHEN 'Refund' THEN 'Credit'
+                            WHEN 'EdpDiscount' THEN 'Credit'          -- unverified
+                            WHEN 'BundledDiscount' THEN 'Credit'      -- unverified
+                            WHEN 'PrivateRateDiscount' THEN 'Credit'  -- unverified
+                            WHEN 'Discount' THEN 'Credit'             -- unverified
+                            WHEN 'Fee' THEN 'Purchase'
+                            WHEN 'RIFee' THEN 'Purchase'
+                            WHEN 'SavingsPlanUpfrontFee' THEN 'Purchase'
+                            WHEN 'SavingsPlanRecurringFee' THEN 'Purchase'
+                            -- Usage, DiscountedUsage, SavingsPlanCoveredUsage, SavingsPlanNegation (unverified)
+                            ELSE 'Usage' END AS charge_category) cc;
 COMMENT ON VIEW billops._focus_cur IS
   'FOCUS 1.2 columns over the visible CUR deliveries (BilledCost = unblended cost; see 63_focus.sql for unverified mappings).';
 

@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(32);
+SELECT plan(37);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -48,20 +48,39 @@ SELECT is((SELECT count("SkuPriceId")::int || ' ' || (SELECT count(*) FROM (SELE
                                                                         GROUP BY "SkuPriceId" HAVING count(DISTINCT "SkuId") > 1) x)
              FROM billops.focus_cost), '1269 0', 'every usage row has a SkuPriceId, and each SkuPriceId one parent SkuId');
 SELECT is((SELECT count("SkuPriceId")::int FROM billops.focus_cost WHERE "ChargeCategory" = 'Tax'), 0, 'tax has no SkuPriceId');
-COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,pricing/publicOnDemandCost,bill/BillType,lineItem/UsageStartDate'
-      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Credit,-12.5,,Anniversary,2024-02-03T00:00:00Z'
-      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Usage,3.25,4.00,Anniversary,2024-02-03T00:00:00Z'
-      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Refund,-1.00,,Refund,2024-02-10T00:00:00Z'
-      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Refund,-2.00,,Refund,2024-01-10T00:00:00Z') TO '/tmp/billops_tap_focus_credit.csv';
+COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,pricing/publicOnDemandCost,bill/BillType,lineItem/UsageStartDate,lineItem/UsageAmount,pricing/unit,pricing/term,savingsPlan/SavingsPlanARN'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Credit,-12.5,,Anniversary,2024-02-03T00:00:00Z,,,,'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Usage,3.25,4.00,Anniversary,2024-02-03T00:00:00Z,2,Hrs,OnDemand,'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Refund,-1.00,,Refund,2024-02-10T00:00:00Z,,,,'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Refund,-2.00,,Refund,2024-01-10T00:00:00Z,,,,'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,SavingsPlanCoveredUsage,0.50,0.80,Anniversary,2024-02-04T00:00:00Z,1,Hrs,OnDemand,arn:aws:savingsplans::999988887777:savingsplan/sp-1'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,SavingsPlanNegation,-0.50,,Anniversary,2024-02-04T00:00:00Z,1,Hrs,,arn:aws:savingsplans::999988887777:savingsplan/sp-1'
+      UNION ALL SELECT '999988887777,2024-02-01T00:00:00Z,999988887777,Usage,0.00,0.00,Anniversary,2024-02-05T00:00:00Z,10,GB,,') TO '/tmp/billops_tap_focus_credit.csv';
 SELECT billops.load_cur_file('/tmp/billops_tap_focus_credit.csv', 'tap-focus-credit') IS NOT NULL AS loaded;
 SELECT is((SELECT "ListCost" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "BilledCost" = -12.5), -12.5,
           'a credit lists at its BilledCost');
-SELECT is((SELECT "ListCost" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "ChargeCategory" = 'Usage'), 4.00,
+SELECT is((SELECT "ListCost" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "BilledCost" = 3.25), 4.00,
           'usage lists at its public on-demand cost');
 -- columns/chargeclass.md: "Correction" for a correction of a previous period only
 SELECT is((SELECT string_agg("BilledCost" || ':' || coalesce("ChargeClass", '-'), ' ' ORDER BY "BilledCost") FROM billops.focus_cost
             WHERE "BillingAccountId" = '999988887777' AND "BilledCost" IN (-1.00, -2.00)), '-2.00:Correction -1.00:-',
           'a refund of January in February is a Correction, a refund of February is not');
+-- columns/pricingcategory.md, consumedquantity.md, consumedunit.md, commitmentdiscountstatus.md
+SELECT is((SELECT string_agg("BilledCost" || ':' || "PricingCategory" || ':' || "CommitmentDiscountStatus" || ':' || "ConsumedQuantity", ' ' ORDER BY "BilledCost")
+             FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "CommitmentDiscountId" IS NOT NULL),
+          '-0.50:Committed:Used:1 0.50:Committed:Used:1', 'Savings Plan coverage and its negation: Committed, Used, with their quantity');
+SELECT is((SELECT "PricingCategory" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "ConsumedQuantity" = 10), 'Standard',
+          'free-tier usage (no pricing term) is Standard');
+SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE "ChargeCategory" IN ('Usage', 'Purchase') AND "ChargeClass" IS NULL AND "PricingCategory" IS NULL), 0,
+          'every usage and purchase has a PricingCategory (the sample''s free-tier rows included)');
+SELECT is((SELECT count(*)::int FROM billops.focus_cost
+            WHERE ("ChargeCategory" = 'Usage' AND "ChargeClass" IS NULL AND "ConsumedQuantity" IS NULL)
+               OR ("ChargeCategory" <> 'Usage' AND "ConsumedQuantity" IS NOT NULL)
+               OR ("ConsumedQuantity" IS NULL) <> ("ConsumedUnit" IS NULL)), 0,
+          'a ConsumedQuantity on every usage row and no other, a ConsumedUnit exactly with it');
+SELECT is((SELECT count(*)::int FROM billops.focus_cost
+            WHERE "CommitmentDiscountId" IS NOT NULL AND "ChargeCategory" = 'Usage' AND "CommitmentDiscountStatus" IS NULL), 0,
+          'every usage row under a commitment has a CommitmentDiscountStatus');
 SET ROLE billops_analyst;
 SELECT lives_ok($$ SELECT "ServiceName", sum("EffectiveCost") FROM billops.focus_cost GROUP BY 1 $$, 'analysts (and BI tools) read it');
 RESET ROLE;
