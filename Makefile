@@ -60,7 +60,7 @@ SHLIB_LINK = -lcurl -lssl -lcrypto -lz -lpthread -lsnappy -lzstd -llz4
 
 # pg_regress: test scripts in sql/*.sql (not the install sources), outputs in expected/.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/[0-9][0-9]_*.sql))))
-REGRESS_OPTS = --inputdir=. --load-extension=pg_billops
+REGRESS_OPTS = --inputdir=. --load-extension=hstore --load-extension=pg_billops
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

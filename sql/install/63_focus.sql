@@ -301,6 +301,86 @@ COMMENT ON FUNCTION billops.load_focus_file(text, text) IS
   'Loads a FOCUS export CSV into billops.focus_line_item, replacing what the same source loaded for the same billing accounts and periods.';
 
 -- ---------------------------------------------------------------------------
+-- ServiceCategory and ServiceSubcategory of AWS's services.  The CUR has no
+-- such columns; FOCUS 1.2 makes ServiceCategory mandatory and never null, one
+-- of its allowed values (columns/servicecategory.md), and ServiceSubcategory
+-- one of its allowed values under that category (columns/servicesubcategory.md).
+-- AWS's categories are those its own FOCUS export gives (the FOCUS sample in
+-- shared/testdata/focus, CC BY 4.0: its AWS rows), keyed by the service name
+-- pg_billops derives and, where one service spans categories (EC2: instances
+-- and data transfer are Compute, its EBS volumes, snapshots and IOPS Storage),
+-- by the CUR's product family.  A service neither lists is "Other"; a missing
+-- subcategory is the category's "Other (<category>)".  Users override or add
+-- rows in billops.focus_service_category, which wins over AWS's.
+-- ---------------------------------------------------------------------------
+CREATE DOMAIN billops.focus_service_category_value AS text
+    CHECK (VALUE IN ('AI and Machine Learning', 'Analytics', 'Business Applications', 'Compute', 'Databases',
+                     'Developer Tools', 'Multicloud', 'Identity', 'Integration', 'Internet of Things',
+                     'Management and Governance', 'Media', 'Migration', 'Mobile', 'Networking', 'Security',
+                     'Storage', 'Web', 'Other'));
+COMMENT ON DOMAIN billops.focus_service_category_value IS 'A ServiceCategory FOCUS 1.2 allows (columns/servicecategory.md).';
+
+CREATE TABLE billops.focus_service_category (
+    service_name        text NOT NULL,                  -- as focus_cost's "ServiceName" shows it
+    product_family      text NOT NULL DEFAULT '',       -- '' for every family of the service
+    service_category    billops.focus_service_category_value NOT NULL,
+    service_subcategory text,                           -- NULL: "Other (<category>)"
+    PRIMARY KEY (service_name, product_family)
+);
+COMMENT ON TABLE billops.focus_service_category IS
+  'Your FOCUS ServiceCategory (and ServiceSubcategory) per service, and optionally per CUR product family; wins over the categories AWS''s FOCUS export uses.';
+
+CREATE TABLE billops._focus_service_category_aws (
+    service_name        text NOT NULL,
+    product_family      text NOT NULL DEFAULT '',
+    service_category    billops.focus_service_category_value NOT NULL,
+    service_subcategory text,
+    PRIMARY KEY (service_name, product_family)
+);
+COMMENT ON TABLE billops._focus_service_category_aws IS
+  'The ServiceCategory AWS''s own FOCUS export gives each service (its rows in the FOCUS sample); read-only seed.';
+INSERT INTO billops._focus_service_category_aws (service_name, product_family, service_category) VALUES
+    ('AWS CloudTrail', '', 'Management and Governance'),
+    ('AWS Key Management Service', '', 'Identity'),
+    ('AWS Lambda', '', 'Compute'),
+    ('AWS Security Hub', '', 'Security'),
+    ('AWS Step Functions', '', 'Compute'),
+    ('AWS Systems Manager', '', 'Management and Governance'),
+    ('AWS WAF', '', 'Security'),
+    ('Amazon API Gateway', '', 'Networking'),
+    ('Amazon CloudFront', '', 'Networking'),
+    ('Amazon DynamoDB', '', 'Databases'),
+    ('Amazon EC2 Container Registry (ECR)', '', 'Other'),
+    ('Amazon Elastic Compute Cloud', '', 'Compute'),
+    -- the export's EC2 Storage rows are EBS volumes, snapshots and provisioned IOPS: the CUR's
+    -- families for them (inferred from the rows' descriptions and units, not stated by AWS)
+    ('Amazon Elastic Compute Cloud', 'Storage', 'Storage'),
+    ('Amazon Elastic Compute Cloud', 'Storage Snapshot', 'Storage'),
+    ('Amazon Elastic Compute Cloud', 'System Operation', 'Storage'),
+    ('Amazon Elastic Container Service', '', 'Other'),
+    ('Amazon Elastic Container Service for Kubernetes', '', 'Other'),
+    ('Amazon Elastic File System', '', 'Storage'),
+    ('Amazon Relational Database Service', '', 'Databases'),
+    ('Amazon Route 53', '', 'Networking'),
+    ('Amazon Simple Notification Service', '', 'Integration'),
+    ('Amazon Simple Queue Service', '', 'Integration'),
+    ('Amazon Simple Storage Service', '', 'Storage'),
+    ('Amazon Virtual Private Cloud', '', 'Networking'),
+    ('AmazonCloudWatch', '', 'Management and Governance'),
+    ('Elastic Load Balancing', '', 'Networking'),
+    ('Red Hat OpenShift Service on AWS', '', 'Other');
+
+-- the user's rows over AWS's
+CREATE VIEW billops._focus_service_category_map WITH (security_invoker = true) AS
+SELECT DISTINCT ON (service_name, product_family) service_name, product_family, service_category::text, service_subcategory
+  FROM (SELECT service_name, product_family, service_category, service_subcategory, 0 AS rank FROM billops.focus_service_category
+        UNION ALL
+        SELECT service_name, product_family, service_category, service_subcategory, 1 FROM billops._focus_service_category_aws) m
+ ORDER BY service_name, product_family, rank;
+COMMENT ON VIEW billops._focus_service_category_map IS 'ServiceCategory per service and product family: billops.focus_service_category over AWS''s.';
+SELECT billops._audit_tables(ARRAY['focus_service_category'], ARRAY['service_name']);
+
+-- ---------------------------------------------------------------------------
 -- FOCUS (FinOps Open Cost and Usage Specification) 1.2 over ingested CUR
 -- data, so FOCUS-speaking tools can read pg_billops.  Column names are the
 -- specification's, quoted ("BilledCost").
@@ -312,7 +392,7 @@ COMMENT ON FUNCTION billops.load_focus_file(text, text) IS
 --   * ChargeCategory for discounts and Savings Plan negation (here: Credit / Usage)
 --   * ChargeFrequency for RI fees (here: Recurring)
 --   * ContractedCost (here: net unblended cost when present, else unblended)
---   * ServiceCategory: not derived (NULL); the CUR has no such column
+--   * ServiceCategory: from billops._focus_service_category_map (above)
 -- BilledCost is the unblended cost, so the view's BilledCost adds up to the
 -- CUR's line_item_unblended_cost exactly (tested on the real sample).
 -- ---------------------------------------------------------------------------
@@ -410,9 +490,10 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        nullif(li.line_item_resource_id, '') AS "ResourceId",
        NULL::text AS "ResourceName",
        NULL::text AS "ResourceType",
-       NULL::text AS "ServiceCategory",
-       billops._service_of(li.product, li.line_item_product_code) AS "ServiceName",
-       NULL::text AS "ServiceSubcategory",
+       coalesce(by_family.service_category, by_service.service_category, 'Other') AS "ServiceCategory",
+       cc.service_name AS "ServiceName",
+       coalesce(CASE WHEN by_family.service_category IS NOT NULL THEN by_family.service_subcategory ELSE by_service.service_subcategory END,
+                'Other (' || coalesce(by_family.service_category, by_service.service_category, 'Other') || ')') AS "ServiceSubcategory",
        li.product_sku AS "SkuId",
        NULL::text AS "SkuMeter",
        NULL::jsonb AS "SkuPriceDetails",
@@ -429,9 +510,9 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.line_item_operation AS "x_Operation",
        li.line_item_product_code AS "x_ServiceCode",
        li.line_item_usage_type AS "x_UsageType"
-  FROM billops.cur_line_item li,
-       -- the charge's FOCUS ChargeCategory, which several columns' rules depend on
-       LATERAL (SELECT CASE li.line_item_line_item_type
+  FROM billops.cur_line_item li
+       -- the charge's FOCUS ChargeCategory, which several columns' rules depend on, its service and product family
+       CROSS JOIN LATERAL (SELECT CASE li.line_item_line_item_type
                             WHEN 'Tax' THEN 'Tax'
                             WHEN 'Credit' THEN 'Credit'
                             WHEN 'Refund' THEN 'Credit'
@@ -444,7 +525,13 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
                             WHEN 'SavingsPlanUpfrontFee' THEN 'Purchase'
                             WHEN 'SavingsPlanRecurringFee' THEN 'Purchase'
                             -- Usage, DiscountedUsage, SavingsPlanCoveredUsage, SavingsPlanNegation (unverified)
-                            ELSE 'Usage' END AS charge_category) cc;
+                            ELSE 'Usage' END AS charge_category,
+                       billops._service_of(li.product, li.line_item_product_code) AS service_name,
+                       coalesce(nullif(li.product_product_family, ''), li.product->>'product_family', '') AS product_family) cc
+       LEFT JOIN billops._focus_service_category_map by_family
+              ON by_family.service_name = cc.service_name AND by_family.product_family = cc.product_family AND cc.product_family <> ''
+       LEFT JOIN billops._focus_service_category_map by_service
+              ON by_service.service_name = cc.service_name AND by_service.product_family = '';
 COMMENT ON VIEW billops._focus_cur IS
   'FOCUS 1.2 columns over the visible CUR deliveries (BilledCost = unblended cost; see 63_focus.sql for unverified mappings).';
 

@@ -14,6 +14,7 @@ GRANT EXECUTE ON FUNCTION billops._is_period(date) TO PUBLIC;
 
 -- configuration and history are user data: pg_dump must keep them
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_source', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.focus_service_category', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery_file', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery_partition', '');

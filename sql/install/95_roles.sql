@@ -36,7 +36,7 @@ GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billop
       billops.treatment_rule, billops.vendor, billops.vendor_alias, billops.aws_account, billops.billing_group,
       billops.billing_group_account, billops.coding_field, billops.coding_rule, billops.routing_rule, billops.bill_approver,
       billops.pricing_plan, billops.pricing_rule, billops.billing_group_pricing_plan, billops.allocation_rule,
-      billops.shared_cost_rule, billops.shared_cost_target, billops.custom_line_item
+      billops.shared_cost_rule, billops.shared_cost_target, billops.custom_line_item, billops.focus_service_category
       TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.statement_html(text, date), billops._html(text), billops._money(numeric),
       billops._service_of(jsonb, text) TO billops_analyst;

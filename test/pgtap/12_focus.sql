@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(37);
+SELECT plan(43);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -81,8 +81,34 @@ SELECT is((SELECT count(*)::int FROM billops.focus_cost
 SELECT is((SELECT count(*)::int FROM billops.focus_cost
             WHERE "CommitmentDiscountId" IS NOT NULL AND "ChargeCategory" = 'Usage' AND "CommitmentDiscountStatus" IS NULL), 0,
           'every usage row under a commitment has a CommitmentDiscountStatus');
+-- columns/servicecategory.md, servicesubcategory.md: never null, an allowed value; AWS's own categories where its export has them
+SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE "ServiceCategory" IS NULL OR "ServiceSubcategory" IS NULL
+              OR "ServiceCategory" NOT IN ('AI and Machine Learning', 'Analytics', 'Business Applications', 'Compute', 'Databases',
+                     'Developer Tools', 'Multicloud', 'Identity', 'Integration', 'Internet of Things', 'Management and Governance',
+                     'Media', 'Migration', 'Mobile', 'Networking', 'Security', 'Storage', 'Web', 'Other')), 0,
+          'every row has an allowed ServiceCategory and a ServiceSubcategory');
+SELECT is((SELECT string_agg(DISTINCT "ServiceName" || ': ' || "ServiceCategory" || ' / ' || "ServiceSubcategory", '; ')
+             FROM billops.focus_cost WHERE "ServiceName" IN ('Amazon Simple Queue Service', 'Amazon Simple Storage Service', 'AWS Glue')),
+          'AWS Glue: Other / Other (Other); Amazon Simple Queue Service: Integration / Other (Integration); Amazon Simple Storage Service: Storage / Other (Storage)',
+          'SQS and S3 as AWS''s FOCUS export has them; Glue, which it does not list, Other');
+INSERT INTO billops.focus_service_category (service_name, service_category) VALUES ('AWS Glue', 'Analytics');
+INSERT INTO billops.focus_service_category (service_name, service_category, service_subcategory) VALUES ('Amazon Simple Queue Service', 'Integration', 'Messaging');
+SELECT is((SELECT string_agg(DISTINCT "ServiceName" || ': ' || "ServiceCategory" || ' / ' || "ServiceSubcategory", '; ')
+             FROM billops.focus_cost WHERE "ServiceName" IN ('Amazon Simple Queue Service', 'AWS Glue')),
+          'AWS Glue: Analytics / Other (Analytics); Amazon Simple Queue Service: Integration / Messaging',
+          'the user''s categories win over AWS''s');
+SELECT throws_ok($$ INSERT INTO billops.focus_service_category (service_name, service_category) VALUES ('x', 'Serverless') $$, '23514',
+                 NULL, 'a category FOCUS does not allow is refused');
+COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,lineItem/ProductCode,product/ProductName,product/productFamily'
+      UNION ALL SELECT '999977776666,2024-02-01T00:00:00Z,999977776666,Usage,1.00,AmazonEC2,Amazon Elastic Compute Cloud,Storage'
+      UNION ALL SELECT '999977776666,2024-02-01T00:00:00Z,999977776666,Usage,2.00,AmazonEC2,Amazon Elastic Compute Cloud,Compute Instance') TO '/tmp/billops_tap_focus_ec2.csv';
+SELECT billops.load_cur_file('/tmp/billops_tap_focus_ec2.csv', 'tap-focus-ec2') IS NOT NULL AS loaded;
+SELECT is((SELECT string_agg("BilledCost" || ':' || "ServiceCategory", ' ' ORDER BY "BilledCost") FROM billops.focus_cost WHERE "BillingAccountId" = '999977776666'),
+          '1.00:Storage 2.00:Compute', 'EC2''s EBS storage is Storage, its instances Compute');
 SET ROLE billops_analyst;
 SELECT lives_ok($$ SELECT "ServiceName", sum("EffectiveCost") FROM billops.focus_cost GROUP BY 1 $$, 'analysts (and BI tools) read it');
+SELECT throws_ok($$ INSERT INTO billops.focus_service_category (service_name, service_category) VALUES ('y', 'Other') $$, '42501',
+                 NULL, 'analysts cannot change the categories');
 RESET ROLE;
 
 -- FOCUS exports: the real sample (AWS FOCUS 1.0, 1,000 rows)
