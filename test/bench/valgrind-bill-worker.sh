@@ -11,7 +11,7 @@
 # the emulator), runs a credential_process helper (and a failing one), and loads a CUR 2.0 file whose map
 # columns the loader checks and whose keys it records (then the same month as
 # Parquet, and a cut Parquet file refused; a Parquet export from S3 by ranges, one
-# cut short), reads BILL's users for
+# cut short; the FOCUS sample as Parquet), reads BILL's users for
 # the approver directory, then pushes a few bills to the BILL
 # emulator through the paths the exactly-once protocol added: a lost create
 # answer (lookup, adopt), a lost PATCH answer (read, then PUT), a lost
@@ -101,6 +101,20 @@ q "SELECT billops.create_cur_source('vg-pq', 'vg-parquet', 'vgx', layout => 'cur
 psql -qXAt -d vg -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CALL billops.sync_cur_source('vg-pq')"
 [ "$(q "SELECT d.rows_loaded FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) WHERE s.name = 'vg-pq' ORDER BY d.delivery_id DESC LIMIT 1")" = 3000 ] \
     || { echo "the S3 Parquet export did not load" >&2; exit 1; }
+# the FOCUS sample as Parquet through load_focus_file (parquet_copy.c: COPY from the reader's CSV text)
+(cd "$BILLOPS_ROOT/test/emulators" && node --input-type=module -e '
+import { createRequire } from "node:module";
+const require = createRequire(process.cwd() + "/package.json");
+const { DuckDBInstance } = require("@duckdb/node-api");
+const [csv, out] = process.argv.slice(1);
+const con = await (await DuckDBInstance.create(":memory:")).connect();
+await con.run(`COPY (SELECT * FROM read_csv(${JSON.stringify(csv).replace(/"/g, "\x27")}, all_varchar = true, nullstr = \x27NULL\x27))
+               TO ${JSON.stringify(out).replace(/"/g, "\x27")} (FORMAT parquet, COMPRESSION zstd)`);
+' "$SHARED/testdata/focus/focus-1.0-sample.csv" "$BILLOPS_RUN/vg-focus.parquet")
+chmod 644 "$BILLOPS_RUN/vg-focus.parquet"
+q "SET client_min_messages = warning; SELECT billops.load_focus_file('$BILLOPS_RUN/vg-focus.parquet', 'vg-focus')" >/dev/null
+[ "$(q "SELECT rows_loaded FROM billops.focus_export WHERE source_name = 'vg-focus'")" = 1000 ] \
+    || { echo "the FOCUS Parquet file did not load" >&2; exit 1; }
 control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
 q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
 q "SET client_min_messages = warning; SELECT status FROM billops.fetch_ce_daily_spend('999900001111', current_date - 5, current_date - 1)" >&2
