@@ -151,6 +151,24 @@ test('a damaged Parquet object, an object replaced mid-read and a delivery mixin
     assert.equal(e.code, '58030', e.message);
     assert.match(e.message, /export2-00002\.zstd\.parquet changed while it was being read/);
     assert.deepEqual(await visibleTotals('pq-cur2'), before);
+
+    // replaced after its footer and first ranges were read: the third range of the file is held back
+    // (skip 2), the file is rewritten meanwhile, and that range's If-Match fails
+    fs.writeFileSync(file, good);
+    await emulator('DELETE', 'requests');
+    await setFaults([{ op: 'GetObject', keyContains: 'export2-00002', kind: 'delay', ms: 1500, skip: 2, times: 1 }]);
+    const c2 = await connect();
+    const running2 = expectError(c2, `CALL billops.sync_cur_source('pq-cur2', force => true)`);
+    for (let i = 0; i < 200 && (await parquetGets()).filter((g) => g.key.includes('export2-00002')).length < 2; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    fs.writeFileSync(file, Buffer.concat([good, Buffer.from('y')]));
+    e = await running2;
+    await clearFaults();
+    assert.equal(e.code, '58030', e.message);
+    assert.match(e.message, /export2-00002\.zstd\.parquet changed while it was being read/);
+    const file2 = (await parquetGets()).filter((g) => g.key.includes('export2-00002')).map((g) => g.status);
+    assert.deepEqual(file2.slice(0, 3), [206, 206, 412], `the footer and a range read, then the third range refused (${file2})`);
+    assert.deepEqual(await visibleTotals('pq-cur2'), before);
   } finally {
     fs.writeFileSync(file, good);
     await clearFaults();

@@ -463,6 +463,7 @@ test('control API: health, faults and the request log', async () => {
   assertError(await s3({ query: { 'list-type': '2' } }), 500, 'InternalError');
   await control('DELETE', 'faults');
 
+
   // truncate: full Content-Length announced, connection closed after N bytes
   await control('POST', 'faults', { faults: [{ op: 'GetObject', kind: 'truncate', afterBytes: 1000, times: 1 }] });
   let r = await s3({ key: 'data/blob.bin' });
@@ -519,6 +520,12 @@ test('control API: health, faults and the request log', async () => {
   for (const e of log) for (const f of ['time', 'method', 'path', 'query', 'op', 'status', 'bytesSent', 'range']) assert.ok(f in e, f);
   await control('DELETE', 'requests');
   assert.deepEqual((await control('GET', 'requests')).json, []);
+  // skip: the first two matching requests pass, the third is hit, then the fault is used up
+  await control('POST', 'faults', { faults: [{ op: 'GetObject', keyContains: 'blob', kind: 'status', status: 503, skip: 2, times: 1 }] });
+  assert.deepEqual([(await s3({ key: 'data/blob.bin' })).status, (await s3({ key: 'data/blob.bin' })).status,
+    (await s3({ key: 'data/blob.bin' })).status, (await s3({ key: 'data/blob.bin' })).status], [200, 200, 503, 200]);
+  assert.equal((await control('POST', 'faults', { faults: [{ kind: 'delay', ms: 1, skip: -1 }] })).status, 400);
+  await control('DELETE', 'faults');
 });
 
 // --- the CLI ------------------------------------------------------------------------

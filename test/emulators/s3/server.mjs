@@ -674,7 +674,8 @@ export function validateFaults(list) {
     if (!FAULT_KINDS[f.kind](f)) throw new Error(`fault ${i}: missing or invalid parameter for kind "${f.kind}"`);
     if (f.times !== undefined && !(Number.isInteger(f.times) && f.times > 0)) throw new Error(`fault ${i}: times must be a positive integer`);
     if (f.keyContains !== undefined && typeof f.keyContains !== 'string') throw new Error(`fault ${i}: keyContains must be a string`);
-    return { ...f, op, remaining: f.times ?? null }; // null = unlimited
+    if (f.skip !== undefined && !(Number.isInteger(f.skip) && f.skip >= 0)) throw new Error(`fault ${i}: skip must be a non-negative integer`);
+    return { ...f, op, remaining: f.times ?? null, skipLeft: f.skip ?? 0 }; // remaining null = unlimited
   });
 }
 
@@ -686,6 +687,7 @@ function takeFaults(state, op, subject) {
     if (f.op !== '*' && f.op !== op) continue;
     if (f.keyContains !== undefined && !subject.includes(f.keyContains)) continue;
     if (f.remaining === 0) continue;
+    if (f.skipLeft > 0) { f.skipLeft--; continue; } // the first `skip` matching requests pass untouched
     if (f.remaining !== null) f.remaining--;
     hits.push(f);
     if (f.kind === 'status') break;
