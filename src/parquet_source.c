@@ -245,20 +245,28 @@ fetch(ParquetSource *ps, int64 offset, size_t len, char *dst)
 	ps->requests++;
 }
 
+/* Room for len bytes in w (its old bytes dropped), within billops.parquet_max_memory. */
+static void
+window_reserve(ParquetSource *ps, ReadWindow *w, size_t len)
+{
+	w->len = 0;
+	if (w->cap >= len && w->cap > 0)
+		return;
+	if (w->data)
+		pfree(w->data);
+	w->data = NULL;
+	w->cap = 0;
+	len = Max(len, 1);
+	if (MemoryContextMemAllocated(ps->mcxt, true) + len > (Size) parquet_max_memory_kb * 1024)
+		raise_over_budget(ps, psprintf("A read-ahead window of %zu bytes does not fit.", len));
+	w->data = MemoryContextAllocExtended(ps->mcxt, len, MCXT_ALLOC_HUGE);
+	w->cap = len;
+}
+
 static void
 window_fill(ParquetSource *ps, ReadWindow *w, int64 offset, size_t len)
 {
-	if (w->cap < len)
-	{
-		if (w->data)
-			pfree(w->data);
-		w->data = NULL;
-		w->len = w->cap = 0;
-		if (MemoryContextMemAllocated(ps->mcxt, true) + len > (Size) parquet_max_memory_kb * 1024)
-			raise_over_budget(ps, psprintf("A read-ahead window of %zu bytes does not fit.", len));
-		w->data = MemoryContextAllocExtended(ps->mcxt, len, MCXT_ALLOC_HUGE);
-		w->cap = len;
-	}
+	window_reserve(ps, w, len);
 	fetch(ps, offset, len, w->data);
 	w->start = offset;
 	w->len = len;
@@ -301,13 +309,7 @@ fill_adjacent_chunks(ParquetSource *ps, int col, size_t read_ahead)
 		ReadWindow *w = &ps->windows[c];
 		size_t		len = (size_t) cc->total_compressed_size;
 
-		if (w->cap < len)
-		{
-			if (w->data)
-				pfree(w->data);
-			w->data = MemoryContextAlloc(ps->mcxt, Max(len, 1));
-			w->cap = Max(len, 1);
-		}
+		window_reserve(ps, w, len);
 		memcpy(w->data, ps->scratch.data + (cc->start - from), len);
 		w->start = cc->start;
 		w->len = len;
