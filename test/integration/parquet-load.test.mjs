@@ -15,6 +15,13 @@ const DIR = path.join(RUN ?? '/tmp', 'parquet-load');
 const CSV = path.join(DIR, 'cur2-2024-02.csv');
 let db;
 
+// a DuckDB connection (npm @duckdb/node-api from test/emulators), the independent writer of test files
+async function duckdb() {
+  const { createRequire } = await import('node:module');
+  const { DuckDBInstance } = createRequire(path.join(ROOT, 'test/emulators/package.json'))('@duckdb/node-api');
+  return (await DuckDBInstance.create(':memory:')).connect();
+}
+
 const gen = (args) => execFileSync('node', [path.join(ROOT, 'test/generator/gen-parquet.mjs'), ...args], { encoding: 'utf8' });
 const sameRows = `SELECT (SELECT count(*) FROM (SELECT * FROM snap EXCEPT ALL SELECT * FROM billops.cur_line_item) a)
                        + (SELECT count(*) FROM (SELECT * FROM billops.cur_line_item EXCEPT ALL SELECT * FROM snap) b) AS differing,
@@ -108,10 +115,7 @@ test("the real legacy sample as Parquet with Athena's column names (product_prod
 });
 
 test('memory: a file whose pages need more than billops.parquet_max_memory is refused (54000); under the default it loads', async () => {
-  const { createRequire } = await import('node:module');
-  const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
-  const { DuckDBInstance } = require('@duckdb/node-api');
-  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  const duck = await duckdb();
   const f = path.join(DIR, 'fat-page.parquet');
   // one row group, one data page per column (DuckDB's pages are whole chunks): 300,000 values a page
   await duck.run(`COPY (SELECT '111111111111' AS bill_payer_account_id, TIMESTAMP '2024-05-01' AS bill_billing_period_start_date,
@@ -131,10 +135,7 @@ test('memory: a file whose pages need more than billops.parquet_max_memory is re
 });
 
 test('cancel during a Parquet load is prompt and leaves nothing behind', async () => {
-  const { createRequire } = await import('node:module');
-  const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
-  const { DuckDBInstance } = require('@duckdb/node-api');
-  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  const duck = await duckdb();
   const f = path.join(DIR, 'long.parquet');
   await duck.run(`COPY (SELECT '333333333333' AS bill_payer_account_id, TIMESTAMP '2024-06-01' AS bill_billing_period_start_date,
       '444444444444' AS line_item_usage_account_id, 'Usage' AS line_item_line_item_type, (i % 1000) * 0.001 AS line_item_unblended_cost,
@@ -165,15 +166,12 @@ test('cancel during a Parquet load is prompt and leaves nothing behind', async (
 });
 
 test('a FOCUS export as Parquet (the real sample: decimals, timestamps, Tags as a map) loads into exactly the rows its CSV loads into', async () => {
-  const { createRequire } = await import('node:module');
-  const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
-  const { DuckDBInstance } = require('@duckdb/node-api');
   const sample = path.join(SHARED, 'testdata/focus/focus-1.0-sample.csv');
   const csv = path.join(DIR, 'focus.csv');
   fs.copyFileSync(sample, csv);
   fs.chmodSync(csv, 0o644);
   const f = path.join(DIR, 'focus.parquet');
-  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  const duck = await duckdb();
   const read = `read_csv('${sample}', header = true, all_varchar = true, nullstr = 'NULL')`;
   const names = (await (await duck.runAndReadAll(`DESCRIBE SELECT * FROM ${read}`)).getRowObjectsJS()).map((r) => r.column_name);
   // FOCUS's data types: Decimal for costs, prices and quantities, Date/Time for periods, Key-Value for Tags

@@ -133,23 +133,27 @@ test('a damaged Parquet object, an object replaced mid-read and a delivery mixin
     // a page overwritten in the middle of the second file
     const bad = Buffer.from(good); bad.fill(0x55, 20000, 20400);
     fs.writeFileSync(file, bad);
-    let e = await expectError(db, `CALL billops.sync_cur_source('pq-cur2', force => true)`);
+    const e = await expectError(db, `CALL billops.sync_cur_source('pq-cur2', force => true)`);
     assert.equal(e.code, '22P04', e.message);
     assert.match(e.message, /^Parquet file "s3:\/\/parquet-s3\/pq\/export2\/data\/BILLING_PERIOD=2024-03\/export2-00002\.zstd\.parquet": row group \d+, column /);
     assert.deepEqual(await visibleTotals('pq-cur2'), before, 'the month loaded before is intact');
 
     // replaced while the delivery is read (its first range held back 400 ms, the file rewritten meanwhile):
     // every range carries If-Match with the listing's ETag, so S3 answers 412 and nothing of the new bytes is used
+    // (a forced sync while the file is rewritten once `ready` resolves: S3 answers 412, the sync fails with 58030)
+    const syncWhileRewritten = async (bytes, ready) => {
+      const c = await connect();
+      const running = expectError(c, `CALL billops.sync_cur_source('pq-cur2', force => true)`);
+      await ready();
+      fs.writeFileSync(file, bytes);
+      const err = await running;
+      await clearFaults();
+      assert.equal(err.code, '58030', err.message);
+      assert.match(err.message, /export2-00002\.zstd\.parquet changed while it was being read/);
+    };
     fs.writeFileSync(file, good);
     await setFaults([{ op: 'GetObject', keyContains: 'export2-00002', kind: 'delay', ms: 400, times: 1 }]);
-    const c = await connect();
-    const running = expectError(c, `CALL billops.sync_cur_source('pq-cur2', force => true)`);
-    await new Promise((r) => setTimeout(r, 200));
-    fs.writeFileSync(file, Buffer.concat([good, Buffer.from('x')]));
-    e = await running;
-    await clearFaults();
-    assert.equal(e.code, '58030', e.message);
-    assert.match(e.message, /export2-00002\.zstd\.parquet changed while it was being read/);
+    await syncWhileRewritten(Buffer.concat([good, Buffer.from('x')]), () => new Promise((r) => setTimeout(r, 200)));
     assert.deepEqual(await visibleTotals('pq-cur2'), before);
 
     // replaced after its footer and first ranges were read: the third range of the file is held back
@@ -157,15 +161,10 @@ test('a damaged Parquet object, an object replaced mid-read and a delivery mixin
     fs.writeFileSync(file, good);
     await emulator('DELETE', 'requests');
     await setFaults([{ op: 'GetObject', keyContains: 'export2-00002', kind: 'delay', ms: 1500, skip: 2, times: 1 }]);
-    const c2 = await connect();
-    const running2 = expectError(c2, `CALL billops.sync_cur_source('pq-cur2', force => true)`);
-    for (let i = 0; i < 200 && (await parquetGets()).filter((g) => g.key.includes('export2-00002')).length < 2; i++)
-      await new Promise((r) => setTimeout(r, 50));
-    fs.writeFileSync(file, Buffer.concat([good, Buffer.from('y')]));
-    e = await running2;
-    await clearFaults();
-    assert.equal(e.code, '58030', e.message);
-    assert.match(e.message, /export2-00002\.zstd\.parquet changed while it was being read/);
+    await syncWhileRewritten(Buffer.concat([good, Buffer.from('y')]), async () => {
+      for (let i = 0; i < 200 && (await parquetGets()).filter((g) => g.key.includes('export2-00002')).length < 2; i++)
+        await new Promise((r) => setTimeout(r, 50));
+    });
     const file2 = (await parquetGets()).filter((g) => g.key.includes('export2-00002')).map((g) => g.status);
     assert.deepEqual(file2.slice(0, 3), [206, 206, 412], `the footer and a range read, then the third range refused (${file2})`);
     assert.deepEqual(await visibleTotals('pq-cur2'), before);
