@@ -30,7 +30,6 @@ OBJS = \
 	src/parquet_page.o \
 	src/parquet_rows.o \
 	src/parquet_source.o \
-	src/parquet_copy.o \
 	src/ini_file.o \
 	src/bill_credentials.o \
 	src/bill_webhook.o \

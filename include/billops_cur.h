@@ -36,6 +36,13 @@ extern char *cur_snake_name(const char *header);
 extern CurColumn *cur_map_header(char **fields, int nfields, TupleDesc tupdesc,
 								 const char *file_name, AttrNumber *extras_attnum);
 
+/*
+ * The same for a FOCUS export and billops.focus_line_item: columns by their
+ * exact FOCUS names, any other in extras.
+ */
+extern CurColumn *focus_map_header(char **fields, int nfields, TupleDesc tupdesc,
+								   const char *file_name, AttrNumber *extras_attnum);
+
 /* cur_source.c: the S3 settings of a billops.cur_source row (errors if it is not an S3 source) */
 extern void s3_location_for_source(int32 source_id, S3Location *loc);
 

@@ -118,6 +118,66 @@ find_attnum(TupleDesc tupdesc, const char *name)
 	return InvalidAttrNumber;
 }
 
+/*
+ * Two headers for the same tag, product attribute or extra column: one value
+ * would silently overwrite the other (resourceTags/user:Owner twice).
+ */
+static void
+check_duplicate_keys(CurColumn *cols, int nfields, const char *file_name, const char *what)
+{
+	for (int i = 0; i < nfields; i++)
+		for (int j = 0; j < i; j++)
+			if ((cols[i].kind == CUR_COL_MAP_ENTRY || cols[i].kind == CUR_COL_EXTRA) &&
+				cols[j].kind == cols[i].kind && cols[j].attnum == cols[i].attnum &&
+				strcmp(cols[j].key, cols[i].key) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+						 errmsg("%s file \"%s\" has two columns for %s \"%s\": \"%s\" and \"%s\"",
+								what, file_name, cols[i].kind == CUR_COL_EXTRA ? "the column" : "the key",
+								cols[i].key, cols[j].header, cols[i].header),
+						 errdetail("Columns %d and %d; one value would overwrite the other.", j + 1, i + 1),
+						 errhint("Remove the duplicate column; AWS writes each column once.")));
+}
+
+/* Every required column has a header (owner: attnum -> header index + 1). */
+static void
+check_required_columns(CurColumn *cols, int nfields, const int *owner, TupleDesc tupdesc,
+					   const char *file_name, const char *what,
+					   const char *const *required, int nrequired, const char *hint)
+{
+	for (int r = 0; r < nrequired; r++)
+	{
+		AttrNumber	att = find_attnum(tupdesc, required[r]);
+
+		if (att == InvalidAttrNumber || owner[att] == 0)
+		{
+			StringInfoData seen;
+
+			initStringInfo(&seen);
+			for (int i = 0; i < nfields && i < 12; i++)
+				appendStringInfo(&seen, "%s\"%s\"", i ? ", " : "", cols[i].header);
+			if (nfields > 12)
+				appendStringInfo(&seen, ", … (%d columns)", nfields);
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("%s file \"%s\" lacks the required column %s", what, file_name, required[r]),
+					 errdetail("The header has: %s.", seen.data),
+					 errhint("%s", hint)));
+		}
+	}
+}
+
+/* A header as written, without the UTF-8 byte order mark a first header may carry. */
+static char *
+header_text(char **fields, int i)
+{
+	char	   *h = fields[i] ? fields[i] : "";
+
+	if (i == 0 && (unsigned char) h[0] == 0xEF && (unsigned char) h[1] == 0xBB && (unsigned char) h[2] == 0xBF)
+		h += 3;
+	return pstrdup(h);
+}
+
 CurColumn *
 cur_map_header(char **fields, int nfields, TupleDesc tupdesc, const char *file_name,
 			   AttrNumber *extras_attnum)
@@ -131,12 +191,9 @@ cur_map_header(char **fields, int nfields, TupleDesc tupdesc, const char *file_n
 	/* pass 1: CUR 2.0 map columns given whole as JSON */
 	for (int i = 0; i < nfields; i++)
 	{
-		char	   *h = fields[i] ? fields[i] : "";
+		char	   *h = header_text(fields, i);
 
-		/* a UTF-8 byte order mark before the first header is not part of the name */
-		if (i == 0 && (unsigned char) h[0] == 0xEF && (unsigned char) h[1] == 0xBB && (unsigned char) h[2] == 0xBF)
-			h += 3;
-		cols[i].header = pstrdup(h);
+		cols[i].header = h;
 		cols[i].name = cur_snake_name(h);
 		for (int m = 0; m < lengthof(map_columns); m++)
 			if (strchr(h, '/') == NULL && strcmp(cols[i].name, map_columns[m].column) == 0)
@@ -236,43 +293,67 @@ cur_map_header(char **fields, int nfields, TupleDesc tupdesc, const char *file_n
 		}
 	}
 
-	/*
-	 * Two headers for the same tag, product attribute or extra column: one
-	 * value would silently overwrite the other (resourceTags/user:Owner twice).
-	 */
+	check_duplicate_keys(cols, nfields, file_name, "CUR");
+
+	check_required_columns(cols, nfields, owner, tupdesc, file_name, "CUR",
+						   required_columns, lengthof(required_columns),
+						   "Legacy reports name it with a category prefix (e.g. \"lineItem/UnblendedCost\"); CUR 2.0 uses snake case. Check that the file is a Cost and Usage Report.");
+	pfree(owner);
+	return cols;
+}
+
+/*
+ * FOCUS names its columns in PascalCase (BilledCost, x_ServiceCode for a
+ * provider's own): a header is the column of billops.focus_line_item of
+ * exactly its name, and any other header is kept in extras under its name.
+ * The three columns a row is partitioned and summed by must be there.
+ */
+static const char *const focus_required_columns[] = {
+	"BilledCost",
+	"BillingAccountId",
+	"BillingPeriodStart",
+};
+
+CurColumn *
+focus_map_header(char **fields, int nfields, TupleDesc tupdesc, const char *file_name,
+				 AttrNumber *extras_attnum)
+{
+	CurColumn  *cols = palloc0(sizeof(CurColumn) * Max(nfields, 1));
+	int		   *owner = palloc0(sizeof(int) * (tupdesc->natts + 1));
+
+	*extras_attnum = find_attnum(tupdesc, "extras");
 	for (int i = 0; i < nfields; i++)
-		for (int j = 0; j < i; j++)
-			if ((cols[i].kind == CUR_COL_MAP_ENTRY || cols[i].kind == CUR_COL_EXTRA) &&
-				cols[j].kind == cols[i].kind && cols[j].attnum == cols[i].attnum &&
-				strcmp(cols[j].key, cols[i].key) == 0)
+	{
+		CurColumn  *c = &cols[i];
+		AttrNumber	att = InvalidAttrNumber;
+
+		c->header = header_text(fields, i);
+		c->name = c->header;
+		if (strcmp(c->header, "extras") != 0 && strlen(c->header) < NAMEDATALEN)
+			att = find_attnum(tupdesc, c->header);
+		if (att != InvalidAttrNumber)
+		{
+			if (owner[att] != 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-						 errmsg("CUR file \"%s\" has two columns for %s \"%s\": \"%s\" and \"%s\"",
-								file_name, cols[i].kind == CUR_COL_EXTRA ? "the column" : "the key",
-								cols[i].key, cols[j].header, cols[i].header),
-						 errdetail("Columns %d and %d; one value would overwrite the other.", j + 1, i + 1),
-						 errhint("Remove the duplicate column; AWS writes each column once.")));
-
-	for (int r = 0; r < lengthof(required_columns); r++)
-	{
-		AttrNumber	att = find_attnum(tupdesc, required_columns[r]);
-
-		if (att == InvalidAttrNumber || owner[att] == 0)
+						 errmsg("FOCUS file \"%s\" has the column %s twice", file_name, c->header),
+						 errdetail("Columns %d and %d; one value would overwrite the other.", owner[att], i + 1),
+						 errhint("Remove the duplicate column; a FOCUS export names each column once.")));
+			owner[att] = i + 1;
+			c->attnum = att;
+			c->kind = TupleDescAttr(tupdesc, att - 1)->atttypid == JSONBOID ? CUR_COL_MAP_JSON : CUR_COL_TYPED;
+		}
+		else
 		{
-			StringInfoData seen;
-
-			initStringInfo(&seen);
-			for (int i = 0; i < nfields && i < 12; i++)
-				appendStringInfo(&seen, "%s\"%s\"", i ? ", " : "", cols[i].header);
-			if (nfields > 12)
-				appendStringInfo(&seen, ", … (%d columns)", nfields);
-			ereport(ERROR,
-					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-					 errmsg("CUR file \"%s\" lacks the required column %s", file_name, required_columns[r]),
-					 errdetail("The header has: %s.", seen.data),
-					 errhint("Legacy reports name it with a category prefix (e.g. \"lineItem/UnblendedCost\"); CUR 2.0 uses snake case. Check that the file is a Cost and Usage Report.")));
+			c->kind = CUR_COL_EXTRA;
+			c->attnum = *extras_attnum;
+			c->key = c->header;
 		}
 	}
+	check_duplicate_keys(cols, nfields, file_name, "FOCUS");
+	check_required_columns(cols, nfields, owner, tupdesc, file_name, "FOCUS",
+						   focus_required_columns, lengthof(focus_required_columns),
+						   "FOCUS names its columns in PascalCase (BilledCost, BillingAccountId, ...). Check that the file is a FOCUS export.");
 	pfree(owner);
 	return cols;
 }

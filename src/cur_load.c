@@ -6,7 +6,11 @@
  *   → per-column input functions / jsonb building → table_multi_insert
  *
  * Rows are routed by (billing period, payer) to a staging table created on
- * first sight through billops._staging_table().  A delivery holds one period
+ * first sight through billops._staging_table().  A FOCUS export (a source
+ * of layout 'focus') goes the same way into billops.focus_line_item: its
+ * columns by their FOCUS names, routed by (BillingPeriodStart,
+ * BillingAccountId) through billops._focus_staging_table(); a local FOCUS
+ * file may hold several providers' accounts and periods.  A delivery holds one period
  * of one payer (check_row_belongs_to_delivery), so it fills one table; the
  * routing is kept general because it costs nothing per row.  The SQL side then
  * swaps them in atomically (billops._swap_delivery).  Nothing here touches the
@@ -110,7 +114,7 @@ PG_FUNCTION_INFO_V1(billops_ingest_delivery);
 
 typedef struct Route
 {
-	DateADT		period;
+	int64		period;			/* CUR: a DateADT; FOCUS: a TimestampTz */
 	char	   *payer;
 	Relation	rel;
 	AttrNumber *attmap;			/* parent attno → this table's attno (by name) */
@@ -127,6 +131,9 @@ typedef struct Route
 typedef struct LoadState
 {
 	int64		delivery_id;
+	bool		focus;			/* a FOCUS export into billops.focus_line_item */
+	bool		one_route;		/* the delivery is one period of one payer */
+	const char *what;			/* "CUR" or "FOCUS", for messages */
 	Relation	parent;
 	TupleDesc	ptupdesc;
 	FmgrInfo   *in_funcs;		/* per parent attribute */
@@ -135,6 +142,7 @@ typedef struct LoadState
 	bool	   *is_text;		/* text needs no input function call */
 	bool	   *is_numeric;		/* numeric: must be finite */
 	bool	   *is_temporal;	/* date / timestamptz: must be in AWS's ISO 8601 form */
+	bool	   *is_timestamptz; /* timestamptz: UTC unless the value names its zone */
 	bool		has_period;		/* expected_period is known (S3: from the manifest) */
 	DateADT		expected_period;	/* the one billing period of the delivery */
 	char	   *expected_payer; /* its one payer: the first row's */
@@ -230,37 +238,38 @@ load_error_context(void *arg)
 	 * converting the row itself.
 	 */
 	if (st->in_row && st->row_no <= 0)
-		errcontext("CUR file \"%s\", header row", st->file_name);
+		errcontext("%s file \"%s\", header row", st->what, st->file_name);
 	else if (st->in_row && st->column)
-		errcontext("CUR file \"%s\", data row %lld, column \"%s\"",
-				   st->file_name, (long long) st->row_no, st->column);
+		errcontext("%s file \"%s\", data row %lld, column \"%s\"",
+				   st->what, st->file_name, (long long) st->row_no, st->column);
 	else if (st->in_row)
-		errcontext("CUR file \"%s\", data row %lld", st->file_name, (long long) st->row_no);
+		errcontext("%s file \"%s\", data row %lld", st->what, st->file_name, (long long) st->row_no);
 	else if (st->row_no <= 0)
-		errcontext("CUR file \"%s\", reading the header", st->file_name);
+		errcontext("%s file \"%s\", reading the header", st->what, st->file_name);
 	else
-		errcontext("CUR file \"%s\", reading after data row %lld", st->file_name, (long long) st->row_no);
+		errcontext("%s file \"%s\", reading after data row %lld", st->what, st->file_name, (long long) st->row_no);
 }
 
 /* --- routes: one staging table per (period, payer) ------------------------ */
 
 static Route *
-route_open(LoadState *st, DateADT period, const char *payer)
+route_open(LoadState *st, int64 period, const char *payer)
 {
 	Route	   *r;
 	Oid			relid;
 	Datum		args[3];
-	Oid			argtypes[3] = {INT8OID, DATEOID, TEXTOID};
+	Oid			argtypes[3] = {INT8OID, st->focus ? TIMESTAMPTZOID : DATEOID, TEXTOID};
 	bool		isnull;
 	TupleDesc	rdesc;
 	MemoryContext old;
 
 	args[0] = Int64GetDatum(st->delivery_id);
-	args[1] = DateADTGetDatum(period);
+	args[1] = st->focus ? TimestampTzGetDatum(period) : DateADTGetDatum((DateADT) period);
 	args[2] = CStringGetTextDatum(payer);
-	if (SPI_execute_with_args("SELECT billops._staging_table($1, $2, $3)::oid",
+	if (SPI_execute_with_args(st->focus ? "SELECT billops._focus_staging_table($1, $2, $3)::oid"
+							  : "SELECT billops._staging_table($1, $2, $3)::oid",
 							  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "billops._staging_table() failed");
+		elog(ERROR, "could not create a staging table");
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
@@ -341,6 +350,22 @@ route_note_invoice(Route *r, const char *inv)
 
 /* --- one row --------------------------------------------------------------- */
 
+/*
+ * FOCUS's ChargeFrequency values as the specification spells them
+ * (columns/chargefrequency.md); AWS's FOCUS 1.0 export writes "Usage-based".
+ * Any other value is kept as written.
+ */
+static const char *
+focus_charge_frequency(const char *v)
+{
+	static const char *const spellings[] = {"One-Time", "Recurring", "Usage-Based"};
+
+	for (int i = 0; i < lengthof(spellings); i++)
+		if (pg_strcasecmp(v, spellings[i]) == 0)
+			return spellings[i];
+	return v;
+}
+
 typedef struct JsonTarget
 {
 	AttrNumber	attnum;
@@ -377,6 +402,7 @@ typedef struct FileMap
 	int			payer_idx;
 	int			period_idx;
 	int			invoice_idx;
+	int			frequency_idx;	/* FOCUS ChargeFrequency, spelled as the specification does */
 	JsonTarget *targets;		/* jsonb columns fed by entries/extras */
 	int			ntargets;
 	int		   *target_of;		/* column → targets[] index or -1 */
@@ -388,9 +414,9 @@ file_map_build(LoadState *st, char **fields, int nfields)
 	FileMap    *fm = palloc0(sizeof(FileMap));
 	AttrNumber	extras;
 
-	fm->cols = cur_map_header(fields, nfields, st->ptupdesc, st->file_name, &extras);
+	fm->cols = (st->focus ? focus_map_header : cur_map_header) (fields, nfields, st->ptupdesc, st->file_name, &extras);
 	fm->ncols = nfields;
-	fm->payer_idx = fm->period_idx = fm->invoice_idx = -1;
+	fm->payer_idx = fm->period_idx = fm->invoice_idx = fm->frequency_idx = -1;
 	fm->targets = palloc0(sizeof(JsonTarget) * (nfields + 1));
 	fm->target_of = palloc(sizeof(int) * Max(nfields, 1));
 	for (int i = 0; i < nfields; i++)
@@ -398,12 +424,16 @@ file_map_build(LoadState *st, char **fields, int nfields)
 		CurColumn  *c = &fm->cols[i];
 
 		fm->target_of[i] = -1;
-		if (strcmp(c->name, "bill_payer_account_id") == 0 && c->kind == CUR_COL_TYPED)
+		if (c->kind != CUR_COL_TYPED)
+			;
+		else if (strcmp(c->name, st->focus ? "BillingAccountId" : "bill_payer_account_id") == 0)
 			fm->payer_idx = i;
-		else if (strcmp(c->name, "bill_billing_period_start_date") == 0 && c->kind == CUR_COL_TYPED)
+		else if (strcmp(c->name, st->focus ? "BillingPeriodStart" : "bill_billing_period_start_date") == 0)
 			fm->period_idx = i;
-		else if (strcmp(c->name, "bill_invoice_id") == 0 && c->kind == CUR_COL_TYPED)
+		else if (strcmp(c->name, st->focus ? "InvoiceId" : "bill_invoice_id") == 0)
 			fm->invoice_idx = i;
+		else if (st->focus && strcmp(c->name, "ChargeFrequency") == 0)
+			fm->frequency_idx = i;
 		if (c->kind == CUR_COL_MAP_ENTRY)
 			note_map_key(st, NameStr(TupleDescAttr(st->ptupdesc, c->attnum - 1)->attname),
 						 c->key, strlen(c->key));
@@ -414,7 +444,7 @@ file_map_build(LoadState *st, char **fields, int nfields)
 			if (c->attnum == InvalidAttrNumber)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_COLUMN),
-						 errmsg("billops.cur_line_item has no \"extras\" column to keep unknown CUR columns")));
+						 errmsg("%s has no \"extras\" column to keep unknown columns", RelationGetRelationName(st->parent))));
 			for (t = 0; t < fm->ntargets; t++)
 				if (fm->targets[t].attnum == c->attnum)
 					break;
@@ -452,12 +482,15 @@ check_account_id(const char *v)
  * 2023-11-01T00:00:00Z, 2023-11-01T00:00:00.000Z, 2023-11-01 00:00:00.000,
  * or a plain date), never read through DateStyle: "01/11/2023" would be
  * January or November depending on the session.  Returns whether the value
- * has that form; the input function then checks the ranges.
+ * has that form, and in *zoned whether it names its zone (Z or an offset);
+ * the input function then checks the ranges.
  */
 static bool
-aws_datetime_form(const char *v)
+aws_datetime_form(const char *v, bool *zoned)
 {
 	const char *p = v;
+
+	*zoned = false;
 
 #define DIGITS(k) do { for (int i_ = 0; i_ < (k); i_++, p++) if (*p < '0' || *p > '9') return false; } while (0)
 	DIGITS(4);
@@ -490,10 +523,14 @@ aws_datetime_form(const char *v)
 		}
 	}
 	if (*p == 'Z')
+	{
 		p++;
+		*zoned = true;
+	}
 	else if (*p == '+' || *p == '-')
 	{
 		p++;
+		*zoned = true;
 		DIGITS(2);
 		if (*p == ':')
 			p++;
@@ -503,20 +540,40 @@ aws_datetime_form(const char *v)
 	return *p == '\0';
 }
 
-static void
-check_datetime_form(const char *v)
+static bool
+check_datetime_form(LoadState *st, const char *v)
 {
-	if (!aws_datetime_form(v))
+	bool		zoned;
+
+	if (!aws_datetime_form(v, &zoned))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
-				 errmsg("\"%.40s%s\" is not a date or time in AWS's format", v, strlen(v) > 40 ? "…" : ""),
-				 errdetail("CUR dates and times are ISO 8601, e.g. 2023-11-01T00:00:00Z; other forms read differently under different DateStyle settings."),
-				 errhint("A file opened and saved in a spreadsheet rewrites them; load the file AWS delivered.")));
+				 errmsg("\"%.40s%s\" is not a date or time in %s", v, strlen(v) > 40 ? "…" : "",
+						st->focus ? "ISO 8601 form" : "AWS's format"),
+				 errdetail("%s dates and times are ISO 8601, e.g. 2023-11-01T00:00:00Z; other forms read differently under different DateStyle settings.", st->what),
+				 errhint("A file opened and saved in a spreadsheet rewrites them; load the file %s delivered.",
+						 st->focus ? "the provider" : "AWS")));
+	return zoned;
+}
+
+/*
+ * A timestamptz value: one without a zone is UTC, the zone of AWS's billing
+ * data and of FOCUS's Date/Time Format, never the session's TimeZone.
+ */
+static Datum
+utc_timestamptz_in(LoadState *st, const char *v, int a)
+{
+	char		buf[64];
+
+	if (check_datetime_form(st, v) || strlen(v) > sizeof(buf) - 4)
+		return InputFunctionCall(&st->in_funcs[a], (char *) v, st->typioparams[a], st->typmods[a]);
+	snprintf(buf, sizeof(buf), "%s+00", v);
+	return InputFunctionCall(&st->in_funcs[a], buf, st->typioparams[a], st->typmods[a]);
 }
 
 /* A billing period starts at midnight on the first of a month (UTC). */
 static DateADT
-billing_period_of(const char *v)
+billing_period_of(LoadState *st, const char *v)
 {
 	DateADT		period;
 	int			y,
@@ -524,7 +581,7 @@ billing_period_of(const char *v)
 				d;
 	bool		midnight_utc = true;
 
-	check_datetime_form(v);
+	check_datetime_form(st, v);
 	period = DatumGetDateADT(DirectFunctionCall1(date_in, CStringGetDatum(v)));
 	j2date(period + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	/* every digit of the time and of an offset is 0: 00:00:00(.000)(Z|+00:00) */
@@ -581,10 +638,22 @@ check_row_belongs_to_delivery(LoadState *st, FileMap *fm, DateADT period, const 
  * CUR 2.0 map columns are JSON objects: of strings (product, resource_tags,
  * cost_category, tags), and of numbers for discount (map<string,double> in
  * AWS's data dictionary; a number written as a string is taken too).
+ * FOCUS's Key-Value Format (Tags, SkuPriceDetails, AWS's x_CostCategories)
+ * is a JSON object whose values are strings, numbers, booleans or null,
+ * never an object or an array (FOCUS 1.2, attributes/keyvalueformat.md).
  */
-static void
-check_map(LoadState *st, const char *column, Datum value, bool numbers)
+typedef enum MapValues
 {
+	MAP_OF_STRINGS,
+	MAP_OF_NUMBERS,
+	MAP_OF_SCALARS
+} MapValues;
+
+static void
+check_map(LoadState *st, const char *column, Datum value, MapValues values)
+{
+	const char *want = values == MAP_OF_STRINGS ? "strings" : values == MAP_OF_NUMBERS ? "numbers" : "scalar values";
+
 	Jsonb	   *j = DatumGetJsonbP(value);
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -597,7 +666,8 @@ check_map(LoadState *st, const char *column, Datum value, bool numbers)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("a map column must hold a JSON object"),
-				 errdetail("CUR 2.0 writes maps such as resource_tags as {\"key\": \"value\", ...}.")));
+				 errdetail("%s", st->focus ? "FOCUS's Key-Value Format is a JSON object: {\"key\": \"value\", ...}."
+						   : "CUR 2.0 writes maps such as resource_tags as {\"key\": \"value\", ...}.")));
 	it = JsonbIteratorInit(&j->root);
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
@@ -609,18 +679,21 @@ check_map(LoadState *st, const char *column, Datum value, bool numbers)
 		{
 			key = v.val.string.val;
 			keylen = Min(v.val.string.len, 200);
-			note_map_key(st, column, v.val.string.val, v.val.string.len);
+			if (!st->focus)
+				note_map_key(st, column, v.val.string.val, v.val.string.len);
 		}
 		else if (tok == WJB_VALUE && depth == 1 && v.type != jbvString && v.type != jbvNull &&
-				 !(numbers && v.type == jbvNumeric))
+				 !(values != MAP_OF_STRINGS && v.type == jbvNumeric) &&
+				 !(values == MAP_OF_SCALARS && v.type == jbvBool))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("a map column must hold a JSON object of %s", numbers ? "numbers" : "strings"),
-					 errdetail("The value of key \"%.*s\" is not a %s.", keylen, key, numbers ? "number" : "string")));
+					 errmsg("a map column must hold a JSON object of %s", want),
+					 errdetail("The value of key \"%.*s\" is not a %s.", keylen, key,
+							   values == MAP_OF_STRINGS ? "string" : values == MAP_OF_NUMBERS ? "number" : "scalar")));
 		if (depth > 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("a map column must hold a JSON object of %s", numbers ? "numbers" : "strings"),
+					 errmsg("a map column must hold a JSON object of %s", want),
 					 errdetail("It holds a nested object or array.")));
 	}
 }
@@ -668,13 +741,26 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 	TupleTableSlot *slot;
 	int			natts = st->ptupdesc->natts;
 
+	/*
+	 * An empty field is NULL.  So, in a FOCUS export, is the bare word NULL:
+	 * AWS's FOCUS export writes it for missing values (unquoted, where every
+	 * value it writes is quoted; COPY's parser does not tell us which).
+	 */
+	if (st->focus)
+		for (int i = 0; i < fm->ncols; i++)
+			if (fields[i] != NULL && strcmp(fields[i], "NULL") == 0)
+				fields[i] = NULL;
 	payer = fields[fm->payer_idx];
 	period_str = fields[fm->period_idx];
 	if (payer == NULL || payer[0] == '\0' || period_str == NULL || period_str[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-				 errmsg("row has no %s", (payer == NULL || payer[0] == '\0') ? "payer account id" : "billing period start date"),
-				 errdetail("Every CUR line item names its payer account and billing period; pg_billops partitions by both.")));
+				 errmsg("row has no %s", (payer == NULL || payer[0] == '\0')
+						? (st->focus ? "BillingAccountId" : "payer account id")
+						: (st->focus ? "BillingPeriodStart" : "billing period start date")),
+				 errdetail("%s", st->focus
+						   ? "Every FOCUS row names its billing account and period; pg_billops partitions by both."
+						   : "Every CUR line item names its payer account and billing period; pg_billops partitions by both.")));
 
 	/*
 	 * Route first, from the raw strings: opening a route may flush the batch,
@@ -683,15 +769,34 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 	if (st->current == NULL || strcmp(st->cur_payer_raw, payer) != 0 ||
 		strcmp(st->cur_period_raw, period_str) != 0)
 	{
-		DateADT		period;
+		int64		period;
 		ListCell   *lc;
 		MemoryContext old;
 
-		st->column = fm->cols[fm->payer_idx].header;
-		check_account_id(payer);
-		st->column = fm->cols[fm->period_idx].header;
-		period = billing_period_of(period_str);
-		check_row_belongs_to_delivery(st, fm, period, payer);
+		if (st->focus)
+		{
+			/* any provider's account id and period start (not necessarily midnight UTC) */
+			TimestampTz start;
+
+			st->column = fm->cols[fm->period_idx].header;
+			start = DatumGetTimestampTz(utc_timestamptz_in(st, period_str, fm->cols[fm->period_idx].attnum - 1));
+			period = start;
+			if (st->one_route)
+			{
+				/* its UTC date, whatever the session's TimeZone (floor division) */
+				DateADT		utc_date = (DateADT) (start / USECS_PER_DAY - (start % USECS_PER_DAY < 0));
+
+				check_row_belongs_to_delivery(st, fm, utc_date, payer);
+			}
+		}
+		else
+		{
+			st->column = fm->cols[fm->payer_idx].header;
+			check_account_id(payer);
+			st->column = fm->cols[fm->period_idx].header;
+			period = billing_period_of(st, period_str);
+			check_row_belongs_to_delivery(st, fm, (DateADT) period, payer);
+		}
 		st->column = NULL;
 		r = NULL;
 		foreach(lc, st->routes)
@@ -736,22 +841,30 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 		{
 			case CUR_COL_TYPED:
 			case CUR_COL_MAP_JSON:
+				if (i == fm->frequency_idx)
+					f = (char *) focus_charge_frequency(f);
 				if (st->is_text[a])
 					values[a] = PointerGetDatum(cstring_to_text(f));
 				else
 				{
-					if (st->is_temporal[a])
-						check_datetime_form(f);
-					values[a] = InputFunctionCall(&st->in_funcs[a], f, st->typioparams[a], st->typmods[a]);
+					if (st->is_timestamptz[a])
+						values[a] = utc_timestamptz_in(st, f, a);
+					else
+					{
+						if (st->is_temporal[a])
+							check_datetime_form(st, f);
+						values[a] = InputFunctionCall(&st->in_funcs[a], f, st->typioparams[a], st->typmods[a]);
+					}
 					/* numeric_in takes NaN and Infinity: one would turn every sum of the month into it */
 					if (st->is_numeric[a] && (numeric_is_nan(DatumGetNumeric(values[a])) ||
 											  numeric_is_inf(DatumGetNumeric(values[a]))))
 						ereport(ERROR,
 								(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 								 errmsg("\"%.40s\" is not a finite number", f),
-								 errdetail("CUR amounts and quantities are finite decimals.")));
+								 errdetail("%s amounts and quantities are finite decimals.", st->what)));
 					if (c->kind == CUR_COL_MAP_JSON)
-						check_map(st, c->name, values[a], strcmp(c->name, "discount") == 0);
+						check_map(st, c->name, values[a],
+								  st->focus ? MAP_OF_SCALARS : strcmp(c->name, "discount") == 0 ? MAP_OF_NUMBERS : MAP_OF_STRINGS);
 				}
 				nulls[a] = false;
 				break;
@@ -844,7 +957,7 @@ load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64
 	if (!NextCopyFromRawFields(cstate, &fields, &nfields))
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-				 errmsg("CUR file \"%s\" is empty", src->name),
+				 errmsg("%s file \"%s\" is empty", st->what, src->name),
 				 errdetail("Even a report with no line items has a header row.")));
 	st->in_row = true;
 	fm = file_map_build(st, fields, nfields);
@@ -913,7 +1026,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	if (SPI_execute_with_args("SELECT s.source_id, s.storage, coalesce(d.compression, 'auto'), d.billing_period "
+	if (SPI_execute_with_args("SELECT s.source_id, s.storage, coalesce(d.compression, 'auto'), d.billing_period, s.layout "
 							  "FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) "
 							  "WHERE d.delivery_id = $1", 1, argt, arg, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -929,6 +1042,10 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 
 		storage = SPI_getvalue(t, d, 2);
 		compression = SPI_getvalue(t, d, 3);
+		st.focus = strcmp(SPI_getvalue(t, d, 5), "focus") == 0;
+		st.what = st.focus ? "FOCUS" : "CUR";
+		/* a local FOCUS file may hold several providers' accounts and periods */
+		st.one_route = !(st.focus && strcmp(storage, "file") == 0);
 		st.has_period = !isnull;
 		if (!isnull)
 			st.expected_period = DatumGetDateADT(period);
@@ -939,7 +1056,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 		!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to load CUR files from the server's file system"),
+				 errmsg("permission denied to load %s files from the server's file system", st.what),
 				 errdetail("Only superusers and members of pg_read_server_files may read server files.")));
 
 	if (SPI_execute_with_args("SELECT object_key, expected_bytes, etag FROM billops.cur_delivery_file "
@@ -953,7 +1070,8 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 				 errmsg("delivery %lld names no report files", (long long) delivery_id),
 				 errhint("The manifest's reportKeys (or dataFiles) list is empty.")));
 
-	parent_oid = RangeVarGetRelid(makeRangeVar("billops", "cur_line_item", -1), AccessShareLock, false);
+	parent_oid = RangeVarGetRelid(makeRangeVar("billops", st.focus ? "focus_line_item" : "cur_line_item", -1),
+								  AccessShareLock, false);
 	st.parent = table_open(parent_oid, AccessShareLock);
 	st.ptupdesc = RelationGetDescr(st.parent);
 	st.in_funcs = palloc0(sizeof(FmgrInfo) * st.ptupdesc->natts);
@@ -962,6 +1080,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	st.is_text = palloc0(sizeof(bool) * st.ptupdesc->natts);
 	st.is_numeric = palloc0(sizeof(bool) * st.ptupdesc->natts);
 	st.is_temporal = palloc0(sizeof(bool) * st.ptupdesc->natts);
+	st.is_timestamptz = palloc0(sizeof(bool) * st.ptupdesc->natts);
 	for (int i = 0; i < st.ptupdesc->natts; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(st.ptupdesc, i);
@@ -974,6 +1093,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 		st.is_text[i] = (a->atttypid == TEXTOID);
 		st.is_numeric[i] = (a->atttypid == NUMERICOID);
 		st.is_temporal[i] = (a->atttypid == DATEOID || a->atttypid == TIMESTAMPTZOID || a->atttypid == TIMESTAMPOID);
+		st.is_timestamptz[i] = (a->atttypid == TIMESTAMPTZOID);
 		fmgr_info(infunc, &st.in_funcs[i]);
 	}
 	/*

@@ -12,7 +12,9 @@ CREATE TABLE billops.cur_source (
     source_id     integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name          text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'),
     storage       text NOT NULL DEFAULT 's3' CHECK (storage IN ('s3', 'file')),
-    layout        text NOT NULL CHECK (layout IN ('legacy_cur', 'cur2', 'auto')),
+    -- 'focus': a Data Exports FOCUS export (the CUR 2.0 layout, FOCUS columns),
+    -- loaded into billops.focus_line_item; 'auto': local CUR files of either layout
+    layout        text NOT NULL CHECK (layout IN ('legacy_cur', 'cur2', 'focus', 'auto')),
     bucket        text,
     prefix        text NOT NULL DEFAULT '',
     report_name   text,
@@ -93,6 +95,7 @@ CREATE TABLE billops.cur_delivery_partition (
     billing_period     date NOT NULL,
     payer_account_id   text NOT NULL,
     staging_table      regclass,
+    period_start       timestamptz,     -- FOCUS deliveries: the exact BillingPeriodStart (NULL for the CUR)
     rows_loaded        bigint,
     rows_with_invoice_id bigint,
     invoice_ids        text[],
@@ -337,10 +340,10 @@ BEGIN
                 USING ERRCODE = 'undefined_object', HINT = 'See SELECT name FROM billops.cur_source.';
         END IF;
     END IF;
-    IF layout NOT IN ('legacy_cur', 'cur2') THEN
+    IF layout NOT IN ('legacy_cur', 'cur2', 'focus') THEN
         RAISE EXCEPTION 'unknown CUR layout "%"', layout
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use ''legacy_cur'' for Cost and Usage Reports or ''cur2'' for CUR 2.0 Data Exports.';
+                  HINT = 'Use ''legacy_cur'' for Cost and Usage Reports, ''cur2'' for CUR 2.0 Data Exports or ''focus'' for FOCUS Data Exports.';
     END IF;
     IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$' THEN
         RAISE EXCEPTION 'invalid CUR source name "%"', name
@@ -582,13 +585,13 @@ CREATE FUNCTION billops._period_partition(target_period date) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT pg_catalog.format('billops.%I', 'cur_line_item_' || pg_catalog.to_char(target_period, 'YYYYMM')) $$;
 
--- Detach and drop a leaf that no longer holds the visible delivery.
-CREATE FUNCTION billops._retire_leaf(target_period date, target_table text) RETURNS void
+-- Detach and drop a leaf that no longer holds the visible delivery (CUR's and FOCUS's).
+CREATE FUNCTION billops._retire_leaf(parent_table text, target_table text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', billops._period_partition(target_period), target_table);
+    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', parent_table, target_table);
     EXECUTE format('DROP TABLE %s', target_table);
 END
 $$;
@@ -646,7 +649,7 @@ BEGIN
         SELECT * INTO old FROM billops.cur_partition
          WHERE billing_period = p.billing_period AND payer_account_id = p.payer_account_id;
         IF FOUND THEN
-            PERFORM billops._retire_leaf(old.billing_period, old.table_name);
+            PERFORM billops._retire_leaf(period_part, old.table_name);
         END IF;
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)',
                        period_part, p.staging_table, p.payer_account_id);
@@ -719,7 +722,11 @@ BEGIN
         END LOOP;
     END IF;
     t1 := clock_timestamp();
-    PERFORM billops._swap_delivery(target_delivery_id);
+    IF (SELECT layout FROM billops.cur_source WHERE source_id = dl.source_id) = 'focus' THEN
+        PERFORM billops._swap_focus_delivery(target_delivery_id);
+    ELSE
+        PERFORM billops._swap_delivery(target_delivery_id);
+    END IF;
     UPDATE billops.cur_delivery d
        SET status = 'loaded',
            finished_at = clock_timestamp(),

@@ -1,43 +1,27 @@
 -- ---------------------------------------------------------------------------
--- FOCUS: the ingest of FOCUS exports (tables, billops.load_focus_file), then
--- the FOCUS 1.2 views over the CUR (billops._focus_cur) and over both
+-- FOCUS: the ingest of FOCUS exports (tables, the swap, billops.load_focus_file),
+-- then the FOCUS 1.2 views over the CUR (billops._focus_cur) and over both
 -- (billops.focus_cost).
 --
--- Ingest of FOCUS exports (AWS Data Exports' FOCUS_1_0_AWS / FOCUS_1_2_AWS, or
--- any provider's FOCUS CSV).  billops.load_focus_file() reads a CSV with a
--- header row; columns are matched by their FOCUS names, any other column
--- (AWS's x_ columns not typed here, a provider's extra "Id") is kept in
--- extras.  What real exports do, and what is done about it:
+-- A FOCUS export (AWS Data Exports' FOCUS_1_0_AWS / FOCUS_1_2_AWS table, or any
+-- provider's FOCUS file) is a delivery of a billops.cur_source whose layout is
+-- 'focus': synced from S3 like a CUR 2.0 export (the Data Exports layout:
+-- manifests, BILLING_PERIOD= partitions), or loaded from a local file with
+-- billops.load_focus_file.  Either way its files stream through the CUR's C
+-- loader (src/cur_load.c: gzip or plain CSV, or Parquet, through COPY's parser)
+-- into one staging table per (billing period, billing account), which the swap
+-- attaches in place of what was visible for that period and account: atomic,
+-- and a file that fails changes nothing.  Columns are matched by their FOCUS
+-- names (src/cur_columns.c); any other column (AWS's x_ columns not typed here,
+-- a provider's extra "Id") is kept in extras.  What real exports do, and what
+-- the loader does about it:
 --   * NULL written as the bare word NULL          -> SQL NULL
 --   * empty strings ("")                          -> SQL NULL (FOCUS gives an
---     empty string no meaning; every column but the three keys is nullable)
+--     empty string no meaning)
 --   * "Usage-based" next to "Usage-Based"         -> the specification's spelling
 --   * timestamps without a zone ("2024-09-18 22:00:00") -> UTC, as FOCUS requires
--- An export for a billing account's period replaces the rows the same source
--- loaded for it before (exports are cumulative, like CUR deliveries), in one
--- transaction: a file that fails changes nothing.
--- Plain CSV, or Parquet (recognised by its magic; its rows come through the
--- same COPY as CSV text, maps such as Tags as JSON objects); gzip'd CSV is not
--- read yet (decompress first).
 -- ---------------------------------------------------------------------------
-CREATE TABLE billops.focus_export (
-    export_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    source_name      text NOT NULL,
-    file_path        text NOT NULL,
-    columns          text[] NOT NULL,
-    extra_columns    text[] NOT NULL,
-    rows_loaded      bigint NOT NULL,
-    rows_replaced    bigint NOT NULL,
-    billed_cost      numeric NOT NULL,
-    loaded_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
-    loaded_by        name NOT NULL DEFAULT billops.actor()
-);
-COMMENT ON TABLE billops.focus_export IS 'Every FOCUS export file loaded: its columns, rows and BilledCost total.';
-
 CREATE TABLE billops.focus_line_item (
-    export_id                   bigint NOT NULL REFERENCES billops.focus_export,
-    source_name                 text NOT NULL,
-    line_no                     bigint NOT NULL,      -- the CSV record it came from (the header is 1)
     "AvailabilityZone"          text,
     "BilledCost"                numeric NOT NULL,
     "BillingAccountId"          text NOT NULL,
@@ -99,206 +83,158 @@ CREATE TABLE billops.focus_line_item (
     "x_Operation"               text,
     "x_ServiceCode"             text,
     "x_UsageType"               text,
-    extras                      jsonb NOT NULL DEFAULT '{}'
-);
-CREATE INDEX ON billops.focus_line_item (source_name, "BillingAccountId", "BillingPeriodStart");
+    extras                      jsonb
+) PARTITION BY LIST ("BillingPeriodStart");
 COMMENT ON TABLE billops.focus_line_item IS
-  'Rows of ingested FOCUS exports under the specification''s column names; columns the file had that FOCUS 1.2 does not name are in extras.';
+  'Rows of ingested FOCUS exports under the specification''s column names, one partition per billing period and billing account; columns the file had that FOCUS 1.2 does not name are in extras.';
 
--- Whether a text is in FOCUS's Key-Value Format (Tags, SkuPriceDetails, and
--- AWS's x_CostCategories): a serialized JSON object whose values are numbers,
--- strings, true, false or null, never an object or an array (FOCUS
--- specification, attribute KeyValueFormat).  PostgreSQL 15 has no
--- non-raising JSON check, hence the exception block.
-CREATE FUNCTION billops._is_key_value(v text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+-- Which delivery each visible (billing period, billing account) of FOCUS data comes from.
+CREATE TABLE billops.focus_partition (
+    period_start        timestamptz NOT NULL,     -- the rows' BillingPeriodStart
+    billing_account_id  text NOT NULL,
+    source_id           integer NOT NULL REFERENCES billops.cur_source,
+    delivery_id         bigint NOT NULL REFERENCES billops.cur_delivery,
+    table_name          text NOT NULL,
+    swapped_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (period_start, billing_account_id)
+);
+COMMENT ON TABLE billops.focus_partition IS
+  'The FOCUS export delivery currently visible for each billing period and billing account.';
+
+-- Create the staging table for one (period, billing account) of a FOCUS
+-- delivery; called by the C loader the first time a row of that period and
+-- account appears.  The CHECK constraint matches the partition bounds, so
+-- ATTACH skips its scan.
+CREATE FUNCTION billops._focus_staging_table(target_delivery_id bigint, target_start timestamptz, target_account text)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
-    j jsonb;
+    t text := format('focus_line_item_%s_%s_d%s', billops._focus_period_tag(target_start),
+                     CASE WHEN target_account ~ '^[0-9A-Za-z]{1,20}$' THEN target_account ELSE left(md5(target_account), 12) END,
+                     target_delivery_id);
 BEGIN
-    j := v::jsonb;
-    RETURN jsonb_typeof(j) = 'object'
-           AND NOT EXISTS (SELECT FROM jsonb_each(j) e WHERE jsonb_typeof(e.value) IN ('object', 'array'));
-EXCEPTION WHEN invalid_text_representation THEN
-    RETURN false;
-END $$;
+    EXECUTE format('CREATE TABLE billops.%I (LIKE billops.focus_line_item INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)', t);
+    EXECUTE format('ALTER TABLE billops.%I ADD CONSTRAINT %I CHECK ("BillingPeriodStart" = %L::timestamptz AND "BillingAccountId" = %L)',
+                   t, left(t, 55) || '_bound', target_start, target_account);
+    INSERT INTO billops.cur_delivery_partition (delivery_id, billing_period, payer_account_id, staging_table, period_start)
+    VALUES (target_delivery_id, (target_start AT TIME ZONE 'UTC')::date, target_account, format('billops.%I', t), target_start);
+    RETURN format('billops.%I', t)::regclass;
+END
+$$;
 
--- Whether a value converts to a type (used only to locate a value that failed).
-CREATE FUNCTION billops._converts(v text, type_name text) RETURNS boolean
-LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+-- A billing period's part of a partition name: its UTC date, and its time when not midnight
+-- (a provider whose periods start at midnight in its own zone).
+CREATE FUNCTION billops._focus_period_tag(period_start timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT pg_catalog.to_char(period_start AT TIME ZONE 'UTC', 'YYYYMMDD')
+           || CASE WHEN (period_start AT TIME ZONE 'UTC')::time <> '00:00' THEN pg_catalog.to_char(period_start AT TIME ZONE 'UTC', '"_"HH24MISS') ELSE '' END
+$$;
+
+-- Swap a loaded FOCUS delivery in, like billops._swap_delivery for the CUR:
+-- at the very end of the load transaction, each (period, account) staging
+-- table replaces the partition that held that period and account.  A
+-- (period, account) belongs to one source (two exports of one account would
+-- count its cost twice), unless the new source replaces the old one.
+CREATE FUNCTION billops._swap_focus_delivery(target_delivery_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d billops.cur_delivery;
+    p record;
+    old record;
+    period_part text;
+    other_source text;
 BEGIN
-    EXECUTE format('SELECT %L::%s', v, type_name);
-    RETURN true;
-EXCEPTION WHEN data_exception THEN
-    RETURN false;
-END $$;
+    SELECT * INTO STRICT d FROM billops.cur_delivery WHERE delivery_id = target_delivery_id;
+    FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = target_delivery_id LOOP
+        SELECT s.name INTO other_source
+          FROM billops.focus_partition fp JOIN billops.cur_source s USING (source_id)
+         WHERE fp.period_start = p.period_start AND fp.billing_account_id = p.payer_account_id
+           AND fp.source_id <> d.source_id
+           AND fp.source_id IS DISTINCT FROM (SELECT replaces_source_id FROM billops.cur_source WHERE source_id = d.source_id);
+        IF FOUND THEN
+            RAISE EXCEPTION 'FOCUS data of billing account % for the billing period starting % is already loaded from source "%"',
+                            p.payer_account_id, p.period_start, other_source
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Two sources cannot both own one billing account''s period: its costs would be counted twice.',
+                      HINT = format('Load this billing account from one source only, or mark the new source as replacing the old: '
+                                    'UPDATE billops.cur_source SET replaces_source_id = (SELECT source_id FROM billops.cur_source WHERE name = %L) '
+                                    'WHERE name = %L.', other_source, (SELECT name FROM billops.cur_source WHERE source_id = d.source_id));
+        END IF;
+    END LOOP;
 
--- Load one FOCUS CSV file (read by the server; superuser only, like load_cur_file).
--- A local Parquet file's top-level field names, and its rows COPY'd into a
--- table's columns in file order (src/parquet_copy.c).  Superusers and
--- members of pg_read_server_files only, as COPY FROM a file.
-CREATE FUNCTION billops._parquet_fields(path text) RETURNS text[]
-    AS 'MODULE_PATHNAME', 'billops_parquet_fields'
-    LANGUAGE C VOLATILE STRICT;
-CREATE FUNCTION billops._copy_parquet_file(path text, target regclass, target_columns text[]) RETURNS bigint
-    AS 'MODULE_PATHNAME', 'billops_copy_parquet_file'
-    LANGUAGE C VOLATILE STRICT;
+    PERFORM set_config('lock_timeout', current_setting('billops.swap_lock_timeout'), true);
+    FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = target_delivery_id
+             ORDER BY period_start, payer_account_id LOOP
+        period_part := format('billops.%I', 'focus_line_item_' || billops._focus_period_tag(p.period_start));
+        IF to_regclass(period_part) IS NULL THEN
+            EXECUTE format('CREATE TABLE %s PARTITION OF billops.focus_line_item FOR VALUES IN (%L) PARTITION BY LIST ("BillingAccountId")',
+                           period_part, p.period_start);
+        END IF;
+        SELECT * INTO old FROM billops.focus_partition
+         WHERE period_start = p.period_start AND billing_account_id = p.payer_account_id;
+        IF FOUND THEN
+            PERFORM billops._retire_leaf(period_part, old.table_name);
+        END IF;
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)', period_part, p.staging_table, p.payer_account_id);
+        INSERT INTO billops.focus_partition AS fp (period_start, billing_account_id, source_id, delivery_id, table_name)
+        VALUES (p.period_start, p.payer_account_id, d.source_id, target_delivery_id, p.staging_table)
+        ON CONFLICT (period_start, billing_account_id) DO UPDATE
+           SET source_id = excluded.source_id, delivery_id = excluded.delivery_id,
+               table_name = excluded.table_name, swapped_at = clock_timestamp();
+    END LOOP;
+    -- a delivery none of whose partitions is visible any more is superseded
+    UPDATE billops.cur_delivery cd SET status = 'superseded'
+     WHERE cd.source_id IN (d.source_id, (SELECT replaces_source_id FROM billops.cur_source WHERE source_id = d.source_id))
+       AND cd.status = 'loaded' AND cd.delivery_id <> target_delivery_id
+       AND NOT EXISTS (SELECT 1 FROM billops.focus_partition fp WHERE fp.delivery_id = cd.delivery_id);
+END
+$$;
 
+-- Load one FOCUS export file (CSV, plain or gzip, or Parquet) the server reads.
+-- Superusers and members of pg_read_server_files only, as COPY FROM a file.
+-- The file's (billing period, billing account) pairs replace what was visible
+-- for them, in one transaction; an error changes nothing, and is not recorded.
 CREATE FUNCTION billops.load_focus_file(path text, source_name text DEFAULT 'focus-files') RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    head      text;
-    cols      text[];
-    typed     jsonb;          -- column name -> SQL type, read from the table itself
-    extra     text[];
-    missing   text[];
-    c         text;
-    ty        text;
-    bad       record;
-    targets   text := '';
-    exprs     text := '';
-    extras_sql text;
-    export    bigint;
+    v_source  integer;
+    v_delivery bigint;
     n_rows    bigint;
-    n_old     bigint;
-    total     numeric;
-    e_state   text;
-    e_msg     text;
-    is_parquet boolean;
+    s         billops.cur_source;
 BEGIN
-    is_parquet := pg_read_binary_file(path, 0, 4) = '\x50415231'::bytea;   -- "PAR1"
-    IF is_parquet THEN
-        cols := billops._parquet_fields(path);
+    IF path IS NULL OR source_name IS NULL THEN
+        RAISE EXCEPTION 'argument % of billops.load_focus_file must not be NULL', CASE WHEN path IS NULL THEN 'path' ELSE 'source_name' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO s FROM billops.cur_source c WHERE c.name = source_name;
+    IF NOT FOUND THEN
+        INSERT INTO billops.cur_source (name, storage, layout) VALUES (source_name, 'file', 'focus')
+        RETURNING source_id INTO v_source;
+    ELSIF s.storage <> 'file' OR s.layout <> 'focus' THEN
+        RAISE EXCEPTION 'source "%" is not a source of local FOCUS files', source_name
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = format('It is %s source of layout %s.', CASE WHEN s.storage = 's3' THEN 'an S3' ELSE 'a local file' END, s.layout),
+                  HINT = 'Name another source; S3 sources are read by billops.sync_cur_source().';
     ELSE
-        -- the header row (FOCUS column names hold no commas, quotes or newlines)
-        head := rtrim(split_part(pg_read_file(path, 0, 65536), E'\n', 1), E'\r');
-        head := regexp_replace(head, '^' || chr(65279), '');     -- a byte order mark
-        SELECT array_agg(btrim(btrim(f), '"') ORDER BY o) INTO cols
-          FROM unnest(string_to_array(head, ',')) WITH ORDINALITY u(f, o);
+        v_source := s.source_id;
     END IF;
-    IF cols IS NULL OR cardinality(cols) < 2 THEN
-        RAISE EXCEPTION '% is not a FOCUS CSV file: no header row', path USING ERRCODE = 'bad_copy_file_format';
-    END IF;
-    SELECT array_agg(x) INTO missing FROM unnest(ARRAY['BilledCost', 'BillingAccountId', 'BillingPeriodStart']) x
-     WHERE x <> ALL (cols);
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION '% is not a FOCUS export: column(s) % missing', path, array_to_string(missing, ', ')
-              USING ERRCODE = 'bad_copy_file_format',
-                    DETAIL = format('The header has: %s.', array_to_string(cols, ', ')),
-                    HINT = 'FOCUS names its columns in PascalCase (BilledCost, BillingAccountId, ...).';
-    END IF;
-    IF cardinality(cols) <> (SELECT count(DISTINCT x) FROM unnest(cols) x) THEN
-        RAISE EXCEPTION '% has a column twice', path USING ERRCODE = 'bad_copy_file_format',
-              DETAIL = format('The header has: %s.', array_to_string(cols, ', '));
-    END IF;
-    SELECT jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod)) INTO typed
-      FROM pg_attribute a
-     WHERE a.attrelid = 'billops.focus_line_item'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attname NOT IN ('export_id', 'source_name', 'line_no', 'extras');
-
-    -- every field as text first, so a bad value is reported with its line and column
-    PERFORM billops._drop_temp('billops_focus_raw');
-    EXECUTE format('CREATE TEMP TABLE billops_focus_raw (line_no bigint GENERATED ALWAYS AS IDENTITY (START WITH 2), %s) ON COMMIT DROP',
-                   (SELECT string_agg(format('c%s text', o), ', ' ORDER BY o) FROM generate_series(1, cardinality(cols)) o));
-    IF is_parquet THEN
-        PERFORM billops._copy_parquet_file(path, 'pg_temp.billops_focus_raw'::regclass,
-                                           (SELECT array_agg(format('c%s', o) ORDER BY o) FROM generate_series(1, cardinality(cols)) o));
-    ELSE
-        EXECUTE format('COPY billops_focus_raw (%s) FROM %L WITH (FORMAT csv, HEADER true, NULL %L)',
-                       (SELECT string_agg(format('c%s', o), ', ' ORDER BY o) FROM generate_series(1, cardinality(cols)) o),
-                       path, 'NULL');
-    END IF;
-
-    FOR i IN 1 .. cardinality(cols) LOOP
-        c := cols[i];
-        ty := typed->>c;
-        IF ty IS NULL THEN
-            extra := extra || c;
-            CONTINUE;
-        END IF;
-        -- check the values of typed columns before casting them
-        IF ty IN ('numeric', 'timestamp with time zone', 'jsonb') THEN
-            EXECUTE format('SELECT line_no, c%1$s AS v FROM billops_focus_raw WHERE nullif(c%1$s, %2$L) IS NOT NULL AND NOT %3$s ORDER BY line_no LIMIT 1',
-                           i, '',
-                           CASE ty WHEN 'numeric' THEN format('c%s ~ %L', i, '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$')
-                                   WHEN 'jsonb' THEN format('billops._is_key_value(c%s)', i)
-                                   ELSE format('c%s ~ %L', i, '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?$') END)
-               INTO bad;
-            IF bad.line_no IS NOT NULL THEN
-                RAISE EXCEPTION 'FOCUS export %, line %, column %: "%" is not a valid %', path, bad.line_no, c, left(bad.v, 100),
-                      CASE ty WHEN 'numeric' THEN 'number' WHEN 'jsonb' THEN 'JSON object of key-value pairs' ELSE 'date and time' END
-                      USING ERRCODE = 'invalid_text_representation',
-                            HINT = 'Nothing was loaded; the data loaded before is unchanged.';
-            END IF;
-        END IF;
-        targets := targets || format(', %I', c);
-        exprs := exprs || ', ' || CASE ty
-            WHEN 'numeric' THEN format('nullif(btrim(c%s), %L)::numeric', i, '')
-            WHEN 'jsonb' THEN format('nullif(c%s, %L)::jsonb', i, '')
-            -- FOCUS date/times are UTC; a value with no zone is read as UTC
-            WHEN 'timestamp with time zone' THEN format('CASE WHEN c%1$s ~ %2$L THEN nullif(c%1$s, %3$L)::timestamptz
-                                                              ELSE nullif(c%1$s, %3$L)::timestamp AT TIME ZONE %4$L END',
-                                                        i, '(Z|[+-]\d{2}(:?\d{2})?)$', '', 'UTC')
-            ELSE CASE c WHEN 'ChargeFrequency'
-                        THEN format('CASE lower(c%1$s) WHEN %2$L THEN %3$L WHEN %4$L THEN %5$L WHEN %6$L THEN %7$L ELSE nullif(c%1$s, %8$L) END',
-                                    i, 'usage-based', 'Usage-Based', 'one-time', 'One-Time', 'recurring', 'Recurring', '')
-                        ELSE format('nullif(c%s, %L)', i, '') END END;
-    END LOOP;
-    extras_sql := coalesce((SELECT 'jsonb_strip_nulls(jsonb_build_object('
-                                   || string_agg(format('%L, nullif(c%s, %L)', x, array_position(cols, x), ''), ', ') || '))'
-                              FROM unnest(extra) x), '''{}''::jsonb');
-
-    -- the three key columns must have a value on every line
-    EXECUTE format('SELECT line_no FROM billops_focus_raw WHERE nullif(c%s, %L) IS NULL OR nullif(c%s, %L) IS NULL OR nullif(c%s, %L) IS NULL
-                     ORDER BY line_no LIMIT 1',
-                   array_position(cols, 'BilledCost'), '', array_position(cols, 'BillingAccountId'), '',
-                   array_position(cols, 'BillingPeriodStart'), '')
-       INTO n_rows;
-    IF n_rows IS NOT NULL THEN
-        RAISE EXCEPTION 'FOCUS export %, line %: BilledCost, BillingAccountId and BillingPeriodStart must have values', path, n_rows
-              USING ERRCODE = 'not_null_violation', HINT = 'Nothing was loaded; the data loaded before is unchanged.';
-    END IF;
-
-    INSERT INTO billops.focus_export (source_name, file_path, columns, extra_columns, rows_loaded, rows_replaced, billed_cost)
-    VALUES (source_name, path, cols, coalesce(extra, '{}'), 0, 0, 0) RETURNING export_id INTO export;
-    BEGIN
-        EXECUTE format('INSERT INTO billops.focus_line_item (export_id, source_name, line_no%s, extras)
-                        SELECT %s, %L, line_no%s, %s FROM billops_focus_raw ORDER BY line_no',
-                       targets, export, source_name, exprs, extras_sql);
-        GET DIAGNOSTICS n_rows = ROW_COUNT;
-    EXCEPTION WHEN data_exception THEN
-        -- a value of the right shape that still does not convert (2024-02-30, an offset of
-        -- +99:00, 1e200000): find its line and column (only now, so a good file pays nothing)
-        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT;
-        FOR i IN 1 .. cardinality(cols) LOOP
-            ty := typed->>cols[i];
-            CONTINUE WHEN ty IS NULL OR ty NOT IN ('numeric', 'timestamp with time zone', 'jsonb');
-            EXECUTE format('SELECT line_no, c%1$s AS v FROM billops_focus_raw
-                             WHERE nullif(btrim(c%1$s), %2$L) IS NOT NULL AND NOT billops._converts(btrim(c%1$s), %3$L)
-                             ORDER BY line_no LIMIT 1', i, '', ty)
-               INTO bad;
-            IF bad.line_no IS NOT NULL THEN
-                RAISE EXCEPTION 'FOCUS export %, line %, column %: "%" is not a valid %', path, bad.line_no, cols[i], left(bad.v, 100),
-                      CASE ty WHEN 'numeric' THEN 'number' WHEN 'jsonb' THEN 'JSON object of key-value pairs' ELSE 'date and time' END
-                      USING ERRCODE = e_state, DETAIL = e_msg, HINT = 'Nothing was loaded; the data loaded before is unchanged.';
-            END IF;
-        END LOOP;
-        RAISE EXCEPTION 'FOCUS export %: %', path, e_msg USING ERRCODE = e_state,
-              HINT = 'Nothing was loaded; the data loaded before is unchanged.';
-    END;
-    -- the billing accounts' periods this export covers replace what this source loaded for them
-    DELETE FROM billops.focus_line_item f
-     WHERE f.source_name = load_focus_file.source_name AND f.export_id <> export
-       AND (f."BillingAccountId", f."BillingPeriodStart") IN
-           (SELECT DISTINCT n."BillingAccountId", n."BillingPeriodStart" FROM billops.focus_line_item n WHERE n.export_id = export);
-    GET DIAGNOSTICS n_old = ROW_COUNT;
-    SELECT coalesce(sum(f."BilledCost"), 0) INTO total FROM billops.focus_line_item f WHERE f.export_id = export;
-    UPDATE billops.focus_export e SET rows_loaded = n_rows, rows_replaced = n_old, billed_cost = total WHERE e.export_id = export;
-    RAISE NOTICE 'billops: FOCUS export %: % rows (% replaced), BilledCost %, other columns kept in extras: %', path, n_rows, n_old,
-          total, coalesce(array_to_string(extra, ', '), 'none');
-    RETURN export;
+    INSERT INTO billops.cur_delivery (source_id, manifest_key, compression, file_count)
+    VALUES (v_source, path, 'auto', 1)
+    RETURNING delivery_id INTO v_delivery;
+    INSERT INTO billops.cur_delivery_file (delivery_id, file_no, object_key) VALUES (v_delivery, 1, path);
+    n_rows := billops._load_and_swap(v_delivery);
+    RAISE NOTICE 'billops: FOCUS export %: % rows in % billing period(s) of billing accounts, delivery %', path, n_rows,
+          (SELECT count(*) FROM billops.cur_delivery_partition WHERE delivery_id = v_delivery), v_delivery;
+    RETURN v_delivery;
 END $$;
 COMMENT ON FUNCTION billops.load_focus_file(text, text) IS
-  'Loads a FOCUS export CSV into billops.focus_line_item, replacing what the same source loaded for the same billing accounts and periods.';
+  'Loads a FOCUS export file (CSV, plain or gzip, or Parquet) from the server''s file system into billops.focus_line_item, replacing the billing periods and accounts it holds atomically. Returns the delivery id.';
 
 -- ---------------------------------------------------------------------------
 -- ServiceCategory and ServiceSubcategory of AWS's services.  The CUR has no
@@ -555,8 +491,10 @@ SELECT f."AvailabilityZone", f."BilledCost", f."BillingAccountId", f."BillingAcc
        f."RegionId", f."RegionName", f."ResourceId", f."ResourceName", f."ResourceType", f."ServiceCategory", f."ServiceName",
        f."ServiceSubcategory", f."SkuId", f."SkuMeter", f."SkuPriceDetails", f."SkuPriceId", f."SubAccountId",
        f."SubAccountName", f."SubAccountType", f."Tags", f."x_CostCategories", f."x_Operation", f."x_ServiceCode",
-       f."x_UsageType", 'focus:' || f.source_name
+       f."x_UsageType", 'focus:' || s.name
   FROM billops.focus_line_item f
+  JOIN billops.focus_partition fp ON fp.period_start = f."BillingPeriodStart" AND fp.billing_account_id = f."BillingAccountId"
+  JOIN billops.cur_source s ON s.source_id = fp.source_id
  WHERE NOT EXISTS (SELECT FROM billops.cur_partition p
                     WHERE p.payer_account_id = f."BillingAccountId"
                       AND p.billing_period = (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date);

@@ -145,8 +145,7 @@ SELECT pg_catalog.pg_extension_config_dump('billops.aws_api_call', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.ce_fetched_day', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.ce_daily_spend', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.aws_invoice_document', '');
-SELECT pg_catalog.pg_extension_config_dump('billops.focus_export', '');
-SELECT pg_catalog.pg_extension_config_dump('billops.focus_line_item', '');
+SELECT pg_catalog.pg_extension_config_dump('billops.focus_partition', '');
 -- ...and the identity sequences behind them, or a restored database would
 -- hand out ids that already exist.
 DO $$

@@ -101,7 +101,7 @@ q "SELECT billops.create_cur_source('vg-pq', 'vg-parquet', 'vgx', layout => 'cur
 psql -qXAt -d vg -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CALL billops.sync_cur_source('vg-pq')"
 [ "$(q "SELECT d.rows_loaded FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) WHERE s.name = 'vg-pq' ORDER BY d.delivery_id DESC LIMIT 1")" = 3000 ] \
     || { echo "the S3 Parquet export did not load" >&2; exit 1; }
-# the FOCUS sample as Parquet through load_focus_file (parquet_copy.c: COPY from the reader's CSV text)
+# the FOCUS sample as Parquet through load_focus_file (the C loader, as a FOCUS source)
 (cd "$BILLOPS_ROOT/test/emulators" && node --input-type=module -e '
 import { createRequire } from "node:module";
 const require = createRequire(process.cwd() + "/package.json");
@@ -113,7 +113,7 @@ await con.run(`COPY (SELECT * FROM read_csv(${JSON.stringify(csv).replace(/"/g, 
 ' "$SHARED/testdata/focus/focus-1.0-sample.csv" "$BILLOPS_RUN/vg-focus.parquet")
 chmod 644 "$BILLOPS_RUN/vg-focus.parquet"
 q "SET client_min_messages = warning; SELECT billops.load_focus_file('$BILLOPS_RUN/vg-focus.parquet', 'vg-focus')" >/dev/null
-[ "$(q "SELECT rows_loaded FROM billops.focus_export WHERE source_name = 'vg-focus'")" = 1000 ] \
+[ "$(q "SELECT d.rows_loaded FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) WHERE s.name = 'vg-focus' ORDER BY d.delivery_id DESC LIMIT 1")" = 1000 ] \
     || { echo "the FOCUS Parquet file did not load" >&2; exit 1; }
 control "$AWS_API_EMULATOR_CONTROL" POST faults '{"faults":[{"match":{"operation":"GetCostAndUsage"},"kind":"throttle","count":2}]}'
 q "INSERT INTO billops.aws_api_source (payer_account_id, cost_explorer_url, invoicing_url) VALUES ('999900001111', '$AWS_API_ENDPOINT', '$AWS_API_ENDPOINT')"
