@@ -1,0 +1,160 @@
+// AWS's FOCUS export synced from S3 (the emulator, which verifies every SigV4 signature): the
+// real FOCUS sample's AWS rows, byte for byte, in the Data Exports layout
+// (test/generator/focus-delivery.mjs), read by the same streaming C loader as the CUR, and
+// checked against DuckDB's reading of the same objects. A later execution replaces the month
+// atomically; cut bodies are resumed; a damaged file, a row of another month and another source
+// of the same account are refused with the month loaded before intact; the Parquet export gives
+// exactly the CSV export's rows.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { createRequire } from 'node:module';
+import { connect, closeAll, freshDatabase, expectError, setFaults, clearFaults, S3, S3_ROOT, ROOT, SHARED, one } from './helpers.mjs';
+import { focusDelivery } from '../generator/focus-delivery.mjs';
+
+const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
+const BUCKET = 'focus-s3';
+const SAMPLE = path.join(SHARED, 'testdata/focus/focus-1.0-sample.csv');
+const deliver = (extra = {}) => focusDelivery({ csv: SAMPLE, root: S3_ROOT, bucket: BUCKET, export: 'focus12', prefix: 'exports',
+  provider: 'AWS', files: 2, format: 'csv.gz', 'drop-rows': 0, ...extra });
+let db;
+let duck;
+
+// DuckDB's reading of the objects: rows and the exact BilledCost sum
+async function duckTotals(files) {
+  const list = files.map((f) => `'${path.join(S3_ROOT, BUCKET, f.key)}'`).join(', ');
+  const from = /\.parquet$/.test(files[0].key) ? `read_parquet([${list}])`
+    : `read_csv([${list}], header = true, all_varchar = true, nullstr = 'NULL')`;
+  const [r] = (await (await duck.runAndReadAll(
+    `SELECT count(*)::INTEGER AS n, CAST(sum(CAST("BilledCost" AS DECIMAL(38,15))) AS VARCHAR) AS cost FROM ${from}`)).getRowObjectsJS());
+  return { rows: r.n, cost: r.cost.replace(/\.?0+$/, '') };
+}
+
+async function visible() {
+  const r = await one(db, `SELECT count(*)::int AS rows, coalesce(sum("BilledCost"), 0)::text AS cost FROM billops.focus_line_item`);
+  return { rows: r.rows, cost: r.cost.replace(/\.?0+$/, '') };
+}
+const lastDelivery = () => one(db, `SELECT d.* FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+                                     WHERE s.name = 'aws-focus' ORDER BY delivery_id DESC LIMIT 1`);
+
+let first;
+before(async () => {
+  db = await freshDatabase('billops_it_focus_s3');
+  await db.query('SET client_min_messages = warning');
+  await clearFaults();
+  const { DuckDBInstance } = require('@duckdb/node-api');
+  duck = await (await DuckDBInstance.create(':memory:')).connect();
+  fs.rmSync(path.join(S3_ROOT, BUCKET), { recursive: true, force: true });
+  first = (await deliver()).periods;
+  await db.query(`SELECT billops.create_cur_source('aws-focus', $1, 'focus12', layout => 'focus', prefix => 'exports',
+                  endpoint_url => $2, path_style => true)`, [BUCKET, S3]);
+});
+after(async () => { await clearFaults().catch(() => {}); await closeAll(); });
+
+test('an AWS FOCUS export syncs from S3 with the rows and BilledCost DuckDB reads in its objects', async () => {
+  assert.equal(first.length, 1, 'the sample\'s AWS rows are one billing period');
+  assert.equal(first[0].rows, 942);
+  const duckSide = await duckTotals(first[0].files);
+  assert.deepEqual(duckSide, { rows: 942, cost: first[0].billedCost }, 'DuckDB reads what the generator wrote');
+  await db.query(`CALL billops.sync_cur_source('aws-focus')`);
+  assert.deepEqual(await visible(), duckSide);
+  const d = await lastDelivery();
+  assert.equal(d.status, 'loaded');
+  assert.equal(d.assembly_id, first[0].executionId, 'the manifest\'s executionId names the delivery');
+  assert.equal(d.billing_period.toISOString().slice(0, 10), '2024-09-01');
+  assert.equal(Number(d.file_count), 2);
+  const sizes = first[0].files.reduce((a, f) => a + fs.statSync(path.join(S3_ROOT, BUCKET, f.key)).size, 0);
+  assert.equal(Number(d.bytes_read), sizes, 'every byte of both objects read once');
+  const p = await one(db, `SELECT billing_account_id, period_start = '2024-09-01T00:00:00Z' AS utc_start, delivery_id::int
+                             FROM billops.focus_partition`);
+  assert.deepEqual(p, { billing_account_id: '1234567890123', utc_start: true, delivery_id: Number(d.delivery_id) });
+  const src = await one(db, `SELECT string_agg(DISTINCT "x_BillopsSource", ',') AS s, count(*)::int AS n FROM billops.focus_cost`);
+  assert.deepEqual(src, { s: 'focus:aws-focus', n: 942 }, 'focus_cost shows the export, naming its source');
+  // the same execution again is a no-op
+  await db.query(`CALL billops.sync_cur_source('aws-focus')`);
+  assert.equal((await lastDelivery()).delivery_id, d.delivery_id, 'an execution already loaded is not loaded twice');
+});
+
+test('a later execution replaces the month atomically, and the one before is superseded', async () => {
+  const before = await lastDelivery();
+  const next = (await deliver({ 'drop-rows': 10 })).periods[0];
+  assert.notEqual(next.executionId, first[0].executionId);
+  await db.query(`CALL billops.sync_cur_source('aws-focus')`);
+  assert.deepEqual(await visible(), await duckTotals(next.files));
+  assert.equal((await visible()).rows, 942 - Math.floor(942 / 10));
+  const old = await one(db, 'SELECT status FROM billops.cur_delivery WHERE delivery_id = $1', [before.delivery_id]);
+  assert.equal(old.status, 'superseded');
+  const leaves = await one(db, `SELECT count(*)::int AS n FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                                 WHERE c.relname LIKE 'focus_line_item_20240901_%_d%'`);
+  assert.equal(leaves.n, 1, 'one leaf for the account\'s month: the replaced one is dropped');
+  first = [next];
+});
+
+test('cut bodies are resumed; a damaged object, a row of another month and a second source are refused; the month stays', async () => {
+  const good = await visible();
+  // three cut bodies and a 503 in the first object: the same rows
+  await setFaults([
+    { op: 'GetObject', keyContains: 'focus12-00001', kind: 'truncate', afterBytes: 2000, times: 3 },
+    { op: 'GetObject', keyContains: 'focus12-00002', kind: 'status', status: 503, times: 1 },
+  ]);
+  const c = await connect();
+  await c.query('SET client_min_messages = notice');
+  await c.query(`CALL billops.sync_cur_source('aws-focus', force => true)`);
+  await clearFaults();
+  assert.ok(c.notices.filter((n) => /^resuming s3:\/\/focus-s3\/exports\/focus12\/.*focus12-00001\.csv\.gz at byte \d+/.test(n)).length >= 3,
+    `cut bodies resumed: ${c.notices.join(' | ')}`);
+  assert.deepEqual(await visible(), good);
+
+  const file = path.join(S3_ROOT, BUCKET, first[0].files[1].key);
+  const saved = fs.readFileSync(file);
+  try {
+    // gzip damaged in the middle of the second object
+    const bad = Buffer.from(saved); bad.fill(0x55, Math.floor(bad.length / 2), Math.floor(bad.length / 2) + 64);
+    fs.writeFileSync(file, bad);
+    let e = await expectError(db, `CALL billops.sync_cur_source('aws-focus', force => true)`);
+    assert.match(e.code, /^(22|58)/, `${e.code} ${e.message}`);
+    let d = await lastDelivery();
+    assert.equal(d.status, 'failed');
+    assert.match(`${d.error_message} ${d.error_context}`, /s3:\/\/focus-s3\/exports\/focus12\/data\/BILLING_PERIOD=2024-09\/focus12-00002\.csv\.gz/,
+      'the error names the object');
+    assert.deepEqual(await visible(), good, 'the month loaded before is intact');
+
+    // a row of August in September's export
+    const lines = zlib.gunzipSync(saved).toString().split('\n');
+    lines[2] = lines[2].replace(/"2024-09-01 00:00:00"/, '"2024-08-01 00:00:00"');
+    fs.writeFileSync(file, zlib.gzipSync(lines.join('\n')));
+    e = await expectError(db, `CALL billops.sync_cur_source('aws-focus', force => true)`);
+    assert.equal(e.code, '22000', e.message);
+    assert.match(e.message, /row of billing period 2024-08-01 in a delivery of billing period 2024-09-01/);
+    d = await lastDelivery();
+    assert.match(d.error_context, /FOCUS file "s3:\/\/focus-s3\/.*focus12-00002\.csv\.gz", data row 2, column "BillingPeriodStart"/);
+    assert.deepEqual(await visible(), good, 'the month loaded before is intact');
+  } finally {
+    fs.writeFileSync(file, saved);
+  }
+
+  // a second source of the same account's month (its costs would count twice)
+  await db.query(`SELECT billops.create_cur_source('aws-focus-copy', $1, 'focus12', layout => 'focus', prefix => 'exports',
+                  endpoint_url => $2, path_style => true)`, [BUCKET, S3]);
+  const e = await expectError(db, `CALL billops.sync_cur_source('aws-focus-copy')`);
+  assert.equal(e.code, '55000', e.message);
+  assert.match(e.message, /already loaded from source "aws-focus"/);
+  await db.query(`DELETE FROM billops.cur_source WHERE name = 'aws-focus-copy'`);
+  assert.deepEqual(await visible(), good);
+});
+
+test('the same export as Parquet gives exactly the rows its gzip CSV gives', async () => {
+  await db.query('CREATE TABLE focus_from_csv AS SELECT * FROM billops.focus_line_item');
+  const pq = (await deliver({ 'drop-rows': 10, format: 'parquet', 'execution-id': 'parquet-run' })).periods[0];
+  assert.match(pq.files[0].key, /focus12-00001\.snappy\.parquet$/);
+  await db.query(`CALL billops.sync_cur_source('aws-focus')`);
+  const d = await lastDelivery();
+  assert.deepEqual([d.status, d.assembly_id, d.compression], ['loaded', 'parquet-run', 'PARQUET']);
+  const r = await one(db, `SELECT (SELECT count(*) FROM (SELECT * FROM focus_from_csv EXCEPT ALL SELECT * FROM billops.focus_line_item) a)::int
+                                 + (SELECT count(*) FROM (SELECT * FROM billops.focus_line_item EXCEPT ALL SELECT * FROM focus_from_csv) b)::int AS differing,
+                                  (SELECT count(*) FROM billops.focus_line_item)::int AS n`);
+  assert.deepEqual(r, { differing: 0, n: 942 - Math.floor(942 / 10) });
+  assert.deepEqual(await visible(), await duckTotals(pq.files));
+});
