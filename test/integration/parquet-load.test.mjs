@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { ROOT, RUN, SHARED, closeAll, freshDatabase, expectError } from './helpers.mjs';
+import { focusParquetSelect } from '../generator/focus-delivery.mjs';
 
 const DIR = path.join(RUN ?? '/tmp', 'parquet-load');
 const CSV = path.join(DIR, 'cur2-2024-02.csv');
@@ -174,15 +175,7 @@ test('a FOCUS export as Parquet (the real sample: decimals, timestamps, Tags as 
   const duck = await duckdb();
   const read = `read_csv('${sample}', header = true, all_varchar = true, nullstr = 'NULL')`;
   const names = (await (await duck.runAndReadAll(`DESCRIBE SELECT * FROM ${read}`)).getRowObjectsJS()).map((r) => r.column_name);
-  // FOCUS's data types: Decimal for costs, prices and quantities, Date/Time for periods, Key-Value for Tags
-  const typed = names.map((n) => {
-    const q = `"${n}"`;
-    if (/(Cost|Price|Quantity)$/.test(n)) return `CAST(${q} AS DECIMAL(38,15)) AS ${q}`;
-    if (/(Start|End)$/.test(n)) return `CAST(${q} AS TIMESTAMP) AS ${q}`;
-    if (n === 'Tags') return `CAST(CAST(${q} AS JSON) AS MAP(VARCHAR, VARCHAR)) AS ${q}`;
-    return q;
-  });
-  await duck.run(`COPY (SELECT ${typed.join(', ')} FROM ${read}) TO '${f}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048)`);
+  await duck.run(`COPY (SELECT ${focusParquetSelect(names)} FROM ${read}) TO '${f}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048)`);
   fs.chmodSync(f, 0o644);
   // the CSV's rows kept aside, then the Parquet file loaded in their place (the same accounts' periods)
   await db.query(`SELECT billops.load_focus_file($1, 'focus-sample')`, [csv]);
