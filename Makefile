@@ -75,6 +75,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 bench:
 	bash test/bench/run.sh
 	bash test/bench/parquet.sh
+	bash test/bench/focus.sh
 	bash test/bench/bill.sh
 
 crash-matrix:

@@ -532,9 +532,14 @@ aws_datetime_form(const char *v, bool *zoned)
 		p++;
 		*zoned = true;
 		DIGITS(2);
+		/* ±hh, ±hhmm or ±hh:mm (ISO 8601; PostgreSQL writes +00) */
 		if (*p == ':')
+		{
 			p++;
-		DIGITS(2);
+			DIGITS(2);
+		}
+		else if (*p != '\0')
+			DIGITS(2);
 	}
 #undef DIGITS
 	return *p == '\0';

@@ -38,6 +38,7 @@ sample_memory() {  # sample_memory APPNAME OUTFILE
 }
 
 sync_timed() {  # sync_timed PERIOD APPNAME [force] -> seconds; memory peak in $BILLOPS_RUN/mem.APPNAME
+    # (the source synced: $BENCH_SOURCE, default bench)
     local period="$1" app="$2" force="${3:-false}" t0 t1
     rm -f "$BILLOPS_RUN/mem.$app" "$BILLOPS_RUN/mem.$app.stop"
     sample_memory "$app" "$BILLOPS_RUN/mem.$app" &
@@ -46,7 +47,7 @@ sync_timed() {  # sync_timed PERIOD APPNAME [force] -> seconds; memory peak in $
     # (the server's messages at BENCH_MESSAGES, default warning, go to $BILLOPS_RUN/msg.APPNAME)
     PGAPPNAME="$app" psql -qXAt -v ON_ERROR_STOP=1 -c "SET client_min_messages = ${BENCH_MESSAGES:-warning}" \
         -c "SET billops.analyze_after_load = off" \
-        -c "CALL billops.sync_cur_source('bench', only_period => '$period', force => $force)" \
+        -c "CALL billops.sync_cur_source('${BENCH_SOURCE:-bench}', only_period => '$period', force => $force)" \
         2> "$BILLOPS_RUN/msg.$app" || { cat "$BILLOPS_RUN/msg.$app" >&2; return 1; }
     t1=$(now)
     touch "$BILLOPS_RUN/mem.$app.stop"; wait "$sampler" || true
@@ -62,4 +63,5 @@ sql_timed() {  # sql_timed SQL -> seconds
 }
 
 min() { echo "$1 $2" | awk '{print ($1 < $2) ? $1 : $2}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
