@@ -917,6 +917,27 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 
 /* --- one file -------------------------------------------------------------- */
 
+/*
+ * The first file's header, as written, in billops.cur_delivery.columns: what
+ * a delivery held, and for a FOCUS export the columns its FOCUS version is
+ * told by (billops.focus_version_of).
+ */
+static void
+record_header(LoadState *st, FileMap *fm)
+{
+	Datum	   *names = palloc(sizeof(Datum) * Max(fm->ncols, 1));
+	Datum		a[2];
+	Oid			at[2] = {INT8OID, TEXTARRAYOID};
+
+	for (int i = 0; i < fm->ncols; i++)
+		names[i] = CStringGetTextDatum(fm->cols[i].header);
+	a[0] = Int64GetDatum(st->delivery_id);
+	a[1] = PointerGetDatum(construct_array(names, fm->ncols, TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("UPDATE billops.cur_delivery SET columns = $2 WHERE delivery_id = $1",
+							  2, at, a, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the delivery's columns");
+}
+
 static List *
 copy_options(void)
 {
@@ -966,6 +987,8 @@ load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64
 				 errdetail("Even a report with no line items has a header row.")));
 	st->in_row = true;
 	fm = file_map_build(st, fields, nfields);
+	if (file_no == 1)
+		record_header(st, fm);
 	st->in_row = false;
 
 	while (NextCopyFromRawFields(cstate, &fields, &nfields))

@@ -58,7 +58,8 @@ CREATE TABLE billops.cur_delivery (
     bytes_read      bigint,
     uncompressed_bytes bigint,
     rows_loaded     bigint,
-    columns         text[],
+    columns         text[],         -- the first file's header, as written
+    focus_version   text,           -- a FOCUS delivery: the FOCUS version its columns tell (focus_version_of)
     started_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     finished_at     timestamptz,
     load_ms         double precision,

@@ -101,6 +101,32 @@ CREATE TABLE billops.focus_partition (
 COMMENT ON TABLE billops.focus_partition IS
   'The FOCUS export delivery currently visible for each billing period and billing account.';
 
+-- The FOCUS version a dataset's columns tell.  A FOCUS export names its version
+-- nowhere in its rows, and AWS's Data Exports manifest reference shows no field
+-- for it (the export's table, FOCUS_1_0_AWS or FOCUS_1_2_AWS, is in its
+-- definition, not in what it delivers); the columns each version added are in
+-- the specification (specification/columns/*.md at tags v1.0, v1.1, v1.2):
+-- 1.1 added CapacityReservationId, CapacityReservationStatus,
+-- CommitmentDiscountQuantity, CommitmentDiscountUnit, ServiceSubcategory,
+-- SkuMeter and SkuPriceDetails; 1.2 added BillingAccountType, InvoiceId,
+-- PricingCurrency, PricingCurrencyContractedUnitPrice,
+-- PricingCurrencyEffectiveCost, PricingCurrencyListUnitPrice and
+-- SubAccountType.  The newest version any column belongs to is the answer; an
+-- export of a later version that left out every newer (optional) column reads
+-- as the older one.
+CREATE FUNCTION billops.focus_version_of(columns text[]) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN columns && ARRAY['BillingAccountType', 'InvoiceId', 'PricingCurrency', 'PricingCurrencyContractedUnitPrice',
+                                      'PricingCurrencyEffectiveCost', 'PricingCurrencyListUnitPrice', 'SubAccountType'] THEN '1.2'
+                WHEN columns && ARRAY['CapacityReservationId', 'CapacityReservationStatus', 'CommitmentDiscountQuantity',
+                                      'CommitmentDiscountUnit', 'ServiceSubcategory', 'SkuMeter', 'SkuPriceDetails'] THEN '1.1'
+                ELSE '1.0' END
+$$;
+COMMENT ON FUNCTION billops.focus_version_of(text[]) IS
+  'The FOCUS version (1.0, 1.1 or 1.2) a set of column names tells: the newest version any of them was introduced in.';
+
 -- Create the staging table for one (period, billing account) of a FOCUS
 -- delivery; called by the C loader the first time a row of that period and
 -- account appears.  The CHECK constraint matches the partition bounds, so
@@ -188,6 +214,7 @@ BEGIN
            SET source_id = excluded.source_id, delivery_id = excluded.delivery_id,
                table_name = excluded.table_name, swapped_at = clock_timestamp();
     END LOOP;
+    UPDATE billops.cur_delivery SET focus_version = billops.focus_version_of(columns) WHERE delivery_id = target_delivery_id;
     -- a delivery none of whose partitions is visible any more is superseded
     UPDATE billops.cur_delivery cd SET status = 'superseded'
      WHERE cd.source_id IN (d.source_id, (SELECT replaces_source_id FROM billops.cur_source WHERE source_id = d.source_id))
@@ -471,12 +498,16 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
 COMMENT ON VIEW billops._focus_cur IS
   'FOCUS 1.2 columns over the visible CUR deliveries (BilledCost = unblended cost; see 63_focus.sql for unverified mappings).';
 
--- FOCUS for FOCUS-speaking tools: the CUR-derived rows and the ingested FOCUS
--- exports under one set of columns.  Where a billing account's period is both
--- in the CUR and in a FOCUS export, the CUR wins (the same charges would
--- otherwise count twice).
-CREATE VIEW billops.focus_cost WITH (security_invoker = true) AS
-SELECT c.*, 'cur'::text AS "x_BillopsSource"
+-- FOCUS 1.2 for FOCUS-speaking tools: the CUR-derived rows and the ingested
+-- FOCUS exports under one set of columns.  Where a billing account's period is
+-- both in the CUR and in a FOCUS export, the CUR wins (the same charges would
+-- otherwise count twice).  Two columns of ours (FOCUS's x_ prefix for columns
+-- it does not define): where each row comes from, and the FOCUS version it was
+-- delivered in (the CUR's rows are FOCUS 1.2 by this view's mapping; an
+-- export's, the version its columns tell: billops.focus_version_of).  A view
+-- per FOCUS version pg_billops writes; billops.focus_cost is the newest.
+CREATE VIEW billops.focus_cost_1_2 WITH (security_invoker = true) AS
+SELECT c.*, 'cur'::text AS "x_BillopsSource", '1.2'::text AS "x_FocusVersion"
   FROM billops._focus_cur c
 UNION ALL
 SELECT f."AvailabilityZone", f."BilledCost", f."BillingAccountId", f."BillingAccountName", f."BillingAccountType",
@@ -491,12 +522,63 @@ SELECT f."AvailabilityZone", f."BilledCost", f."BillingAccountId", f."BillingAcc
        f."RegionId", f."RegionName", f."ResourceId", f."ResourceName", f."ResourceType", f."ServiceCategory", f."ServiceName",
        f."ServiceSubcategory", f."SkuId", f."SkuMeter", f."SkuPriceDetails", f."SkuPriceId", f."SubAccountId",
        f."SubAccountName", f."SubAccountType", f."Tags", f."x_CostCategories", f."x_Operation", f."x_ServiceCode",
-       f."x_UsageType", 'focus:' || s.name
+       f."x_UsageType", 'focus:' || s.name, d.focus_version
   FROM billops.focus_line_item f
   JOIN billops.focus_partition fp ON fp.period_start = f."BillingPeriodStart" AND fp.billing_account_id = f."BillingAccountId"
   JOIN billops.cur_source s ON s.source_id = fp.source_id
+  JOIN billops.cur_delivery d ON d.delivery_id = fp.delivery_id
  WHERE NOT EXISTS (SELECT FROM billops.cur_partition p
                     WHERE p.payer_account_id = f."BillingAccountId"
                       AND p.billing_period = (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date);
+COMMENT ON VIEW billops.focus_cost_1_2 IS
+  'FOCUS 1.2 columns over the visible CUR deliveries and ingested FOCUS exports (x_BillopsSource says which, x_FocusVersion in which FOCUS version it was delivered); see 63_focus.sql for unverified CUR mappings.';
+
+CREATE VIEW billops.focus_cost WITH (security_invoker = true) AS
+SELECT * FROM billops.focus_cost_1_2;
 COMMENT ON VIEW billops.focus_cost IS
-  'FOCUS 1.2 columns over the visible CUR deliveries and ingested FOCUS exports (x_BillopsSource says which); see 63_focus.sql for unverified CUR mappings.';
+  'FOCUS in the newest version pg_billops writes (now 1.2: billops.focus_cost_1_2), over the CUR and ingested FOCUS exports; billops.focus_metadata() describes it.';
+
+-- FOCUS metadata (specification/metadata at tag v1.2): the data generator and
+-- the schema of a FOCUS view, in the specification's object shape.  The schema
+-- id is a GUID derived from the column definitions, so it changes exactly when
+-- they do; CreationDate is the date this schema definition was written (a
+-- constant of the release, not the time of the call).  Numeric columns are
+-- numeric without a declared precision (exact decimals as delivered), so
+-- NumericPrecision and NumberScale, which the specification asks for only
+-- "SHOULD ... for Numeric Format columns", are left out.  Tags hold the CUR's
+-- resource tags as AWS names them: its own tags start "aws:" (legacy CUR) or
+-- "aws_" (CUR 2.0, which rewrites ':' to '_').
+CREATE FUNCTION billops.focus_metadata(focus_version text DEFAULT '1.2') RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    view_name regclass;
+    cols jsonb;
+BEGIN
+    view_name := to_regclass(format('billops.focus_cost_%s', replace(focus_version, '.', '_')));
+    IF view_name IS NULL OR focus_version !~ '^[0-9]+\.[0-9]+$' THEN
+        RAISE EXCEPTION 'pg_billops writes no FOCUS % view', focus_version
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'See the views billops.focus_cost_<major>_<minor>; billops.focus_cost is the newest.';
+    END IF;
+    SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'ColumnName', a.attname,
+               'DataType', CASE a.atttypid WHEN 'numeric'::regtype THEN 'DECIMAL' WHEN 'timestamptz'::regtype THEN 'DATETIME'
+                                           WHEN 'jsonb'::regtype THEN 'JSON' ELSE 'STRING' END,
+               'StringEncoding', CASE WHEN a.atttypid = 'text'::regtype THEN 'UTF-8' END,
+               'ProviderTagPrefixes', CASE WHEN a.attname = 'Tags' THEN '["aws:", "aws_"]'::jsonb END)) ORDER BY a.attnum)
+      INTO cols
+      FROM pg_attribute a WHERE a.attrelid = view_name AND a.attnum > 0 AND NOT a.attisdropped;
+    RETURN jsonb_build_object(
+        'DataGenerator', 'pg_billops',
+        'Schema', jsonb_build_object(
+            'SchemaId', regexp_replace(md5(focus_version || cols::text), '^(.{8})(.{4})(.{4})(.{4})(.{12})$', '\1-\2-\3-\4-\5'),
+            'FocusVersion', focus_version,
+            'CreationDate', '2026-12-07T00:00:00Z',
+            'DataGeneratorVersion', (SELECT extversion FROM pg_extension WHERE extname = 'pg_billops'),
+            'ColumnDefinition', cols));
+END
+$$;
+COMMENT ON FUNCTION billops.focus_metadata(text) IS
+  'FOCUS metadata (DataGenerator, Schema: SchemaId, FocusVersion, CreationDate, DataGeneratorVersion, ColumnDefinition) of billops.focus_cost_<version>.';

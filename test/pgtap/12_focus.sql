@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(47);
+SELECT plan(54);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -165,5 +165,25 @@ SELECT throws_ok($$ SELECT billops.load_focus_file('/tmp/billops_tap_bad_focus.c
                  'a file without the key columns is refused');
 SELECT throws_ok(format('SELECT billops.load_focus_file(%L, %L)', :'focus', 'tap-focus-other'), '55000',
                  NULL, 'another source cannot load the same billing accounts'' periods (their costs would count twice)');
+
+-- versions side by side: each row's source and FOCUS version; the metadata of the newest view
+SELECT is((SELECT string_agg(DISTINCT "x_BillopsSource" || '=' || "x_FocusVersion", ' ' ORDER BY "x_BillopsSource" || '=' || "x_FocusVersion")
+             FROM billops.focus_cost),
+          'cur=1.2 focus:tap-focus-export=1.0', 'the CUR''s rows are FOCUS 1.2 by our mapping; the sample''s, FOCUS 1.0 by its columns');
+SELECT is((SELECT columns[1:3] || columns[cardinality(columns)] FROM billops.cur_delivery WHERE delivery_id = :export2),
+          ARRAY['AvailabilityZone', 'BilledCost', 'BillingAccountId', 'Tags'], 'the delivery records the header it had');
+SELECT is(ARRAY[billops.focus_version_of(ARRAY['BilledCost', 'SkuMeter']), billops.focus_version_of(ARRAY['BilledCost', 'SkuMeter', 'InvoiceId']),
+                billops.focus_version_of(ARRAY['BilledCost'])],
+          ARRAY['1.1', '1.2', '1.0'], 'a column a version introduced tells the version');
+SELECT is((SELECT count(*) FROM billops.focus_cost), (SELECT count(*) FROM billops.focus_cost_1_2), 'focus_cost is the 1.2 view');
+SELECT is((SELECT array_agg(c->>'ColumnName' ORDER BY o) FROM jsonb_array_elements(billops.focus_metadata()->'Schema'->'ColumnDefinition') WITH ORDINALITY e(c, o)),
+          (SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'billops.focus_cost'::regclass AND attnum > 0),
+          'the metadata''s ColumnDefinition is the view''s columns, in order');
+SELECT is((SELECT m->>'DataGenerator' || ' ' || (m->'Schema'->>'FocusVersion') || ' ' || (m->'Schema'->>'SchemaId' ~ '^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$')
+                  || ' ' || (SELECT string_agg(c->>'ColumnName' || ':' || (c->>'DataType'), ' ') FROM jsonb_array_elements(m->'Schema'->'ColumnDefinition') c
+                              WHERE c->>'ColumnName' IN ('BilledCost', 'ChargePeriodStart', 'Tags', 'ServiceName'))
+             FROM billops.focus_metadata() m),
+          'pg_billops 1.2 true BilledCost:DECIMAL ChargePeriodStart:DATETIME ServiceName:STRING Tags:JSON', 'FOCUS metadata: generator, version, a GUID schema id, data types');
+SELECT throws_ok($$ SELECT billops.focus_metadata('1.3') $$, '22023', NULL, 'a version pg_billops does not write is refused');
 SELECT * FROM finish();
 ROLLBACK;
