@@ -80,6 +80,7 @@ CREATE TABLE billops.focus_line_item (
     "SubAccountType"            text,
     "Tags"                      jsonb,
     "x_CostCategories"          jsonb,
+    "x_Discounts"               jsonb,
     "x_Operation"               text,
     "x_ServiceCode"             text,
     "x_UsageType"               text,
@@ -283,12 +284,49 @@ CREATE DOMAIN billops.focus_service_category_value AS text
                      'Storage', 'Web', 'Other'));
 COMMENT ON DOMAIN billops.focus_service_category_value IS 'A ServiceCategory FOCUS 1.2 allows (columns/servicecategory.md).';
 
+-- The ServiceSubcategory values FOCUS 1.2 allows, each under its one parent
+-- ServiceCategory (columns/servicesubcategory.md).
+CREATE TABLE billops.focus_service_subcategory (
+    service_category    billops.focus_service_category_value NOT NULL,
+    service_subcategory text NOT NULL PRIMARY KEY,
+    UNIQUE (service_category, service_subcategory)
+);
+COMMENT ON TABLE billops.focus_service_subcategory IS
+  'The ServiceSubcategory values FOCUS 1.2 allows, each with its parent ServiceCategory (read-only reference).';
+INSERT INTO billops.focus_service_subcategory (service_category, service_subcategory)
+SELECT c, s FROM (VALUES
+    ('AI and Machine Learning', ARRAY['AI Platforms', 'Bots', 'Generative AI', 'Machine Learning', 'Natural Language Processing']),
+    ('Analytics', ARRAY['Analytics Platforms', 'Business Intelligence', 'Data Processing', 'Search', 'Streaming Analytics']),
+    ('Business Applications', ARRAY['Productivity and Collaboration']),
+    ('Compute', ARRAY['Containers', 'End User Computing', 'Quantum Compute', 'Serverless Compute', 'Virtual Machines']),
+    ('Databases', ARRAY['Caching', 'Data Warehouses', 'Ledger Databases', 'NoSQL Databases', 'Relational Databases', 'Time Series Databases']),
+    ('Developer Tools', ARRAY['Developer Platforms', 'Continuous Integration and Deployment', 'Development Environments', 'Source Code Management',
+                              'Quality Assurance']),
+    ('Identity', ARRAY['Identity and Access Management']),
+    ('Integration', ARRAY['API Management', 'Messaging', 'Workflow Orchestration']),
+    ('Internet of Things', ARRAY['IoT Analytics', 'IoT Platforms']),
+    ('Management and Governance', ARRAY['Architecture', 'Compliance', 'Cost Management', 'Data Governance', 'Disaster Recovery',
+                                        'Endpoint Management', 'Observability', 'Support']),
+    ('Media', ARRAY['Content Creation', 'Gaming', 'Media Streaming', 'Mixed Reality']),
+    ('Migration', ARRAY['Data Migration', 'Resource Migration']),
+    ('Mobile', ARRAY[]::text[]),
+    ('Multicloud', ARRAY['Multicloud Integration']),
+    ('Networking', ARRAY['Application Networking', 'Content Delivery', 'Network Connectivity', 'Network Infrastructure', 'Network Routing',
+                         'Network Security']),
+    ('Security', ARRAY['Secret Management', 'Security Posture Management', 'Threat Detection and Response']),
+    ('Storage', ARRAY['Backup Storage', 'Block Storage', 'File Storage', 'Object Storage', 'Storage Platforms']),
+    ('Web', ARRAY['Application Platforms']),
+    ('Other', ARRAY[]::text[])) v(c, subs),
+    LATERAL unnest(subs || ('Other (' || c || ')')) s;
+
 CREATE TABLE billops.focus_service_category (
     service_name        text NOT NULL,                  -- as focus_cost's "ServiceName" shows it
     product_family      text NOT NULL DEFAULT '',       -- '' for every family of the service
     service_category    billops.focus_service_category_value NOT NULL,
     service_subcategory text,                           -- NULL: "Other (<category>)"
-    PRIMARY KEY (service_name, product_family)
+    PRIMARY KEY (service_name, product_family),
+    -- a subcategory FOCUS 1.2 allows, under this category
+    FOREIGN KEY (service_category, service_subcategory) REFERENCES billops.focus_service_subcategory (service_category, service_subcategory)
 );
 COMMENT ON TABLE billops.focus_service_category IS
   'Your FOCUS ServiceCategory (and ServiceSubcategory) per service, and optionally per CUR product family; wins over the categories AWS''s FOCUS export uses.';
@@ -298,40 +336,47 @@ CREATE TABLE billops._focus_service_category_aws (
     product_family      text NOT NULL DEFAULT '',
     service_category    billops.focus_service_category_value NOT NULL,
     service_subcategory text,
-    PRIMARY KEY (service_name, product_family)
+    PRIMARY KEY (service_name, product_family),
+    FOREIGN KEY (service_category, service_subcategory) REFERENCES billops.focus_service_subcategory (service_category, service_subcategory)
 );
 COMMENT ON TABLE billops._focus_service_category_aws IS
   'The ServiceCategory AWS''s own FOCUS export gives each service (its rows in the FOCUS sample); read-only seed.';
-INSERT INTO billops._focus_service_category_aws (service_name, product_family, service_category) VALUES
-    ('AWS CloudTrail', '', 'Management and Governance'),
-    ('AWS Key Management Service', '', 'Identity'),
-    ('AWS Lambda', '', 'Compute'),
-    ('AWS Security Hub', '', 'Security'),
-    ('AWS Step Functions', '', 'Compute'),
-    ('AWS Systems Manager', '', 'Management and Governance'),
-    ('AWS WAF', '', 'Security'),
-    ('Amazon API Gateway', '', 'Networking'),
-    ('Amazon CloudFront', '', 'Networking'),
-    ('Amazon DynamoDB', '', 'Databases'),
-    ('Amazon EC2 Container Registry (ECR)', '', 'Other'),
-    ('Amazon Elastic Compute Cloud', '', 'Compute'),
-    -- the export's EC2 Storage rows are EBS volumes, snapshots and provisioned IOPS: the CUR's
-    -- families for them (inferred from the rows' descriptions and units, not stated by AWS)
-    ('Amazon Elastic Compute Cloud', 'Storage', 'Storage'),
-    ('Amazon Elastic Compute Cloud', 'Storage Snapshot', 'Storage'),
-    ('Amazon Elastic Compute Cloud', 'System Operation', 'Storage'),
-    ('Amazon Elastic Container Service', '', 'Other'),
-    ('Amazon Elastic Container Service for Kubernetes', '', 'Other'),
-    ('Amazon Elastic File System', '', 'Storage'),
-    ('Amazon Relational Database Service', '', 'Databases'),
-    ('Amazon Route 53', '', 'Networking'),
-    ('Amazon Simple Notification Service', '', 'Integration'),
-    ('Amazon Simple Queue Service', '', 'Integration'),
-    ('Amazon Simple Storage Service', '', 'Storage'),
-    ('Amazon Virtual Private Cloud', '', 'Networking'),
-    ('AmazonCloudWatch', '', 'Management and Governance'),
-    ('Elastic Load Balancing', '', 'Networking'),
-    ('Red Hat OpenShift Service on AWS', '', 'Other');
+-- The categories are AWS's (its FOCUS 1.0 export, the sample's AWS rows); the
+-- subcategories are ours: FOCUS 1.0 has no ServiceSubcategory, so AWS's own
+-- choices were not available to us, and each is the value of FOCUS 1.2's list
+-- (columns/servicesubcategory.md) under AWS's category that best fits the
+-- service, or that category's "Other".  One category per service, as FOCUS
+-- 1.2 requires (columns/servicename.md: one and only one ServiceCategory per
+-- ServiceName): the sample's AWS rows put some EC2 rows (EBS volumes,
+-- snapshots, IOPS) under Storage, which that rule forbids; here EC2 is
+-- Compute.  A user who wants it otherwise sets a product_family row in
+-- billops.focus_service_category, and billops.focus_conformance says what it
+-- costs.
+INSERT INTO billops._focus_service_category_aws (service_name, product_family, service_category, service_subcategory) VALUES
+    ('AWS CloudTrail', '', 'Management and Governance', 'Compliance'),
+    ('AWS Key Management Service', '', 'Identity', NULL),
+    ('AWS Lambda', '', 'Compute', 'Serverless Compute'),
+    ('AWS Security Hub', '', 'Security', 'Security Posture Management'),
+    ('AWS Step Functions', '', 'Compute', NULL),
+    ('AWS Systems Manager', '', 'Management and Governance', 'Endpoint Management'),
+    ('AWS WAF', '', 'Security', NULL),
+    ('Amazon API Gateway', '', 'Networking', 'Application Networking'),
+    ('Amazon CloudFront', '', 'Networking', 'Content Delivery'),
+    ('Amazon DynamoDB', '', 'Databases', 'NoSQL Databases'),
+    ('Amazon EC2 Container Registry (ECR)', '', 'Other', NULL),
+    ('Amazon Elastic Compute Cloud', '', 'Compute', 'Virtual Machines'),
+    ('Amazon Elastic Container Service', '', 'Other', NULL),
+    ('Amazon Elastic Container Service for Kubernetes', '', 'Other', NULL),
+    ('Amazon Elastic File System', '', 'Storage', 'File Storage'),
+    ('Amazon Relational Database Service', '', 'Databases', 'Relational Databases'),
+    ('Amazon Route 53', '', 'Networking', 'Network Routing'),
+    ('Amazon Simple Notification Service', '', 'Integration', 'Messaging'),
+    ('Amazon Simple Queue Service', '', 'Integration', 'Messaging'),
+    ('Amazon Simple Storage Service', '', 'Storage', 'Object Storage'),
+    ('Amazon Virtual Private Cloud', '', 'Networking', 'Network Infrastructure'),
+    ('AmazonCloudWatch', '', 'Management and Governance', 'Observability'),
+    ('Elastic Load Balancing', '', 'Networking', 'Application Networking'),
+    ('Red Hat OpenShift Service on AWS', '', 'Other', NULL);
 
 -- the user's rows over AWS's
 CREATE VIEW billops._focus_service_category_map WITH (security_invoker = true) AS
@@ -363,7 +408,8 @@ CREATE VIEW billops._focus_cur WITH (security_invoker = true) AS
 SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.line_item_unblended_cost AS "BilledCost",
        li.bill_payer_account_id AS "BillingAccountId",
-       li.bill_payer_account_name AS "BillingAccountName",
+       -- a name the CUR gives (CUR 2.0), else the one billops.aws_account records (legacy CUR has none)
+       coalesce(nullif(li.bill_payer_account_name, ''), pa.account_name) AS "BillingAccountName",
        'Organization'::text AS "BillingAccountType",          -- 1.2: an AWS payer is an organization's management account
        li.line_item_currency_code AS "BillingCurrency",
        -- FOCUS's Date/Time Format: an instant in UTC.  As timestamptz (like ChargePeriod*), so a
@@ -404,22 +450,22 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        CASE WHEN cc.charge_category = 'Usage' THEN li.line_item_usage_amount END AS "ConsumedQuantity",
        CASE WHEN cc.charge_category = 'Usage' AND li.line_item_usage_amount IS NOT NULL
             THEN nullif(li.pricing_unit, '') END AS "ConsumedUnit",
-       coalesce(li.line_item_net_unblended_cost, li.line_item_unblended_cost) AS "ContractedCost",   -- unverified
+       -- FOCUS 1.2 columns/contractedcost.md: a charge unrelated to other charges (a credit, a discount)
+       -- at its BilledCost; otherwise the net unblended cost when the CUR has it (unverified)
+       CASE WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
+            ELSE coalesce(li.line_item_net_unblended_cost, li.line_item_unblended_cost) END AS "ContractedCost",
        coalesce(li.line_item_net_unblended_rate, li.line_item_unblended_rate) AS "ContractedUnitPrice",
-       CASE li.line_item_line_item_type
-            WHEN 'SavingsPlanCoveredUsage' THEN li.savings_plan_savings_plan_effective_cost
-            WHEN 'SavingsPlanRecurringFee' THEN li.savings_plan_total_commitment_to_date - li.savings_plan_used_commitment
-            WHEN 'SavingsPlanNegation' THEN 0
-            WHEN 'SavingsPlanUpfrontFee' THEN 0
-            WHEN 'DiscountedUsage' THEN li.reservation_effective_cost
-            ELSE li.line_item_unblended_cost END AS "EffectiveCost",
+       ec.effective_cost AS "EffectiveCost",
        nullif(li.bill_invoice_id, '') AS "InvoiceId",
        li.bill_invoicing_entity AS "InvoiceIssuerName",
-       -- FOCUS 1.2 columns/listcost.md: a charge unrelated to other charges (a credit) lists at its
-       -- BilledCost; the CUR gives credits no public price
+       -- FOCUS 1.2 columns/listcost.md: never null; a charge unrelated to other charges (a credit) lists
+       -- at its BilledCost.  The CUR gives credits, tax and fees no public price: tax lists at what it
+       -- costs (the rule that tax's ListCost be computed from the taxed charges' ListCost needs the
+       -- tax rate, which the CUR does not give), and a purchase (a fee) at its own price
        CASE WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
+            WHEN cc.charge_category IN ('Tax', 'Purchase') THEN coalesce(li.pricing_public_on_demand_cost, li.line_item_unblended_cost)
             ELSE li.pricing_public_on_demand_cost END AS "ListCost",
-       li.pricing_public_on_demand_rate AS "ListUnitPrice",
+       pr.list_unit_price AS "ListUnitPrice",
        -- FOCUS 1.2 columns/pricingcategory.md: none on tax; "Committed" for usage under a commitment
        -- (Savings Plan coverage and its negation, reserved usage), whatever the CUR's pricing term
        -- (OnDemand on Savings Plan coverage), but not for buying the commitment (its fees); every
@@ -434,15 +480,23 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
             WHEN li.pricing_term = 'Spot' THEN 'Dynamic'
             WHEN cc.charge_category IN ('Usage', 'Purchase') THEN 'Standard'
        END AS "PricingCategory",
-       li.pricing_currency AS "PricingCurrency",
-       NULL::numeric AS "PricingCurrencyContractedUnitPrice",
-       NULL::numeric AS "PricingCurrencyEffectiveCost",
-       NULL::numeric AS "PricingCurrencyListUnitPrice",
-       -- FOCUS 1.2 columns/pricingquantity.md and pricingunit.md: no quantity on tax (the CUR writes 1),
-       -- and a unit exactly where there is a quantity
-       CASE WHEN cc.charge_category <> 'Tax' THEN li.line_item_usage_amount END AS "PricingQuantity",
-       CASE WHEN cc.charge_category <> 'Tax' AND li.line_item_usage_amount IS NOT NULL
-            THEN nullif(li.pricing_unit, '') END AS "PricingUnit",
+       -- FOCUS 1.2 columns/pricingcurrency*.md: never null once present.  Where the CUR prices in the
+       -- billing currency (or names no pricing currency, as on tax), the pricing-currency prices are the
+       -- billing-currency ones; where it prices in another, the CUR gives no prices in that currency here,
+       -- and they stay null (a violation billops.focus_conformance shows)
+       coalesce(nullif(li.pricing_currency, ''), li.line_item_currency_code) AS "PricingCurrency",
+       CASE WHEN coalesce(nullif(li.pricing_currency, ''), li.line_item_currency_code) = li.line_item_currency_code AND cc.charge_category <> 'Tax'
+            THEN coalesce(li.line_item_net_unblended_rate, li.line_item_unblended_rate) END AS "PricingCurrencyContractedUnitPrice",
+       CASE WHEN coalesce(nullif(li.pricing_currency, ''), li.line_item_currency_code) = li.line_item_currency_code
+            THEN ec.effective_cost END AS "PricingCurrencyEffectiveCost",
+       CASE WHEN coalesce(nullif(li.pricing_currency, ''), li.line_item_currency_code) = li.line_item_currency_code AND cc.charge_category <> 'Tax'
+            THEN pr.list_unit_price END AS "PricingCurrencyListUnitPrice",
+       -- FOCUS 1.2 columns/pricingquantity.md and pricingunit.md: no quantity on tax (the CUR writes 1)
+       -- or on credits (not priced by a quantity), and a unit exactly where there is a quantity: a
+       -- purchase the CUR gives no unit is counted in "Units" (FOCUS's count unit; our choice)
+       CASE WHEN cc.charge_category NOT IN ('Tax', 'Credit') THEN li.line_item_usage_amount END AS "PricingQuantity",
+       CASE WHEN cc.charge_category NOT IN ('Tax', 'Credit') AND li.line_item_usage_amount IS NOT NULL
+            THEN coalesce(nullif(li.pricing_unit, ''), CASE WHEN cc.charge_category = 'Purchase' THEN 'Units' END) END AS "PricingUnit",
        'AWS'::text AS "ProviderName",
        coalesce(li.line_item_legal_entity, li.bill_invoicing_entity) AS "PublisherName",
        -- FOCUS 1.2 columns/regionname.md: a name exactly where there is an id (the CUR writes
@@ -458,18 +512,21 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        coalesce(CASE WHEN by_family.service_category IS NOT NULL THEN by_family.service_subcategory ELSE by_service.service_subcategory END,
                 'Other (' || coalesce(by_family.service_category, by_service.service_category, 'Other') || ')') AS "ServiceSubcategory",
        li.product_sku AS "SkuId",
-       NULL::text AS "SkuMeter",
+       -- AWS's FOCUS 1.2 export replaced its x_UsageType with SkuMeter ("FOCUS 1.2 with AWS columns",
+       -- migrating from 1.0); FOCUS 1.2 columns/skumeter.md: null exactly where SkuId is
+       CASE WHEN li.product_sku IS NOT NULL THEN nullif(li.line_item_usage_type, '') END AS "SkuMeter",
        NULL::jsonb AS "SkuPriceDetails",
        -- the CUR's rate code is <SkuId>.<offer term>.<rate>, the form of AWS's own FOCUS export (its
        -- SkuPriceId has the SkuId as its first part: the one parent FOCUS 1.2 columns/skupriceid.md
        -- asks for); none on tax
        CASE WHEN cc.charge_category <> 'Tax' THEN nullif(li.pricing_rate_code, '') END AS "SkuPriceId",
        li.line_item_usage_account_id AS "SubAccountId",
-       li.line_item_usage_account_name AS "SubAccountName",
+       coalesce(nullif(li.line_item_usage_account_name, ''), ua.account_name) AS "SubAccountName",
        'Account'::text AS "SubAccountType",
        li.resource_tags AS "Tags",
        -- AWS's own extensions, as its FOCUS export names them
        li.cost_category AS "x_CostCategories",
+       li.discount AS "x_Discounts",          -- AWS's FOCUS 1.2 column: the CUR 2.0 discount map
        li.line_item_operation AS "x_Operation",
        li.line_item_product_code AS "x_ServiceCode",
        li.line_item_usage_type AS "x_UsageType"
@@ -491,6 +548,20 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
                             ELSE 'Usage' END AS charge_category,
                        billops._service_of(li.product, li.line_item_product_code) AS service_name,
                        coalesce(nullif(li.product_product_family, ''), li.product->>'product_family', '') AS product_family) cc
+       -- the amortized cost (FOCUS EffectiveCost), which PricingCurrencyEffectiveCost repeats
+       CROSS JOIN LATERAL (SELECT CASE li.line_item_line_item_type
+                            WHEN 'SavingsPlanCoveredUsage' THEN li.savings_plan_savings_plan_effective_cost
+                            WHEN 'SavingsPlanRecurringFee' THEN li.savings_plan_total_commitment_to_date - li.savings_plan_used_commitment
+                            WHEN 'SavingsPlanNegation' THEN 0
+                            WHEN 'SavingsPlanUpfrontFee' THEN 0
+                            WHEN 'DiscountedUsage' THEN li.reservation_effective_cost
+                            ELSE li.line_item_unblended_cost END AS effective_cost,
+                            -- ListUnitPrice: the public rate; a purchase (a fee) without one at its own rate
+                            CASE WHEN cc.charge_category = 'Purchase' THEN coalesce(li.pricing_public_on_demand_rate, li.line_item_unblended_rate)
+                                 ELSE li.pricing_public_on_demand_rate END AS list_unit_price) ec
+       CROSS JOIN LATERAL (SELECT ec.list_unit_price) pr
+       LEFT JOIN billops.aws_account pa ON pa.account_id = li.bill_payer_account_id
+       LEFT JOIN billops.aws_account ua ON ua.account_id = li.line_item_usage_account_id
        LEFT JOIN billops._focus_service_category_map by_family
               ON by_family.service_name = cc.service_name AND by_family.product_family = cc.product_family AND cc.product_family <> ''
        LEFT JOIN billops._focus_service_category_map by_service
@@ -521,7 +592,7 @@ SELECT f."AvailabilityZone", f."BilledCost", f."BillingAccountId", f."BillingAcc
        f."PricingCurrencyListUnitPrice", f."PricingQuantity", f."PricingUnit", f."ProviderName", f."PublisherName",
        f."RegionId", f."RegionName", f."ResourceId", f."ResourceName", f."ResourceType", f."ServiceCategory", f."ServiceName",
        f."ServiceSubcategory", f."SkuId", f."SkuMeter", f."SkuPriceDetails", f."SkuPriceId", f."SubAccountId",
-       f."SubAccountName", f."SubAccountType", f."Tags", f."x_CostCategories", f."x_Operation", f."x_ServiceCode",
+       f."SubAccountName", f."SubAccountType", f."Tags", f."x_CostCategories", f."x_Discounts", f."x_Operation", f."x_ServiceCode",
        f."x_UsageType", 'focus:' || s.name, d.focus_version
   FROM billops.focus_line_item f
   JOIN billops.focus_partition fp ON fp.period_start = f."BillingPeriodStart" AND fp.billing_account_id = f."BillingAccountId"

@@ -9,7 +9,7 @@ REVOKE ALL ON PROCEDURE billops._sync_source(text, date, boolean, integer, integ
 REVOKE ALL ON PROCEDURE billops.run_monthly_cycle(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION billops.credentials_reference_valid(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION billops.tag_key_canonical(text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION billops.focus_version_of(text[]), billops.focus_metadata(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION billops.focus_version_of(text[]), billops.focus_metadata(text), billops._focus_key_value(jsonb) TO PUBLIC;
 -- used by CHECK constraints of tables admins write
 GRANT EXECUTE ON FUNCTION billops._is_period(date) TO PUBLIC;
 

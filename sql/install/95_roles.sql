@@ -43,6 +43,7 @@ GRANT EXECUTE ON FUNCTION billops.statement_html(text, date), billops._html(text
 GRANT INSERT, UPDATE, DELETE ON billops.spend_threshold TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.detect_spend_signals(date), billops.record_ce_anomaly(jsonb, text),
       billops.resolve_signal(bigint, text, text) TO billops_admin;
+GRANT EXECUTE ON FUNCTION billops.focus_conformance(regclass, text, text[]) TO billops_analyst;
 GRANT EXECUTE ON FUNCTION billops.reconcile(date, text), billops.explain_variance(bigint, text),
       billops.close_period(date, text), billops.record_aws_invoice(jsonb) TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.build_statements(date),

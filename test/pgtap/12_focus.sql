@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(54);
+SELECT plan(57);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -89,8 +89,8 @@ SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE "ServiceCategory" 
           'every row has an allowed ServiceCategory and a ServiceSubcategory');
 SELECT is((SELECT string_agg(DISTINCT "ServiceName" || ': ' || "ServiceCategory" || ' / ' || "ServiceSubcategory", '; ')
              FROM billops.focus_cost WHERE "ServiceName" IN ('Amazon Simple Queue Service', 'Amazon Simple Storage Service', 'AWS Glue')),
-          'AWS Glue: Other / Other (Other); Amazon Simple Queue Service: Integration / Other (Integration); Amazon Simple Storage Service: Storage / Other (Storage)',
-          'SQS and S3 as AWS''s FOCUS export has them; Glue, which it does not list, Other');
+          'AWS Glue: Other / Other (Other); Amazon Simple Queue Service: Integration / Messaging; Amazon Simple Storage Service: Storage / Object Storage',
+          'SQS and S3 in AWS''s FOCUS export''s categories (subcategories from FOCUS 1.2''s list); Glue, which it does not list, Other');
 INSERT INTO billops.focus_service_category (service_name, service_category) VALUES ('AWS Glue', 'Analytics');
 INSERT INTO billops.focus_service_category (service_name, service_category, service_subcategory) VALUES ('Amazon Simple Queue Service', 'Integration', 'Messaging');
 SELECT is((SELECT string_agg(DISTINCT "ServiceName" || ': ' || "ServiceCategory" || ' / ' || "ServiceSubcategory", '; ')
@@ -104,7 +104,16 @@ COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAcco
       UNION ALL SELECT '999977776666,2024-02-01T00:00:00Z,999977776666,Usage,2.00,AmazonEC2,Amazon Elastic Compute Cloud,Compute Instance') TO '/tmp/billops_tap_focus_ec2.csv';
 SELECT billops.load_cur_file('/tmp/billops_tap_focus_ec2.csv', 'tap-focus-ec2') IS NOT NULL AS loaded;
 SELECT is((SELECT string_agg("BilledCost" || ':' || "ServiceCategory", ' ' ORDER BY "BilledCost") FROM billops.focus_cost WHERE "BillingAccountId" = '999977776666'),
-          '1.00:Storage 2.00:Compute', 'EC2''s EBS storage is Storage, its instances Compute');
+          '1.00:Compute 2.00:Compute', 'EC2 has one category, its EBS storage included (FOCUS 1.2: one ServiceCategory per ServiceName)');
+INSERT INTO billops.focus_service_category (service_name, product_family, service_category, service_subcategory)
+VALUES ('Amazon Elastic Compute Cloud', 'Storage', 'Storage', 'Block Storage');
+SELECT is((SELECT string_agg("BilledCost" || ':' || "ServiceCategory" || '/' || "ServiceSubcategory", ' ' ORDER BY "BilledCost") FROM billops.focus_cost WHERE "BillingAccountId" = '999977776666'),
+          '1.00:Storage/Block Storage 2.00:Compute/Virtual Machines', 'a user may split a service by product family');
+SELECT is((SELECT rows_violating FROM billops.focus_conformance('billops.focus_cost', $$"BillingAccountId" = '999977776666'$$) WHERE rule_id = 'ServiceName.5'),
+          1::bigint, 'and the conformance check says what that costs');
+DELETE FROM billops.focus_service_category WHERE product_family = 'Storage';
+SELECT throws_ok($$ INSERT INTO billops.focus_service_category (service_name, service_category, service_subcategory) VALUES ('x', 'Compute', 'Object Storage') $$,
+                 '23503', NULL, 'a subcategory under another category is refused');
 SET ROLE billops_analyst;
 SELECT lives_ok($$ SELECT "ServiceName", sum("EffectiveCost") FROM billops.focus_cost GROUP BY 1 $$, 'analysts (and BI tools) read it');
 SELECT throws_ok($$ INSERT INTO billops.focus_service_category (service_name, service_category) VALUES ('y', 'Other') $$, '42501',
