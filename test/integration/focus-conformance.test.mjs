@@ -1,0 +1,148 @@
+// FOCUS 1.2, rule by rule: billops.focus_rule (the MUST and SHOULD rules of the specification that
+// can be evaluated on data) run by billops.focus_conformance on three data sets:
+//   * the real legacy CUR sample through billops.focus_cost,
+//   * a generated CUR 2.0 month with every line item type (Savings Plans, reservations, credits,
+//     refunds, discounts, tax, fees, Marketplace) through billops.focus_cost,
+//   * the real FOCUS 1.0 export sample (AWS, Microsoft and Oracle rows) as loaded, on the columns it
+//     delivered: what it violates is the providers' own data, shown as it is, and a few of those
+//     counts are read independently by DuckDB from the CSV.
+// The violations each data set may have are listed below with the reason; any other violation, or a
+// listed one that no longer happens, fails the test. And every kind of rule is shown to fail on data
+// broken on purpose.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { closeAll, freshDatabase, generate, RUN, ROOT, SHARED } from './helpers.mjs';
+
+const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
+const LEGACY = path.join(SHARED, 'testdata/cur/legacy-cur-2023-11-sample.csv');
+const FOCUS = path.join(SHARED, 'testdata/focus/focus-1.0-sample.csv');
+let db;
+
+// rule_id -> violating rows, MUST rules only unless asked
+async function violations(dataset, filter, { should = false, delivered = null } = {}) {
+  const { rows } = await db.query(`SELECT rule_id, rows_violating::int AS n FROM billops.focus_conformance($1, $2, $3)
+                                    WHERE rows_violating > 0 AND ($4 OR keyword = 'MUST') ORDER BY rule_id`,
+  [dataset, filter, delivered, should]);
+  return Object.fromEntries(rows.map((r) => [r.rule_id, r.n]));
+}
+
+before(async () => {
+  db = await freshDatabase('billops_it_focus_rules');
+  await db.query('SET client_min_messages = warning');
+  await db.query(`SELECT billops.load_cur_file($1, 'legacy-sample')`, [LEGACY]);
+  await db.query(`SELECT billops.load_focus_file($1, 'focus-sample')`, [FOCUS]);
+  // a generated CUR 2.0 month, every line item type, one file
+  const out = path.join(RUN, 'focus-rules-gen');
+  fs.rmSync(out, { recursive: true, force: true });
+  generate(['--out', out, '--bucket', 'focus-rules', '--report', 'gen', '--layout', 'cur2', '--period', '2024-03',
+    '--rows', '20000', '--files', '1', '--columns', 'all', '--seed', '5', '--final', '--quiet']);
+  const file = fs.readdirSync(path.join(out, 'focus-rules/gen/data/BILLING_PERIOD=2024-03'))[0];
+  fs.chmodSync(out, 0o755);
+  await db.query(`SELECT billops.load_cur_file($1, 'generated')`, [path.join(out, 'focus-rules/gen/data/BILLING_PERIOD=2024-03', file)]);
+});
+after(closeAll);
+
+test('the rule set: every MUST and SHOULD evaluable on data, each with its page of the specification', async () => {
+  const { rows: [r] } = await db.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE keyword = 'SHOULD')::int AS should,
+      count(DISTINCT focus_column)::int AS columns, array_agg(DISTINCT kind ORDER BY kind) AS kinds,
+      count(*) FILTER (WHERE spec_file !~ '^columns/[a-z]+\\.md$')::int AS bad_ref FROM billops.focus_rule`);
+  assert.deepEqual(r, { n: 196, should: 11, columns: 57, kinds: ['one_per', 'presence', 'row', 'type'], bad_ref: 0 });
+  // every rule is evaluated on focus_cost, which has every FOCUS 1.2 column
+  const { rows: [e] } = await db.query(`SELECT count(*) FILTER (WHERE rows_applicable IS NULL)::int AS unevaluated FROM billops.focus_conformance()`);
+  assert.equal(e.unevaluated, 0);
+});
+
+test('every kind of rule fails on data broken on purpose, and only the rule broken', async () => {
+  await db.query(`CREATE TABLE broken AS SELECT * FROM billops.focus_cost WHERE "x_BillopsSource" = 'cur' AND "BillingPeriodStart" = '2023-11-01T00:00:00Z'`);
+  const baseline = await violations('broken', null, { should: true });
+  const cases = [
+    ['UPDATE broken SET "BilledCost" = NULL WHERE ctid = (SELECT min(ctid) FROM broken)', ['BilledCost.3']],
+    [`UPDATE broken SET "ChargeCategory" = 'Refund' WHERE ctid = (SELECT min(ctid) FROM broken WHERE "ChargeCategory" = 'Tax')`, ['ChargeCategory.4']],
+    [`UPDATE broken SET "BillingCurrency" = 'usd' WHERE ctid = (SELECT min(ctid) FROM broken)`, ['BillingCurrency.4']],
+    [`UPDATE broken SET "ChargeClass" = 'Correction' WHERE ctid = (SELECT min(ctid) FROM broken WHERE "ChargeCategory" = 'Tax')`, ['ChargeClass.4']],
+    [`UPDATE broken SET "Tags" = '[1, 2]' WHERE ctid = (SELECT min(ctid) FROM broken)`, ['Tags.1']],
+    [`UPDATE broken SET "RegionName" = NULL WHERE ctid = (SELECT min(ctid) FROM broken WHERE "RegionId" IS NOT NULL)`, ['RegionName.3']],
+    [`UPDATE broken SET "ServiceCategory" = 'Analytics', "ServiceSubcategory" = 'Search'
+       WHERE ctid = (SELECT min(ctid) FROM broken WHERE "ServiceName" = 'Amazon Simple Storage Service')`, ['ServiceName.5', 'ServiceName.6']],
+    [`UPDATE broken SET "ServiceSubcategory" = 'Object Storage' WHERE ctid = (SELECT min(ctid) FROM broken WHERE "ServiceCategory" = 'Compute')`,
+      ['ServiceName.6', 'ServiceSubcategory.3']],
+    [`UPDATE broken SET "PricingUnit" = 'gigabyte per hour' WHERE ctid = (SELECT min(ctid) FROM broken WHERE "PricingUnit" ~ '^[A-Za-z]+$')`,
+      ['PricingUnit.5']],
+    ['ALTER TABLE broken ALTER "ChargePeriodStart" TYPE timestamp', ['ChargePeriodStart.2']],
+    ['ALTER TABLE broken DROP COLUMN "ServiceName"', ['ServiceName.1']],
+  ];
+  for (const [sql, expected] of cases) {
+    await db.query('BEGIN');
+    try {
+      await db.query(sql);
+      const now = await violations('broken', null, { should: true });
+      const changed = Object.keys(now).filter((k) => now[k] !== baseline[k]).concat(Object.keys(baseline).filter((k) => !(k in now))).sort();
+      assert.deepEqual([...new Set(changed)], expected, `${sql}: ${JSON.stringify(now)}`);
+    } finally {
+      await db.query('ROLLBACK');
+    }
+  }
+});
+
+test('the real legacy CUR sample: every MUST holds once its accounts have names', async () => {
+  const filter = `"x_BillopsSource" = 'cur' AND "BillingPeriodStart" = '2023-11-01T00:00:00Z'`;
+  // legacy CUR names no account (CUR 2.0 does): SubAccountName is the one gap, closed by billops.aws_account
+  assert.deepEqual(await violations('billops.focus_cost', filter), { 'SubAccountName.3': 1281 });
+  await db.query(`INSERT INTO billops.aws_account (account_id, account_name)
+                  SELECT DISTINCT line_item_usage_account_id, 'account ' || line_item_usage_account_id FROM billops.cur_line_item
+                  ON CONFLICT DO NOTHING`);
+  assert.deepEqual(await violations('billops.focus_cost', filter), {});
+  // SHOULD: AWS's units ("Hrs", "GB-Mo" ...) are not in UnitFormat's forms; they are kept as AWS writes them
+  const should = await violations('billops.focus_cost', filter, { should: true });
+  assert.deepEqual(Object.keys(should), ['ConsumedUnit.4', 'PricingUnit.5']);
+});
+
+test('a generated CUR 2.0 month with every line item type: the MUST rules that still fail are the listed ones', async () => {
+  const filter = `"x_BillopsSource" = 'cur' AND "BillingPeriodStart" = '2024-03-01T00:00:00Z'`;
+  const got = await violations('billops.focus_cost', filter);
+  // what our CUR mapping does not do yet (issue 18's open points), and what the generated CUR lacks
+  const known = {
+    'CommitmentDiscountQuantity.2': 'Savings Plan and reservation rows carry no CommitmentDiscountQuantity/Unit yet',
+    'ContractedUnitPrice.4': 'Savings Plan negation rows have the CUR\'s negative rate',
+    'PricingCurrencyContractedUnitPrice.4': 'the same, in the pricing currency',
+    'EffectiveCost.4': 'commitment fees keep the unused commitment as EffectiveCost instead of an "Unused" usage row',
+    'ResourceType.3': 'the CUR has no resource type; none is derived yet',
+    'SkuId.3': 'fees without a product SKU in the generated CUR',
+    'SkuPriceId.3': 'fees and some usage without a rate code in the generated CUR',
+  };
+  assert.deepEqual(Object.keys(got).sort(), Object.keys(known).sort(), JSON.stringify(got));
+  const types = (await db.query(`SELECT array_agg(DISTINCT line_item_line_item_type ORDER BY line_item_line_item_type) AS t
+                                   FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-03-01'`)).rows[0].t;
+  assert.deepEqual(types, ['BundledDiscount', 'Credit', 'DiscountedUsage', 'EdpDiscount', 'Fee', 'RIFee', 'Refund', 'SavingsPlanCoveredUsage',
+    'SavingsPlanNegation', 'SavingsPlanRecurringFee', 'SavingsPlanUpfrontFee', 'Tax', 'Usage'], 'every line item type is in the month');
+  const mp = (await db.query(`SELECT count(*)::int AS n FROM billops.focus_cost WHERE ${filter} AND "PublisherName" <> "InvoiceIssuerName"`)).rows[0].n;
+  assert.ok(mp > 0, 'Marketplace rows (published by a seller, invoiced by AWS) are in the month');
+});
+
+test('the real FOCUS 1.0 export sample: the providers\' own violations, as they are; some counted again by DuckDB', async () => {
+  const { rows: [d] } = await db.query(`SELECT d.delivery_id, d.columns FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+                                         WHERE s.name = 'focus-sample' AND d.status = 'loaded'`);
+  const got = await violations('billops.focus_line_item', null, { delivered: d.columns });
+  assert.deepEqual(got, {
+    'ConsumedQuantity.2': 2, 'ContractedCost.3': 7, 'ContractedCost.4': 1, 'ContractedCost.5': 18, 'ContractedUnitPrice.3': 5,
+    'ContractedUnitPrice.4': 1, 'EffectiveCost.5': 1, 'ListCost.5': 26, 'PricingCategory.3': 5, 'RegionName.2': 7, 'RegionName.3': 2,
+    'ResourceType.2': 36, 'ResourceType.3': 752, 'ServiceName.5': 1, 'SkuPriceId.3': 5,
+  });
+  // the rules for columns FOCUS 1.0 did not have are not evaluated on it
+  const { rows: [u] } = await db.query(`SELECT array_agg(DISTINCT focus_column ORDER BY focus_column) AS c FROM billops.focus_conformance('billops.focus_line_item', NULL, $1)
+                                          WHERE rows_applicable IS NULL`, [d.columns]);
+  assert.ok(u.c.includes('BillingAccountType') && u.c.includes('ServiceSubcategory') && !u.c.includes('BilledCost'), u.c.join(' '));
+  // DuckDB reads the same file and counts three of them itself
+  const { DuckDBInstance } = require('@duckdb/node-api');
+  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  const src = `read_csv('${FOCUS}', header = true, all_varchar = true, nullstr = 'NULL')`;
+  const [c] = (await (await duck.runAndReadAll(`SELECT
+      count(*) FILTER (WHERE "ResourceId" IS NOT NULL AND "ResourceType" IS NULL)::INTEGER AS rt,
+      count(*) FILTER (WHERE "ContractedCost" IS NULL)::INTEGER AS cc,
+      count(*) FILTER (WHERE "RegionId" IS NULL AND "RegionName" IS NOT NULL)::INTEGER AS rn
+    FROM ${src}`)).getRowObjectsJS());
+  assert.deepEqual([c.rt, c.cc, c.rn], [got['ResourceType.3'], got['ContractedCost.3'], got['RegionName.2']]);
+});
