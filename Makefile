@@ -55,7 +55,7 @@ DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 PG_CPPFLAGS = -I$(srcdir)/include
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers -Wno-cast-function-type
-SHLIB_LINK = -lcurl -lssl -lcrypto -lz -lpthread -lsnappy -lzstd -llz4
+SHLIB_LINK = -lcurl -lssl -lcrypto -lz -lisal -lpthread -lsnappy -lzstd -llz4
 
 # pg_regress: test scripts in sql/*.sql (not the install sources), outputs in expected/.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/[0-9][0-9]_*.sql))))

@@ -4,7 +4,7 @@
  * Inflating is a quarter of the cost of loading a gzip CUR file: a backend
  * that parsed, converted and inflated in turn ran at 0.78x plain COPY.  So a
  * helper thread inflates while the backend parses.  The thread touches
- * nothing of PostgreSQL — only zlib, libc and malloc'd buffers — and blocks
+ * nothing of PostgreSQL — only the inflater, libc and malloc'd buffers — and blocks
  * every signal, so interrupts, errors and the network stay on the backend's
  * own thread.  The two meet in two small rings of buffers under one mutex:
  * the backend reads compressed bytes from the stage below (S3 or a file) into
@@ -13,12 +13,19 @@
  * A memory-context callback stops and joins the thread, so an error anywhere
  * (a bad row, a cancel) never leaves it running.  Non-gzip input (a plain CSV
  * file) passes straight through without a thread.
+ *
+ * The inflater is ISA-L's (Intel's Intelligent Storage Acceleration Library,
+ * Debian's libisal): several times zlib's speed on the same deflate streams,
+ * with the gzip header and CRC-32 checked as zlib checks them.  On a 2-core
+ * machine the backend, this thread and whatever serves the bytes share two
+ * cores, so the thread's CPU time is the load's too: zlib's inflate took as
+ * much CPU as a third of plain COPY of the same rows.
  */
 #include "postgres.h"
 
 #include <pthread.h>
 #include <signal.h>
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 
 #include "billops_byte_source.h"
 #include "miscadmin.h"
@@ -68,7 +75,7 @@ typedef struct GunzipSource
 	MemoryContextCallback cb;
 } GunzipSource;
 
-/* --- the helper thread: zlib and memory only ----------------------------- */
+/* --- the helper thread: ISA-L and memory only ---------------------------- */
 
 static void
 gz_fail(GunzipSource *g, GzError e, const char *msg)
@@ -80,28 +87,53 @@ gz_fail(GunzipSource *g, GzError e, const char *msg)
 	pthread_mutex_unlock(&g->mu);
 }
 
+/* ISA-L's errors, in words (igzip_lib.h) */
+static const char *
+gz_isal_error(int rc)
+{
+	switch (rc)
+	{
+		case ISAL_INVALID_BLOCK:
+			return "invalid deflate block";
+		case ISAL_INVALID_SYMBOL:
+			return "invalid deflate symbol";
+		case ISAL_INVALID_LOOKBACK:
+			return "invalid lookback distance";
+		case ISAL_INVALID_WRAPPER:
+			return "invalid gzip header or trailer";
+		case ISAL_UNSUPPORTED_METHOD:
+			return "unsupported compression method";
+		case ISAL_INCORRECT_CHECKSUM:
+			return "incorrect CRC-32";
+		default:
+			return "inflate failed";
+	}
+}
+
 static void *
 gz_thread(void *arg)
 {
 	GunzipSource *g = arg;
-	z_stream	z;
+	struct inflate_state *z = malloc(sizeof(struct inflate_state));
 	bool		member_end = false;
 	bool		holding_input = false;
+	bool		drained = true;		/* the engine holds no output it could not write yet */
 
-	memset(&z, 0, sizeof(z));
-	if (inflateInit2(&z, 15 + 16) != Z_OK)
+	if (z == NULL)
 	{
-		gz_fail(g, GZ_NOMEM, "inflateInit2 failed");
+		gz_fail(g, GZ_NOMEM, "out of memory");
 		return NULL;
 	}
+	isal_inflate_init(z);
+	z->crc_flag = ISAL_GZIP;	/* parse the gzip header, check the CRC-32 and length */
 	for (;;)
 	{
 		int			slot;
 		size_t		produced;
-		int			rc = Z_OK;
+		int			rc = ISAL_DECOMP_OK;
 
 		pthread_mutex_lock(&g->mu);
-		if (z.avail_in == 0)
+		if (z->avail_in == 0 && drained)
 		{
 			if (holding_input)
 			{
@@ -131,8 +163,8 @@ gz_thread(void *arg)
 				pthread_mutex_unlock(&g->mu);
 				break;
 			}
-			z.next_in = (Bytef *) g->in[g->in_head];
-			z.avail_in = (uInt) g->in_len[g->in_head];
+			z->next_in = (uint8_t *) g->in[g->in_head];
+			z->avail_in = (uint32_t) g->in_len[g->in_head];
 			holding_input = true;
 		}
 		while (g->out_count == GZ_SLOTS && !g->stop)
@@ -146,40 +178,44 @@ gz_thread(void *arg)
 		pthread_mutex_unlock(&g->mu);
 
 		/* inflate without the lock: the input slot and the output slot are ours */
-		z.next_out = (Bytef *) g->out[slot];
-		z.avail_out = GZ_CHUNK;
-		while (z.avail_out > 0 && z.avail_in > 0)
+		z->next_out = (uint8_t *) g->out[slot];
+		z->avail_out = GZ_CHUNK;
+		for (;;)
 		{
+			uint32_t	in_before = z->avail_in,
+						out_before = z->avail_out;
+
 			if (member_end)
 			{
-				/* more bytes after a member: a concatenated gzip file */
-				if (inflateReset(&z) != Z_OK)
-				{
-					rc = Z_MEM_ERROR;
+				if (z->avail_in == 0)
 					break;
-				}
+				/* more bytes after a member: a concatenated gzip file */
+				isal_inflate_reset(z);
+				z->crc_flag = ISAL_GZIP;
 				member_end = false;
 			}
-			rc = inflate(&z, Z_NO_FLUSH);
-			if (rc == Z_STREAM_END)
-			{
+			rc = isal_inflate(z);
+			if (rc != ISAL_DECOMP_OK)
+				break;
+			if (z->block_state == ISAL_BLOCK_FINISH)
 				member_end = true;
-				rc = Z_OK;
-			}
-			else if (rc == Z_BUF_ERROR)
+			if (z->avail_out == 0)
+				break;
+			if (z->avail_in == in_before && z->avail_out == out_before && !member_end)
 			{
-				rc = Z_OK;
-				break;
+				if (z->avail_in > 0)
+					rc = ISAL_INVALID_BLOCK;	/* input and room, and no progress: never loop */
+				break;			/* needs more input */
 			}
-			else if (rc != Z_OK)
-				break;
 		}
-		if (rc != Z_OK)
+		if (rc != ISAL_DECOMP_OK)
 		{
-			gz_fail(g, rc == Z_MEM_ERROR ? GZ_NOMEM : GZ_CORRUPT, z.msg ? z.msg : "unknown zlib error");
+			gz_fail(g, GZ_CORRUPT, gz_isal_error(rc));
 			break;
 		}
-		produced = GZ_CHUNK - z.avail_out;
+		/* a full output buffer may leave output in the engine: drain before asking for input */
+		drained = z->avail_out > 0;
+		produced = GZ_CHUNK - z->avail_out;
 		if (produced > 0)
 		{
 			pthread_mutex_lock(&g->mu);
@@ -189,7 +225,7 @@ gz_thread(void *arg)
 			pthread_mutex_unlock(&g->mu);
 		}
 	}
-	inflateEnd(&z);
+	free(z);
 	return NULL;
 }
 

@@ -22,7 +22,8 @@ DEB_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 libcurl4-op
               postgresql-15-cron    # pg_cron: the README's scheduling recipe runs with the real thing
               poppler-utils         # pdftotext: an independent reader of the PDFs pg_billops writes
               clang libclang-rt-14-dev  # libFuzzer and the sanitizers for the Parquet reader's fuzz harness
-              libsnappy-dev libzstd-dev liblz4-dev)  # Parquet's codecs (zlib serves GZIP)
+              libsnappy-dev libzstd-dev liblz4-dev  # Parquet's codecs (zlib serves GZIP)
+              libisal-dev)  # ISA-L: the gzip CSV stream's inflater (src/gunzip.c)
 
 install_deps() {
     local missing=()

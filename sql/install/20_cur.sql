@@ -588,7 +588,7 @@ AS $$ SELECT pg_catalog.format('billops.%I', 'cur_line_item_' || pg_catalog.to_c
 
 -- Detach and drop a leaf that no longer holds the visible delivery (CUR's and FOCUS's).
 CREATE FUNCTION billops._retire_leaf(parent_table text, target_table text) RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -1083,6 +1083,33 @@ $$;
 
 -- Spend per payer, period, usage account and service.  amortized_cost follows
 -- AWS's CUR query library (RI and Savings Plan effective cost, fees spread).
+-- A line item's amortized cost, by AWS's formula in its CUR query library (the
+-- queries test/athena/query-pack.json translates): commitments' purchases are
+-- spread over the usage they cover, and what stays unused is the fee rows'.
+-- Savings Plans: covered usage at its Savings Plan effective cost, the
+-- recurring fee's unused commitment (total commitment to date less used), the
+-- negation and the upfront fee 0.  Reservations: reserved usage at its
+-- effective cost (amortized upfront plus recurring fee for the usage), the RI
+-- fee's unused parts (unused amortized upfront fee plus unused recurring fee),
+-- an RI's upfront fee (a Fee naming a reservation) 0.  Anything else: its
+-- unblended cost.  One SQL expression, so the planner inlines it.
+CREATE FUNCTION billops._amortized_cost(line_item_type text, unblended_cost numeric, sp_effective_cost numeric,
+                                        sp_total_commitment_to_date numeric, sp_used_commitment numeric,
+                                        ri_effective_cost numeric, ri_unused_amortized_upfront_fee numeric,
+                                        ri_unused_recurring_fee numeric, reservation_arn text) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE line_item_type
+             WHEN 'SavingsPlanCoveredUsage' THEN sp_effective_cost
+             WHEN 'SavingsPlanRecurringFee' THEN sp_total_commitment_to_date - sp_used_commitment
+             WHEN 'SavingsPlanNegation' THEN 0
+             WHEN 'SavingsPlanUpfrontFee' THEN 0
+             WHEN 'DiscountedUsage' THEN ri_effective_cost
+             WHEN 'RIFee' THEN coalesce(ri_unused_amortized_upfront_fee, 0) + coalesce(ri_unused_recurring_fee, 0)
+             WHEN 'Fee' THEN CASE WHEN coalesce(reservation_arn, '') <> '' THEN 0 ELSE unblended_cost END
+             ELSE unblended_cost END
+$$;
+
 CREATE VIEW billops.cur_spend_by_account_service AS
 SELECT bill_billing_period_start_date AS billing_period,
        bill_payer_account_id AS payer_account_id,
@@ -1090,13 +1117,10 @@ SELECT bill_billing_period_start_date AS billing_period,
        billops._service_of(product, line_item_product_code) AS service,
        count(*) AS line_items,
        sum(line_item_unblended_cost) AS unblended_cost,
-       sum(CASE line_item_line_item_type
-             WHEN 'SavingsPlanCoveredUsage' THEN savings_plan_savings_plan_effective_cost
-             WHEN 'SavingsPlanRecurringFee' THEN savings_plan_total_commitment_to_date - savings_plan_used_commitment
-             WHEN 'SavingsPlanNegation' THEN 0
-             WHEN 'SavingsPlanUpfrontFee' THEN 0
-             WHEN 'DiscountedUsage' THEN reservation_effective_cost
-             ELSE line_item_unblended_cost END) AS amortized_cost,
+       sum(billops._amortized_cost(line_item_line_item_type, line_item_unblended_cost, savings_plan_savings_plan_effective_cost,
+                                   savings_plan_total_commitment_to_date, savings_plan_used_commitment, reservation_effective_cost,
+                                   reservation_unused_amortized_upfront_fee_for_billing_period, reservation_unused_recurring_fee,
+                                   reservation_reservation_a_r_n)) AS amortized_cost,
        min(line_item_currency_code) AS currency
   FROM billops.cur_line_item
  GROUP BY 1, 2, 3, 4;

@@ -402,11 +402,16 @@ SELECT billops._audit_tables(ARRAY['focus_service_category'], ARRAY['service_nam
 --   * ContractedCost (here: net unblended cost when present, else unblended)
 --   * ServiceCategory: from billops._focus_service_category_map (above)
 -- BilledCost is the unblended cost, so the view's BilledCost adds up to the
--- CUR's line_item_unblended_cost exactly (tested on the real sample).
+-- CUR's line_item_unblended_cost exactly, and EffectiveCost the amortized cost
+-- (billops._amortized_cost), so it adds up to cur_spend_by_account_service's
+-- amortized_cost.  One row per line item, and one more for a commitment's fee
+-- whose commitment went partly unused: that unused part as a Usage row of
+-- status Unused (BilledCost 0), the fee itself a Purchase of EffectiveCost 0.
 -- ---------------------------------------------------------------------------
 CREATE VIEW billops._focus_cur WITH (security_invoker = true) AS
 SELECT li.line_item_availability_zone AS "AvailabilityZone",
-       li.line_item_unblended_cost AS "BilledCost",
+       -- the unused part of a commitment is billed by its fee row, not again
+       CASE WHEN part.unused THEN 0 ELSE li.line_item_unblended_cost END AS "BilledCost",
        li.bill_payer_account_id AS "BillingAccountId",
        -- a name the CUR gives (CUR 2.0), else the one billops.aws_account records (legacy CUR has none)
        coalesce(nullif(li.bill_payer_account_name, ''), pa.account_name) AS "BillingAccountName",
@@ -422,39 +427,43 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        cc.charge_category AS "ChargeCategory",
        -- FOCUS 1.2 columns/chargeclass.md: "Correction" only for a correction of a previous billing
        -- period (a refund whose usage started before this period); a same-month refund has none
-       CASE WHEN (li.bill_bill_type = 'Refund' OR li.line_item_line_item_type = 'Refund')
+       CASE WHEN (li.bill_bill_type = 'Refund' OR li.line_item_line_item_type = 'Refund') AND NOT part.unused
                  AND li.line_item_usage_start_date < (li.bill_billing_period_start_date::timestamp AT TIME ZONE 'UTC')
             THEN 'Correction' END AS "ChargeClass",
        li.line_item_line_item_description AS "ChargeDescription",
-       CASE WHEN li.line_item_line_item_type IN ('Fee', 'SavingsPlanUpfrontFee') THEN 'One-Time'
+       CASE WHEN part.unused THEN 'Usage-Based'
+            WHEN li.line_item_line_item_type IN ('Fee', 'SavingsPlanUpfrontFee') THEN 'One-Time'
             WHEN li.line_item_line_item_type IN ('RIFee', 'SavingsPlanRecurringFee') THEN 'Recurring'   -- unverified for RIFee
             ELSE 'Usage-Based' END AS "ChargeFrequency",
        li.line_item_usage_start_date AS "ChargePeriodStart",
        li.line_item_usage_end_date AS "ChargePeriodEnd",
        CASE WHEN li.savings_plan_savings_plan_a_r_n <> '' THEN 'Spend'
             WHEN li.reservation_reservation_a_r_n <> '' THEN 'Usage' END AS "CommitmentDiscountCategory",
-       coalesce(nullif(li.savings_plan_savings_plan_a_r_n, ''), nullif(li.reservation_reservation_a_r_n, '')) AS "CommitmentDiscountId",
+       cm.id AS "CommitmentDiscountId",
        NULL::text AS "CommitmentDiscountName",
-       NULL::numeric AS "CommitmentDiscountQuantity",
+       cq.quantity AS "CommitmentDiscountQuantity",
        -- FOCUS 1.2 columns/commitmentdiscountstatus.md: a status on every usage row that names a
-       -- commitment; a Savings Plan's negation row offsets covered usage, so it is Used too
-       CASE WHEN li.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'DiscountedUsage', 'SavingsPlanNegation') THEN 'Used'
-            WHEN li.line_item_line_item_type IN ('SavingsPlanRecurringFee', 'RIFee')
-                 AND coalesce(nullif(li.savings_plan_savings_plan_a_r_n, ''), nullif(li.reservation_reservation_a_r_n, '')) IS NOT NULL
-                 THEN 'Unused' END AS "CommitmentDiscountStatus",     -- unverified for fees
+       -- commitment; a Savings Plan's negation row offsets covered usage, so it is Used too; the
+       -- unused part of a commitment's fee is its own Usage row, Unused (the specification's
+       -- appendix commitment_discounts.md: the fee a Purchase with EffectiveCost 0, the unused
+       -- commitment a Usage row); a purchase has no status
+       CASE WHEN part.unused THEN 'Unused'
+            WHEN cm.id IS NOT NULL AND cc.charge_category = 'Usage' THEN 'Used' END AS "CommitmentDiscountStatus",
        CASE WHEN li.savings_plan_savings_plan_a_r_n <> '' THEN 'Savings Plan'
             WHEN li.reservation_reservation_a_r_n <> '' THEN 'Reservation' END AS "CommitmentDiscountType",
-       NULL::text AS "CommitmentDiscountUnit",
+       CASE WHEN cq.quantity IS NOT NULL THEN cq.unit END AS "CommitmentDiscountUnit",
        -- FOCUS 1.2 columns/consumedquantity.md, consumedunit.md: a quantity on every Usage row (the
-       -- Savings Plan negation rows included) and on no other, a unit exactly where there is a quantity
-       CASE WHEN cc.charge_category = 'Usage' THEN li.line_item_usage_amount END AS "ConsumedQuantity",
-       CASE WHEN cc.charge_category = 'Usage' AND li.line_item_usage_amount IS NOT NULL
+       -- Savings Plan negation rows included) but an unused commitment's and on no other, a unit
+       -- exactly where there is a quantity
+       CASE WHEN cc.charge_category = 'Usage' AND NOT part.unused THEN li.line_item_usage_amount END AS "ConsumedQuantity",
+       CASE WHEN cc.charge_category = 'Usage' AND NOT part.unused AND li.line_item_usage_amount IS NOT NULL
             THEN nullif(li.pricing_unit, '') END AS "ConsumedUnit",
        -- FOCUS 1.2 columns/contractedcost.md: a charge unrelated to other charges (a credit, a discount)
        -- at its BilledCost; otherwise the net unblended cost when the CUR has it (unverified)
-       CASE WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
+       CASE WHEN part.unused THEN 0
+            WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
             ELSE coalesce(li.line_item_net_unblended_cost, li.line_item_unblended_cost) END AS "ContractedCost",
-       coalesce(li.line_item_net_unblended_rate, li.line_item_unblended_rate) AS "ContractedUnitPrice",
+       pr.contracted_unit_price AS "ContractedUnitPrice",
        ec.effective_cost AS "EffectiveCost",
        nullif(li.bill_invoice_id, '') AS "InvoiceId",
        li.bill_invoicing_entity AS "InvoiceIssuerName",
@@ -462,7 +471,8 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- at its BilledCost.  The CUR gives credits, tax and fees no public price: tax lists at what it
        -- costs (the rule that tax's ListCost be computed from the taxed charges' ListCost needs the
        -- tax rate, which the CUR does not give), and a purchase (a fee) at its own price
-       CASE WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
+       CASE WHEN part.unused THEN 0
+            WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
             WHEN cc.charge_category IN ('Tax', 'Purchase') THEN coalesce(li.pricing_public_on_demand_cost, li.line_item_unblended_cost)
             ELSE li.pricing_public_on_demand_cost END AS "ListCost",
        pr.list_unit_price AS "ListUnitPrice",
@@ -473,7 +483,7 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- usage, which carries no term: their price is the agreed one; unverified against AWS's own
        -- FOCUS export)
        CASE WHEN cc.charge_category = 'Tax' THEN NULL
-            WHEN li.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation', 'DiscountedUsage') THEN 'Committed'
+            WHEN part.unused OR li.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation', 'DiscountedUsage') THEN 'Committed'
             WHEN cc.charge_category = 'Purchase' THEN 'Standard'
             WHEN li.pricing_term = 'OnDemand' THEN 'Standard'
             WHEN li.pricing_term = 'Reserved' THEN 'Committed'
@@ -486,7 +496,7 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- and they stay null (a violation billops.focus_conformance shows)
        coalesce(nullif(li.pricing_currency, ''), li.line_item_currency_code) AS "PricingCurrency",
        CASE WHEN coalesce(nullif(li.pricing_currency, ''), li.line_item_currency_code) = li.line_item_currency_code AND cc.charge_category <> 'Tax'
-            THEN coalesce(li.line_item_net_unblended_rate, li.line_item_unblended_rate) END AS "PricingCurrencyContractedUnitPrice",
+            THEN pr.contracted_unit_price END AS "PricingCurrencyContractedUnitPrice",
        CASE WHEN coalesce(nullif(li.pricing_currency, ''), li.line_item_currency_code) = li.line_item_currency_code
             THEN ec.effective_cost END AS "PricingCurrencyEffectiveCost",
        CASE WHEN coalesce(nullif(li.pricing_currency, ''), li.line_item_currency_code) = li.line_item_currency_code AND cc.charge_category <> 'Tax'
@@ -494,8 +504,11 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- FOCUS 1.2 columns/pricingquantity.md and pricingunit.md: no quantity on tax (the CUR writes 1)
        -- or on credits (not priced by a quantity), and a unit exactly where there is a quantity: a
        -- purchase the CUR gives no unit is counted in "Units" (FOCUS's count unit; our choice)
-       CASE WHEN cc.charge_category NOT IN ('Tax', 'Credit') THEN li.line_item_usage_amount END AS "PricingQuantity",
-       CASE WHEN cc.charge_category NOT IN ('Tax', 'Credit') AND li.line_item_usage_amount IS NOT NULL
+       -- (an unused commitment is priced in the commitment's own unit, at 0)
+       CASE WHEN part.unused THEN cq.quantity
+            WHEN cc.charge_category NOT IN ('Tax', 'Credit') THEN li.line_item_usage_amount END AS "PricingQuantity",
+       CASE WHEN part.unused THEN CASE WHEN cq.quantity IS NOT NULL THEN cq.unit END
+            WHEN cc.charge_category NOT IN ('Tax', 'Credit') AND li.line_item_usage_amount IS NOT NULL
             THEN coalesce(nullif(li.pricing_unit, ''), CASE WHEN cc.charge_category = 'Purchase' THEN 'Units' END) END AS "PricingUnit",
        'AWS'::text AS "ProviderName",
        coalesce(li.line_item_legal_entity, li.bill_invoicing_entity) AS "PublisherName",
@@ -504,7 +517,10 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        nullif(li.product_region_code, '') AS "RegionId",
        CASE WHEN nullif(li.product_region_code, '') IS NOT NULL
             THEN coalesce(nullif(li.product_location, ''), li.product_region_code) END AS "RegionName",
-       nullif(li.line_item_resource_id, '') AS "ResourceId",
+       -- a commitment's purchase and its unused part are the commitment's own rows (appendix
+       -- commitment_discounts.md: ResourceId is the commitment's id)
+       CASE WHEN cm.id IS NOT NULL AND (part.unused OR cc.charge_category = 'Purchase') THEN cm.id
+            ELSE nullif(li.line_item_resource_id, '') END AS "ResourceId",
        NULL::text AS "ResourceName",
        NULL::text AS "ResourceType",
        coalesce(by_family.service_category, by_service.service_category, 'Other') AS "ServiceCategory",
@@ -531,8 +547,22 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        li.line_item_product_code AS "x_ServiceCode",
        li.line_item_usage_type AS "x_UsageType"
   FROM billops.cur_line_item li
+       -- the commitment a row names, and its amortized cost (the share of EffectiveCost AWS's formula gives it)
+       CROSS JOIN LATERAL (SELECT coalesce(nullif(li.savings_plan_savings_plan_a_r_n, ''), nullif(li.reservation_reservation_a_r_n, '')) AS id,
+                                  coalesce(li.savings_plan_savings_plan_a_r_n, '') <> '' AS is_savings_plan,
+                                  billops._amortized_cost(li.line_item_line_item_type, li.line_item_unblended_cost,
+                                      li.savings_plan_savings_plan_effective_cost, li.savings_plan_total_commitment_to_date,
+                                      li.savings_plan_used_commitment, li.reservation_effective_cost,
+                                      li.reservation_unused_amortized_upfront_fee_for_billing_period, li.reservation_unused_recurring_fee,
+                                      li.reservation_reservation_a_r_n) AS amortized_cost) cm
+       -- a commitment's fee whose amortized cost is not 0 (the commitment went partly unused) is two
+       -- FOCUS rows: the purchase, and the unused commitment as usage (part.unused)
+       CROSS JOIN LATERAL (SELECT false AS unused
+                           UNION ALL
+                           SELECT true WHERE cm.id IS NOT NULL AND cm.amortized_cost <> 0
+                                         AND li.line_item_line_item_type IN ('SavingsPlanRecurringFee', 'RIFee')) part
        -- the charge's FOCUS ChargeCategory, which several columns' rules depend on, its service and product family
-       CROSS JOIN LATERAL (SELECT CASE li.line_item_line_item_type
+       CROSS JOIN LATERAL (SELECT CASE WHEN part.unused THEN 'Usage' ELSE CASE li.line_item_line_item_type
                             WHEN 'Tax' THEN 'Tax'
                             WHEN 'Credit' THEN 'Credit'
                             WHEN 'Refund' THEN 'Credit'
@@ -545,21 +575,42 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
                             WHEN 'SavingsPlanUpfrontFee' THEN 'Purchase'
                             WHEN 'SavingsPlanRecurringFee' THEN 'Purchase'
                             -- Usage, DiscountedUsage, SavingsPlanCoveredUsage, SavingsPlanNegation (unverified)
-                            ELSE 'Usage' END AS charge_category,
+                            ELSE 'Usage' END END AS charge_category,
                        billops._service_of(li.product, li.line_item_product_code) AS service_name,
                        coalesce(nullif(li.product_product_family, ''), li.product->>'product_family', '') AS product_family) cc
-       -- the amortized cost (FOCUS EffectiveCost), which PricingCurrencyEffectiveCost repeats
-       CROSS JOIN LATERAL (SELECT CASE li.line_item_line_item_type
-                            WHEN 'SavingsPlanCoveredUsage' THEN li.savings_plan_savings_plan_effective_cost
-                            WHEN 'SavingsPlanRecurringFee' THEN li.savings_plan_total_commitment_to_date - li.savings_plan_used_commitment
-                            WHEN 'SavingsPlanNegation' THEN 0
-                            WHEN 'SavingsPlanUpfrontFee' THEN 0
-                            WHEN 'DiscountedUsage' THEN li.reservation_effective_cost
-                            ELSE li.line_item_unblended_cost END AS effective_cost,
-                            -- ListUnitPrice: the public rate; a purchase (a fee) without one at its own rate
-                            CASE WHEN cc.charge_category = 'Purchase' THEN coalesce(li.pricing_public_on_demand_rate, li.line_item_unblended_rate)
-                                 ELSE li.pricing_public_on_demand_rate END AS list_unit_price) ec
-       CROSS JOIN LATERAL (SELECT ec.list_unit_price) pr
+       -- EffectiveCost, which PricingCurrencyEffectiveCost repeats: the amortized cost, but a
+       -- commitment's purchase is 0 (FOCUS 1.2 columns/effectivecost.md: it covers future charges) and
+       -- its unused part carries what the fee amortizes, so the total stays the amortized total
+       CROSS JOIN LATERAL (SELECT CASE WHEN part.unused THEN cm.amortized_cost
+                                       WHEN cm.id IS NOT NULL AND cc.charge_category = 'Purchase' THEN 0
+                                       ELSE cm.amortized_cost END AS effective_cost) ec
+       -- the commitment quantity (FOCUS 1.2 columns/commitmentdiscountquantity.md) in its unit: a Savings
+       -- Plan (spend-based) in the billing currency, as the specification's appendix does; a reservation
+       -- (usage-based) in hours of the CUR's usage amount (normalized units, for size-flexible
+       -- reservations, are not used: unverified).  Used: covered usage's Savings Plan effective cost or
+       -- reserved hours; a negation row consumes nothing beyond its covered row (0); Purchase: the
+       -- recurring fee's commitment for its period, the upfront fee's amount, an RI fee's hours;
+       -- Unused: the unused commitment (Savings Plan) or unused hours (reservation)
+       CROSS JOIN LATERAL (SELECT CASE WHEN cm.id IS NULL OR cc.charge_category NOT IN ('Usage', 'Purchase') THEN NULL
+                                       WHEN part.unused THEN CASE WHEN cm.is_savings_plan THEN cm.amortized_cost
+                                                                  ELSE li.reservation_unused_quantity END
+                                       ELSE CASE li.line_item_line_item_type
+                                              WHEN 'SavingsPlanCoveredUsage' THEN li.savings_plan_savings_plan_effective_cost
+                                              WHEN 'SavingsPlanNegation' THEN 0
+                                              WHEN 'SavingsPlanRecurringFee' THEN li.savings_plan_total_commitment_to_date
+                                              WHEN 'SavingsPlanUpfrontFee' THEN li.line_item_unblended_cost
+                                              WHEN 'DiscountedUsage' THEN li.line_item_usage_amount
+                                              WHEN 'RIFee' THEN li.line_item_usage_amount
+                                              WHEN 'Fee' THEN li.line_item_usage_amount
+                                            END END AS quantity,
+                                  CASE WHEN cm.is_savings_plan THEN li.line_item_currency_code ELSE 'Hours' END AS unit) cq
+       -- ListUnitPrice: the public rate; a purchase (a fee) without one at its own rate; an unused
+       -- commitment at 0.  ContractedUnitPrice: the net rate when the CUR has it, else the rate.
+       CROSS JOIN LATERAL (SELECT CASE WHEN part.unused THEN 0
+                                       WHEN cc.charge_category = 'Purchase' THEN coalesce(li.pricing_public_on_demand_rate, li.line_item_unblended_rate)
+                                       ELSE li.pricing_public_on_demand_rate END AS list_unit_price,
+                                  CASE WHEN part.unused THEN 0
+                                       ELSE coalesce(li.line_item_net_unblended_rate, li.line_item_unblended_rate) END AS contracted_unit_price) pr
        LEFT JOIN billops.aws_account pa ON pa.account_id = li.bill_payer_account_id
        LEFT JOIN billops.aws_account ua ON ua.account_id = li.line_item_usage_account_id
        LEFT JOIN billops._focus_service_category_map by_family
@@ -567,7 +618,7 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        LEFT JOIN billops._focus_service_category_map by_service
               ON by_service.service_name = cc.service_name AND by_service.product_family = '';
 COMMENT ON VIEW billops._focus_cur IS
-  'FOCUS 1.2 columns over the visible CUR deliveries (BilledCost = unblended cost; see 63_focus.sql for unverified mappings).';
+  'FOCUS 1.2 columns over the visible CUR deliveries: a row per line item, and one per commitment fee with unused commitment (BilledCost = unblended cost, EffectiveCost = amortized cost; see 63_focus.sql for unverified mappings).';
 
 -- FOCUS 1.2 for FOCUS-speaking tools: the CUR-derived rows and the ingested
 -- FOCUS exports under one set of columns.  Where a billing account's period is

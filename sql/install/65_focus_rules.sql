@@ -272,6 +272,10 @@ DECLARE
     a bigint;
     v bigint;
 BEGIN
+    IF dataset IS NULL THEN
+        RAISE EXCEPTION 'billops.focus_conformance needs a relation to check' USING ERRCODE = 'null_value_not_allowed',
+              HINT = 'Call it without arguments for billops.focus_cost, or name a table or view with FOCUS columns.';
+    END IF;
     SELECT jsonb_object_agg(attname, format_type(atttypid, atttypmod)) INTO cols
       FROM pg_attribute WHERE attrelid = dataset AND attnum > 0 AND NOT attisdropped
        AND (delivered_columns IS NULL OR attname = ANY (delivered_columns));

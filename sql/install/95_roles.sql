@@ -39,7 +39,8 @@ GRANT INSERT, UPDATE, DELETE ON billops.setting, billops.charge_category, billop
       billops.shared_cost_rule, billops.shared_cost_target, billops.custom_line_item, billops.focus_service_category
       TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.statement_html(text, date), billops._html(text), billops._money(numeric),
-      billops._service_of(jsonb, text) TO billops_analyst;
+      billops._service_of(jsonb, text),
+      billops._amortized_cost(text, numeric, numeric, numeric, numeric, numeric, numeric, numeric, text) TO billops_analyst;
 GRANT INSERT, UPDATE, DELETE ON billops.spend_threshold TO billops_admin;
 GRANT EXECUTE ON FUNCTION billops.detect_spend_signals(date), billops.record_ce_anomaly(jsonb, text),
       billops.resolve_signal(bigint, text, text) TO billops_admin;
