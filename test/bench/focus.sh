@@ -58,7 +58,7 @@ copy_timed() {
     t1=$(now)
     awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
 }
-ingest_timed() { q -c "CHECKPOINT"; BENCH_SOURCE=bench-focus sync_timed 2024-05-01 "bench-focus-$1" true; }
+ingest_timed() { q -c "CHECKPOINT"; BENCH_SOURCE=bench-focus BENCH_SAMPLE_MEMORY=0 sync_timed 2024-05-01 "bench-focus-$1" true; }
 
 log "measuring: COPY, sync, three times"
 c1=$(copy_timed); i1=$(ingest_timed 1)
