@@ -95,15 +95,15 @@ BEGIN
     EXECUTE format($q$
     CREATE TEMP TABLE billops_cb_fact ON COMMIT DROP AS
     SELECT row_number() OVER () AS fid, g.*
-      FROM (SELECT li.bill_payer_account_id AS payer, coalesce(li.line_item_usage_account_id, '') AS acct,
-                   coalesce(li.bill_billing_entity, '') AS entity, coalesce(li.line_item_product_code, '') AS pc,
-                   billops._service_of(li.product, li.line_item_product_code) AS service,
-                   coalesce(li.line_item_usage_type, '') AS usage_type, coalesce(li.line_item_operation, '') AS operation,
-                   coalesce(li.line_item_line_item_type, '') AS lit, %1$s AS tags, %2$s AS ccs,
-                   coalesce(sum(li.line_item_unblended_cost), 0) AS exact, count(*) AS n,
-                   min(li.line_item_currency_code) AS currency
-              FROM billops.cur_line_item li
-             WHERE li.bill_billing_period_start_date = %3$L
+      FROM (SELECT li.payer_account_id AS payer, coalesce(li.usage_account_id, '') AS acct,
+                   coalesce(li.billing_entity, '') AS entity, coalesce(li.product_code, '') AS pc,
+                   li.service,
+                   coalesce(li.usage_type, '') AS usage_type, coalesce(li.operation, '') AS operation,
+                   coalesce(li.line_item_type, '') AS lit, %1$s AS tags, %2$s AS ccs,
+                   coalesce(sum(li.cost), 0) AS exact, count(*) AS n,
+                   min(li.currency) AS currency
+              FROM billops._cost_line li          -- the CUR, and FOCUS exports of accounts it does not hold
+             WHERE li.billing_period = %3$L
              GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) g
     $q$, billops._jsonb_subset_sql('li.resource_tags', tag_keys), billops._jsonb_subset_sql('li.cost_category', cc_keys), period);
 END $$;

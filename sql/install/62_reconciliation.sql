@@ -7,7 +7,9 @@
 -- payer and period, billops.reconcile() compares four views of the same money:
 --
 --   AWS invoices          (what AWS will charge)
---   CUR                   (the visible delivery: sum of line_item_unblended_cost)
+--   CUR                   (the visible delivery: sum of line_item_unblended_cost;
+--                          for an account only a FOCUS export holds, its BilledCost:
+--                          billops._cost_line)
 --   payables + adjustments (what finance pushes to BILL and acknowledges)
 --   statements            (pro forma minus margin: what chargeback allocated)
 --
@@ -65,10 +67,10 @@ BEGIN
     -- 1. each AWS invoice against the CUR lines that carry its id
     INSERT INTO billops_recon
     WITH cur AS (
-        SELECT li.bill_invoice_id AS invoice_id, round(sum(li.line_item_unblended_cost), 2) AS amount, count(*) AS n
-          FROM billops.cur_line_item li
-         WHERE li.bill_billing_period_start_date = period AND li.bill_payer_account_id = payer
-           AND coalesce(li.bill_invoice_id, '') <> ''
+        SELECT li.invoice_id, round(sum(li.cost), 2) AS amount, count(*) AS n
+          FROM billops._cost_line li          -- the CUR, or a FOCUS export (InvoiceId)
+         WHERE li.billing_period = period AND li.payer_account_id = payer
+           AND li.invoice_id IS NOT NULL
          GROUP BY 1),
     inv AS (
         SELECT i.invoice_id, i.total_amount, i.invoice_type, i.original_invoice_id FROM billops.aws_invoice i
@@ -90,8 +92,8 @@ BEGIN
                 ELSE format('payables add up to %s%s; the CUR to %s: a delivery newer than the last build, or a charge left out',
                             p.total, CASE WHEN a.total IS NOT NULL THEN format(' plus %s in open adjustments', a.total) ELSE '' END,
                             c.total) END
-      FROM (SELECT round(sum(li.line_item_unblended_cost), 2) AS total FROM billops.cur_line_item li
-             WHERE li.bill_billing_period_start_date = period AND li.bill_payer_account_id = payer) c,
+      FROM (SELECT round(sum(li.cost), 2) AS total FROM billops._cost_line li
+             WHERE li.billing_period = period AND li.payer_account_id = payer) c,
            (SELECT sum(x.amount) AS total, count(*) AS n FROM billops.payable x
              WHERE x.billing_period = period AND x.payer_account_id = payer AND x.status <> 'voided') p,
            (SELECT sum(j.delta) AS total FROM billops.payable_adjustment j JOIN billops.payable x USING (payable_id)
@@ -103,8 +105,8 @@ BEGIN
     SELECT 'cur_vs_statements', 'total', c.total, s.total,
            CASE WHEN s.n = 0 THEN 'no statements built for this period (run billops.build_statements)'
                 ELSE format('statements allocate %s of this payer''s cost, the CUR has %s: statements older than the delivery', s.total, c.total) END
-      FROM (SELECT round(sum(li.line_item_unblended_cost), 2) AS total FROM billops.cur_line_item li
-             WHERE li.bill_billing_period_start_date = period AND li.bill_payer_account_id = payer) c,
+      FROM (SELECT round(sum(li.cost), 2) AS total FROM billops._cost_line li
+             WHERE li.billing_period = period AND li.payer_account_id = payer) c,
            (SELECT sum(l.proforma_cost - l.margin) AS total, count(*) AS n
               FROM billops.statement_line l JOIN billops.statement st USING (statement_id)
              WHERE st.billing_period = period AND l.payer_account_id = payer) s
@@ -169,8 +171,8 @@ BEGIN
     END IF;
     INSERT INTO billops.period_close (billing_period, payer_account_id, cur_total, invoice_total, explained)
     VALUES (period, payer,
-            coalesce((SELECT round(sum(li.line_item_unblended_cost), 2) FROM billops.cur_line_item li
-                       WHERE li.bill_billing_period_start_date = period AND li.bill_payer_account_id = payer), 0),
+            coalesce((SELECT round(sum(li.cost), 2) FROM billops._cost_line li
+                       WHERE li.billing_period = period AND li.payer_account_id = payer), 0),
             (SELECT sum(i.total_amount) FROM billops.aws_invoice i
               WHERE i.billing_period = period AND i.account_id = payer AND i.invoice_type <> 'PAYMENT_RECEIPT'),
             (SELECT count(*) FROM billops.reconciliation_item r WHERE r.billing_period = period AND r.payer_account_id = payer))

@@ -704,3 +704,39 @@ END
 $$;
 COMMENT ON FUNCTION billops.focus_metadata(text) IS
   'FOCUS metadata (DataGenerator, Schema: SchemaId, FocusVersion, CreationDate, DataGeneratorVersion, ColumnDefinition) of billops.focus_cost_<version>.';
+
+-- ---------------------------------------------------------------------------
+-- The cost lines statements and reconciliation read: the CUR's line items and
+-- the FOCUS exports' rows, in the few columns both need, so a second cloud's
+-- FOCUS export (or AWS's own, where no CUR is loaded) is charged back and
+-- reconciled like the CUR.  A billing account's period that the CUR holds is
+-- read from the CUR only (as in focus_cost: the same charges would otherwise
+-- count twice).  FOCUS rows map as AWS's own FOCUS export fills them:
+-- InvoiceIssuerName the entity, x_ServiceCode (else ServiceName) the product
+-- code, SkuMeter (else x_UsageType) the usage type, ChargeCategory the line
+-- type, BilledCost the cost.
+-- ---------------------------------------------------------------------------
+CREATE VIEW billops._cost_line WITH (security_invoker = true) AS
+SELECT 'cur'::text AS source, li.bill_billing_period_start_date AS billing_period, li.bill_payer_account_id AS payer_account_id,
+       li.line_item_usage_account_id AS usage_account_id, nullif(li.bill_invoice_id, '') AS invoice_id,
+       li.bill_billing_entity AS billing_entity, li.line_item_product_code AS product_code,
+       billops._service_of(li.product, li.line_item_product_code) AS service, li.line_item_usage_type AS usage_type,
+       li.line_item_operation AS operation, li.line_item_line_item_type AS line_item_type,
+       -- named as the CUR's map columns: billops._jsonb_subset_sql finds a key's spellings by that name
+       li.resource_tags, li.cost_category, li.line_item_unblended_cost AS cost,
+       li.line_item_currency_code AS currency
+  FROM billops.cur_line_item li
+UNION ALL
+SELECT 'focus', (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date, f."BillingAccountId",
+       f."SubAccountId", f."InvoiceId",
+       f."InvoiceIssuerName", coalesce(f."x_ServiceCode", f."ServiceName"),
+       f."ServiceName", coalesce(f."SkuMeter", f."x_UsageType"),
+       f."x_Operation", f."ChargeCategory",
+       f."Tags", f."x_CostCategories", f."BilledCost",
+       f."BillingCurrency"
+  FROM billops.focus_line_item f
+ WHERE NOT EXISTS (SELECT FROM billops.cur_partition p
+                    WHERE p.payer_account_id = f."BillingAccountId"
+                      AND p.billing_period = (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date);
+COMMENT ON VIEW billops._cost_line IS
+  'The cost lines statements and reconciliation read: CUR line items and FOCUS export rows (where no CUR holds the account''s period).';

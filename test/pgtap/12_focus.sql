@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(57);
+SELECT plan(62);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -194,5 +194,29 @@ SELECT is((SELECT m->>'DataGenerator' || ' ' || (m->'Schema'->>'FocusVersion') |
              FROM billops.focus_metadata() m),
           'pg_billops 1.2 true BilledCost:DECIMAL ChargePeriodStart:DATETIME ServiceName:STRING Tags:JSON', 'FOCUS metadata: generator, version, a GUID schema id, data types');
 SELECT throws_ok($$ SELECT billops.focus_metadata('1.3') $$, '22023', NULL, 'a version pg_billops does not write is refused');
+
+-- chargeback and reconciliation from FOCUS rows: a second cloud's export, its invoice recorded by hand
+COPY (SELECT 'BilledCost,BillingAccountId,BillingCurrency,BillingPeriodEnd,BillingPeriodStart,ChargeCategory,InvoiceId,InvoiceIssuerName,ProviderName,ServiceName,SubAccountId,Tags'
+      UNION ALL SELECT '10.00,gcp-billing-01,USD,2024-11-01T00:00:00Z,2024-10-01T00:00:00Z,Usage,INV-77,Google LLC,Google Cloud,Compute Engine,proj-a,"{""team"": ""data""}"'
+      UNION ALL SELECT '5.50,gcp-billing-01,USD,2024-11-01T00:00:00Z,2024-10-01T00:00:00Z,Usage,INV-77,Google LLC,Google Cloud,Cloud Storage,proj-b,"{""team"": ""web""}"'
+      UNION ALL SELECT '1.25,gcp-billing-01,USD,2024-11-01T00:00:00Z,2024-10-01T00:00:00Z,Tax,INV-77,Google LLC,Google Cloud,Compute Engine,proj-a,') TO '/tmp/billops_tap_focus_gcp.csv';
+SELECT billops.load_focus_file('/tmp/billops_tap_focus_gcp.csv', 'gcp-focus') IS NOT NULL AS loaded;
+SELECT is((SELECT string_agg(check_name || ':' || subject, ' ') FROM billops.reconcile('2024-10-01', 'gcp-billing-01') WHERE check_name = 'invoice_vs_cur'),
+          'invoice_vs_cur:INV-77', 'reconcile reads the FOCUS rows: their InvoiceId names an invoice not recorded yet');
+INSERT INTO billops.aws_invoice (invoice_id, account_id, billing_period, invoice_type, total_amount, currency, source)
+VALUES ('INV-77', 'gcp-billing-01', '2024-10-01', 'INVOICE', 16.75, 'USD', 'manual');
+SELECT is((SELECT count(*)::int FROM billops.reconcile('2024-10-01', 'gcp-billing-01') WHERE check_name = 'invoice_vs_cur'), 0,
+          'the rows carrying the invoice''s id add up to it (BilledCost)');
+UPDATE billops.aws_invoice SET total_amount = 17.00 WHERE invoice_id = 'INV-77';
+SELECT is((SELECT variance FROM billops.reconcile('2024-10-01', 'gcp-billing-01') WHERE check_name = 'invoice_vs_cur'), -0.25::numeric,
+          'and a difference is a variance, to the cent');
+INSERT INTO billops.billing_group (name) VALUES ('tap-data-team');
+INSERT INTO billops.allocation_rule (billing_group_id, tag_key, tag_value)
+SELECT billing_group_id, 'team', 'data' FROM billops.billing_group WHERE name = 'tap-data-team';
+SELECT is((SELECT aws_cost FROM billops.build_statements('2024-10-01') WHERE group_name = 'tap-data-team'), 10.00::numeric,
+          'the FOCUS export is charged back: its tagged row to the group the tag names');
+SELECT is((SELECT sum(l.aws_cost) FROM billops.statement_line l JOIN billops.statement st USING (statement_id)
+            WHERE st.billing_period = '2024-10-01' AND l.payer_account_id = 'gcp-billing-01'), 16.75::numeric,
+          'every row of the export is on a statement, to the cent');
 SELECT * FROM finish();
 ROLLBACK;
