@@ -455,12 +455,19 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- FOCUS 1.2 columns/consumedquantity.md, consumedunit.md: a quantity on every Usage row (the
        -- Savings Plan negation rows included) but an unused commitment's and on no other, a unit
        -- exactly where there is a quantity
-       CASE WHEN cc.charge_category = 'Usage' AND NOT part.unused THEN li.line_item_usage_amount END AS "ConsumedQuantity",
+       -- (a Savings Plan negation consumes nothing its covered row has not: 0, so quantities add up)
+       CASE WHEN cc.charge_category = 'Usage' AND NOT part.unused
+            THEN CASE WHEN li.line_item_line_item_type = 'SavingsPlanNegation' AND li.line_item_usage_amount IS NOT NULL THEN 0
+                      ELSE li.line_item_usage_amount END END AS "ConsumedQuantity",
        CASE WHEN cc.charge_category = 'Usage' AND NOT part.unused AND li.line_item_usage_amount IS NOT NULL
             THEN nullif(li.pricing_unit, '') END AS "ConsumedUnit",
        -- FOCUS 1.2 columns/contractedcost.md: a charge unrelated to other charges (a credit, a discount)
        -- at its BilledCost; otherwise the net unblended cost when the CUR has it (unverified)
-       CASE WHEN part.unused THEN 0
+       -- A Savings Plan's negation row cancels its covered row's BilledCost, not what the usage costs at
+       -- the contracted or the list price: its ContractedCost and ListCost are 0, so covered usage adds up
+       -- to BilledCost 0, EffectiveCost its Savings Plan cost and ListCost/ContractedCost its on-demand
+       -- price, as the specification's appendix shows committed usage (commitment_discounts.md)
+       CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanNegation' THEN 0
             WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
             ELSE coalesce(li.line_item_net_unblended_cost, li.line_item_unblended_cost) END AS "ContractedCost",
        pr.contracted_unit_price AS "ContractedUnitPrice",
@@ -471,7 +478,7 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- at its BilledCost.  The CUR gives credits, tax and fees no public price: tax lists at what it
        -- costs (the rule that tax's ListCost be computed from the taxed charges' ListCost needs the
        -- tax rate, which the CUR does not give), and a purchase (a fee) at its own price
-       CASE WHEN part.unused THEN 0
+       CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanNegation' THEN 0
             WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
             WHEN cc.charge_category IN ('Tax', 'Purchase') THEN coalesce(li.pricing_public_on_demand_cost, li.line_item_unblended_cost)
             ELSE li.pricing_public_on_demand_cost END AS "ListCost",
@@ -519,10 +526,25 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
             THEN coalesce(nullif(li.product_location, ''), li.product_region_code) END AS "RegionName",
        -- a commitment's purchase and its unused part are the commitment's own rows (appendix
        -- commitment_discounts.md: ResourceId is the commitment's id)
-       CASE WHEN cm.id IS NOT NULL AND (part.unused OR cc.charge_category = 'Purchase') THEN cm.id
-            ELSE nullif(li.line_item_resource_id, '') END AS "ResourceId",
+       rt.id AS "ResourceId",
        NULL::text AS "ResourceName",
-       NULL::text AS "ResourceType",
+       -- FOCUS 1.2 columns/resourcetype.md: a type wherever there is a ResourceId.  AWS's own: the
+       -- resource-type part of an ARN (arn:partition:service:region:account:resource-type/id or
+       -- resource-type:id, the documented ARN format); for the CUR's bare ids, EC2's "i-" and "vol-"
+       -- and Direct Connect's "dxcon-" (instance, volume, dxcon, as their ARNs name them) and S3's
+       -- bucket names (bucket).  Any other id
+       -- stays without a type, which billops.focus_conformance reports.
+       CASE WHEN rt.id IS NULL THEN NULL
+            WHEN rt.arn_resource IS NOT NULL
+                 THEN coalesce(substring(rt.arn_resource from '^([^/:]+)[/:]'),
+                               -- services whose ARNs name the resource with no type part: S3's buckets,
+                               -- SQS's queues, SNS's topics (as their IAM resource types are named)
+                               CASE rt.arn_service WHEN 's3' THEN 'bucket' WHEN 'sqs' THEN 'queue' WHEN 'sns' THEN 'topic' END)
+            WHEN rt.id ~ '^i-[0-9a-f]+$' THEN 'instance'
+            WHEN rt.id ~ '^vol-[0-9a-f]+$' THEN 'volume'
+            WHEN rt.id ~ '^dxcon-[0-9a-z]+$' THEN 'dxcon'
+            WHEN li.line_item_product_code = 'AmazonS3' THEN 'bucket'
+       END AS "ResourceType",
        coalesce(by_family.service_category, by_service.service_category, 'Other') AS "ServiceCategory",
        cc.service_name AS "ServiceName",
        coalesce(CASE WHEN by_family.service_category IS NOT NULL THEN by_family.service_subcategory ELSE by_service.service_subcategory END,
@@ -606,11 +628,16 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
                                   CASE WHEN cm.is_savings_plan THEN li.line_item_currency_code ELSE 'Hours' END AS unit) cq
        -- ListUnitPrice: the public rate; a purchase (a fee) without one at its own rate; an unused
        -- commitment at 0.  ContractedUnitPrice: the net rate when the CUR has it, else the rate.
-       CROSS JOIN LATERAL (SELECT CASE WHEN part.unused THEN 0
+       CROSS JOIN LATERAL (SELECT CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanNegation' THEN 0
                                        WHEN cc.charge_category = 'Purchase' THEN coalesce(li.pricing_public_on_demand_rate, li.line_item_unblended_rate)
                                        ELSE li.pricing_public_on_demand_rate END AS list_unit_price,
-                                  CASE WHEN part.unused THEN 0
+                                  CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanNegation' THEN 0
                                        ELSE coalesce(li.line_item_net_unblended_rate, li.line_item_unblended_rate) END AS contracted_unit_price) pr
+       -- the ResourceId (a commitment's own rows carry the commitment's id) and its ARN parts
+       CROSS JOIN LATERAL (SELECT x.id, substring(x.id from '^arn:[^:]*:([^:]*):') AS arn_service,
+                                  substring(x.id from '^arn:[^:]*:[^:]*:[^:]*:[^:]*:(.+)$') AS arn_resource
+                             FROM (SELECT CASE WHEN cm.id IS NOT NULL AND (part.unused OR cc.charge_category = 'Purchase') THEN cm.id
+                                               ELSE nullif(li.line_item_resource_id, '') END AS id) x) rt
        LEFT JOIN billops.aws_account pa ON pa.account_id = li.bill_payer_account_id
        LEFT JOIN billops.aws_account ua ON ua.account_id = li.line_item_usage_account_id
        LEFT JOIN billops._focus_service_category_map by_family

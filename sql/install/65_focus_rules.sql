@@ -42,7 +42,7 @@ CREATE TABLE billops.focus_rule (
     applies_when  text,
     must_hold     text,
     columns       text[] NOT NULL,            -- the columns the rule reads
-    spec_file     text NOT NULL,              -- under specification/ at tag v1.2
+    spec_file     text NOT NULL,              -- under specification/ at tag v1.2 (columns/ or attributes/)
     focus_version text NOT NULL DEFAULT '1.2'
 );
 COMMENT ON TABLE billops.focus_rule IS
@@ -144,6 +144,7 @@ INSERT INTO billops.focus_rule (rule_id, focus_column, keyword, requirement, kin
     ('ContractedUnitPrice.2', 'ContractedUnitPrice', 'MUST', $r$ContractedUnitPrice MUST be null when ChargeCategory is "Tax"$r$, 'row', $r$"ChargeCategory" = 'Tax'$r$, $r$"ContractedUnitPrice" IS NULL$r$, ARRAY['ContractedUnitPrice', 'ChargeCategory'], 'columns/contractedunitprice.md'),
     ('ContractedUnitPrice.3', 'ContractedUnitPrice', 'MUST', $r$ContractedUnitPrice MUST NOT be null when ChargeCategory is "Usage" or "Purchase" and ChargeClass is not "Correction"$r$, 'row', $r$"ChargeCategory" IN ('Usage', 'Purchase') AND "ChargeClass" IS DISTINCT FROM 'Correction'$r$, $r$"ContractedUnitPrice" IS NOT NULL$r$, ARRAY['ContractedUnitPrice', 'ChargeCategory', 'ChargeClass'], 'columns/contractedunitprice.md'),
     ('ContractedUnitPrice.4', 'ContractedUnitPrice', 'MUST', $r$ContractedUnitPrice MUST be a non-negative decimal value$r$, 'row', $r$"ContractedUnitPrice" IS NOT NULL$r$, $r$"ContractedUnitPrice" >= 0$r$, ARRAY['ContractedUnitPrice'], 'columns/contractedunitprice.md'),
+    ('BilledCost.4', 'BilledCost', 'MUST', $r$BilledCost MUST be 0 on a row the commitment covers entirely: usage at a commitment, Used, priced as Committed (DiscountHandling)$r$, 'row', $r$"ChargeCategory" = 'Usage' AND "CommitmentDiscountStatus" = 'Used' AND "PricingCategory" = 'Committed' AND "ChargeClass" IS DISTINCT FROM 'Correction'$r$, $r$"BilledCost" = 0$r$, ARRAY['BilledCost', 'ChargeCategory', 'CommitmentDiscountStatus', 'PricingCategory', 'ChargeClass'], 'attributes/discount_handling.md'),
     ('EffectiveCost.1', 'EffectiveCost', 'MUST', $r$EffectiveCost MUST be present in a FOCUS dataset$r$, 'presence', NULL, NULL, ARRAY['EffectiveCost'], 'columns/effectivecost.md'),
     ('EffectiveCost.2', 'EffectiveCost', 'MUST', $r$EffectiveCost MUST be of type Decimal$r$, 'type', NULL, $r$numeric$r$, ARRAY['EffectiveCost'], 'columns/effectivecost.md'),
     ('EffectiveCost.3', 'EffectiveCost', 'MUST', $r$EffectiveCost MUST NOT be null$r$, 'row', NULL, $r$"EffectiveCost" IS NOT NULL$r$, ARRAY['EffectiveCost'], 'columns/effectivecost.md'),

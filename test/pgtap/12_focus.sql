@@ -3,7 +3,7 @@
 -- Ingest of FOCUS exports: the real FOCUS 1.0 sample (literal NULL, empty
 -- strings, "Usage-based", an extra "Id" column) and files that must be refused.
 BEGIN;
-SELECT plan(62);
+SELECT plan(64);
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 SET client_min_messages = warning;
@@ -68,7 +68,22 @@ SELECT is((SELECT string_agg("BilledCost" || ':' || coalesce("ChargeClass", '-')
 -- columns/pricingcategory.md, consumedquantity.md, consumedunit.md, commitmentdiscountstatus.md
 SELECT is((SELECT string_agg("BilledCost" || ':' || "PricingCategory" || ':' || "CommitmentDiscountStatus" || ':' || "ConsumedQuantity", ' ' ORDER BY "BilledCost")
              FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "CommitmentDiscountId" IS NOT NULL),
-          '-0.50:Committed:Used:1 0.50:Committed:Used:1', 'Savings Plan coverage and its negation: Committed, Used, with their quantity');
+          '-0.50:Committed:Used:0 0.50:Committed:Used:1', 'Savings Plan coverage and its negation: Committed, Used; the usage counted once (the negation''s quantity 0)');
+SELECT is((SELECT format('%s/%s/%s/%s', "BilledCost", "ListCost", "ContractedCost", "EffectiveCost")
+             FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "CommitmentDiscountId" IS NOT NULL AND "BilledCost" < 0),
+          '-0.50/0/0/0', 'the negation cancels the covered row''s BilledCost only: its ListCost and ContractedCost are 0');
+-- columns/resourcetype.md: a type wherever there is a ResourceId, from AWS's own ARN format and id prefixes
+COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,lineItem/ProductCode,lineItem/ResourceId,lineItem/UsageAmount,pricing/unit'
+      UNION ALL SELECT '999966665555,2024-02-01T00:00:00Z,999966665555,Usage,1.00,AmazonEC2,i-0abc123,1,Hrs'
+      UNION ALL SELECT '999966665555,2024-02-01T00:00:00Z,999966665555,Usage,2.00,AmazonEC2,vol-0def456,1,Hrs'
+      UNION ALL SELECT '999966665555,2024-02-01T00:00:00Z,999966665555,Usage,3.00,AmazonEC2,arn:aws:ec2:us-east-1:999966665555:natgateway/nat-0a1,1,Hrs'
+      UNION ALL SELECT '999966665555,2024-02-01T00:00:00Z,999966665555,Usage,4.00,AmazonRDS,arn:aws:rds:us-west-2:999966665555:db:orders,1,Hrs'
+      UNION ALL SELECT '999966665555,2024-02-01T00:00:00Z,999966665555,Usage,5.00,AmazonS3,my-bucket,1,Hrs'
+      UNION ALL SELECT '999966665555,2024-02-01T00:00:00Z,999966665555,Usage,6.00,AmazonS3,arn:aws:s3:::my-bucket,1,Hrs'
+      UNION ALL SELECT '999966665555,2024-02-01T00:00:00Z,999966665555,Usage,7.00,AmazonEC2,something-else,1,Hrs') TO '/tmp/billops_tap_focus_rt.csv';
+SELECT billops.load_cur_file('/tmp/billops_tap_focus_rt.csv', 'tap-focus-rt') IS NOT NULL AS loaded;
+SELECT is((SELECT string_agg(coalesce("ResourceType", '-'), ' ' ORDER BY "BilledCost") FROM billops.focus_cost WHERE "BillingAccountId" = '999966665555'),
+          'instance volume natgateway db bucket bucket -', 'ResourceType from the ARN''s resource type and EC2''s id prefixes; an id it cannot tell stays without');
 SELECT is((SELECT "PricingCategory" FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "ConsumedQuantity" = 10), 'Standard',
           'free-tier usage (no pricing term) is Standard');
 SELECT is((SELECT count(*)::int FROM billops.focus_cost WHERE "ChargeCategory" IN ('Usage', 'Purchase') AND "ChargeClass" IS NULL AND "PricingCategory" IS NULL), 0,
