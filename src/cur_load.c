@@ -1040,6 +1040,7 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	S3Location	loc = {0};	/* filled for S3 sources only */
 	char	   *storage;
 	char	   *compression;
+	char	   *layout;
 	bool		isnull;
 	int			nfiles;
 	SPITupleTable *files;
@@ -1070,10 +1071,15 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 
 		storage = SPI_getvalue(t, d, 2);
 		compression = SPI_getvalue(t, d, 3);
-		st.focus = strcmp(SPI_getvalue(t, d, 5), "focus") == 0;
+		layout = SPI_getvalue(t, d, 5);
+		st.focus = strcmp(layout, "focus") == 0 || strcmp(layout, "focus_files") == 0;
 		st.what = st.focus ? "FOCUS" : "CUR";
-		/* a local FOCUS file may hold several providers' accounts and periods */
-		st.one_route = !(st.focus && strcmp(storage, "file") == 0);
+		/*
+		 * A FOCUS file (local, or an object of a 'focus_files' source) may hold
+		 * several providers' accounts and periods; a Data Exports FOCUS
+		 * delivery is one payer's period, like the CUR's.
+		 */
+		st.one_route = !(st.focus && (strcmp(storage, "file") == 0 || strcmp(layout, "focus_files") == 0));
 		st.has_period = !isnull;
 		if (!isnull)
 			st.expected_period = DatumGetDateADT(period);

@@ -13,8 +13,10 @@ CREATE TABLE billops.cur_source (
     name          text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'),
     storage       text NOT NULL DEFAULT 's3' CHECK (storage IN ('s3', 'file')),
     -- 'focus': a Data Exports FOCUS export (the CUR 2.0 layout, FOCUS columns),
-    -- loaded into billops.focus_line_item; 'auto': local CUR files of either layout
-    layout        text NOT NULL CHECK (layout IN ('legacy_cur', 'cur2', 'focus', 'auto')),
+    -- loaded into billops.focus_line_item; 'focus_files': FOCUS files of any
+    -- provider under the prefix, each object a delivery; 'auto': local CUR
+    -- files of either layout
+    layout        text NOT NULL CHECK (layout IN ('legacy_cur', 'cur2', 'focus', 'focus_files', 'auto')),
     bucket        text,
     prefix        text NOT NULL DEFAULT '',
     report_name   text,
@@ -41,7 +43,7 @@ CREATE TABLE billops.cur_source (
     CHECK (replaces_source_id IS DISTINCT FROM source_id)
 );
 COMMENT ON TABLE billops.cur_source IS
-  'A CUR / Data Exports delivery location. credentials is a reference, never a key.';
+  'A CUR, Data Exports (CUR 2.0 or FOCUS) or FOCUS files delivery location. credentials is a reference, never a key.';
 
 -- One attempt to load one billing period's delivery (an assembly).
 CREATE TABLE billops.cur_delivery (
@@ -341,10 +343,10 @@ BEGIN
                 USING ERRCODE = 'undefined_object', HINT = 'See SELECT name FROM billops.cur_source.';
         END IF;
     END IF;
-    IF layout NOT IN ('legacy_cur', 'cur2', 'focus') THEN
+    IF layout NOT IN ('legacy_cur', 'cur2', 'focus', 'focus_files') THEN
         RAISE EXCEPTION 'unknown CUR layout "%"', layout
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use ''legacy_cur'' for Cost and Usage Reports, ''cur2'' for CUR 2.0 Data Exports or ''focus'' for FOCUS Data Exports.';
+                  HINT = 'Use ''legacy_cur'' for Cost and Usage Reports, ''cur2'' for CUR 2.0 Data Exports, ''focus'' for FOCUS Data Exports or ''focus_files'' for FOCUS files of any provider.';
     END IF;
     IF name IS NULL OR name !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$' THEN
         RAISE EXCEPTION 'invalid CUR source name "%"', name
@@ -401,7 +403,17 @@ DECLARE
 BEGIN
     SELECT * INTO STRICT s FROM billops.cur_source WHERE source_id = target_source_id;
     base := concat_ws('/', nullif(s.prefix, ''), s.report_name) || '/';
-    IF s.layout = 'legacy_cur' THEN
+    IF s.layout = 'focus_files' THEN
+        -- FOCUS files of any provider (another cloud's export copied to S3): every CSV, gzip CSV or
+        -- Parquet object under the folder is a delivery of its own; its period is in its rows
+        FOR o IN SELECT * FROM billops._s3_list(target_source_id, base) l
+                 WHERE NOT l.is_prefix AND l.key ~* '\.(csv|csv\.gz|parquet)$' ORDER BY l.key
+        LOOP
+            billing_period := NULL;
+            manifest_key := o.key;
+            RETURN NEXT;
+        END LOOP;
+    ELSIF s.layout = 'legacy_cur' THEN
         -- <prefix>/<report>/<yyyymmdd-yyyymmdd>/<report>-Manifest.json always names the newest assembly
         FOR o IN SELECT * FROM billops._s3_list(target_source_id, base, '/') l
                  WHERE l.is_prefix AND substr(l.key, length(base) + 1) ~ '^[0-9]{8}-[0-9]{8}/$'
@@ -705,7 +717,8 @@ BEGIN
     SELECT * INTO STRICT dl FROM billops.cur_delivery WHERE delivery_id = target_delivery_id;
     PERFORM pg_advisory_xact_lock(1650812930, dl.source_id);
     SELECT delivery_id INTO dup FROM billops.cur_delivery x
-     WHERE x.source_id = dl.source_id AND x.billing_period = dl.billing_period
+     WHERE x.source_id = dl.source_id AND x.billing_period IS NOT DISTINCT FROM dl.billing_period
+       AND x.manifest_key IS NOT DISTINCT FROM dl.manifest_key
        AND x.assembly_id = dl.assembly_id AND x.status = 'loaded' AND x.delivery_id <> target_delivery_id
        AND x.finished_at > dl.started_at;
     IF dup IS NOT NULL THEN
@@ -723,7 +736,7 @@ BEGIN
         END LOOP;
     END IF;
     t1 := clock_timestamp();
-    IF (SELECT layout FROM billops.cur_source WHERE source_id = dl.source_id) = 'focus' THEN
+    IF (SELECT layout FROM billops.cur_source WHERE source_id = dl.source_id) IN ('focus', 'focus_files') THEN
         PERFORM billops._swap_focus_delivery(target_delivery_id);
     ELSE
         PERFORM billops._swap_delivery(target_delivery_id);
@@ -858,13 +871,30 @@ BEGIN
 
         -- 1. read the manifest and register the delivery (commits, so it shows as running)
         BEGIN
-            SELECT * INTO man FROM billops._read_manifest(s.source_id, per.billing_period, per.manifest_key);
+            IF s.layout = 'focus_files' THEN
+                -- an object is its own manifest: its ETag names the version, a rewrite is a new one
+                SELECT l.etag AS assembly_id, ARRAY[l.key] AS report_keys,
+                       CASE WHEN l.key ~* '\.parquet$' THEN 'PARQUET' ELSE 'AUTO' END AS compression,
+                       jsonb_build_object('key', l.key, 'etag', l.etag, 'size', l.size) AS manifest
+                  INTO man FROM billops._s3_list(s.source_id, per.manifest_key) l WHERE l.key = per.manifest_key;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'FOCUS file s3://%/% is no longer in the bucket', s.bucket, per.manifest_key
+                        USING ERRCODE = 'undefined_file', HINT = 'It was removed after the listing; the next sync will not see it.';
+                END IF;
+            ELSE
+                SELECT * INTO man FROM billops._read_manifest(s.source_id, per.billing_period, per.manifest_key);
+            END IF;
             v_assembly := man.assembly_id;
             IF NOT force AND EXISTS (SELECT 1 FROM billops.cur_delivery
-                                      WHERE source_id = s.source_id AND billing_period = per.billing_period
-                                        AND assembly_id = man.assembly_id AND status = 'loaded') THEN
+                                      WHERE source_id = s.source_id AND billing_period IS NOT DISTINCT FROM per.billing_period
+                                        AND (s.layout <> 'focus_files' OR manifest_key = per.manifest_key)
+                                        AND assembly_id = man.assembly_id AND status = 'loaded')
+               OR (NOT force AND s.layout = 'focus_files'
+                   AND EXISTS (SELECT 1 FROM billops.cur_delivery
+                                WHERE source_id = s.source_id AND manifest_key = per.manifest_key
+                                  AND assembly_id = man.assembly_id AND status IN ('loaded', 'superseded'))) THEN
                 RAISE NOTICE 'billops: % %: assembly % is already loaded', source_name,
-                             to_char(per.billing_period, 'YYYY-MM'), man.assembly_id;
+                             coalesce(to_char(per.billing_period, 'YYYY-MM'), per.manifest_key), man.assembly_id;
                 n_current := n_current + 1;
                 CONTINUE;
             END IF;
@@ -891,7 +921,7 @@ BEGIN
         -- 2. stream, load and swap, in one transaction of its own
         IF v_delivery IS NOT NULL THEN
             RAISE NOTICE 'billops: % %: loading assembly % (delivery %)', source_name,
-                         to_char(per.billing_period, 'YYYY-MM'), v_assembly, v_delivery;
+                         coalesce(to_char(per.billing_period, 'YYYY-MM'), per.manifest_key), v_assembly, v_delivery;
             BEGIN
                 PERFORM billops._load_and_swap(v_delivery);
                 n_loaded := n_loaded + 1;
@@ -916,7 +946,8 @@ BEGIN
 
         IF e_state IS NOT NULL THEN
             n_failed := n_failed + 1;
-            RAISE WARNING 'billops: % %: delivery failed: %', source_name, to_char(per.billing_period, 'YYYY-MM'), e_msg;
+            RAISE WARNING 'billops: % %: delivery failed: %', source_name,
+                          coalesce(to_char(per.billing_period, 'YYYY-MM'), per.manifest_key), e_msg;
             IF first_state IS NULL THEN
                 first_state := e_state; first_msg := e_msg; first_detail := e_detail; first_hint := e_hint;
             END IF;

@@ -4,7 +4,8 @@
 // checked against DuckDB's reading of the same objects. A later execution replaces the month
 // atomically; cut bodies are resumed; a damaged file, a row of another month and another source
 // of the same account are refused with the month loaded before intact; the Parquet export gives
-// exactly the CSV export's rows.
+// exactly the CSV export's rows. Another provider's FOCUS files copied to S3 (layout 'focus_files')
+// load object by object, each replacing the billing accounts' periods it holds.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -157,4 +158,46 @@ test('the same export as Parquet gives exactly the rows its gzip CSV gives', asy
                                   (SELECT count(*) FROM billops.focus_line_item)::int AS n`);
   assert.deepEqual(r, { differing: 0, n: 942 - Math.floor(942 / 10) });
   assert.deepEqual(await visible(), await duckTotals(pq.files));
+});
+
+test('other providers\' FOCUS files in S3 (layout focus_files): each object a delivery, its accounts\' periods replaced', async () => {
+  // the sample's Microsoft and Oracle rows, byte for byte, as one gzip CSV object
+  const { parse } = require('csv-parse/sync');
+  const records = parse(fs.readFileSync(SAMPLE), { raw: true });
+  const header = records[0].record;
+  const provider = header.indexOf('ProviderName');
+  const rows = records.slice(1).filter((r) => r.record[provider] !== 'AWS');
+  const text = (rs) => records[0].raw.replace(/\r?\n$/, '') + '\n' + rs.map((r) => r.raw.replace(/\r?\n$/, '') + '\n').join('');
+  const dir = path.join(S3_ROOT, BUCKET, 'other-clouds', 'azure-oci');
+  fs.mkdirSync(dir, { recursive: true });
+  const key = 'other-clouds/azure-oci/focus-2024.csv.gz';
+  fs.writeFileSync(path.join(S3_ROOT, BUCKET, key), zlib.gzipSync(text(rows)));
+  await db.query(`SELECT billops.create_cur_source('multi-cloud', $1, 'azure-oci', layout => 'focus_files', prefix => 'other-clouds',
+                  endpoint_url => $2, path_style => true)`, [BUCKET, S3]);
+  await db.query(`CALL billops.sync_cur_source('multi-cloud')`);
+  const seen = async () => one(db, `SELECT count(*)::int AS n, sum("BilledCost")::text AS cost,
+      (SELECT string_agg(billing_account_id || '@' || to_char(period_start AT TIME ZONE 'UTC', 'YYYY-MM'), ' ' ORDER BY billing_account_id, period_start)
+         FROM billops.focus_partition fp JOIN billops.cur_source s USING (source_id) WHERE s.name = 'multi-cloud') AS parts
+      FROM billops.focus_cost WHERE "x_BillopsSource" = 'focus:multi-cloud'`);
+  const first = await seen();
+  const duckSide = await duckTotals([{ key }]);
+  assert.equal(first.n, rows.length);
+  assert.equal(first.n, duckSide.rows, 'DuckDB reads as many rows in the object');
+  assert.equal(first.cost.replace(/\.?0+$/, ''), duckSide.cost, 'and the same BilledCost');
+  assert.equal(first.parts, '/providers/Microsoft.Billing/billingAccounts/8611537@2024-09 20209880@2024-09 20209880@2024-10');
+  const d1 = await one(db, `SELECT count(*)::int AS n FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) WHERE s.name = 'multi-cloud'`);
+  await db.query(`CALL billops.sync_cur_source('multi-cloud')`);
+  assert.equal((await one(db, `SELECT count(*)::int AS n FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) WHERE s.name = 'multi-cloud'`)).n,
+    d1.n, 'an object already loaded (same ETag) is not loaded again');
+  // the object rewritten without one Microsoft row: a new ETag, a new delivery; Microsoft's month is replaced,
+  // Oracle's months are replaced by the same rows
+  const ms = rows.findIndex((r) => r.record[provider] === 'Microsoft');
+  fs.writeFileSync(path.join(S3_ROOT, BUCKET, key), zlib.gzipSync(text(rows.filter((_, i) => i !== ms))));
+  await db.query(`CALL billops.sync_cur_source('multi-cloud')`);
+  const second = await seen();
+  assert.equal(second.n, rows.length - 1);
+  assert.equal(second.parts, first.parts);
+  const hist = await one(db, `SELECT string_agg(status, ' ' ORDER BY delivery_id) AS s FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
+                               WHERE s.name = 'multi-cloud'`);
+  assert.equal(hist.s, 'superseded loaded');
 });
