@@ -243,6 +243,18 @@ SELECT billing_period, product['product_name'] AS service,
  GROUP BY 1, 2, 3 ORDER BY sum(line_item_unblended_cost) DESC LIMIT 8;
 RESET search_path;
 \echo
+\echo '=== The same month in FOCUS 1.2, as FinOps tools read it (billops.focus_cost), by ServiceCategory ==='
+SELECT "ServiceCategory" AS category, "ServiceSubcategory" AS subcategory,
+       to_char(sum("BilledCost"), 'FM$999,999,990.00') AS billed, to_char(sum("EffectiveCost"), 'FM$999,999,990.00') AS effective,
+       to_char(sum("ListCost"), 'FM$999,999,990.00') AS list
+  FROM billops.focus_cost WHERE "BillingPeriodStart" = '2024-02-01T00:00:00Z'
+ GROUP BY 1, 2 ORDER BY sum("EffectiveCost") DESC LIMIT 8;
+\echo
+\echo '=== FOCUS 1.2 conformance of that month: the MUST rules its rows break, and why (billops.focus_conformance) ==='
+SELECT rule_id, rows_violating AS rows, left(requirement, 96) AS requirement
+  FROM billops.focus_conformance('billops.focus_cost', $$"BillingPeriodStart" = '2024-02-01T00:00:00Z'$$)
+ WHERE keyword = 'MUST' AND rows_violating > 0 ORDER BY rows_violating DESC;
+\echo
 \echo '=== Exception queue: what is stuck and why (billops.exception_queue) ==='
 SELECT to_char(billing_period, 'YYYY-MM') AS period, left(source_entity, 24) AS seller_or_entity, reason_code,
        left(reason, 64) AS reason, to_char(amount, 'FM$999,990.00') AS amount
