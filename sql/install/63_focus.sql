@@ -406,12 +406,21 @@ SELECT billops._audit_tables(ARRAY['focus_service_category'], ARRAY['service_nam
 -- (billops._amortized_cost), so it adds up to cur_spend_by_account_service's
 -- amortized_cost.  One row per line item, and one more for a commitment's fee
 -- whose commitment went partly unused: that unused part as a Usage row of
--- status Unused (BilledCost 0), the fee itself a Purchase of EffectiveCost 0.
+-- status Unused (BilledCost 0), the fee itself a Purchase of EffectiveCost 0;
+-- but a Savings Plan's negation line, which only cancels the covered line's
+-- on-demand cost, is folded into it (the covered line bills 0).  BilledCost
+-- adds up to the CUR's unblended cost as long as each negation cancels a
+-- covered line, as AWS bills them.
 -- ---------------------------------------------------------------------------
 CREATE VIEW billops._focus_cur WITH (security_invoker = true) AS
 SELECT li.line_item_availability_zone AS "AvailabilityZone",
-       -- the unused part of a commitment is billed by its fee row, not again
-       CASE WHEN part.unused THEN 0 ELSE li.line_item_unblended_cost END AS "BilledCost",
+       -- the unused part of a commitment is billed by its fee row, not again; usage a Savings Plan
+       -- covers is billed by the plan's fees: the CUR writes it at the on-demand cost and cancels it in
+       -- a SavingsPlanNegation line, which this view folds away (below), as AWS's own FOCUS export
+       -- shows covered usage (its sample: Savings Plan Used rows of BilledCost 0; FOCUS 1.2
+       -- attributes/discount_handling.md: a row a commitment covers entirely bills 0)
+       CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanCoveredUsage' THEN 0
+            ELSE li.line_item_unblended_cost END AS "BilledCost",
        li.bill_payer_account_id AS "BillingAccountId",
        -- a name the CUR gives (CUR 2.0), else the one billops.aws_account records (legacy CUR has none)
        coalesce(nullif(li.bill_payer_account_name, ''), pa.account_name) AS "BillingAccountName",
@@ -455,19 +464,14 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- FOCUS 1.2 columns/consumedquantity.md, consumedunit.md: a quantity on every Usage row (the
        -- Savings Plan negation rows included) but an unused commitment's and on no other, a unit
        -- exactly where there is a quantity
-       -- (a Savings Plan negation consumes nothing its covered row has not: 0, so quantities add up)
-       CASE WHEN cc.charge_category = 'Usage' AND NOT part.unused
-            THEN CASE WHEN li.line_item_line_item_type = 'SavingsPlanNegation' AND li.line_item_usage_amount IS NOT NULL THEN 0
-                      ELSE li.line_item_usage_amount END END AS "ConsumedQuantity",
+       CASE WHEN cc.charge_category = 'Usage' AND NOT part.unused THEN li.line_item_usage_amount END AS "ConsumedQuantity",
        CASE WHEN cc.charge_category = 'Usage' AND NOT part.unused AND li.line_item_usage_amount IS NOT NULL
             THEN nullif(li.pricing_unit, '') END AS "ConsumedUnit",
        -- FOCUS 1.2 columns/contractedcost.md: a charge unrelated to other charges (a credit, a discount)
        -- at its BilledCost; otherwise the net unblended cost when the CUR has it (unverified)
-       -- A Savings Plan's negation row cancels its covered row's BilledCost, not what the usage costs at
-       -- the contracted or the list price: its ContractedCost and ListCost are 0, so covered usage adds up
-       -- to BilledCost 0, EffectiveCost its Savings Plan cost and ListCost/ContractedCost its on-demand
-       -- price, as the specification's appendix shows committed usage (commitment_discounts.md)
-       CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanNegation' THEN 0
+       -- (covered usage keeps its on-demand price here: ListCost and ContractedCost are what the usage
+       -- costs at the list and the contracted price, as the specification's appendix shows committed usage)
+       CASE WHEN part.unused THEN 0
             WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
             ELSE coalesce(li.line_item_net_unblended_cost, li.line_item_unblended_cost) END AS "ContractedCost",
        pr.contracted_unit_price AS "ContractedUnitPrice",
@@ -478,7 +482,7 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        -- at its BilledCost.  The CUR gives credits, tax and fees no public price: tax lists at what it
        -- costs (the rule that tax's ListCost be computed from the taxed charges' ListCost needs the
        -- tax rate, which the CUR does not give), and a purchase (a fee) at its own price
-       CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanNegation' THEN 0
+       CASE WHEN part.unused THEN 0
             WHEN cc.charge_category = 'Credit' THEN li.line_item_unblended_cost
             WHEN cc.charge_category IN ('Tax', 'Purchase') THEN coalesce(li.pricing_public_on_demand_cost, li.line_item_unblended_cost)
             ELSE li.pricing_public_on_demand_cost END AS "ListCost",
@@ -628,10 +632,10 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
                                   CASE WHEN cm.is_savings_plan THEN li.line_item_currency_code ELSE 'Hours' END AS unit) cq
        -- ListUnitPrice: the public rate; a purchase (a fee) without one at its own rate; an unused
        -- commitment at 0.  ContractedUnitPrice: the net rate when the CUR has it, else the rate.
-       CROSS JOIN LATERAL (SELECT CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanNegation' THEN 0
+       CROSS JOIN LATERAL (SELECT CASE WHEN part.unused THEN 0
                                        WHEN cc.charge_category = 'Purchase' THEN coalesce(li.pricing_public_on_demand_rate, li.line_item_unblended_rate)
                                        ELSE li.pricing_public_on_demand_rate END AS list_unit_price,
-                                  CASE WHEN part.unused OR li.line_item_line_item_type = 'SavingsPlanNegation' THEN 0
+                                  CASE WHEN part.unused THEN 0
                                        ELSE coalesce(li.line_item_net_unblended_rate, li.line_item_unblended_rate) END AS contracted_unit_price) pr
        -- the ResourceId (a commitment's own rows carry the commitment's id) and its ARN parts
        CROSS JOIN LATERAL (SELECT x.id, substring(x.id from '^arn:[^:]*:([^:]*):') AS arn_service,
@@ -643,7 +647,9 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        LEFT JOIN billops._focus_service_category_map by_family
               ON by_family.service_name = cc.service_name AND by_family.product_family = cc.product_family AND cc.product_family <> ''
        LEFT JOIN billops._focus_service_category_map by_service
-              ON by_service.service_name = cc.service_name AND by_service.product_family = '';
+              ON by_service.service_name = cc.service_name AND by_service.product_family = ''
+ -- folded into their covered rows (BilledCost 0 above): each cancels one, as AWS bills them
+ WHERE li.line_item_line_item_type IS DISTINCT FROM 'SavingsPlanNegation';
 COMMENT ON VIEW billops._focus_cur IS
   'FOCUS 1.2 columns over the visible CUR deliveries: a row per line item, and one per commitment fee with unused commitment (BilledCost = unblended cost, EffectiveCost = amortized cost; see 63_focus.sql for unverified mappings).';
 

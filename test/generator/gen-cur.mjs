@@ -897,8 +897,11 @@ export async function generate(opt) {
     common(P, 0, 'RIFee', d); monthly();
     const info = tplInfo(ri.ti, REGIONS.indexOf(ri.region));
     const hrs = ri.count * hoursInMonth, u = hrs * SCALE;
-    cost = ri.recS * hrs; amort = cost;
+    cost = ri.recS * hrs;
     const unusedQ = rndInt(Math.max(1, Math.floor(hrs * 0.1)));
+    // AWS's CUR query library: an RI fee amortizes to its unused parts (the used ones are in the
+    // DiscountedUsage lines' effective cost)
+    amort = unusedQ * ri.recS + unusedQ * ri.upS;
     R.line_item_product_code = t.code; R.line_item_operation = t.op;
     R.line_item_usage_type = info.ut.replace(/(BoxUsage|InstanceUsage):/, 'HeavyUsage:');
     R.line_item_usage_amount = fmt(u); setCosts(cost, ri.recS); setNet(P, cost, ri.recS);
@@ -957,7 +960,8 @@ export async function generate(opt) {
       R.line_item_line_item_description = `${s.product}, 12 month contract, monthly charge`;
       R.product_product_name = s.product;
     }
-    amort = cost; setCosts(cost, cost); setNet(P, cost, cost);
+    // an RI's upfront fee amortizes to 0 (into its DiscountedUsage lines), any other fee to its cost
+    amort = kind === 1 ? 0 : cost; setCosts(cost, cost); setNet(P, cost, cost);
     R.cost_category_team = A.team; if (needMaps) R.cost_category = teamJson(A);
   }
 
@@ -1025,10 +1029,29 @@ export async function generate(opt) {
     }
     R.identity_line_item_id = id.slice(0, 52);
     if (i < base) {
+      // Savings Plan coverage comes in pairs, as AWS bills it: a SavingsPlanCoveredUsage line at the
+      // on-demand cost and the SavingsPlanNegation that cancels it. A row drawing either kind at an
+      // even index is the covered line, and the next index its negation (the same draws replayed);
+      // a row drawing either kind at an odd index is ordinary usage.
+      const kindAt = (j) => { seedFor(seedBase, 1, j); pickPayer(); rndInt(days); const x = rnd(); let k = 0; while (MIX_CUM[k][0] <= x) k++; return MIX_CUM[k][1]; };
+      const isSp = (kind) => kind === 'SavingsPlanCoveredUsage' || kind === 'SavingsPlanNegation';
+      if (i % 2 === 1 && isSp(kindAt(i - 1))) {
+        seedFor(seedBase, 1, i - 1);
+        const P = pickPayer(), d = rndInt(days); rnd();
+        genSpCovered(P, d, true);
+        if (d !== 0 && R.line_item_usage_start_date === periodStart) R.identity_time_interval = interval[0];
+        if (final) {
+          const FP = payers[pIx], inv = invKey & 7;
+          R.bill_invoice_id = invoiceId(FP, (invKey >> 3) & 3, inv - 1);
+        }
+        return;
+      }
       seedFor(seedBase, 1, i);
       const P = pickPayer(), d = rndInt(days), x = rnd();
       let k = 0; while (MIX_CUM[k][0] <= x) k++;
-      switch (MIX_CUM[k][1]) {
+      let kind = MIX_CUM[k][1];
+      if (isSp(kind)) kind = i % 2 === 0 && i + 1 < base ? 'SavingsPlanCoveredUsage' : 'Usage';
+      switch (kind) {
         case 'Usage': genUsage(P, d, true); break;
         case 'MP': genMarketplace(P, d); break;
         case 'DiscountedUsage': genDiscounted(P, d); break;

@@ -103,7 +103,7 @@ function readTable(root, bucket, keys) {
 // Totals computed from the parsed CSV, in the shape of the generator's --expected file.
 function totals(header, rows, names) {
   const ix = Object.fromEntries(header.map((h, i) => [h, i]));
-  const col = (r, n) => r[ix[names[n]]];
+  const col = (r, n) => r[ix[names[n]]] ?? '';
   const num = (r, n) => (col(r, n) === '' ? 0n : dec(col(r, n)));
   const out = {};
   for (const r of rows) {
@@ -112,20 +112,27 @@ function totals(header, rows, names) {
     p.rows++; p.cost += c;
     (p.type[type] ??= { rows: 0, cost: 0n }).rows++; p.type[type].cost += c;
     (p.acct[acct] ??= { rows: 0, cost: 0n }).rows++; p.acct[acct].cost += c;
-    // amortized cost as in docs/aws-billing.md
+    // amortized cost as AWS's CUR query library computes it (docs/aws-billing.md gives its first cases;
+    // the library also amortizes an RI fee to its unused parts and an RI's upfront fee to 0)
     p.amort += type === 'SavingsPlanCoveredUsage' ? num(r, 'spEff')
       : type === 'SavingsPlanRecurringFee' ? num(r, 'spTotal') - num(r, 'spUsed')
         : type === 'SavingsPlanNegation' || type === 'SavingsPlanUpfrontFee' ? 0n
-          : type === 'DiscountedUsage' ? num(r, 'riEff') : c;
+          : type === 'DiscountedUsage' ? num(r, 'riEff')
+            : type === 'RIFee' ? num(r, 'riUnusedUpfront') + num(r, 'riUnusedRecurring')
+              : type === 'Fee' && col(r, 'riArn') !== '' ? 0n : c;
   }
   return out;
 }
 const LEGACY_NAMES = { payer: 'bill/PayerAccountId', type: 'lineItem/LineItemType', account: 'lineItem/UsageAccountId',
   cost: 'lineItem/UnblendedCost', spEff: 'savingsPlan/SavingsPlanEffectiveCost', spTotal: 'savingsPlan/TotalCommitmentToDate',
-  spUsed: 'savingsPlan/UsedCommitment', riEff: 'reservation/EffectiveCost' };
+  spUsed: 'savingsPlan/UsedCommitment', riEff: 'reservation/EffectiveCost',
+  riUnusedUpfront: 'reservation/UnusedAmortizedUpfrontFeeForBillingPeriod', riUnusedRecurring: 'reservation/UnusedRecurringFee',
+  riArn: 'reservation/ReservationARN' };
 const CUR2_NAMES = { payer: 'bill_payer_account_id', type: 'line_item_line_item_type', account: 'line_item_usage_account_id',
   cost: 'line_item_unblended_cost', spEff: 'savings_plan_savings_plan_effective_cost', spTotal: 'savings_plan_total_commitment_to_date',
-  spUsed: 'savings_plan_used_commitment', riEff: 'reservation_effective_cost' };
+  spUsed: 'savings_plan_used_commitment', riEff: 'reservation_effective_cost',
+  riUnusedUpfront: 'reservation_unused_amortized_upfront_fee_for_billing_period', riUnusedRecurring: 'reservation_unused_recurring_fee',
+  riArn: 'reservation_reservation_a_r_n' };
 
 function checkExpected(exp, header, rows, names) {
   const got = totals(header, rows, names);

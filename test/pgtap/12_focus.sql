@@ -68,10 +68,10 @@ SELECT is((SELECT string_agg("BilledCost" || ':' || coalesce("ChargeClass", '-')
 -- columns/pricingcategory.md, consumedquantity.md, consumedunit.md, commitmentdiscountstatus.md
 SELECT is((SELECT string_agg("BilledCost" || ':' || "PricingCategory" || ':' || "CommitmentDiscountStatus" || ':' || "ConsumedQuantity", ' ' ORDER BY "BilledCost")
              FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "CommitmentDiscountId" IS NOT NULL),
-          '-0.50:Committed:Used:0 0.50:Committed:Used:1', 'Savings Plan coverage and its negation: Committed, Used; the usage counted once (the negation''s quantity 0)');
-SELECT is((SELECT format('%s/%s/%s/%s', "BilledCost", "ListCost", "ContractedCost", "EffectiveCost")
-             FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777' AND "CommitmentDiscountId" IS NOT NULL AND "BilledCost" < 0),
-          '-0.50/0/0/0', 'the negation cancels the covered row''s BilledCost only: its ListCost and ContractedCost are 0');
+          '0:Committed:Used:1', 'Savings Plan coverage: Committed, Used, its quantity; billed 0, its negation line folded into it');
+SELECT is((SELECT sum("BilledCost") FROM billops.focus_cost WHERE "BillingAccountId" = '999988887777'),
+          (SELECT sum(line_item_unblended_cost) FROM billops.cur_line_item WHERE bill_payer_account_id = '999988887777'),
+          'and the account''s BilledCost still adds up to the CUR''s unblended cost');
 -- columns/resourcetype.md: a type wherever there is a ResourceId, from AWS's own ARN format and id prefixes
 COPY (SELECT 'bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,lineItem/ProductCode,lineItem/ResourceId,lineItem/UsageAmount,pricing/unit'
       UNION ALL SELECT '999966665555,2024-02-01T00:00:00Z,999966665555,Usage,1.00,AmazonEC2,i-0abc123,1,Hrs'
