@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
-import { connect, closeAll, freshDatabase, expectError, setFaults, clearFaults, S3, S3_ROOT, ROOT, SHARED, one } from './helpers.mjs';
+import { connect, closeAll, freshDatabase, expectError, setFaults, clearFaults, generate, S3, S3_ROOT, ROOT, RUN, SHARED, one } from './helpers.mjs';
 import { focusDelivery } from '../generator/focus-delivery.mjs';
 
 const require = createRequire(path.join(ROOT, 'test/emulators/package.json'));
@@ -200,4 +200,64 @@ test('other providers\' FOCUS files in S3 (layout focus_files): each object a de
   const hist = await one(db, `SELECT string_agg(status, ' ' ORDER BY delivery_id) AS s FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
                                WHERE s.name = 'multi-cloud'`);
   assert.equal(hist.s, 'superseded loaded');
+});
+
+// The columns of AWS's "FOCUS 1.2 with AWS columns" table (AWS Data Exports user guide, table
+// dictionary): FOCUS 1.2's 57 and AWS's three, x_Discounts, x_Operation and x_ServiceCode.
+const AWS_FOCUS_12 = ['AvailabilityZone', 'BilledCost', 'BillingAccountId', 'BillingAccountName', 'BillingAccountType', 'BillingCurrency',
+  'BillingPeriodEnd', 'BillingPeriodStart', 'CapacityReservationId', 'CapacityReservationStatus', 'ChargeCategory', 'ChargeClass',
+  'ChargeDescription', 'ChargeFrequency', 'ChargePeriodEnd', 'ChargePeriodStart', 'CommitmentDiscountCategory', 'CommitmentDiscountId',
+  'CommitmentDiscountName', 'CommitmentDiscountQuantity', 'CommitmentDiscountStatus', 'CommitmentDiscountType', 'CommitmentDiscountUnit',
+  'ConsumedQuantity', 'ConsumedUnit', 'ContractedCost', 'ContractedUnitPrice', 'EffectiveCost', 'InvoiceId', 'InvoiceIssuerName', 'ListCost',
+  'ListUnitPrice', 'PricingCategory', 'PricingCurrency', 'PricingCurrencyContractedUnitPrice', 'PricingCurrencyEffectiveCost',
+  'PricingCurrencyListUnitPrice', 'PricingQuantity', 'PricingUnit', 'ProviderName', 'PublisherName', 'RegionId', 'RegionName', 'ResourceId',
+  'ResourceName', 'ResourceType', 'ServiceCategory', 'ServiceName', 'ServiceSubcategory', 'SkuId', 'SkuMeter', 'SkuPriceDetails', 'SkuPriceId',
+  'SubAccountId', 'SubAccountName', 'SubAccountType', 'Tags', 'x_Discounts', 'x_Operation', 'x_ServiceCode'];
+
+test('an AWS FOCUS 1.2 export (AWS\'s 60 columns, every line item type) syncs from S3 as FOCUS 1.2, its money intact', async () => {
+  // a generated CUR 2.0 month, written as AWS's FOCUS 1.2 table by pg_billops' own FOCUS view
+  const out = path.join(RUN, 'focus12-gen');
+  fs.rmSync(out, { recursive: true, force: true });
+  generate(['--out', out, '--bucket', 'focus12-gen', '--report', 'gen', '--layout', 'cur2', '--period', '2024-06',
+    '--rows', '4000', '--files', '1', '--columns', 'all', '--seed', '12', '--final', '--quiet']);
+  fs.chmodSync(out, 0o755);
+  const cur = path.join(out, 'focus12-gen/gen/data/BILLING_PERIOD=2024-06', fs.readdirSync(path.join(out, 'focus12-gen/gen/data/BILLING_PERIOD=2024-06'))[0]);
+  await db.query(`SELECT billops.load_cur_file($1, 'gen-cur')`, [cur]);
+  const csv = `/tmp/billops-focus12-export-${process.pid}.csv`;   // written by the server
+  fs.rmSync(csv, { force: true });
+  await db.query(`SET TimeZone = 'UTC'`);
+  await db.query(`COPY (SELECT ${AWS_FOCUS_12.map((c) => `"${c}"`).join(', ')} FROM billops.focus_cost
+                         WHERE "x_BillopsSource" = 'cur' AND "BillingPeriodStart" = '2024-06-01T00:00:00Z')
+                  TO '${csv}' WITH (FORMAT csv, HEADER true)`);
+  await db.query('RESET TimeZone');
+  const key = 'exports12/focus12aws/data/BILLING_PERIOD=2024-06/focus12aws-00001.csv.gz';
+  fs.mkdirSync(path.dirname(path.join(S3_ROOT, BUCKET, key)), { recursive: true });
+  fs.writeFileSync(path.join(S3_ROOT, BUCKET, key), zlib.gzipSync(fs.readFileSync(csv)));
+  fs.rmSync(csv, { force: true });
+  const manifestKey = 'exports12/focus12aws/metadata/BILLING_PERIOD=2024-06/focus12aws-Manifest.json';
+  fs.mkdirSync(path.dirname(path.join(S3_ROOT, BUCKET, manifestKey)), { recursive: true });
+  fs.writeFileSync(path.join(S3_ROOT, BUCKET, manifestKey), JSON.stringify({ executionId: 'focus12-run-1', exportArn: 'arn:aws:bcm-data-exports:us-east-1:000000000000:export/focus12aws',
+    columns: AWS_FOCUS_12.map((name) => ({ name })), dataFiles: [`s3://${BUCKET}/${key}`], additionalOutputFiles: [] }));
+  await db.query(`SELECT billops.create_cur_source('aws-focus12', $1, 'focus12aws', layout => 'focus', prefix => 'exports12',
+                  endpoint_url => $2, path_style => true)`, [BUCKET, S3]);
+  await db.query(`CALL billops.sync_cur_source('aws-focus12')`);
+  const d = await one(db, `SELECT d.status, d.focus_version, cardinality(d.columns) AS ncols, d.rows_loaded::int AS rows
+                             FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) WHERE s.name = 'aws-focus12'`);
+  assert.deepEqual(d, { status: 'loaded', focus_version: '1.2', ncols: 60, rows: d.rows });
+  // the export's rows, as loaded, against the view they were written from: every row and column
+  const cols = AWS_FOCUS_12.map((c) => `"${c}"`).join(', ');
+  const cmp = await one(db, `WITH exp AS (SELECT ${cols} FROM billops.focus_line_item f
+                                           JOIN billops.focus_partition fp ON fp.period_start = f."BillingPeriodStart" AND fp.billing_account_id = f."BillingAccountId"
+                                           JOIN billops.cur_source s ON s.source_id = fp.source_id WHERE s.name = 'aws-focus12'),
+                                  src AS (SELECT ${cols} FROM billops.focus_cost WHERE "x_BillopsSource" = 'cur' AND "BillingPeriodStart" = '2024-06-01T00:00:00Z')
+                             SELECT (SELECT count(*) FROM exp)::int AS n, (SELECT count(*) FROM src)::int AS m,
+                                    (SELECT count(*) FROM (SELECT * FROM exp EXCEPT ALL SELECT * FROM src) a)::int
+                                  + (SELECT count(*) FROM (SELECT * FROM src EXCEPT ALL SELECT * FROM exp) b)::int AS differing`);
+  assert.equal(cmp.n, cmp.m);
+  assert.equal(cmp.n, d.rows);
+  assert.equal(cmp.differing, 0, 'every row and column of the export as the view wrote it');
+  // as a FOCUS 1.2 export, with the CUR holding the same month, focus_cost shows the CUR's rows once
+  const shown = await one(db, `SELECT count(*) FILTER (WHERE "x_BillopsSource" = 'focus:aws-focus12')::int AS export_rows
+                                 FROM billops.focus_cost WHERE "BillingPeriodStart" = '2024-06-01T00:00:00Z'`);
+  assert.equal(shown.export_rows, 0, 'a month both the CUR and the export hold is shown from the CUR, not twice');
 });
