@@ -534,9 +534,10 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
        NULL::text AS "ResourceName",
        -- FOCUS 1.2 columns/resourcetype.md: a type wherever there is a ResourceId.  AWS's own: the
        -- resource-type part of an ARN (arn:partition:service:region:account:resource-type/id or
-       -- resource-type:id, the documented ARN format); for the CUR's bare ids, EC2's "i-" and "vol-"
-       -- and Direct Connect's "dxcon-" (instance, volume, dxcon, as their ARNs name them) and S3's
-       -- bucket names (bucket).  Any other id
+       -- resource-type:id, the documented ARN format); for the CUR's bare ids, their prefix (EC2's
+       -- "i-", "vol-", "snap-", "nat-", "eipalloc-", "vpce-", "vpn-", Direct Connect's "dxcon-",
+       -- WorkSpaces' "ws-") mapped to the type their ARNs name, and S3's bucket names (bucket).
+       -- Any other id
        -- stays without a type, which billops.focus_conformance reports.
        CASE WHEN rt.id IS NULL THEN NULL
             WHEN rt.arn_resource IS NOT NULL
@@ -544,9 +545,16 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
                                -- services whose ARNs name the resource with no type part: S3's buckets,
                                -- SQS's queues, SNS's topics (as their IAM resource types are named)
                                CASE rt.arn_service WHEN 's3' THEN 'bucket' WHEN 'sqs' THEN 'queue' WHEN 'sns' THEN 'topic' END)
+            -- a bare id by its prefix, as the resource's ARN names its type
             WHEN rt.id ~ '^i-[0-9a-f]+$' THEN 'instance'
             WHEN rt.id ~ '^vol-[0-9a-f]+$' THEN 'volume'
+            WHEN rt.id ~ '^snap-[0-9a-f]+$' THEN 'snapshot'
+            WHEN rt.id ~ '^nat-[0-9a-f]+$' THEN 'natgateway'
+            WHEN rt.id ~ '^eipalloc-[0-9a-f]+$' THEN 'elastic-ip'
+            WHEN rt.id ~ '^vpce-[0-9a-f]+$' THEN 'vpc-endpoint'
+            WHEN rt.id ~ '^vpn-[0-9a-f]+$' THEN 'vpn-connection'
             WHEN rt.id ~ '^dxcon-[0-9a-z]+$' THEN 'dxcon'
+            WHEN rt.id ~ '^ws-[0-9a-z]+$' THEN 'workspace'
             WHEN li.line_item_product_code = 'AmazonS3' THEN 'bucket'
        END AS "ResourceType",
        coalesce(by_family.service_category, by_service.service_category, 'Other') AS "ServiceCategory",
