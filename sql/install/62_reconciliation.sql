@@ -209,6 +209,7 @@ SELECT i.invoice_id, i.account_id AS payer_account_id, i.billing_period, i.invoi
        i.issued_date, i.due_date, i.currency, i.total_amount, i.tax_amount,
        (SELECT min(dp.delivery_id) FROM billops.cur_delivery_partition dp
          WHERE dp.billing_period = i.billing_period AND dp.payer_account_id = i.account_id
+           AND dp.period_start IS NULL          -- the CUR's deliveries (a FOCUS export's have a period_start)
            AND i.invoice_id = ANY (dp.invoice_ids)) AS first_delivery_id,
        (SELECT cp.delivery_id FROM billops.cur_partition cp
           JOIN billops.cur_delivery_partition dp USING (delivery_id, billing_period, payer_account_id)
