@@ -66,6 +66,11 @@ sql_timed() {  # sql_timed SQL -> seconds
     awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
 }
 
+copy_timed() {  # copy_timed TABLE COLUMNS CSVFILE -> seconds of plain COPY FROM into the emptied table
+    q -c "TRUNCATE $1" -c "CHECKPOINT"
+    sql_timed "COPY $1 ($2) FROM '$3' WITH (FORMAT csv, HEADER true)"
+}
+
 min() { echo "$1 $2" | awk '{print ($1 < $2) ? $1 : $2}'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 

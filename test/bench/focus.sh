@@ -50,20 +50,12 @@ q -c "SELECT FROM billops.create_cur_source('bench-focus', 'bench-billing', 'fex
       endpoint_url => '$S3_ENDPOINT', path_style => true)" \
   -c "CREATE TABLE public.bench_focus_copy (LIKE billops.focus_line_item)"
 
-copy_timed() {
-    local t0 t1
-    q -c "TRUNCATE public.bench_focus_copy" -c "CHECKPOINT"
-    t0=$(now)
-    q -c "COPY public.bench_focus_copy ($cols) FROM '$plain' WITH (FORMAT csv, HEADER true)"
-    t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
-}
 ingest_timed() { q -c "CHECKPOINT"; BENCH_SOURCE=bench-focus BENCH_SAMPLE_MEMORY=0 sync_timed 2024-05-01 "bench-focus-$1" true; }
 
 log "measuring: COPY, sync, three times"
-c1=$(copy_timed); i1=$(ingest_timed 1)
-c2=$(copy_timed); i2=$(ingest_timed 2)
-c3=$(copy_timed); i3=$(ingest_timed 3)
+c1=$(copy_timed public.bench_focus_copy "$cols" "$plain"); i1=$(ingest_timed 1)
+c2=$(copy_timed public.bench_focus_copy "$cols" "$plain"); i2=$(ingest_timed 2)
+c3=$(copy_timed public.bench_focus_copy "$cols" "$plain"); i3=$(ingest_timed 3)
 copy_s=$(median "$c1" "$c2" "$c3")
 ingest_s=$(median "$i1" "$i2" "$i3")
 rows=$(q -c "SELECT count(*) FROM billops.focus_line_item")

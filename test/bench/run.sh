@@ -41,21 +41,13 @@ CREATE TABLE public.bench_copy (LIKE billops.cur_line_item);
 SQL
 columns=$(head -1 "$BILLOPS_RUN/plain.csv")
 
-copy_timed() {
-    local t0 t1
-    q -c "TRUNCATE public.bench_copy" -c "CHECKPOINT"
-    t0=$(now)
-    q -c "COPY public.bench_copy ($columns) FROM '$BILLOPS_RUN/plain.csv' WITH (FORMAT csv, HEADER true)"
-    t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
-}
 
 log "measuring: COPY, ingest, COPY, ingest"
 q -c "CHECKPOINT"
-c1=$(copy_timed)
+c1=$(copy_timed public.bench_copy "$columns" "$BILLOPS_RUN/plain.csv")
 q -c "CHECKPOINT"
 i1=$(sync_timed 2024-05-01 bench-ingest-1)
-c2=$(copy_timed)
+c2=$(copy_timed public.bench_copy "$columns" "$BILLOPS_RUN/plain.csv")
 q -c "CHECKPOINT"
 i2=$(sync_timed 2024-05-01 bench-ingest-2 true)
 copy_s=$(min "$c1" "$c2")
