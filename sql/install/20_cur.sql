@@ -885,14 +885,13 @@ BEGIN
                 SELECT * INTO man FROM billops._read_manifest(s.source_id, per.billing_period, per.manifest_key);
             END IF;
             v_assembly := man.assembly_id;
-            IF NOT force AND EXISTS (SELECT 1 FROM billops.cur_delivery
-                                      WHERE source_id = s.source_id AND billing_period IS NOT DISTINCT FROM per.billing_period
-                                        AND (s.layout <> 'focus_files' OR manifest_key = per.manifest_key)
-                                        AND assembly_id = man.assembly_id AND status = 'loaded')
-               OR (NOT force AND s.layout = 'focus_files'
-                   AND EXISTS (SELECT 1 FROM billops.cur_delivery
-                                WHERE source_id = s.source_id AND manifest_key = per.manifest_key
-                                  AND assembly_id = man.assembly_id AND status IN ('loaded', 'superseded'))) THEN
+            IF NOT force AND EXISTS (SELECT 1 FROM billops.cur_delivery d
+                                      WHERE d.source_id = s.source_id AND d.assembly_id = man.assembly_id
+                                        AND CASE WHEN s.layout = 'focus_files'
+                                                 -- an object's version is read once, even after later
+                                                 -- objects replaced the periods it held
+                                                 THEN d.manifest_key = per.manifest_key AND d.status IN ('loaded', 'superseded')
+                                                 ELSE d.billing_period = per.billing_period AND d.status = 'loaded' END) THEN
                 RAISE NOTICE 'billops: % %: assembly % is already loaded', source_name,
                              coalesce(to_char(per.billing_period, 'YYYY-MM'), per.manifest_key), man.assembly_id;
                 n_current := n_current + 1;
