@@ -661,6 +661,19 @@ SELECT li.line_item_availability_zone AS "AvailabilityZone",
 COMMENT ON VIEW billops._focus_cur IS
   'FOCUS 1.2 columns over the visible CUR deliveries: a row per line item, and one per commitment fee with unused commitment (BilledCost = unblended cost, EffectiveCost = amortized cost; see 63_focus.sql for unverified mappings).';
 
+-- The FOCUS export rows shown next to the CUR: those of billing accounts'
+-- periods no CUR delivery holds (where both hold one, the CUR's rows are
+-- shown: the same charges would otherwise count twice).  focus_cost and the
+-- cost lines statements and reconciliation read (_cost_line) both use it.
+CREATE VIEW billops._focus_line_item_shown WITH (security_invoker = true) AS
+SELECT f.*
+  FROM billops.focus_line_item f
+ WHERE NOT EXISTS (SELECT FROM billops.cur_partition p
+                    WHERE p.payer_account_id = f."BillingAccountId"
+                      AND p.billing_period = (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date);
+COMMENT ON VIEW billops._focus_line_item_shown IS
+  'FOCUS export rows of billing accounts'' periods no CUR delivery holds: what focus_cost and _cost_line show.';
+
 -- FOCUS 1.2 for FOCUS-speaking tools: the CUR-derived rows and the ingested
 -- FOCUS exports under one set of columns.  Where a billing account's period is
 -- both in the CUR and in a FOCUS export, the CUR wins (the same charges would
@@ -686,13 +699,10 @@ SELECT f."AvailabilityZone", f."BilledCost", f."BillingAccountId", f."BillingAcc
        f."ServiceSubcategory", f."SkuId", f."SkuMeter", f."SkuPriceDetails", f."SkuPriceId", f."SubAccountId",
        f."SubAccountName", f."SubAccountType", f."Tags", f."x_CostCategories", f."x_Discounts", f."x_Operation", f."x_ServiceCode",
        f."x_UsageType", 'focus:' || s.name, d.focus_version
-  FROM billops.focus_line_item f
+  FROM billops._focus_line_item_shown f
   JOIN billops.focus_partition fp ON fp.period_start = f."BillingPeriodStart" AND fp.billing_account_id = f."BillingAccountId"
   JOIN billops.cur_source s ON s.source_id = fp.source_id
-  JOIN billops.cur_delivery d ON d.delivery_id = fp.delivery_id
- WHERE NOT EXISTS (SELECT FROM billops.cur_partition p
-                    WHERE p.payer_account_id = f."BillingAccountId"
-                      AND p.billing_period = (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date);
+  JOIN billops.cur_delivery d ON d.delivery_id = fp.delivery_id;
 COMMENT ON VIEW billops.focus_cost_1_2 IS
   'FOCUS 1.2 columns over the visible CUR deliveries and ingested FOCUS exports (x_BillopsSource says which, x_FocusVersion in which FOCUS version it was delivered); see 63_focus.sql for unverified CUR mappings.';
 
@@ -775,9 +785,6 @@ SELECT 'focus', (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date, f."BillingAcc
        f."x_Operation", f."ChargeCategory",
        f."Tags", f."x_CostCategories", f."BilledCost",
        f."BillingCurrency"
-  FROM billops.focus_line_item f
- WHERE NOT EXISTS (SELECT FROM billops.cur_partition p
-                    WHERE p.payer_account_id = f."BillingAccountId"
-                      AND p.billing_period = (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date);
+  FROM billops._focus_line_item_shown f;
 COMMENT ON VIEW billops._cost_line IS
   'The cost lines statements and reconciliation read: CUR line items and FOCUS export rows (where no CUR holds the account''s period).';
