@@ -341,15 +341,19 @@ RETURNS TABLE (rule_id text, focus_column text, keyword text, requirement text, 
                violations_query text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- the scan holds some 300 aggregates: compiling them (JIT) takes longer than the scan itself
+SET jit = off
 AS $$
 DECLARE
     cols jsonb;                 -- column name -> SQL type of the relation
     r record;
     exprs text := '';
-    src text := format('(SELECT * FROM %s WHERE %s) d', dataset, coalesce(nullif(btrim(row_filter), ''), 'true'));
+    src text := format('(SELECT * FROM %s WHERE %s OFFSET 0) d', dataset, coalesce(nullif(btrim(row_filter), ''), 'true'));
     names text[];               -- the dataset's column names in order, for the 'columns' rules
     badtype text[] := '{}';     -- columns whose type rule fails: the rules reading them are not evaluated
     counts jsonb;
+    pairs text := '';           -- the one_per rules, all in a second scan: (rule, key, value) per row and rule
+    onecounts jsonb;
     n integer := 0;
     a bigint;
     v bigint;
@@ -376,6 +380,20 @@ BEGIN
         END IF;
     END LOOP;
     EXECUTE format('SELECT jsonb_build_object(''_'', 0%s) FROM %s', exprs, src) INTO counts;
+    -- the one_per rules, in one more scan (not one each: the dataset may be a costly view); values
+    -- compare as jsonb, so 1.0 and 1.00 are one value, as in SQL
+    FOR r IN SELECT * FROM billops.focus_rule fr WHERE fr.kind = 'one_per' AND cols ?& fr.columns AND NOT fr.columns && badtype LOOP
+        pairs := pairs || format('%s(%L, CASE WHEN %s THEN jsonb_build_array(%s) END, to_jsonb(%I))', CASE WHEN pairs = '' THEN '' ELSE ', ' END, r.rule_id,
+                                 (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM unnest(r.columns[1:cardinality(r.columns) - 1]) c),
+                                 (SELECT string_agg(format('%I', c), ', ') FROM unnest(r.columns[1:cardinality(r.columns) - 1]) c),
+                                 r.columns[cardinality(r.columns)]);
+    END LOOP;
+    IF pairs <> '' THEN
+        EXECUTE format('SELECT jsonb_object_agg(rule, jsonb_build_array(n, v)) FROM (
+                          SELECT rule, count(*) AS n, count(*) FILTER (WHERE k > 1) AS v FROM (
+                            SELECT x.rule, x.key, count(DISTINCT x.val) AS k FROM %s, LATERAL (VALUES %s) x(rule, key, val)
+                             WHERE x.key IS NOT NULL GROUP BY 1, 2) g GROUP BY rule) r', src, pairs) INTO onecounts;
+    END IF;
 
     FOR r IN SELECT * FROM billops.focus_rule fr ORDER BY fr.focus_column, (split_part(fr.rule_id, '.', 2))::int LOOP
         a := NULL; v := NULL;
@@ -396,11 +414,7 @@ BEGIN
         ELSIF r.kind = 'row' THEN
             a := (counts->r.rule_id->>0)::bigint; v := (counts->r.rule_id->>1)::bigint;
         ELSIF r.kind = 'one_per' THEN
-            EXECUTE format('SELECT count(*), count(*) FILTER (WHERE k > 1) FROM (SELECT count(DISTINCT %2$I) AS k FROM %1$s WHERE %3$s GROUP BY %4$s) g',
-                           src, r.columns[cardinality(r.columns)],
-                           (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM unnest(r.columns[1:cardinality(r.columns) - 1]) c),
-                           (SELECT string_agg(format('%I', c), ', ') FROM unnest(r.columns[1:cardinality(r.columns) - 1]) c))
-               INTO a, v;
+            a := coalesce((onecounts->r.rule_id->>0)::bigint, 0); v := coalesce((onecounts->r.rule_id->>1)::bigint, 0);
         END IF;
         rule_id := r.rule_id; focus_column := r.focus_column; keyword := r.keyword; requirement := r.requirement;
         rows_applicable := a; rows_violating := v;
