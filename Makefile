@@ -47,6 +47,7 @@ OBJS = \
 	src/cur_source.o \
 	src/cur_columns.o \
 	src/cur_load.o \
+	src/cur_load_parallel.o \
 	src/sql_api.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql

@@ -46,7 +46,35 @@ extern CurColumn *focus_map_header(char **fields, int nfields, TupleDesc tupdesc
 /* cur_source.c: the S3 settings of a billops.cur_source row (errors if it is not an S3 source) */
 extern void s3_location_for_source(int32 source_id, S3Location *loc);
 
-/* defines billops.load_batch_rows, swap_lock_timeout, analyze_after_load (from _PG_init) */
+/* defines billops.load_batch_rows, max_load_workers, swap_lock_timeout, analyze_after_load (from _PG_init) */
 extern void billops_cur_load_init(void);
+
+/*
+ * cur_load_parallel.c: the files of one delivery loaded by the session and
+ * background workers at once (see there for how the single stream's
+ * guarantees hold).
+ */
+typedef struct LoadParallel LoadParallel;
+
+extern int	billops_max_load_workers;
+
+/* the session: start up to nworkers workers for a delivery of nfiles files */
+extern LoadParallel *load_parallel_begin(int64 delivery_id, int nfiles, int nworkers, int batch_rows);
+/* any participant: the next file to load (0-based), or -1 */
+extern int	load_parallel_next_file(LoadParallel *lp);
+/* any participant: add rows and bytes read; returns the delivery's totals so far */
+extern void load_parallel_add(LoadParallel *lp, int64 rows, uint64 raw_bytes, int64 *total_rows, uint64 *total_raw);
+extern int64 load_parallel_total_rows(LoadParallel *lp);
+extern uint64 load_parallel_total_raw(LoadParallel *lp);
+/* any participant, between batches: stop if another failed (the session raises its error) */
+extern void load_parallel_check(LoadParallel *lp);
+/* the session: wait for the workers' commits; raises the first failure */
+extern void load_parallel_finish(LoadParallel *lp);
+/* the session, on error or cancel: terminate the workers */
+extern void load_parallel_abort(LoadParallel *lp);
+extern void load_parallel_end(LoadParallel *lp);
+
+/* cur_load.c: what a load worker runs inside its transaction */
+extern void cur_load_files_as_worker(int64 delivery_id, LoadParallel *lp);
 
 #endif							/* BILLOPS_CUR_H */

@@ -75,6 +75,11 @@ billops_cur_load_init(void)
 							"Rows buffered per multi-insert while loading CUR files.",
 							NULL, &load_batch_rows, 1000, 1, 1000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.max_load_workers",
+							"Background workers that load a delivery's files alongside the loading session.",
+							"0 loads every file in the session. Each worker takes one of max_worker_processes while it runs.",
+							&billops_max_load_workers, 2, 0, 64,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("billops.swap_lock_timeout",
 							"How long the swap of a new delivery waits for readers of the old one.",
 							"0 waits forever. On timeout the load fails, the old delivery stays, and the next sync retries.",
@@ -87,6 +92,7 @@ billops_cur_load_init(void)
 }
 
 PG_FUNCTION_INFO_V1(billops_ingest_delivery);
+PG_FUNCTION_INFO_V1(billops_prepare_staging);
 
 /*
  * Progress slots we add to COPY's report (pg_stat_get_progress_info('COPY')
@@ -133,6 +139,8 @@ typedef struct LoadState
 	int64		delivery_id;
 	bool		focus;			/* a FOCUS export into billops.focus_line_item */
 	bool		one_route;		/* the delivery is one period of one payer */
+	bool		peek;			/* billops._prepare_staging: route the first row, load nothing */
+	LoadParallel *par;			/* a parallel load's shared state, or NULL */
 	const char *what;			/* "CUR" or "FOCUS", for messages */
 	Relation	parent;
 	TupleDesc	ptupdesc;
@@ -213,6 +221,7 @@ note_map_key(LoadState *st, const char *column, const char *key, int keylen)
 /* COPY's data-source callback takes no argument: the stream it reads is here. */
 static ByteSource *copy_source = NULL;
 static uint64 copy_bytes = 0;
+static LoadParallel *copy_parallel = NULL;	/* a parallel load's shared state */
 
 static int
 copy_read_cb(void *outbuf, int minread, int maxread)
@@ -220,6 +229,9 @@ copy_read_cb(void *outbuf, int minread, int maxread)
 	int			got = (int) byte_source_read_at_least(copy_source, outbuf, minread, maxread);
 
 	copy_bytes += got;
+	/* every 64 kB: stop once another loader failed, or (a worker) once its session is gone */
+	if (copy_parallel)
+		load_parallel_check(copy_parallel);
 	/* cheap (a store into shared memory): keeps the view live even for slow files */
 	pgstat_progress_update_param(PROG_FILE_RAW_BYTES, (int64) byte_source_raw_bytes(copy_source));
 	return got;
@@ -827,6 +839,8 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 		MemoryContextSwitchTo(old);
 	}
 	r = st->current;
+	if (st->peek)
+		return;
 
 	memset(nulls, true, sizeof(bool) * natts);
 	for (int t = 0; t < fm->ntargets; t++)
@@ -961,12 +975,14 @@ load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64
 	bool	   *nulls = palloc(sizeof(bool) * st->ptupdesc->natts);
 	int64		rows = 0;
 	int64		last_report = 0;
+	uint64		last_raw = 0;
 	const int	prog_idx[] = {PROG_DELIVERY_ID, PROG_FILE_NO, PROG_FILE_COUNT, PROG_FILE_SIZE,
 	PROGRESS_COPY_BYTES_TOTAL};
 	int64		prog_val[5];
 
 	copy_source = src;
 	copy_bytes = 0;
+	copy_parallel = st->par;
 	st->batch_start_bytes = 0;	/* routes_flush() at the end of the last file emptied the batch */
 	st->file_name = src->name;
 	st->row_no = 0;
@@ -987,7 +1003,7 @@ load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64
 				 errdetail("Even a report with no line items has a header row.")));
 	st->in_row = true;
 	fm = file_map_build(st, fields, nfields);
-	if (file_no == 1)
+	if (file_no == 1 && !st->peek)
 		record_header(st, fm);
 	st->in_row = false;
 
@@ -1006,54 +1022,72 @@ load_one_file(LoadState *st, ByteSource *src, int file_no, int file_count, int64
 		load_row(st, fm, fields, values, nulls);
 		MemoryContextSwitchTo(old);
 		st->in_row = false;
+		if (st->peek)
+			break;				/* the first row named the route: that is all a peek wants */
 		rows++;
-		if (rows - last_report >= 10000)
+		if (rows - last_report >= 1000)
 		{
 			const int	idx[] = {PROGRESS_COPY_TUPLES_PROCESSED, PROG_FILE_RAW_BYTES, PROG_DELIVERY_ROWS, PROG_DELIVERY_RAW};
-			int64		val[4] = {rows, (int64) byte_source_raw_bytes(src), st->delivery_rows,
-			(int64) (st->delivery_raw + byte_source_raw_bytes(src))};
+			uint64		raw = byte_source_raw_bytes(src);
+			int64		val[4] = {rows, (int64) raw, st->delivery_rows, (int64) (st->delivery_raw + raw)};
 
+			if (st->par)
+			{
+				/* the delivery's totals are every loader's */
+				uint64		total_raw;
+
+				load_parallel_add(st->par, rows - last_report, raw - last_raw, &val[2], &total_raw);
+				val[3] = (int64) total_raw;
+				last_raw = raw;
+			}
 			pgstat_progress_update_multi_param(4, idx, val);
 			last_report = rows;
 		}
 	}
 	routes_flush(st);
+	if (st->par)
+	{
+		int64		total_rows;
+		uint64		total_raw;
+
+		load_parallel_add(st->par, rows - last_report, byte_source_raw_bytes(src) - last_raw, &total_rows, &total_raw);
+	}
 	EndCopyFrom(cstate);		/* also ends the progress report for this file */
 	st->file_name = NULL;
 	free_parsestate(pstate);
 	return rows;
 }
 
-/*
- * billops._ingest_delivery(delivery_id bigint) RETURNS bigint
- *
- * Loads every file of a delivery (billops.cur_delivery_file, in order) into
- * staging tables and records per-file figures.  Returns the rows loaded.
- */
-Datum
-billops_ingest_delivery(PG_FUNCTION_ARGS)
+/* --- one delivery ----------------------------------------------------------- */
+
+/* The files of a delivery and where they are. */
+typedef struct LoadFiles
 {
-	int64		delivery_id = PG_GETARG_INT64(0);
-	LoadState	st;
-	ErrorContextCallback errcb;
-	ErrorContextCallback *outer_context;
-	S3Location	loc = {0};	/* filled for S3 sources only */
+	SPITupleTable *files;		/* object_key, expected_bytes, etag; in file order */
+	int			nfiles;
 	char	   *storage;
 	char	   *compression;
+	S3Location	loc;			/* filled for S3 sources only */
+	int			prepared_routes;	/* staging tables billops._prepare_staging created */
+} LoadFiles;
+
+/*
+ * Read what loading a delivery needs: its source, its files, the target's
+ * input functions; and the staging table created before a parallel load, whose
+ * period and payer every loader then holds its rows to.
+ */
+static void
+load_open(LoadState *st, LoadFiles *lf, int64 delivery_id)
+{
 	char	   *layout;
 	bool		isnull;
-	int			nfiles;
-	SPITupleTable *files;
 	Oid			parent_oid;
 	Datum		arg[1] = {Int64GetDatum(delivery_id)};
 	Oid			argt[1] = {INT8OID};
-	ListCell   *lc;
 
-	memset(&st, 0, sizeof(st));
-	st.delivery_id = delivery_id;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	memset(st, 0, sizeof(*st));
+	memset(lf, 0, sizeof(*lf));
+	st->delivery_id = delivery_id;
 
 	if (SPI_execute_with_args("SELECT s.source_id, s.storage, coalesce(d.compression, 'auto'), d.billing_period, s.layout "
 							  "FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) "
@@ -1069,66 +1103,83 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 
 		Datum		period = SPI_getbinval(t, d, 4, &isnull);
 
-		storage = SPI_getvalue(t, d, 2);
-		compression = SPI_getvalue(t, d, 3);
+		lf->storage = SPI_getvalue(t, d, 2);
+		lf->compression = SPI_getvalue(t, d, 3);
 		layout = SPI_getvalue(t, d, 5);
-		st.focus = strcmp(layout, "focus") == 0 || strcmp(layout, "focus_files") == 0;
-		st.what = st.focus ? "FOCUS" : "CUR";
+		st->focus = strcmp(layout, "focus") == 0 || strcmp(layout, "focus_files") == 0;
+		st->what = st->focus ? "FOCUS" : "CUR";
 		/*
 		 * A FOCUS file (local, or an object of a 'focus_files' source) may hold
 		 * several providers' accounts and periods; a Data Exports FOCUS
 		 * delivery is one payer's period, like the CUR's.
 		 */
-		st.one_route = !(st.focus && (strcmp(storage, "file") == 0 || strcmp(layout, "focus_files") == 0));
-		st.has_period = !isnull;
+		st->one_route = !(st->focus && (strcmp(lf->storage, "file") == 0 || strcmp(layout, "focus_files") == 0));
+		st->has_period = !isnull;
 		if (!isnull)
-			st.expected_period = DatumGetDateADT(period);
-		if (strcmp(storage, "s3") == 0)
-			s3_location_for_source(source_id, &loc);
+			st->expected_period = DatumGetDateADT(period);
+		if (strcmp(lf->storage, "s3") == 0)
+			s3_location_for_source(source_id, &lf->loc);
 	}
-	if (strcmp(storage, "file") == 0 &&
+	if (strcmp(lf->storage, "file") == 0 &&
 		!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to load %s files from the server's file system", st.what),
+				 errmsg("permission denied to load %s files from the server's file system", st->what),
 				 errdetail("Only superusers and members of pg_read_server_files may read server files.")));
 
 	if (SPI_execute_with_args("SELECT object_key, expected_bytes, etag FROM billops.cur_delivery_file "
 							  "WHERE delivery_id = $1 ORDER BY file_no", 1, argt, arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read delivery files");
-	files = SPI_tuptable;
-	nfiles = (int) SPI_processed;
-	if (nfiles == 0)
+	lf->files = SPI_tuptable;
+	lf->nfiles = (int) SPI_processed;
+	if (lf->nfiles == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("delivery %lld names no report files", (long long) delivery_id),
 				 errhint("The manifest's reportKeys (or dataFiles) list is empty.")));
 
-	parent_oid = RangeVarGetRelid(makeRangeVar("billops", st.focus ? "focus_line_item" : "cur_line_item", -1),
-								  AccessShareLock, false);
-	st.parent = table_open(parent_oid, AccessShareLock);
-	st.ptupdesc = RelationGetDescr(st.parent);
-	st.in_funcs = palloc0(sizeof(FmgrInfo) * st.ptupdesc->natts);
-	st.typioparams = palloc0(sizeof(Oid) * st.ptupdesc->natts);
-	st.typmods = palloc0(sizeof(int32) * st.ptupdesc->natts);
-	st.is_text = palloc0(sizeof(bool) * st.ptupdesc->natts);
-	st.is_numeric = palloc0(sizeof(bool) * st.ptupdesc->natts);
-	st.is_temporal = palloc0(sizeof(bool) * st.ptupdesc->natts);
-	st.is_timestamptz = palloc0(sizeof(bool) * st.ptupdesc->natts);
-	for (int i = 0; i < st.ptupdesc->natts; i++)
+	/*
+	 * A staging table created before the load (a parallel one) fixes the
+	 * delivery's period and payer: its first row named them, and every loader
+	 * holds its rows to them (check_row_belongs_to_delivery).
+	 */
+	if (SPI_execute_with_args("SELECT billing_period, payer_account_id FROM billops.cur_delivery_partition "
+							  "WHERE delivery_id = $1", 1, argt, arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the delivery's staging tables");
+	lf->prepared_routes = (int) SPI_processed;
+	if (st->one_route && SPI_processed == 1)
 	{
-		Form_pg_attribute a = TupleDescAttr(st.ptupdesc, i);
+		st->expected_period = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		st->has_period = true;
+		st->expected_payer = MemoryContextStrdup(TopTransactionContext,
+												 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	}
+
+	parent_oid = RangeVarGetRelid(makeRangeVar("billops", st->focus ? "focus_line_item" : "cur_line_item", -1),
+								  AccessShareLock, false);
+	st->parent = table_open(parent_oid, AccessShareLock);
+	st->ptupdesc = RelationGetDescr(st->parent);
+	st->in_funcs = palloc0(sizeof(FmgrInfo) * st->ptupdesc->natts);
+	st->typioparams = palloc0(sizeof(Oid) * st->ptupdesc->natts);
+	st->typmods = palloc0(sizeof(int32) * st->ptupdesc->natts);
+	st->is_text = palloc0(sizeof(bool) * st->ptupdesc->natts);
+	st->is_numeric = palloc0(sizeof(bool) * st->ptupdesc->natts);
+	st->is_temporal = palloc0(sizeof(bool) * st->ptupdesc->natts);
+	st->is_timestamptz = palloc0(sizeof(bool) * st->ptupdesc->natts);
+	for (int i = 0; i < st->ptupdesc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(st->ptupdesc, i);
 		Oid			infunc;
 
 		if (a->attisdropped)
 			continue;
-		getTypeInputInfo(a->atttypid, &infunc, &st.typioparams[i]);
-		st.typmods[i] = a->atttypmod;
-		st.is_text[i] = (a->atttypid == TEXTOID);
-		st.is_numeric[i] = (a->atttypid == NUMERICOID);
-		st.is_temporal[i] = (a->atttypid == DATEOID || a->atttypid == TIMESTAMPTZOID || a->atttypid == TIMESTAMPOID);
-		st.is_timestamptz[i] = (a->atttypid == TIMESTAMPTZOID);
-		fmgr_info(infunc, &st.in_funcs[i]);
+		getTypeInputInfo(a->atttypid, &infunc, &st->typioparams[i]);
+		st->typmods[i] = a->atttypmod;
+		st->is_text[i] = (a->atttypid == TEXTOID);
+		st->is_numeric[i] = (a->atttypid == NUMERICOID);
+		st->is_temporal[i] = (a->atttypid == DATEOID || a->atttypid == TIMESTAMPTZOID || a->atttypid == TIMESTAMPOID);
+		st->is_timestamptz[i] = (a->atttypid == TIMESTAMPTZOID);
+		fmgr_info(infunc, &st->in_funcs[i]);
 	}
 	/*
 	 * One batch of converted rows lives here until it is inserted.  The first
@@ -1136,77 +1187,96 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	 * resetting a context that had grown extra blocks gave them back to the
 	 * kernel, and faulting them in again cost a sixth of the load time.
 	 */
-	st.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billops CUR batch",
-										 BATCH_KEEPER_BYTES, BATCH_KEEPER_BYTES, 8 * 1024 * 1024);
+	st->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billops CUR batch",
+										  BATCH_KEEPER_BYTES, BATCH_KEEPER_BYTES, 8 * 1024 * 1024);
+}
+
+/* Load file f (0-based) of the delivery and record its figures; returns its rows. */
+static int64
+load_delivery_file(LoadState *st, LoadFiles *lf, int f)
+{
+	HeapTuple	t = lf->files->vals[f];
+	char	   *key = SPI_getvalue(t, lf->files->tupdesc, 1);
+	bool		isnull;
+	Datum		sz = SPI_getbinval(t, lf->files->tupdesc, 2, &isnull);
+	int64		size = isnull ? -1 : DatumGetInt64(sz);
+	char	   *etag = SPI_getvalue(t, lf->files->tupdesc, 3);
+	ByteSource *src;
+	instr_time	start,
+				dur;
+	int64		rows;
+	uint64		raw;
+	Datum		uargs[6];
+	Oid			uargt[6] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID, FLOAT8OID};
+	ErrorContextCallback errcb;
+	ErrorContextCallback *outer_context;
 
 	/*
 	 * The file, row and column are the whole story of a value error: the
 	 * PL/pgSQL frames that called us (_load_and_swap, the statement that
 	 * called it) are our internals, not the analyst's, so they are left out
-	 * of the context while files are read.  Whoever catches an error
+	 * of the context while the file is read.  Whoever catches an error
 	 * restores its own context stack (PG_TRY, PL/pgSQL's EXCEPTION blocks,
 	 * PostgresMain), so the outer frames are only hidden, never lost.
 	 */
 	outer_context = error_context_stack;
 	errcb.callback = load_error_context;
-	errcb.arg = &st;
+	errcb.arg = st;
 	errcb.previous = NULL;
 	error_context_stack = &errcb;
 
-	for (int f = 0; f < nfiles; f++)
-	{
-		HeapTuple	t = files->vals[f];
-		char	   *key = SPI_getvalue(t, files->tupdesc, 1);
-		Datum		sz = SPI_getbinval(t, files->tupdesc, 2, &isnull);
-		int64		size = isnull ? -1 : DatumGetInt64(sz);
-		char	   *etag = SPI_getvalue(t, files->tupdesc, 3);
-		ByteSource *src;
-		instr_time	start,
-					dur;
-		int64		rows;
-		uint64		raw;
-		Datum		uargs[6];
-		Oid			uargt[6] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID, FLOAT8OID};
-
-		INSTR_TIME_SET_CURRENT(start);
-		if (strcmp(storage, "file") == 0)
-			/* Parquet by its magic (its rows come as CSV text), else CSV, gzip or not */
-			src = parquet_file_is(key) ? byte_source_parquet_file(key)
-				: byte_source_gunzip(byte_source_file(key), false);
-		else if (strcmp(compression, "PARQUET") == 0)
-			/* read from its footer on, by ranges: never downloaded whole */
-			src = byte_source_parquet_s3(&loc, key, size, etag);
-		else
-			src = byte_source_gunzip(s3_object_source(&loc, key, size, etag),
-									 strcmp(compression, "GZIP") == 0);
-		rows = load_one_file(&st, src, f + 1, nfiles, size);
-		raw = byte_source_raw_bytes(src);
-		byte_source_close(src);
-		INSTR_TIME_SET_CURRENT(dur);
-		INSTR_TIME_SUBTRACT(dur, start);
-		st.delivery_raw += raw;
-
-		uargs[0] = Int64GetDatum(delivery_id);
-		uargs[1] = Int32GetDatum(f + 1);
-		uargs[2] = Int64GetDatum((int64) raw);
-		uargs[3] = Int64GetDatum((int64) copy_bytes);
-		uargs[4] = Int64GetDatum(rows);
-		uargs[5] = Float8GetDatum(INSTR_TIME_GET_MILLISEC(dur));
-		if (SPI_execute_with_args("UPDATE billops.cur_delivery_file SET bytes_read = $3, "
-								  "uncompressed_bytes = $4, rows_loaded = $5, load_ms = $6 "
-								  "WHERE delivery_id = $1 AND file_no = $2",
-								  6, uargt, uargs, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not record file figures");
-		ereport(NOTICE,
-				(errmsg("billops: file %d/%d %s: %lld rows, %.1f MB (%.1f MB read) in %.1f s",
-						f + 1, nfiles, src->name, (long long) rows,
-						copy_bytes / 1048576.0, raw / 1048576.0, INSTR_TIME_GET_DOUBLE(dur))));
-	}
+	INSTR_TIME_SET_CURRENT(start);
+	if (strcmp(lf->storage, "file") == 0)
+		/* Parquet by its magic (its rows come as CSV text), else CSV, gzip or not */
+		src = parquet_file_is(key) ? byte_source_parquet_file(key)
+			: byte_source_gunzip(byte_source_file(key), false);
+	else if (strcmp(lf->compression, "PARQUET") == 0)
+		/* read from its footer on, by ranges: never downloaded whole */
+		src = byte_source_parquet_s3(&lf->loc, key, size, etag);
+	else
+		src = byte_source_gunzip(s3_object_source(&lf->loc, key, size, etag),
+								 strcmp(lf->compression, "GZIP") == 0);
+	rows = load_one_file(st, src, f + 1, lf->nfiles, size);
+	raw = byte_source_raw_bytes(src);
+	byte_source_close(src);
 	error_context_stack = outer_context;
 	copy_source = NULL;
+	copy_parallel = NULL;
+	if (st->peek)
+		return 0;
+	INSTR_TIME_SET_CURRENT(dur);
+	INSTR_TIME_SUBTRACT(dur, start);
+	st->delivery_raw += raw;
 
-	/* close the staging tables and tell the SQL side what each one holds */
-	foreach(lc, st.routes)
+	uargs[0] = Int64GetDatum(st->delivery_id);
+	uargs[1] = Int32GetDatum(f + 1);
+	uargs[2] = Int64GetDatum((int64) raw);
+	uargs[3] = Int64GetDatum((int64) copy_bytes);
+	uargs[4] = Int64GetDatum(rows);
+	uargs[5] = Float8GetDatum(INSTR_TIME_GET_MILLISEC(dur));
+	if (SPI_execute_with_args("UPDATE billops.cur_delivery_file SET bytes_read = $3, "
+							  "uncompressed_bytes = $4, rows_loaded = $5, load_ms = $6, loader_pid = pg_backend_pid() "
+							  "WHERE delivery_id = $1 AND file_no = $2",
+							  6, uargt, uargs, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record file figures");
+	ereport(NOTICE,
+			(errmsg("billops: file %d/%d %s: %lld rows, %.1f MB (%.1f MB read) in %.1f s",
+					f + 1, lf->nfiles, key, (long long) rows,
+					copy_bytes / 1048576.0, raw / 1048576.0, INSTR_TIME_GET_DOUBLE(dur))));
+	return rows;
+}
+
+/*
+ * Close the staging tables and tell the SQL side what each one holds.  The
+ * figures add up: each loader of a parallel load adds its own (the session
+ * last, once every worker has committed, so nobody waits on its row locks).
+ */
+static void
+load_close(LoadState *st)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->routes)
 	{
 		Route	   *r = lfirst(lc);
 		Datum		a[5];
@@ -1221,20 +1291,129 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 		table_finish_bulk_insert(r->rel, r->ti_options);
 		for (int i = 0; i < MAX_BATCH_SLOTS; i++)
 			ExecDropSingleTupleTableSlot(r->slots[i]);
-		a[0] = Int64GetDatum(delivery_id);
+		a[0] = Int64GetDatum(st->delivery_id);
 		a[1] = ObjectIdGetDatum(RelationGetRelid(r->rel));
 		a[2] = Int64GetDatum(r->rows);
 		a[3] = Int64GetDatum(r->rows_with_invoice);
 		a[4] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
 		table_close(r->rel, NoLock);
-		if (SPI_execute_with_args("UPDATE billops.cur_delivery_partition SET rows_loaded = $3, "
-								  "rows_with_invoice_id = $4, invoice_ids = $5 "
+		if (st->peek)
+			continue;
+		/* the invoice ids in the order first seen, up to MAX_INVOICE_IDS */
+		if (SPI_execute_with_args("UPDATE billops.cur_delivery_partition SET "
+								  "rows_loaded = coalesce(rows_loaded, 0) + $3, "
+								  "rows_with_invoice_id = coalesce(rows_with_invoice_id, 0) + $4, "
+								  "invoice_ids = ARRAY(SELECT i FROM unnest(coalesce(invoice_ids, '{}') || $5) WITH ORDINALITY AS u(i, n) "
+								  "                    GROUP BY i ORDER BY min(n) LIMIT " CppAsString2(MAX_INVOICE_IDS) ") "
 								  "WHERE delivery_id = $1 AND staging_table = $2::regclass",
 								  5, at, a, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record staging table figures");
 	}
-	record_map_keys(&st);
-	table_close(st.parent, NoLock);
+	if (!st->peek)
+		record_map_keys(st);
+	table_close(st->parent, NoLock);
+}
+
+/*
+ * billops._ingest_delivery(delivery_id bigint) RETURNS bigint
+ *
+ * Loads every file of a delivery (billops.cur_delivery_file, in order) into
+ * staging tables and records per-file figures.  Returns the rows loaded.
+ * When billops._prepare_staging created the staging table, the delivery has
+ * several files and billops.max_load_workers allows, background workers load
+ * files alongside this session (cur_load_parallel.c).
+ */
+Datum
+billops_ingest_delivery(PG_FUNCTION_ARGS)
+{
+	int64		delivery_id = PG_GETARG_INT64(0);
+	LoadState	st;
+	LoadFiles	lf;
+	int64		rows;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	load_open(&st, &lf, delivery_id);
+
+	if (lf.nfiles > 1 && billops_max_load_workers > 0 && st.one_route && lf.prepared_routes == 1)
+	{
+		LoadParallel *lp = load_parallel_begin(delivery_id, lf.nfiles,
+											   Min(billops_max_load_workers, lf.nfiles - 1), load_batch_rows);
+		int			f;
+
+		st.par = lp;
+		PG_TRY();
+		{
+			while ((f = load_parallel_next_file(lp)) >= 0)
+				load_delivery_file(&st, &lf, f);
+			load_parallel_finish(lp);
+		}
+		PG_CATCH();
+		{
+			load_parallel_abort(lp);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		rows = load_parallel_total_rows(lp);
+		load_parallel_end(lp);
+		st.par = NULL;
+	}
+	else
+	{
+		for (int f = 0; f < lf.nfiles; f++)
+			load_delivery_file(&st, &lf, f);
+		rows = st.delivery_rows;
+	}
+	load_close(&st);
 	SPI_finish();
-	PG_RETURN_INT64(st.delivery_rows);
+	PG_RETURN_INT64(rows);
+}
+
+/* What a load worker (cur_load_parallel.c) runs: files of the delivery until none is left. */
+void
+cur_load_files_as_worker(int64 delivery_id, LoadParallel *lp)
+{
+	LoadState	st;
+	LoadFiles	lf;
+	int			f;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	load_open(&st, &lf, delivery_id);
+	st.par = lp;
+	while ((f = load_parallel_next_file(lp)) >= 0)
+		load_delivery_file(&st, &lf, f);
+	load_parallel_check(lp);	/* commit nothing once another loader failed */
+	load_close(&st);
+	SPI_finish();
+}
+
+/*
+ * billops._prepare_staging(delivery_id bigint) RETURNS boolean
+ *
+ * Before a parallel load: reads the delivery's first row (the first file
+ * that has one; an S3 object is left after its first rows) and creates the
+ * staging table of its period and payer, which the caller commits so that
+ * background workers can insert into it.  The row is checked as a load
+ * checks it (a row of another month is refused here already).  Returns
+ * whether a table was created (false: the files hold no rows).
+ */
+Datum
+billops_prepare_staging(PG_FUNCTION_ARGS)
+{
+	int64		delivery_id = PG_GETARG_INT64(0);
+	LoadState	st;
+	LoadFiles	lf;
+	bool		created;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	load_open(&st, &lf, delivery_id);
+	st.peek = true;
+	for (int f = 0; f < lf.nfiles && st.routes == NIL; f++)
+		load_delivery_file(&st, &lf, f);
+	created = st.routes != NIL;
+	load_close(&st);
+	SPI_finish();
+	PG_RETURN_BOOL(created);
 }

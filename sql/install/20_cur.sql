@@ -88,6 +88,7 @@ CREATE TABLE billops.cur_delivery_file (
     uncompressed_bytes bigint,
     rows_loaded     bigint,
     load_ms         double precision,
+    loader_pid      integer,            -- the backend that loaded it: the session, or a load worker
     PRIMARY KEY (delivery_id, file_no)
 );
 COMMENT ON TABLE billops.cur_delivery_file IS 'The report files of a delivery and what loading each cost.';
@@ -310,6 +311,12 @@ CREATE FUNCTION billops._s3_get_text(source_id integer, key text, max_bytes inte
 
 CREATE FUNCTION billops._ingest_delivery(delivery_id bigint) RETURNS bigint
     AS 'MODULE_PATHNAME', 'billops_ingest_delivery'
+    LANGUAGE C VOLATILE STRICT;
+
+-- Before a parallel load: the delivery's staging table, from its first row
+-- (the caller commits it, so that the load's background workers can insert).
+CREATE FUNCTION billops._prepare_staging(delivery_id bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'billops_prepare_staging'
     LANGUAGE C VOLATILE STRICT;
 
 -- Register an S3 location that receives a CUR (legacy) or a CUR 2.0 Data Export.
@@ -571,9 +578,11 @@ BEGIN
 END
 $$;
 
--- Create the staging table for one (period, payer) of a delivery.  Called by
--- the C loader the first time a row of that period and payer appears.  The
--- CHECK constraint matches the partition bound, so ATTACH skips its scan.
+-- The staging table for one (period, payer) of a delivery.  Called by the C
+-- loader the first time a row of that period and payer appears: it creates
+-- the table, or returns the one billops._prepare_staging created before a
+-- parallel load.  The CHECK constraint matches the partition bound, so
+-- ATTACH skips its scan.
 CREATE FUNCTION billops._staging_table(target_delivery_id bigint, target_period date, target_payer text)
 RETURNS regclass
 LANGUAGE plpgsql
@@ -583,7 +592,13 @@ DECLARE
     t text := format('cur_line_item_%s_%s_d%s', to_char(target_period, 'YYYYMM'),
                      CASE WHEN target_payer ~ '^[0-9A-Za-z]{1,20}$' THEN target_payer ELSE left(md5(target_payer), 12) END,
                      target_delivery_id);
+    existing regclass;
 BEGIN
+    SELECT staging_table INTO existing FROM billops.cur_delivery_partition
+     WHERE delivery_id = target_delivery_id AND billing_period = target_period AND payer_account_id = target_payer;
+    IF existing IS NOT NULL THEN
+        RETURN existing;
+    END IF;
     EXECUTE format('CREATE TABLE billops.%I (LIKE billops.cur_line_item INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)', t);
     EXECUTE format('ALTER TABLE billops.%I ADD CONSTRAINT %I CHECK (bill_billing_period_start_date = %L::date AND bill_payer_account_id = %L)',
                    t, left(t, 55) || '_bound', target_period, target_payer);
@@ -685,6 +700,26 @@ BEGIN
 END
 $$;
 
+-- Drop the staging tables of a delivery that was not swapped in: a parallel
+-- load's (created and committed before the load, with whatever its workers
+-- committed into them).  Never a table that is attached.
+CREATE FUNCTION billops._drop_staging(target_delivery_id bigint) RETURNS void
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN DELETE FROM billops.cur_delivery_partition dp
+              WHERE dp.delivery_id = target_delivery_id
+                AND NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = dp.staging_table)
+             RETURNING staging_table LOOP
+        EXECUTE format('DROP TABLE IF EXISTS %s', p.staging_table);
+    END LOOP;
+    DELETE FROM billops.cur_delivery_map_key WHERE delivery_id = target_delivery_id;
+END
+$$;
+
 -- What of an error's context locates the input (file, row, column; a JSON
 -- fragment), without the PL/pgSQL frames and statements that are our own
 -- internals: that is what a delivery's history shows an analyst.
@@ -725,6 +760,7 @@ BEGIN
         UPDATE billops.cur_delivery SET status = 'aborted', finished_at = clock_timestamp(),
                error_message = format('assembly already loaded by a concurrent sync (delivery %s)', dup)
          WHERE delivery_id = target_delivery_id;
+        PERFORM billops._drop_staging(target_delivery_id);
         RETURN 0;
     END IF;
     n := billops._ingest_delivery(target_delivery_id);
@@ -834,6 +870,11 @@ BEGIN
        AND (d.backend_pid = pg_catalog.pg_backend_pid()
             OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
                             WHERE a.pid = d.backend_pid AND a.backend_start <= d.started_at));
+    -- and the staging tables a parallel load of theirs had committed
+    PERFORM billops._drop_staging(d.delivery_id)
+       FROM billops.cur_delivery d
+      WHERE d.source_id = s.source_id AND d.status IN ('aborted', 'failed')
+        AND EXISTS (SELECT FROM billops.cur_delivery_partition p WHERE p.delivery_id = d.delivery_id);
     COMMIT;
 
     -- listing S3 can fail as a whole (credentials, network): that is the source's error
@@ -902,6 +943,12 @@ BEGIN
             RETURNING delivery_id INTO v_delivery;
             PERFORM billops._register_files(v_delivery, s.source_id, man.report_keys);
             UPDATE billops.cur_delivery SET file_count = cardinality(man.report_keys) WHERE delivery_id = v_delivery;
+            -- files loaded in parallel go into a staging table committed here, before the load:
+            -- the background workers that load them see only what is committed
+            IF cardinality(man.report_keys) > 1 AND s.layout <> 'focus_files'
+               AND current_setting('billops.max_load_workers')::integer > 0 THEN
+                PERFORM billops._prepare_staging(v_delivery);
+            END IF;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT,
                                     e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT,
@@ -935,6 +982,8 @@ BEGIN
                        error_message = e_msg, error_detail = nullif(e_detail, ''),
                        error_hint = nullif(e_hint, ''), error_context = e_ctx
                  WHERE delivery_id = v_delivery;
+                -- a parallel load's staging table was committed before it: it goes, with what it holds
+                PERFORM billops._drop_staging(v_delivery);
             END;
             COMMIT;
             IF e_state = '57014' THEN

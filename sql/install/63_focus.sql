@@ -141,7 +141,14 @@ DECLARE
     t text := format('focus_line_item_%s_%s_d%s', billops._focus_period_tag(target_start),
                      CASE WHEN target_account ~ '^[0-9A-Za-z]{1,20}$' THEN target_account ELSE left(md5(target_account), 12) END,
                      target_delivery_id);
+    existing regclass;
 BEGIN
+    -- created before a parallel load (billops._prepare_staging): every loader uses it
+    SELECT staging_table INTO existing FROM billops.cur_delivery_partition
+     WHERE delivery_id = target_delivery_id AND period_start = target_start AND payer_account_id = target_account;
+    IF existing IS NOT NULL THEN
+        RETURN existing;
+    END IF;
     EXECUTE format('CREATE TABLE billops.%I (LIKE billops.focus_line_item INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)', t);
     EXECUTE format('ALTER TABLE billops.%I ADD CONSTRAINT %I CHECK ("BillingPeriodStart" = %L::timestamptz AND "BillingAccountId" = %L)',
                    t, left(t, 55) || '_bound', target_start, target_account);
