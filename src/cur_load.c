@@ -79,7 +79,8 @@ billops_cur_load_init(void)
 							"Background workers that load a delivery's files alongside the loading session.",
 							"0 loads every file in the session. Each worker takes one of max_worker_processes while it runs.",
 							&billops_max_load_workers, 2, 0, 64,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							/* the slots are the server's (the BILL worker's and pg_cron's too): a DBA's to give */
+							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("billops.swap_lock_timeout",
 							"How long the swap of a new delivery waits for readers of the old one.",
 							"0 waits forever. On timeout the load fails, the old delivery stays, and the next sync retries.",

@@ -30,6 +30,9 @@
  *    shows its own file and the delivery's totals.
  *  - Bounded memory.  Each participant holds one batch (cur_load.c): a
  *    delivery holds at most 1 + max_load_workers of them.
+ *  - Its notices.  What a worker says (a file loaded, a cut body resumed)
+ *    is passed to the session, which says it to its client as the single
+ *    stream would; a worker has no client of its own.
  *
  * Workers run as the session's user, with the server's settings and the
  * session's billops.load_batch_rows.  This is not PostgreSQL's parallel query
@@ -59,6 +62,7 @@
 #include "utils/wait_event.h"
 
 #define LOAD_ERROR_TEXT 2048
+#define LOAD_NOTICE_BYTES (32 * 1024)	/* workers' notices not yet passed on */
 
 /* a worker's state, as the session sees it */
 #define LOAD_WORKER_NOT_STARTED 0
@@ -98,6 +102,15 @@ typedef struct LoadShared
 	char		err_detail[LOAD_ERROR_TEXT];
 	char		err_hint[LOAD_ERROR_TEXT];
 	char		err_context[LOAD_ERROR_TEXT];
+
+	/*
+	 * Workers' notices for the session, each NUL-terminated, appended under
+	 * the mutex; the session takes them all at once.  A notice that does not
+	 * fit is counted, not kept.
+	 */
+	int			notice_used;
+	int			notices_dropped;
+	char		notices[LOAD_NOTICE_BYTES];
 
 	LoadWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } LoadShared;
@@ -237,6 +250,70 @@ raise_recorded_error(LoadShared *sh)
 			 context[0] ? errcontext("%s", context) : 0));
 }
 
+/* The worker's shared state, for its notice hook. */
+static LoadShared *worker_shared = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/*
+ * A worker's NOTICEs go to the session (the worker makes them reach this
+ * hook by logging notices, and keeps them out of the server log here).
+ */
+static void
+forward_notice(ErrorData *edata)
+{
+	LoadShared *sh = worker_shared;
+	int			len;
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+	if (sh == NULL || edata->elevel != NOTICE || edata->message == NULL)
+		return;
+	len = strlen(edata->message) + 1;
+	SpinLockAcquire(&sh->mutex);
+	if (sh->notice_used + len <= LOAD_NOTICE_BYTES)
+	{
+		memcpy(sh->notices + sh->notice_used, edata->message, len);
+		sh->notice_used += len;
+	}
+	else
+		sh->notices_dropped++;
+	SpinLockRelease(&sh->mutex);
+	edata->output_to_server = false;
+}
+
+/* The session: say the workers' notices to the client, as they were said. */
+static void
+pass_on_notices(LoadShared *sh)
+{
+	char	   *copy;
+	int			used,
+				dropped;
+	ErrorContextCallback *saved;
+
+	if (sh->notice_used == 0 && sh->notices_dropped == 0)	/* unlocked peek: a later call sees the rest */
+		return;
+	copy = palloc(LOAD_NOTICE_BYTES);
+	SpinLockAcquire(&sh->mutex);
+	used = sh->notice_used;
+	dropped = sh->notices_dropped;
+	memcpy(copy, sh->notices, used);
+	sh->notice_used = 0;
+	sh->notices_dropped = 0;
+	SpinLockRelease(&sh->mutex);
+
+	/* a worker's notice is about its file, not about the one this session reads */
+	saved = error_context_stack;
+	error_context_stack = NULL;
+	for (int off = 0; off < used; off += strlen(copy + off) + 1)
+		ereport(NOTICE, (errmsg_internal("%s", copy + off)));
+	if (dropped > 0)
+		ereport(NOTICE,
+				(errmsg("billops: %d notices of load workers were not passed on", dropped),
+				 errdetail("They came faster than the session could pass them on.")));
+	error_context_stack = saved;
+	pfree(copy);
+}
+
 /*
  * Between batches: stop if another participant failed (the session raises
  * that failure; a worker just stops), or, in a worker, if the session that
@@ -245,6 +322,8 @@ raise_recorded_error(LoadShared *sh)
 void
 load_parallel_check(LoadParallel *lp)
 {
+	if (!lp->is_worker)
+		pass_on_notices(lp->sh);
 	if (pg_atomic_read_u32(&lp->sh->failed) == 0)
 	{
 		if (lp->is_worker && BackendPidGetProc(lp->sh->session_pid) == NULL)
@@ -296,6 +375,7 @@ load_parallel_finish(LoadParallel *lp)
 		bool		all_done = true;
 
 		CHECK_FOR_INTERRUPTS();
+		pass_on_notices(lp->sh);
 		if (pg_atomic_read_u32(&lp->sh->failed) != 0)
 			raise_recorded_error(lp->sh);
 		for (int i = 0; i < lp->nlaunched; i++)
@@ -324,7 +404,10 @@ load_parallel_finish(LoadParallel *lp)
 			/* it never took a file (it could not start, or started too late): nothing is missing */
 		}
 		if (all_done)
+		{
+			pass_on_notices(lp->sh);
 			return;
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
@@ -377,6 +460,11 @@ billops_load_worker_main(Datum main_arg)
 	SetUserIdAndSecContext(sh->current_user_id, sh->sec_context);
 	snprintf(batch_rows, sizeof(batch_rows), "%d", sh->batch_rows);
 	SetConfigOption("billops.load_batch_rows", batch_rows, PGC_USERSET, PGC_S_SESSION);
+	/* notices reach emit_log_hook only if they are logged: forward_notice takes them out of the log */
+	SetConfigOption("log_min_messages", "notice", PGC_SUSET, PGC_S_OVERRIDE);
+	worker_shared = sh;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = forward_notice;
 
 	PG_TRY();
 	{

@@ -944,8 +944,9 @@ BEGIN
             PERFORM billops._register_files(v_delivery, s.source_id, man.report_keys);
             UPDATE billops.cur_delivery SET file_count = cardinality(man.report_keys) WHERE delivery_id = v_delivery;
             -- files loaded in parallel go into a staging table committed here, before the load:
-            -- the background workers that load them see only what is committed
-            IF cardinality(man.report_keys) > 1 AND s.layout <> 'focus_files'
+            -- the background workers that load them see only what is committed.  (Not for Parquet:
+            -- its first row is a read of a whole row group, which the load would read again.)
+            IF cardinality(man.report_keys) > 1 AND s.layout <> 'focus_files' AND man.compression IS DISTINCT FROM 'PARQUET'
                AND current_setting('billops.max_load_workers')::integer > 0 THEN
                 PERFORM billops._prepare_staging(v_delivery);
             END IF;

@@ -95,9 +95,10 @@ test('a later execution replaces the month atomically, and the one before is sup
 
 test('cut bodies are resumed; a damaged object, a row of another month and a second source are refused; the month stays', async () => {
   const good = await visible();
-  // three cut bodies and a 503 in the first object: the same rows
+  // three cut bodies and a 503 in the first object: the same rows.  (The first GET of the first
+  // object passes: before a parallel load, the sync reads the export's first row from it.)
   await setFaults([
-    { op: 'GetObject', keyContains: 'focus12-00001', kind: 'truncate', afterBytes: 2000, times: 3 },
+    { op: 'GetObject', keyContains: 'focus12-00001', kind: 'truncate', afterBytes: 2000, times: 3, skip: 1 },
     { op: 'GetObject', keyContains: 'focus12-00002', kind: 'status', status: 503, times: 1 },
   ]);
   const c = await connect();

@@ -105,6 +105,10 @@ test('four files in parallel: the same rows, figures and history as one stream, 
   assert.ok(keep);
   assert.equal(await sync(db, 'parallel', 3), null);
   await noWorkersLeft();
+  // what workers say reaches the session's client, as the single stream's notices do
+  const fileNotices = db.notices.filter((n) => /^billops: file \d\/4 /.test(n)).map((n) => n.slice(0, 17)).sort();
+  assert.deepEqual(fileNotices, ['billops: file 1/4', 'billops: file 2/4', 'billops: file 3/4', 'billops: file 4/4'],
+    db.notices.join(' | '));
 
   const [v] = await visible('parallel');
   assert.equal(v.n, exp.last.rows);
