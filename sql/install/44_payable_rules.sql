@@ -19,7 +19,10 @@
 -- every spelling the loaded deliveries hold (legacy CUR keeps user:CostCenter,
 -- CUR 2.0 writes user_cost_center), so a month reads the same whichever
 -- layout delivered it.  The spellings come from billops.cur_delivery_map_key.
-CREATE FUNCTION billops._jsonb_subset_sql(col text, keys text[]) RETURNS text
+-- The keys of <col> among <keys>, each by its canonical name, with the SQL
+-- that reads its value from a line item (every spelling, first present wins).
+CREATE FUNCTION billops._jsonb_subset_keys(col text, keys text[])
+RETURNS TABLE (canonical text, value_sql text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH wanted AS (
         SELECT DISTINCT billops.tag_key_canonical(k) AS canonical FROM unnest(keys) k WHERE k IS NOT NULL
@@ -34,15 +37,40 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                      ORDER BY s) AS spellings
           FROM wanted w
     )
-    SELECT CASE WHEN NOT EXISTS (SELECT FROM wanted) THEN 'NULL::jsonb'
+    SELECT canonical,
+           CASE WHEN cardinality(spellings) = 1 THEN format('%s -> %L', col, spellings[1])
+                ELSE format('coalesce(%s)', (SELECT string_agg(format('%s -> %L', col, sp), ', ') FROM unnest(spellings) sp)) END
+      FROM spelled ORDER BY canonical
+$$;
+
+-- The object of those keys from their values (SQL expressions, in the
+-- order of _jsonb_subset_keys): NULL when none is present.
+CREATE FUNCTION billops._jsonb_subset_build_sql(canonicals text[], values_sql text[]) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN cardinality(canonicals) = 0 THEN 'NULL::jsonb'
                 ELSE format('nullif(%s, ''{}''::jsonb)',
-                            (SELECT string_agg(format('CASE WHEN %1$s ?| %2$L::text[] THEN jsonb_build_object(%3$L, %4$s) ELSE ''{}''::jsonb END',
-                                                      col, spellings, canonical,
-                                                      CASE WHEN cardinality(spellings) = 1 THEN format('%s -> %L', col, spellings[1])
-                                                           ELSE format('coalesce(%s)', (SELECT string_agg(format('%s -> %L', col, sp), ', ')
-                                                                                          FROM unnest(spellings) sp)) END),
-                                               ' || ' ORDER BY canonical)
-                               FROM spelled)) END
+                            (SELECT string_agg(format('CASE WHEN %2$s IS NULL THEN ''{}''::jsonb ELSE jsonb_build_object(%1$L, %2$s) END', c, v),
+                                               ' || ' ORDER BY n)
+                               FROM unnest(canonicals, values_sql) WITH ORDINALITY AS u(c, v, n))) END
+$$;
+
+CREATE FUNCTION billops._jsonb_subset_sql(col text, keys text[]) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT billops._jsonb_subset_build_sql(coalesce(array_agg(canonical), '{}'), coalesce(array_agg(value_sql), '{}'))
+      FROM billops._jsonb_subset_keys(col, keys)
+$$;
+
+-- The same subset for a GROUP BY that groups by the keys' values (cheap to
+-- read and hash) and builds the object once per group, not once per line
+-- item: {select list of the values AS <prefix>_n (each with a leading comma),
+-- GROUP BY list of those names (likewise), the object from them}.
+CREATE FUNCTION billops._jsonb_subset_grouped_sql(col text, keys text[], prefix text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ARRAY[coalesce(string_agg(format(', %s AS %I', k.value_sql, prefix || '_' || k.n), '' ORDER BY k.n), ''),
+                 coalesce(string_agg(format(', %I', prefix || '_' || k.n), '' ORDER BY k.n), ''),
+                 billops._jsonb_subset_build_sql(coalesce(array_agg(k.canonical ORDER BY k.n), '{}'),
+                                                 coalesce(array_agg(quote_ident(prefix || '_' || k.n) ORDER BY k.n), '{}'))]
+      FROM (SELECT x.canonical, x.value_sql, row_number() OVER () AS n FROM billops._jsonb_subset_keys(col, keys) x) k
 $$;
 
 -- Identity of a group of line items that every rule treats alike.  Payable

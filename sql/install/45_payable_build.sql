@@ -81,16 +81,20 @@ END $$;
 -- looks at (billops_fact), with its charge source, group and business unit.
 CREATE FUNCTION billops._payable_facts(period date, payer text, tag_keys text[], cc_keys text[]) RETURNS void
 LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- grouped by the tag and cost category values, the objects built once per group
+    tg text[] := billops._jsonb_subset_grouped_sql('li.resource_tags', tag_keys, 'tag');
+    cg text[] := billops._jsonb_subset_grouped_sql('li.cost_category', cc_keys, 'cc');
 BEGIN
     PERFORM billops._drop_temp('billops_fact');
     EXECUTE format($q$
     CREATE TEMP TABLE billops_fact ON COMMIT DROP AS
-    WITH g AS (
+    WITH r AS (
         SELECT li.bill_billing_entity AS be, li.bill_invoicing_entity AS ie, li.line_item_legal_entity AS le,
                li.line_item_line_item_type AS lit, li.bill_bill_type AS bt, li.line_item_product_code AS pc,
                billops._service_of(li.product, li.line_item_product_code) AS service,
-               li.line_item_usage_account_id AS acct, li.line_item_currency_code AS currency,
-               %1$s AS tags, %2$s AS ccs,
+               li.line_item_usage_account_id AS acct, li.line_item_currency_code AS currency
+               %1$s %2$s,
                min(li.line_item_usage_account_name) AS acct_name,
                coalesce(sum(li.line_item_unblended_cost), 0) AS exact,
                count(*) AS n,
@@ -99,8 +103,12 @@ BEGIN
                -- the whole month; a group rarely has more than one invoice id
                nullif(li.bill_invoice_id, '') AS invoice_id
           FROM billops.cur_line_item li
-         WHERE li.bill_billing_period_start_date = %3$L AND li.bill_payer_account_id = %4$L
-         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, invoice_id),
+         WHERE li.bill_billing_period_start_date = %7$L AND li.bill_payer_account_id = %8$L
+         GROUP BY be, ie, le, lit, bt, pc, service, acct, currency %3$s %4$s, invoice_id),
+    g AS (
+        SELECT r.be, r.ie, r.le, r.lit, r.bt, r.pc, r.service, r.acct, r.currency, %5$s AS tags, %6$s AS ccs,
+               r.acct_name, r.exact, r.n, r.n_invoiced, r.invoice_id
+          FROM r),
     -- rules are evaluated once per distinct input, not once per group, and
     -- joined back on plain equality so the join hashes (the charge rules treat
     -- an empty attribute like a missing one, so '' may stand for NULL here)
@@ -110,8 +118,8 @@ BEGIN
                                 coalesce(lit, '') AS lit, coalesce(bt, '') AS bt, coalesce(pc, '') AS pc FROM g) d
           CROSS JOIN LATERAL billops.charge_source_of(d.be, d.ie, d.le, d.lit, d.bt, d.pc) c),
     accounts AS (
-        SELECT d.acct, billops.billing_group_of(d.acct, %3$L) AS billing_group_id,
-               billops.business_unit_of(d.acct, %3$L) AS business_unit
+        SELECT d.acct, billops.billing_group_of(d.acct, %7$L) AS billing_group_id,
+               billops.business_unit_of(d.acct, %7$L) AS business_unit
           FROM (SELECT DISTINCT coalesce(acct, '') AS acct FROM g) d)
     SELECT g.*, billops._fact_key(g.be, g.ie, g.le, g.lit, g.bt, g.pc, g.service, g.acct, g.currency, g.tags, g.ccs) AS fact_key,
            c.category, c.entity,
@@ -124,8 +132,7 @@ BEGIN
       JOIN charges c ON c.be = coalesce(g.be, '') AND c.ie = coalesce(g.ie, '') AND c.le = coalesce(g.le, '')
                     AND c.lit = coalesce(g.lit, '') AND c.bt = coalesce(g.bt, '') AND c.pc = coalesce(g.pc, '')
       JOIN accounts a ON a.acct = coalesce(g.acct, '')
-    $q$, billops._jsonb_subset_sql('li.resource_tags', tag_keys), billops._jsonb_subset_sql('li.cost_category', cc_keys),
-         period, payer);
+    $q$, tg[1], cg[1], tg[2], cg[2], tg[3], cg[3], period, payer);
 END $$;
 
 -- _compute_sources, step 2: each charge source's treatment, vendor and line
