@@ -307,10 +307,12 @@ route_open(LoadState *st, int64 period, const char *payer)
 	for (int i = 0; i < MAX_BATCH_SLOTS; i++)
 		r->slots[i] = table_slot_create(r->rel, NULL);
 	r->bistate = GetBulkInsertState();
-	/* like COPY: a table created in this (sub)transaction needs no free-space map lookups */
-	if (r->rel->rd_createSubid != InvalidSubTransactionId ||
-		r->rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
-		r->ti_options |= TABLE_INSERT_SKIP_FSM;
+	/*
+	 * A staging table is only ever appended to, never deleted from, so it has
+	 * no free space worth looking up: like COPY into a table created in its
+	 * transaction, but also for one a parallel load created beforehand.
+	 */
+	r->ti_options |= TABLE_INSERT_SKIP_FSM;
 	st->routes = lappend(st->routes, r);
 	MemoryContextSwitchTo(old);
 	return r;

@@ -37,8 +37,12 @@ sample_memory() {  # sample_memory APPNAME OUTFILE
     echo "$max" > "$out"
 }
 
+# Before a timed step: the previous step's dirty pages written (a CHECKPOINT, then the kernel's
+# writeback), so that no step pays for another's writes.
+quiesce() { q -c "CHECKPOINT"; sync; }
+
 sync_timed() {  # sync_timed PERIOD APPNAME [force] -> seconds; memory peak in $BILLOPS_RUN/mem.APPNAME
-    # (the source synced: $BENCH_SOURCE, default bench).  BENCH_SAMPLE_MEMORY=0 leaves the memory
+    # (the source synced: $BENCH_SOURCE, default bench; BENCH_SETTINGS: a SET statement run first).  BENCH_SAMPLE_MEMORY=0 leaves the memory
     # sampler out: it starts a process 50 times a second, CPU a 2-core machine's load then lacks,
     # so a timing compared with a baseline is taken without it.
     local period="$1" app="$2" force="${3:-false}" t0 t1 sampler=""
@@ -50,7 +54,7 @@ sync_timed() {  # sync_timed PERIOD APPNAME [force] -> seconds; memory peak in $
     t0=$(now)
     # (the server's messages at BENCH_MESSAGES, default warning, go to $BILLOPS_RUN/msg.APPNAME)
     PGAPPNAME="$app" psql -qXAt -v ON_ERROR_STOP=1 -c "SET client_min_messages = ${BENCH_MESSAGES:-warning}" \
-        -c "SET billops.analyze_after_load = off" \
+        -c "SET billops.analyze_after_load = off" -c "${BENCH_SETTINGS:-SELECT}" \
         -c "CALL billops.sync_cur_source('${BENCH_SOURCE:-bench}', only_period => '$period', force => $force)" \
         2> "$BILLOPS_RUN/msg.$app" || { cat "$BILLOPS_RUN/msg.$app" >&2; return 1; }
     t1=$(now)
@@ -67,7 +71,8 @@ sql_timed() {  # sql_timed SQL -> seconds
 }
 
 copy_timed() {  # copy_timed TABLE COLUMNS CSVFILE -> seconds of plain COPY FROM into the emptied table
-    q -c "TRUNCATE $1" -c "CHECKPOINT"
+    q -c "TRUNCATE $1"
+    quiesce
     sql_timed "COPY $1 ($2) FROM '$3' WITH (FORMAT csv, HEADER true)"
 }
 

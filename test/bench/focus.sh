@@ -50,7 +50,7 @@ q -c "SELECT FROM billops.create_cur_source('bench-focus', 'bench-billing', 'fex
       endpoint_url => '$S3_ENDPOINT', path_style => true)" \
   -c "CREATE TABLE public.bench_focus_copy (LIKE billops.focus_line_item)"
 
-ingest_timed() { q -c "CHECKPOINT"; BENCH_SOURCE=bench-focus BENCH_SAMPLE_MEMORY=0 sync_timed 2024-05-01 "bench-focus-$1" true; }
+ingest_timed() { quiesce; BENCH_SOURCE=bench-focus BENCH_SAMPLE_MEMORY=0 sync_timed 2024-05-01 "bench-focus-$1" true; }
 
 log "measuring: COPY, sync, three times"
 c1=$(copy_timed public.bench_focus_copy "$cols" "$plain"); i1=$(ingest_timed 1)
