@@ -48,6 +48,7 @@ OBJS = \
 	src/cur_columns.o \
 	src/cur_load.o \
 	src/cur_load_parallel.o \
+	src/cur_daily.o \
 	src/sql_api.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql

@@ -7,6 +7,9 @@
 #include "postgres.h"
 
 #include "access/tupdesc.h"
+#include "executor/tuptable.h"
+#include "utils/date.h"
+#include "utils/relcache.h"
 #include "billops_s3.h"
 
 typedef enum CurColumnKind
@@ -73,6 +76,17 @@ extern void load_parallel_finish(LoadParallel *lp);
 /* the session, on error or cancel: terminate the workers */
 extern void load_parallel_abort(LoadParallel *lp);
 extern void load_parallel_end(LoadParallel *lp);
+
+/*
+ * cur_daily.c: the daily rollup of a delivery (billops.cur_daily), summed
+ * batch by batch as a loader inserts rows into a staging table, and written
+ * into the rollup staging table at the end.
+ */
+typedef struct DailyRollup DailyRollup;
+
+extern DailyRollup *daily_rollup_begin(Relation line_items, Oid daily_relid);
+extern void daily_rollup_add(DailyRollup *d, TupleTableSlot **slots, int n);
+extern int64 daily_rollup_finish(DailyRollup *d, int64 delivery_id, DateADT period, const char *payer, double *ms);
 
 /* cur_load.c: what a load worker runs inside its transaction */
 extern void cur_load_files_as_worker(int64 delivery_id, LoadParallel *lp);

@@ -133,6 +133,7 @@ typedef struct Route
 	int64		rows_with_invoice;
 	List	   *invoice_ids;
 	char	   *last_invoice;
+	DailyRollup *daily;			/* the CUR's: its rows summed into billops.cur_daily */
 } Route;
 
 typedef struct LoadState
@@ -307,6 +308,19 @@ route_open(LoadState *st, int64 period, const char *payer)
 	for (int i = 0; i < MAX_BATCH_SLOTS; i++)
 		r->slots[i] = table_slot_create(r->rel, NULL);
 	r->bistate = GetBulkInsertState();
+	/* the CUR's rows are summed per day as they are inserted (cur_daily.c) */
+	if (!st->focus && !st->peek)
+	{
+		Datum		dargs[2] = {Int64GetDatum(st->delivery_id), ObjectIdGetDatum(relid)};
+		Oid			dargt[2] = {INT8OID, OIDOID};
+
+		if (SPI_execute_with_args("SELECT daily_table::oid FROM billops.cur_delivery_partition "
+								  "WHERE delivery_id = $1 AND staging_table = $2::regclass",
+								  2, dargt, dargs, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "staging table %u has no rollup table", relid);
+		r->daily = daily_rollup_begin(r->rel,
+									  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+	}
 	/*
 	 * A staging table is only ever appended to, never deleted from, so it has
 	 * no free space worth looking up: like COPY into a table created in its
@@ -330,6 +344,8 @@ routes_flush(LoadState *st)
 
 		if (r->nused == 0)
 			continue;
+		if (r->daily)
+			daily_rollup_add(r->daily, r->slots, r->nused);
 		table_multi_insert(r->rel, r->slots, r->nused, cid, r->ti_options, r->bistate);
 		for (int i = 0; i < r->nused; i++)
 			ExecClearTuple(r->slots[i]);
@@ -1282,8 +1298,10 @@ load_close(LoadState *st)
 	foreach(lc, st->routes)
 	{
 		Route	   *r = lfirst(lc);
-		Datum		a[5];
-		Oid			at[5] = {INT8OID, OIDOID, INT8OID, INT8OID, TEXTARRAYOID};
+		Datum		a[7];
+		Oid			at[7] = {INT8OID, OIDOID, INT8OID, INT8OID, TEXTARRAYOID, INT8OID, FLOAT8OID};
+		int64		daily_rows = 0;
+		double		daily_ms = 0;
 		Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(r->invoice_ids), 1));
 		int			n = 0;
 		ListCell   *ic;
@@ -1299,6 +1317,10 @@ load_close(LoadState *st)
 		a[2] = Int64GetDatum(r->rows);
 		a[3] = Int64GetDatum(r->rows_with_invoice);
 		a[4] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+		if (r->daily)
+			daily_rows = daily_rollup_finish(r->daily, st->delivery_id, (DateADT) r->period, r->payer, &daily_ms);
+		a[5] = Int64GetDatum(daily_rows);
+		a[6] = Float8GetDatum(daily_ms);
 		table_close(r->rel, NoLock);
 		if (st->peek)
 			continue;
@@ -1306,10 +1328,11 @@ load_close(LoadState *st)
 		if (SPI_execute_with_args("UPDATE billops.cur_delivery_partition SET "
 								  "rows_loaded = coalesce(rows_loaded, 0) + $3, "
 								  "rows_with_invoice_id = coalesce(rows_with_invoice_id, 0) + $4, "
+								  "daily_rows = coalesce(daily_rows, 0) + $6, daily_ms = coalesce(daily_ms, 0) + $7, "
 								  "invoice_ids = ARRAY(SELECT i FROM unnest(coalesce(invoice_ids, '{}') || $5) WITH ORDINALITY AS u(i, n) "
 								  "                    GROUP BY i ORDER BY min(n) LIMIT " CppAsString2(MAX_INVOICE_IDS) ") "
 								  "WHERE delivery_id = $1 AND staging_table = $2::regclass",
-								  5, at, a, NULL, false, 0) != SPI_OK_UPDATE)
+								  7, at, a, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record staging table figures");
 	}
 	if (!st->peek)

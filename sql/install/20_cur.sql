@@ -100,6 +100,9 @@ CREATE TABLE billops.cur_delivery_partition (
     payer_account_id   text NOT NULL,
     staging_table      regclass,
     period_start       timestamptz,     -- FOCUS deliveries: the exact BillingPeriodStart (NULL for the CUR)
+    daily_table        regclass,        -- the CUR's: its billops.cur_daily staging table
+    daily_rows         bigint,          -- rows the loaders wrote into it (a key may have one per loader)
+    daily_ms           double precision, -- time the loaders spent summing and writing them
     rows_loaded        bigint,
     rows_with_invoice_id bigint,
     invoice_ids        text[],
@@ -127,6 +130,7 @@ CREATE TABLE billops.cur_partition (
     source_id         integer NOT NULL REFERENCES billops.cur_source,
     delivery_id       bigint NOT NULL REFERENCES billops.cur_delivery,
     table_name        text NOT NULL,
+    daily_table       text,             -- its billops.cur_daily partition
     swapped_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (billing_period, payer_account_id)
 );
@@ -578,6 +582,20 @@ BEGIN
 END
 $$;
 
+-- A staging table: like the partitioned table it will join, with the CHECK
+-- constraint of the partition bound it will be attached under, so ATTACH
+-- skips its scan.  (The CUR's and its rollup's, and FOCUS's.)
+CREATE FUNCTION billops._create_staging(parent text, table_name text, bound text) RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('CREATE TABLE billops.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)', table_name, parent);
+    EXECUTE format('ALTER TABLE billops.%I ADD CONSTRAINT %I CHECK (%s)', table_name, left(table_name, 55) || '_bound', bound);
+    RETURN format('billops.%I', table_name)::regclass;
+END
+$$;
+
 -- The staging table for one (period, payer) of a delivery.  Called by the C
 -- loader the first time a row of that period and payer appears: it creates
 -- the table, or returns the one billops._prepare_staging created before a
@@ -599,11 +617,13 @@ BEGIN
     IF existing IS NOT NULL THEN
         RETURN existing;
     END IF;
-    EXECUTE format('CREATE TABLE billops.%I (LIKE billops.cur_line_item INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)', t);
-    EXECUTE format('ALTER TABLE billops.%I ADD CONSTRAINT %I CHECK (bill_billing_period_start_date = %L::date AND bill_payer_account_id = %L)',
-                   t, left(t, 55) || '_bound', target_period, target_payer);
-    INSERT INTO billops.cur_delivery_partition (delivery_id, billing_period, payer_account_id, staging_table)
-    VALUES (target_delivery_id, target_period, target_payer, format('billops.%I', t));
+    INSERT INTO billops.cur_delivery_partition (delivery_id, billing_period, payer_account_id, staging_table, daily_table)
+    VALUES (target_delivery_id, target_period, target_payer,
+            billops._create_staging('billops.cur_line_item', t,
+                                    format('bill_billing_period_start_date = %L::date AND bill_payer_account_id = %L', target_period, target_payer)),
+            -- its rows' daily rollup, filled by the same loader
+            billops._create_staging('billops.cur_daily', replace(t, 'cur_line_item_', 'cur_daily_'),
+                                    format('billing_period = %L::date AND payer_account_id = %L', target_period, target_payer)));
     RETURN format('billops.%I', t)::regclass;
 END
 $$;
@@ -637,6 +657,7 @@ DECLARE
     p record;
     old record;
     period_part text;
+    daily_part text;
     other_source text;
 BEGIN
     SELECT * INTO STRICT d FROM billops.cur_delivery WHERE delivery_id = target_delivery_id;
@@ -670,22 +691,31 @@ BEGIN
     FOR p IN SELECT * FROM billops.cur_delivery_partition WHERE delivery_id = target_delivery_id
              ORDER BY billing_period, payer_account_id LOOP
         period_part := billops._period_partition(p.billing_period);
+        daily_part := format('billops.%I', 'cur_daily_' || to_char(p.billing_period, 'YYYYMM'));
         IF to_regclass(period_part) IS NULL THEN
             EXECUTE format('CREATE TABLE %s PARTITION OF billops.cur_line_item FOR VALUES IN (%L) PARTITION BY LIST (bill_payer_account_id)',
                            period_part, p.billing_period);
+        END IF;
+        IF to_regclass(daily_part) IS NULL THEN
+            EXECUTE format('CREATE TABLE %s PARTITION OF billops.cur_daily FOR VALUES IN (%L) PARTITION BY LIST (payer_account_id)',
+                           daily_part, p.billing_period);
         END IF;
         SELECT * INTO old FROM billops.cur_partition
          WHERE billing_period = p.billing_period AND payer_account_id = p.payer_account_id;
         IF FOUND THEN
             PERFORM billops._retire_leaf(period_part, old.table_name);
+            PERFORM billops._retire_leaf(daily_part, old.daily_table);
         END IF;
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)',
                        period_part, p.staging_table, p.payer_account_id);
-        INSERT INTO billops.cur_partition AS cp (billing_period, payer_account_id, source_id, delivery_id, table_name)
-        VALUES (p.billing_period, p.payer_account_id, d.source_id, target_delivery_id, p.staging_table)
+        -- the month's rollup, from the same delivery, in the same transaction
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)',
+                       daily_part, p.daily_table, p.payer_account_id);
+        INSERT INTO billops.cur_partition AS cp (billing_period, payer_account_id, source_id, delivery_id, table_name, daily_table)
+        VALUES (p.billing_period, p.payer_account_id, d.source_id, target_delivery_id, p.staging_table, p.daily_table)
         ON CONFLICT (billing_period, payer_account_id) DO UPDATE
            SET source_id = excluded.source_id, delivery_id = excluded.delivery_id,
-               table_name = excluded.table_name, swapped_at = clock_timestamp();
+               table_name = excluded.table_name, daily_table = excluded.daily_table, swapped_at = clock_timestamp();
     END LOOP;
 
     -- A delivery is one payer's month (the loader refuses rows of another
@@ -713,8 +743,11 @@ BEGIN
     FOR p IN DELETE FROM billops.cur_delivery_partition dp
               WHERE dp.delivery_id = target_delivery_id
                 AND NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = dp.staging_table)
-             RETURNING staging_table LOOP
+             RETURNING staging_table, daily_table LOOP
         EXECUTE format('DROP TABLE IF EXISTS %s', p.staging_table);
+        IF p.daily_table IS NOT NULL THEN
+            EXECUTE format('DROP TABLE IF EXISTS %s', p.daily_table);
+        END IF;
     END LOOP;
     DELETE FROM billops.cur_delivery_map_key WHERE delivery_id = target_delivery_id;
 END
@@ -1190,22 +1223,6 @@ AS $$
              ELSE unblended_cost END
 $$;
 
-CREATE VIEW billops.cur_spend_by_account_service AS
-SELECT bill_billing_period_start_date AS billing_period,
-       bill_payer_account_id AS payer_account_id,
-       line_item_usage_account_id AS usage_account_id,
-       billops._service_of(product, line_item_product_code) AS service,
-       count(*) AS line_items,
-       sum(line_item_unblended_cost) AS unblended_cost,
-       sum(billops._amortized_cost(line_item_line_item_type, line_item_unblended_cost, savings_plan_savings_plan_effective_cost,
-                                   savings_plan_total_commitment_to_date, savings_plan_used_commitment, reservation_effective_cost,
-                                   reservation_unused_amortized_upfront_fee_for_billing_period, reservation_unused_recurring_fee,
-                                   reservation_reservation_a_r_n)) AS amortized_cost,
-       min(line_item_currency_code) AS currency
-  FROM billops.cur_line_item
- GROUP BY 1, 2, 3, 4;
-COMMENT ON VIEW billops.cur_spend_by_account_service IS
-  'Unblended and amortized cost per billing period, payer, usage account and service.';
 
 -- who pointed pg_billops at which bucket with which credentials reference
 SELECT billops._audit_tables(ARRAY['cur_source'], ARRAY['source_id']);

@@ -149,11 +149,11 @@ BEGIN
     IF existing IS NOT NULL THEN
         RETURN existing;
     END IF;
-    EXECUTE format('CREATE TABLE billops.%I (LIKE billops.focus_line_item INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)', t);
-    EXECUTE format('ALTER TABLE billops.%I ADD CONSTRAINT %I CHECK ("BillingPeriodStart" = %L::timestamptz AND "BillingAccountId" = %L)',
-                   t, left(t, 55) || '_bound', target_start, target_account);
     INSERT INTO billops.cur_delivery_partition (delivery_id, billing_period, payer_account_id, staging_table, period_start)
-    VALUES (target_delivery_id, (target_start AT TIME ZONE 'UTC')::date, target_account, format('billops.%I', t), target_start);
+    VALUES (target_delivery_id, (target_start AT TIME ZONE 'UTC')::date, target_account,
+            billops._create_staging('billops.focus_line_item', t,
+                                    format('"BillingPeriodStart" = %L::timestamptz AND "BillingAccountId" = %L', target_start, target_account)),
+            target_start);
     RETURN format('billops.%I', t)::regclass;
 END
 $$;

@@ -113,7 +113,7 @@ for k in 2 3 4; do
 done
 size_after=$(size_of_month)
 leftovers=$(q -c "SELECT count(*) FROM pg_class WHERE relnamespace = 'billops'::regnamespace AND relname ~ '_d[0-9]+\$'
-                   AND NOT EXISTS (SELECT 1 FROM billops.cur_partition WHERE table_name = 'billops.' || relname)")
+                   AND NOT EXISTS (SELECT 1 FROM billops.cur_partition WHERE 'billops.' || relname IN (table_name, daily_table))")
 
 log "payables: build the large month from scratch and GROUP BY it, $RUNS times each, alternating"
 q -c "INSERT INTO billops.coding_rule (field, value) VALUES ('gl_account', '6100')" \

@@ -72,6 +72,25 @@ async function leftovers() {
               WHERE d.status NOT IN ('loaded', 'superseded'))::int AS partitions`);
   return r;
 }
+// The visible line items grouped by billops._cur_daily_spec()'s expressions, against the daily rollup
+// summed again (a parallel load writes a row per loader and key): rows in one and not the other.
+async function rollupDifferences() {
+  const { rows: spec } = await db.query('SELECT column_name, role, expression FROM billops._cur_daily_spec()');
+  const keys = spec.filter((c) => c.role === 'key');
+  const sums = spec.filter((c) => c.role === 'sum');
+  const groupBy = Array.from({ length: keys.length + 2 }, (_, i) => i + 1).join(', ');
+  const { rows: [r] } = await db.query(`
+    WITH li AS (SELECT bill_billing_period_start_date, bill_payer_account_id, ${keys.map((c) => c.expression).join(', ')},
+                       count(*), ${sums.map((c) => `sum(${c.expression})`).join(', ')}
+                  FROM billops.cur_line_item GROUP BY ${groupBy}),
+         d AS (SELECT billing_period, payer_account_id, ${keys.map((c) => c.column_name).join(', ')},
+                      sum(line_items), ${sums.map((c) => `sum(${c.column_name})`).join(', ')}
+                 FROM billops.cur_daily GROUP BY ${groupBy})
+    SELECT (SELECT count(*) FROM (SELECT * FROM li EXCEPT ALL SELECT * FROM d) x)::int
+         + (SELECT count(*) FROM (SELECT * FROM d EXCEPT ALL SELECT * FROM li) y)::int AS n`);
+  return r.n;
+}
+
 const workersRunning = async () => Number((await db.query(
   `SELECT count(*) AS n FROM pg_stat_activity WHERE backend_type = 'pg_billops load worker'`)).rows[0].n);
 const noWorkersLeft = () => waitFor('the load workers to exit', async () => (await workersRunning()) === 0, 15000, 50);
@@ -142,6 +161,13 @@ test('four files in parallel: the same rows, figures and history as one stream, 
   await same('SELECT map_column, key FROM billops.cur_delivery_map_key WHERE delivery_id = $1 ORDER BY 1, 2');
   await same('SELECT columns FROM billops.cur_delivery WHERE delivery_id = $1');
   assert.deepEqual(await leftovers(), { tables: 0, partitions: 0 });
+  // the daily rollup: each loader wrote its own sums, and together they are the line items'
+  assert.equal(await rollupDifferences(), 0, 'the rollup adds up to the line items, key by key');
+  const { rows: [dr] } = await db.query(`SELECT daily_rows, (SELECT count(*) FROM (SELECT DISTINCT billing_period, payer_account_id,
+      usage_date, usage_account_id, billing_entity, invoicing_entity, legal_entity, bill_type, line_item_type, product_code, service,
+      region, usage_type, operation, pricing_term, currency FROM billops.cur_daily) k) AS keys
+      FROM billops.cur_delivery_partition WHERE delivery_id = $1`, [d.delivery_id]);
+  assert.ok(dr.daily_rows > dr.keys, `loaders wrote partial sums (${dr.daily_rows} rows for ${dr.keys} keys)`);
 });
 
 test('a bad value in one file fails the delivery as the single stream does; nothing of it shows or stays', { timeout: 300000 }, async () => {
@@ -224,6 +250,7 @@ test('progress shows every loader with the delivery\'s totals; cancel is prompt 
   assert.deepEqual(await visible('parallel'), before);
   assert.deepEqual(await leftovers(), { tables: 0, partitions: 0 });
   assert.equal((await lastDelivery('parallel')).error_sqlstate, '57014');
+  assert.equal(await rollupDifferences(), 0, 'the rollup is still the visible month\'s');
 });
 
 test('a worker that is terminated fails the delivery; the next sync loads it', { timeout: 300000 }, async () => {
@@ -254,8 +281,8 @@ test('workers never outlive their session; the next sync clears what it left', {
   await clearFaults();
   await noWorkersLeft();
   assert.deepEqual(await visible('parallel'), before);
-  // the dead session's staging table stays until a sync of the source clears it
-  assert.equal((await leftovers()).tables, 1);
+  // the dead session's staging table (and its rollup's) stays until a sync of the source clears it
+  assert.equal((await leftovers()).tables, 2);
   assert.equal(await sync(db, 'parallel', 3), null);
   const { rows } = await db.query(
     `SELECT status, error_message FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id)
@@ -326,5 +353,6 @@ test('seeded random faults: loaded whole or not at all, never a leftover', { tim
       assert.deepEqual(await visible('trials'), before, `${label}: what was loaded before stays`);
       assert.equal((await lastDelivery('trials')).status, 'failed', label);
     }
+    assert.equal(await rollupDifferences(), 0, `${label}: the rollup is the visible line items'`);
   }
 });

@@ -207,7 +207,7 @@ async function badDelivery(name, stage, { sqlstate, message, source = 'sample', 
   assert.equal(d.error_sqlstate, sqlstate, `${name}: history keeps the SQLSTATE`);
   assertNoSecrets(JSON.stringify(d, (k, v) => (typeof v === 'bigint' ? String(v) : v)), `${name}: the history row`);
   const { rows } = await db.query(`SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'billops'::regnamespace
-      AND relname ~ '_d[0-9]+$' AND NOT EXISTS (SELECT 1 FROM billops.cur_partition WHERE table_name = 'billops.' || relname)`);
+      AND relname ~ '_d[0-9]+$' AND NOT EXISTS (SELECT 1 FROM billops.cur_partition WHERE 'billops.' || relname IN (table_name, daily_table))`);
   assert.equal(rows[0].n, 0, `${name}: no staging table left behind`);
 }
 

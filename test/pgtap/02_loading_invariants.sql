@@ -103,7 +103,7 @@ SELECT is((SELECT sum(line_item_unblended_cost) FROM billops.cur_line_item WHERE
           17::numeric, 'and the previous deliveries stay whole');
 SELECT is((SELECT count(*)::int FROM pg_class WHERE relnamespace = 'billops'::regnamespace
             AND relname ~ '_d[0-9]+$' AND relkind = 'r'
-            AND NOT EXISTS (SELECT 1 FROM billops.cur_partition WHERE table_name = 'billops.' || relname)),
+            AND NOT EXISTS (SELECT 1 FROM billops.cur_partition WHERE 'billops.' || relname IN (table_name, daily_table))),
           0, 'no staging table is left behind');
 SELECT is((SELECT count(*)::int FROM billops.cur_delivery WHERE status = 'running'), 0,
           'no delivery is left running');
