@@ -84,9 +84,10 @@ extern void load_parallel_end(LoadParallel *lp);
  */
 typedef struct DailyRollup DailyRollup;
 
-extern DailyRollup *daily_rollup_begin(Relation line_items, Oid daily_relid);
+extern int	billops_daily_rollup_memory_kb;
+extern DailyRollup *daily_rollup_begin(Relation line_items, Oid daily_relid, int64 delivery_id, DateADT period, const char *payer);
 extern void daily_rollup_add(DailyRollup *d, TupleTableSlot **slots, int n);
-extern int64 daily_rollup_finish(DailyRollup *d, int64 delivery_id, DateADT period, const char *payer, double *ms);
+extern int64 daily_rollup_finish(DailyRollup *d, double *ms);
 
 /* cur_load.c: what a load worker runs inside its transaction */
 extern void cur_load_files_as_worker(int64 delivery_id, LoadParallel *lp);

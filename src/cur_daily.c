@@ -15,6 +15,11 @@
  * inlines the SQL functions) and evaluated on each row, so the rollup and
  * the views over line items cannot disagree on what a service or an
  * amortized cost is.
+ *
+ * Memory is bounded (billops.daily_rollup_memory): when the groups outgrow
+ * it, their sums are written out and summing starts afresh.  That only adds
+ * rows of partial sums, which every reader adds up anyway (a parallel load
+ * writes a row per loader and key for the same reason).
  */
 #include "postgres.h"
 
@@ -70,9 +75,16 @@ copy_into(MemoryContext cxt, Datum v)
 	return c;
 }
 
+int			billops_daily_rollup_memory_kb = 65536;
+
 struct DailyRollup
 {
-	MemoryContext cxt;			/* groups and their sums */
+	MemoryContext cxt;			/* the expressions, for the whole load */
+	MemoryContext group_cxt;	/* the groups and their sums, until written out */
+	int64		delivery_id;
+	DateADT		period;
+	Datum		payer;
+	int64		written;
 	Relation	daily;			/* the rollup staging table */
 	int			nkeys;
 	int			nsums;
@@ -154,15 +166,70 @@ daily_attnum(Relation daily, const char *name)
  * Ready to sum rows of `line_items` (a staging table) into `daily_relid`.
  * Runs SPI (the caller is connected).
  */
+static void
+create_groups(DailyRollup *d)
+{
+	HASHCTL		ctl = {0};
+
+	ctl.keysize = sizeof(DailyKey);
+	ctl.entrysize = sizeof(DailyEntry);
+	ctl.hash = daily_key_hash;
+	ctl.match = daily_key_match;
+	ctl.hcxt = d->group_cxt;
+	d->groups = hash_create("billops daily rollup groups", 4096, &ctl,
+							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Write the groups' sums into the rollup staging table, and forget them. */
+static void
+write_groups(DailyRollup *d)
+{
+	TupleDesc	desc = RelationGetDescr(d->daily);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	HASH_SEQ_STATUS seq;
+	DailyEntry *e;
+
+	hash_seq_init(&seq, d->groups);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		ExecClearTuple(slot);
+		memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
+		slot->tts_values[d->period_att - 1] = DateADTGetDatum(d->period);
+		slot->tts_isnull[d->period_att - 1] = false;
+		slot->tts_values[d->payer_att - 1] = d->payer;
+		slot->tts_isnull[d->payer_att - 1] = false;
+		slot->tts_values[d->count_att - 1] = Int64GetDatum(e->count);
+		slot->tts_isnull[d->count_att - 1] = false;
+		slot->tts_values[d->delivery_att - 1] = Int64GetDatum(d->delivery_id);
+		slot->tts_isnull[d->delivery_att - 1] = false;
+		for (int i = 0; i < d->nkeys; i++)
+		{
+			slot->tts_values[d->key_att[i] - 1] = e->key.vals[i];
+			slot->tts_isnull[d->key_att[i] - 1] = e->key.nulls[i];
+		}
+		for (int j = 0; j < d->nsums; j++)
+		{
+			slot->tts_values[d->sum_att[j] - 1] = e->sums[j];
+			slot->tts_isnull[d->sum_att[j] - 1] = e->sum_null[j];
+		}
+		ExecStoreVirtualTuple(slot);
+		simple_table_tuple_insert(d->daily, slot);
+		d->written++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	hash_destroy(d->groups);
+	MemoryContextReset(d->group_cxt);
+	create_groups(d);
+}
+
 DailyRollup *
-daily_rollup_begin(Relation line_items, Oid daily_relid)
+daily_rollup_begin(Relation line_items, Oid daily_relid, int64 delivery_id, DateADT period, const char *payer)
 {
 	DailyRollup *d;
 	MemoryContext old;
 	ParseState *pstate;
 	ParseNamespaceItem *nsitem;
 	TupleDesc	ddesc;
-	HASHCTL		ctl = {0};
 	uint64		n;
 	SPITupleTable *spec;
 
@@ -173,7 +240,11 @@ daily_rollup_begin(Relation line_items, Oid daily_relid)
 
 	d = MemoryContextAllocZero(TopTransactionContext, sizeof(DailyRollup));
 	d->cxt = AllocSetContextCreate(TopTransactionContext, "billops daily rollup", ALLOCSET_DEFAULT_SIZES);
+	d->group_cxt = AllocSetContextCreate(d->cxt, "billops daily rollup groups", ALLOCSET_DEFAULT_SIZES);
+	d->delivery_id = delivery_id;
+	d->period = period;
 	old = MemoryContextSwitchTo(d->cxt);
+	d->payer = CStringGetTextDatum(payer);
 	d->daily = table_open(daily_relid, RowExclusiveLock);
 	ddesc = RelationGetDescr(d->daily);
 	d->key_exprs = palloc0(sizeof(ExprState *) * n);
@@ -221,13 +292,7 @@ daily_rollup_begin(Relation line_items, Oid daily_relid)
 	d->delivery_att = daily_attnum(d->daily, "delivery_id");
 	d->econtext = CreateStandaloneExprContext();
 
-	ctl.keysize = sizeof(DailyKey);
-	ctl.entrysize = sizeof(DailyEntry);
-	ctl.hash = daily_key_hash;
-	ctl.match = daily_key_match;
-	ctl.hcxt = d->cxt;
-	d->groups = hash_create("billops daily rollup groups", 4096, &ctl,
-							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	create_groups(d);
 	INSTR_TIME_SET_ZERO(d->elapsed);
 	MemoryContextSwitchTo(old);
 	return d;
@@ -277,7 +342,7 @@ daily_rollup_add(DailyRollup *d, TupleTableSlot **slots, int n)
 			k.hash = hash_combine(k.hash, h ^ (uint32) k.nulls[i]);
 		}
 		e = hash_search(d->groups, &k, HASH_ENTER, &found);
-		old = MemoryContextSwitchTo(d->cxt);
+		old = MemoryContextSwitchTo(d->group_cxt);
 		if (!found)
 		{
 			e->key.owner = d;
@@ -305,7 +370,7 @@ daily_rollup_add(DailyRollup *d, TupleTableSlot **slots, int n)
 				continue;
 			if (e->sum_null[j])
 			{
-				e->sums[j] = copy_into(d->cxt, v);
+				e->sums[j] = copy_into(d->group_cxt, v);
 				e->sum_null[j] = false;
 			}
 			else
@@ -316,11 +381,14 @@ daily_rollup_add(DailyRollup *d, TupleTableSlot **slots, int n)
 				s = DirectFunctionCall2(numeric_add, e->sums[j], v);
 				MemoryContextSwitchTo(old);
 				pfree(DatumGetPointer(e->sums[j]));
-				e->sums[j] = copy_into(d->cxt, s);
+				e->sums[j] = copy_into(d->group_cxt, s);
 			}
 		}
 	}
 	d->rows += n;
+	/* bounded: past the limit, the partial sums are written out (a batch at most past it) */
+	if (MemoryContextMemAllocated(d->group_cxt, true) > (Size) billops_daily_rollup_memory_kb * 1024)
+		write_groups(d);
 	INSTR_TIME_SET_CURRENT(end);
 	INSTR_TIME_ACCUM_DIFF(d->elapsed, end, start);
 }
@@ -330,51 +398,20 @@ daily_rollup_add(DailyRollup *d, TupleTableSlot **slots, int n)
  * rows written; *ms is the time the rollup took (summing and writing).
  */
 int64
-daily_rollup_finish(DailyRollup *d, int64 delivery_id, DateADT period, const char *payer, double *ms)
+daily_rollup_finish(DailyRollup *d, double *ms)
 {
-	TupleDesc	desc = RelationGetDescr(d->daily);
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-	HASH_SEQ_STATUS seq;
-	DailyEntry *e;
-	int64		written = 0;
 	instr_time	start,
 				end;
-	Datum		payer_text = CStringGetTextDatum(payer);
+	int64		written;
 
 	INSTR_TIME_SET_CURRENT(start);
-	hash_seq_init(&seq, d->groups);
-	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		ExecClearTuple(slot);
-		memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
-		slot->tts_values[d->period_att - 1] = DateADTGetDatum(period);
-		slot->tts_isnull[d->period_att - 1] = false;
-		slot->tts_values[d->payer_att - 1] = payer_text;
-		slot->tts_isnull[d->payer_att - 1] = false;
-		slot->tts_values[d->count_att - 1] = Int64GetDatum(e->count);
-		slot->tts_isnull[d->count_att - 1] = false;
-		slot->tts_values[d->delivery_att - 1] = Int64GetDatum(delivery_id);
-		slot->tts_isnull[d->delivery_att - 1] = false;
-		for (int i = 0; i < d->nkeys; i++)
-		{
-			slot->tts_values[d->key_att[i] - 1] = e->key.vals[i];
-			slot->tts_isnull[d->key_att[i] - 1] = e->key.nulls[i];
-		}
-		for (int j = 0; j < d->nsums; j++)
-		{
-			slot->tts_values[d->sum_att[j] - 1] = e->sums[j];
-			slot->tts_isnull[d->sum_att[j] - 1] = e->sum_null[j];
-		}
-		ExecStoreVirtualTuple(slot);
-		simple_table_tuple_insert(d->daily, slot);
-		written++;
-	}
-	ExecDropSingleTupleTableSlot(slot);
+	write_groups(d);
 	FreeExprContext(d->econtext, true);
 	table_close(d->daily, NoLock);
 	INSTR_TIME_SET_CURRENT(end);
 	INSTR_TIME_ACCUM_DIFF(d->elapsed, end, start);
 	*ms = INSTR_TIME_GET_MILLISEC(d->elapsed);
+	written = d->written;
 	MemoryContextDelete(d->cxt);
 	return written;
 }

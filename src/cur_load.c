@@ -81,6 +81,11 @@ billops_cur_load_init(void)
 							&billops_max_load_workers, 2, 0, 64,
 							/* the slots are the server's (the BILL worker's and pg_cron's too): a DBA's to give */
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billops.daily_rollup_memory",
+							"Memory a loader's daily rollup may hold before it writes its partial sums out.",
+							"Past it, the sums so far become rows of billops.cur_daily and summing starts afresh: more rows, the same totals.",
+							&billops_daily_rollup_memory_kb, 65536, 1024, INT_MAX / 1024,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("billops.swap_lock_timeout",
 							"How long the swap of a new delivery waits for readers of the old one.",
 							"0 waits forever. On timeout the load fails, the old delivery stays, and the next sync retries.",
@@ -319,7 +324,8 @@ route_open(LoadState *st, int64 period, const char *payer)
 								  2, dargt, dargs, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "staging table %u has no rollup table", relid);
 		r->daily = daily_rollup_begin(r->rel,
-									  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+									  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+									  st->delivery_id, (DateADT) period, payer);
 	}
 	/*
 	 * A staging table is only ever appended to, never deleted from, so it has
@@ -1318,7 +1324,7 @@ load_close(LoadState *st)
 		a[3] = Int64GetDatum(r->rows_with_invoice);
 		a[4] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
 		if (r->daily)
-			daily_rows = daily_rollup_finish(r->daily, st->delivery_id, (DateADT) r->period, r->payer, &daily_ms);
+			daily_rows = daily_rollup_finish(r->daily, &daily_ms);
 		a[5] = Int64GetDatum(daily_rows);
 		a[6] = Float8GetDatum(daily_ms);
 		table_close(r->rel, NoLock);

@@ -35,7 +35,7 @@
  *    stream would; a worker has no client of its own.
  *
  * Workers run as the session's user, with the server's settings and the
- * session's billops.load_batch_rows.  This is not PostgreSQL's parallel query
+ * session's billops.load_batch_rows and billops.daily_rollup_memory.  This is not PostgreSQL's parallel query
  * machinery: its workers may not insert (heap_insert refuses in a parallel
  * worker), so ours are plain dynamic background workers with their own
  * transactions.
@@ -84,6 +84,7 @@ typedef struct LoadShared
 	Oid			current_user_id;
 	int			sec_context;
 	int			batch_rows;
+	int			daily_rollup_memory_kb;
 	int			session_pid;
 	int			nfiles;
 	int			nworkers;
@@ -144,6 +145,7 @@ load_parallel_begin(int64 delivery_id, int nfiles, int nworkers, int batch_rows)
 	sh->authenticated_user_id = GetAuthenticatedUserId();
 	GetUserIdAndSecContext(&sh->current_user_id, &sh->sec_context);
 	sh->batch_rows = batch_rows;
+	sh->daily_rollup_memory_kb = billops_daily_rollup_memory_kb;
 	sh->session_pid = MyProcPid;
 	sh->nfiles = nfiles;
 	sh->nworkers = nworkers;
@@ -460,6 +462,8 @@ billops_load_worker_main(Datum main_arg)
 	SetUserIdAndSecContext(sh->current_user_id, sh->sec_context);
 	snprintf(batch_rows, sizeof(batch_rows), "%d", sh->batch_rows);
 	SetConfigOption("billops.load_batch_rows", batch_rows, PGC_USERSET, PGC_S_SESSION);
+	snprintf(batch_rows, sizeof(batch_rows), "%d", sh->daily_rollup_memory_kb);
+	SetConfigOption("billops.daily_rollup_memory", batch_rows, PGC_USERSET, PGC_S_SESSION);
 	/* notices reach emit_log_hook only if they are logged: forward_notice takes them out of the log */
 	SetConfigOption("log_min_messages", "notice", PGC_SUSET, PGC_S_OVERRIDE);
 	worker_shared = sh;

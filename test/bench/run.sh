@@ -78,6 +78,11 @@ for i in $(seq "$RUNS"); do
     ingest_runs+=("$(ingest 2024-05-01 "bench-ingest-$i" 0)")
 done
 rows_loaded=$(q -c "SELECT count(*) FROM billops.cur_line_item WHERE bill_billing_period_start_date = '2024-05-01'")
+# what the daily rollup cost those loads: the loader's time summing and writing it, of its load time
+rollup=$(q -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY p.daily_ms)::numeric, 0) || ' ' ||
+                      round(percentile_cont(0.5) WITHIN GROUP (ORDER BY p.daily_ms / d.load_ms)::numeric, 3)
+                 FROM billops.cur_delivery d JOIN billops.cur_delivery_partition p USING (delivery_id)
+                WHERE d.billing_period = '2024-05-01' AND d.status IN ('loaded', 'superseded')")
 copy_rows=$(q -c "SELECT count(*) FROM public.bench_copy")
 [ "$rows_loaded" = "$copy_rows" ] || { echo "row counts differ: ingest $rows_loaded, COPY $copy_rows" >&2; exit 1; }
 
@@ -135,18 +140,43 @@ for i in $(seq "$RUNS"); do
     build_runs+=("$(sql_timed "SELECT count(*) FROM billops.build_payables('2024-05-01')")")
 done
 build_again=$(sql_timed "SELECT count(*) FROM billops.build_payables('2024-05-01')")
+
+log "month over month by account and service: from the daily rollup and from the line items"
+mom_sql() {  # the question a BI tool asks, over billops.cur_spend_by_account_service or the line items
+    echo "SELECT count(*) FROM (SELECT usage_account_id, service, billing_period, amortized_cost,
+             amortized_cost - lag(amortized_cost) OVER (PARTITION BY usage_account_id, service ORDER BY billing_period) AS change
+        FROM $1) x"
+}
+from_lines="(SELECT bill_billing_period_start_date AS billing_period, line_item_usage_account_id AS usage_account_id,
+    billops._service_of(product, line_item_product_code) AS service,
+    sum(billops._amortized_cost(line_item_line_item_type, line_item_unblended_cost, savings_plan_savings_plan_effective_cost,
+        savings_plan_total_commitment_to_date, savings_plan_used_commitment, reservation_effective_cost,
+        reservation_unused_amortized_upfront_fee_for_billing_period, reservation_unused_recurring_fee,
+        reservation_reservation_a_r_n)) AS amortized_cost
+    FROM billops.cur_line_item GROUP BY 1, 2, 3) s"
+q -c "ANALYZE billops.cur_daily"
+mom_runs=(); mom_lines_runs=()
+for i in $(seq "$RUNS"); do
+    mom_runs+=("$(sql_timed "$(mom_sql billops.cur_spend_by_account_service)")")
+    mom_lines_runs+=("$(sql_timed "$(mom_sql "$from_lines")")")
+done
+months=$(q -c "SELECT count(DISTINCT billing_period) FROM billops.cur_daily")
+daily_rows=$(q -c "SELECT count(*) FROM billops.cur_daily")
+line_rows=$(q -c "SELECT count(*) FROM billops.cur_line_item")
 payables=$(q -c "SELECT count(*) FROM billops.payable WHERE billing_period = '2024-05-01'")
 
 copy_s=$(median "${copy_runs[@]}"); ingest_s=$(median "${ingest_runs[@]}")
 duck_s=$(median "${duck_runs[@]}"); par_s=$(median "${par_runs[@]}"); copy4_s=$(median "${copy4_runs[@]}")
 build_s=$(median "${build_runs[@]}"); groupby_s=$(median "${groupby_runs[@]}")
+mom_s=$(median "${mom_runs[@]}"); mom_lines_s=$(median "${mom_lines_runs[@]}")
 awk -v rows="$rows_loaded" -v rows4="$ROWS_4" -v is="$ingest_s" -v cs="$copy_s" -v gz="$gz_bytes" -v csv="$csv_bytes" \
     -v ds="$duck_s" -v ps="$par_s" -v c4="$copy4_s" -v w="$workers" -v by="$files_by" -v cores="$cores" \
     -v ms="$mem_small" -v ml="$mem_large" -v small="$SMALL" -v s1="$size_first" -v s2="$size_after" \
     -v r1="${redeliveries[0]}" -v r2="${redeliveries[1]}" -v r3="${redeliveries[2]}" -v left="$leftovers" \
     -v b1="$build_s" -v b2="$build_again" -v gb="$groupby_s" -v np="$payables" \
     -v ingest_runs="${ingest_runs[*]} / ${copy_runs[*]}" -v par_runs="${par_runs[*]} / ${duck_runs[*]} / ${copy4_runs[*]}" \
-    -v build_runs="${build_runs[*]} / ${groupby_runs[*]}" 'BEGIN {
+    -v build_runs="${build_runs[*]} / ${groupby_runs[*]}" -v rollup="$rollup" -v mom="$mom_s" -v moml="$mom_lines_s" \
+    -v months="$months" -v drows="$daily_rows" -v lrows="$line_rows" 'BEGIN {
     printf "rows=%d\n", rows
     printf "csv_mb=%.1f\n", csv / 1048576
     printf "gzip_mb=%.1f\n", gz / 1048576
@@ -180,4 +210,8 @@ awk -v rows="$rows_loaded" -v rows4="$ROWS_4" -v is="$ingest_s" -v cs="$copy_s" 
     printf "groupby_seconds=%.2f\n", gb
     printf "build_vs_groupby_ratio=%.2f\n", gb / b1
     printf "build_runs_seconds=\"%s\"\n", build_runs
+    split(rollup, r, " ")
+    printf "rollup_ms_per_delivery=%d\nrollup_share_of_load=%.3f\n", r[1], r[2]
+    printf "rollup_months=%d\nrollup_rows=%d\nline_item_rows=%d\n", months, drows, lrows
+    printf "month_over_month_from_rollup_seconds=%.3f\nmonth_over_month_from_line_items_seconds=%.2f\n", mom, moml
 }'

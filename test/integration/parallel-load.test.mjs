@@ -203,10 +203,19 @@ test('a damaged gzip stream in one file fails the delivery; the next good delive
   assert.match(err.message + (err.where ?? ''), /par-00002/, 'the error names the file');
   assert.deepEqual(await visible('parallel'), before);
   assert.deepEqual(await leftovers(), { tables: 0, partitions: 0 });
-  assert.equal(await sync(db, 'parallel', 2), null, 'the same delivery loads once the stream is whole');
+  // one stream, and a rollup that must write its partial sums out (its memory at the minimum)
+  await db.query(`SET billops.daily_rollup_memory = '1MB'`);
+  assert.equal(await sync(db, 'parallel', 0), null, 'the same delivery loads once the stream is whole');
+  await db.query('RESET billops.daily_rollup_memory');
   const [v] = await visible('parallel');
   assert.equal(v.n, exp.last.rows);
   assert.equal(normNumeric(v.total), normNumeric(exp.last.unblendedCost));
+  const { rows: [dr] } = await db.query(`SELECT daily_rows, (SELECT count(*) FROM (SELECT DISTINCT usage_date, usage_account_id,
+      billing_entity, invoicing_entity, legal_entity, bill_type, line_item_type, product_code, service, region, usage_type, operation,
+      pricing_term, currency FROM billops.cur_daily) k) AS keys
+      FROM billops.cur_delivery_partition WHERE delivery_id = (SELECT max(delivery_id) FROM billops.cur_delivery)`);
+  assert.ok(dr.daily_rows > dr.keys, `the bounded rollup wrote partial sums (${dr.daily_rows} rows for ${dr.keys} keys)`);
+  assert.equal(await rollupDifferences(), 0, 'which add up to the line items, key by key');
 });
 
 // Start a slow parallel sync; resolves once workers are loading.  Returns the session's pid,
