@@ -42,6 +42,7 @@
 #include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -231,6 +232,7 @@ daily_rollup_begin(Relation line_items, Oid daily_relid, int64 delivery_id, Date
 	ParseNamespaceItem *nsitem;
 	TupleDesc	ddesc;
 	uint64		n;
+	int			guc_level;
 	SPITupleTable *spec;
 
 	if (SPI_execute("SELECT column_name, role, expression FROM billops._cur_daily_spec()", true, 0) != SPI_OK_SELECT)
@@ -256,6 +258,15 @@ daily_rollup_begin(Relation line_items, Oid daily_relid, int64 delivery_id, Date
 	d->row_vals = palloc0(sizeof(Datum) * n);
 	d->row_nulls = palloc0(sizeof(bool) * n);
 
+	/*
+	 * The expressions are ours: parsed with pg_catalog's functions,
+	 * operators and types only (once parsed, they hold OIDs).  The SQL entry
+	 * points already run with that search_path; a load worker runs with the
+	 * database's, which a DBA may have changed.
+	 */
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	pstate = make_parsestate(NULL);
 	nsitem = addRangeTableEntryForRelation(pstate, line_items, AccessShareLock, NULL, false, false);
 	addNSItemToQuery(pstate, nsitem, false, true, true);
@@ -286,6 +297,7 @@ daily_rollup_begin(Relation line_items, Oid daily_relid, int64 delivery_id, Date
 			elog(ERROR, "billops._cur_daily_spec: %s is neither a key nor a numeric sum", name);
 	}
 	free_parsestate(pstate);
+	AtEOXact_GUC(true, guc_level);
 	d->period_att = daily_attnum(d->daily, "billing_period");
 	d->payer_att = daily_attnum(d->daily, "payer_account_id");
 	d->count_att = daily_attnum(d->daily, "line_items");

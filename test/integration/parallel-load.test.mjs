@@ -316,6 +316,22 @@ test('with no free worker slot the session loads the files itself', { timeout: 3
   assert.deepEqual(await leftovers(), { tables: 0, partitions: 0 });
 });
 
+test('a database\'s search_path does not change what the workers\' rollup means', { timeout: 300000 }, async () => {
+  // load workers connect with the database's settings: one that puts a "date" of its own first
+  await db.query('CREATE SCHEMA IF NOT EXISTS shadow');
+  await db.query('CREATE DOMAIN shadow.date AS text');
+  await db.query('ALTER DATABASE billops_it_parallel SET search_path = shadow, pg_catalog, public');
+  try {
+    const exp = month('par-b', 'par', { delivery: 7 });
+    assert.equal(await sync(db, 'parallel', 3), null);
+    assert.equal((await visible('parallel'))[0].n, exp.last.rows);
+    assert.equal(await rollupDifferences(), 0);
+  } finally {
+    await db.query('ALTER DATABASE billops_it_parallel RESET search_path');
+    await db.query('DROP SCHEMA shadow CASCADE');
+  }
+});
+
 // Seeded trials: a random degree of parallelism and, most times, one fault in one random file.
 // Whatever happens, a delivery is either loaded whole or not visible at all, and nothing stays.
 function rng(seed) {   // mulberry32: small seeds give unrelated sequences
