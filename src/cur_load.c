@@ -1099,7 +1099,8 @@ typedef struct LoadFiles
 /*
  * Read what loading a delivery needs: its source, its files, the target's
  * input functions; and the staging table created before a parallel load, whose
- * period and payer every loader then holds its rows to.
+ * period and payer every loader then holds its rows to.  Connects to SPI
+ * (load_close disconnects).
  */
 static void
 load_open(LoadState *st, LoadFiles *lf, int64 delivery_id)
@@ -1110,6 +1111,8 @@ load_open(LoadState *st, LoadFiles *lf, int64 delivery_id)
 	Datum		arg[1] = {Int64GetDatum(delivery_id)};
 	Oid			argt[1] = {INT8OID};
 
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	memset(st, 0, sizeof(*st));
 	memset(lf, 0, sizeof(*lf));
 	st->delivery_id = delivery_id;
@@ -1344,6 +1347,7 @@ load_close(LoadState *st)
 	if (!st->peek)
 		record_map_keys(st);
 	table_close(st->parent, NoLock);
+	SPI_finish();
 }
 
 /*
@@ -1363,8 +1367,6 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	LoadFiles	lf;
 	int64		rows;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	load_open(&st, &lf, delivery_id);
 
 	if (lf.nfiles > 1 && billops_max_load_workers > 0 && st.one_route && lf.prepared_routes == 1)
@@ -1397,7 +1399,6 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 		rows = st.delivery_rows;
 	}
 	load_close(&st);
-	SPI_finish();
 	PG_RETURN_INT64(rows);
 }
 
@@ -1409,15 +1410,12 @@ cur_load_files_as_worker(int64 delivery_id, LoadParallel *lp)
 	LoadFiles	lf;
 	int			f;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	load_open(&st, &lf, delivery_id);
 	st.par = lp;
 	while ((f = load_parallel_next_file(lp)) >= 0)
 		load_delivery_file(&st, &lf, f);
 	load_parallel_check(lp);	/* commit nothing once another loader failed */
 	load_close(&st);
-	SPI_finish();
 }
 
 /*
@@ -1438,14 +1436,11 @@ billops_prepare_staging(PG_FUNCTION_ARGS)
 	LoadFiles	lf;
 	bool		created;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	load_open(&st, &lf, delivery_id);
 	st.peek = true;
 	for (int f = 0; f < lf.nfiles && st.routes == NIL; f++)
 		load_delivery_file(&st, &lf, f);
 	created = st.routes != NIL;
 	load_close(&st);
-	SPI_finish();
 	PG_RETURN_BOOL(created);
 }

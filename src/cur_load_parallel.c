@@ -197,11 +197,20 @@ load_parallel_next_file(LoadParallel *lp)
 
 	if (pg_atomic_read_u32(&lp->sh->failed) != 0)
 		return -1;
-	f = pg_atomic_fetch_add_u32(&lp->sh->next_file, 1);
-	if (f >= (uint32) lp->sh->nfiles)
-		return -1;
+	/*
+	 * A worker counts the file before it takes it: one that ends in between
+	 * is then taken for one that lost a file (a false alarm that fails the
+	 * delivery), never the other way round.
+	 */
 	if (lp->is_worker)
 		pg_atomic_fetch_add_u32(&lp->sh->slots[lp->my_slot].files_taken, 1);
+	f = pg_atomic_fetch_add_u32(&lp->sh->next_file, 1);
+	if (f >= (uint32) lp->sh->nfiles)
+	{
+		if (lp->is_worker)
+			pg_atomic_fetch_sub_u32(&lp->sh->slots[lp->my_slot].files_taken, 1);
+		return -1;
+	}
 	return (int) f;
 }
 

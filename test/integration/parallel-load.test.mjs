@@ -265,8 +265,13 @@ test('progress shows every loader with the delivery\'s totals; cancel is prompt 
 test('a worker that is terminated fails the delivery; the next sync loads it', { timeout: 300000 }, async () => {
   const before = await visible('parallel');
   const exp = month('par-b', 'par', { delivery: 5 });
-  const { running, loader } = await slowParallelSync('parallel', 3);
-  const { rows: [w] } = await db.query(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_billops load worker' LIMIT 1`);
+  const { pid, running, loader } = await slowParallelSync('parallel', 3);
+  // a worker that is loading a file (one still starting up has taken none, and its end would be harmless)
+  let w;
+  await waitFor('a worker loading a file', async () => {
+    ({ rows: [w] } = await db.query('SELECT pid FROM billops.cur_sync_progress WHERE pid <> $1 LIMIT 1', [pid]));
+    return w !== undefined;
+  }, 30000, 50);
   await db.query('SELECT pg_terminate_backend($1)', [w.pid]);
   const err = await running;
   await clearFaults();
