@@ -68,7 +68,6 @@ extern int	load_parallel_next_file(LoadParallel *lp);
 /* any participant: add rows and bytes read; returns the delivery's totals so far */
 extern void load_parallel_add(LoadParallel *lp, int64 rows, uint64 raw_bytes, int64 *total_rows, uint64 *total_raw);
 extern int64 load_parallel_total_rows(LoadParallel *lp);
-extern uint64 load_parallel_total_raw(LoadParallel *lp);
 /* any participant, between batches: stop if another failed (the session raises its error) */
 extern void load_parallel_check(LoadParallel *lp);
 /* the session: wait for the workers' commits; raises the first failure */

@@ -227,12 +227,6 @@ load_parallel_total_rows(LoadParallel *lp)
 	return (int64) pg_atomic_read_u64(&lp->sh->rows);
 }
 
-uint64
-load_parallel_total_raw(LoadParallel *lp)
-{
-	return pg_atomic_read_u64(&lp->sh->raw_bytes);
-}
-
 /* The first failure, raised in the session as the worker met it. */
 static void
 raise_recorded_error(LoadShared *sh)

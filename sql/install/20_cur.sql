@@ -612,8 +612,8 @@ DECLARE
                      target_delivery_id);
     existing regclass;
 BEGIN
-    SELECT staging_table INTO existing FROM billops.cur_delivery_partition
-     WHERE delivery_id = target_delivery_id AND billing_period = target_period AND payer_account_id = target_payer;
+    -- its name is its delivery's, period's and payer's: one that exists was made for this route
+    existing := to_regclass(format('billops.%I', t));
     IF existing IS NOT NULL THEN
         RETURN existing;
     END IF;

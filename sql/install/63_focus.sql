@@ -143,9 +143,9 @@ DECLARE
                      target_delivery_id);
     existing regclass;
 BEGIN
-    -- created before a parallel load (billops._prepare_staging): every loader uses it
-    SELECT staging_table INTO existing FROM billops.cur_delivery_partition
-     WHERE delivery_id = target_delivery_id AND period_start = target_start AND payer_account_id = target_account;
+    -- created before a parallel load (billops._prepare_staging): every loader uses it (its name is
+    -- its delivery's, period's and account's)
+    existing := to_regclass(format('billops.%I', t));
     IF existing IS NOT NULL THEN
         RETURN existing;
     END IF;
