@@ -49,6 +49,7 @@ OBJS = \
 	src/cur_load.o \
 	src/cur_load_parallel.o \
 	src/cur_daily.o \
+	src/numeric_sum.o \
 	src/sql_api.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql

@@ -1,7 +1,7 @@
 -- The daily rollup (billops.cur_daily): summed by the loader while it inserts, swapped in with the
 -- line items, and always equal to the visible line items grouped by the same expressions.
 BEGIN;
-SELECT plan(12);
+SELECT plan(14);
 
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
@@ -77,6 +77,29 @@ SELECT throws_ok(format($f$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billo
   '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,abc']), 'tap-daily') $f$, :'payer'),
   '22P02', NULL, 'a delivery with a bad value is refused');
 SELECT is(pg_temp.rollup_differences(), 0::bigint, 'and the rollup still matches the visible line items');
+
+-- sums are exact and keep SUM's display scale, whether they fit the loader's fixed point (at most 20
+-- decimals, below 10^16, no overflow) or leave it: more decimals, a larger value, a sum past 1.7e18
+SELECT lives_ok(format($f$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_daily4.csv',
+  ARRAY['bill/PayerAccountId,bill/BillingPeriodStartDate,lineItem/UsageAccountId,lineItem/LineItemType,lineItem/UnblendedCost,lineItem/UsageAmount,lineItem/UsageStartDate,lineItem/ProductCode']
+  || ARRAY[
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,0.1,,2023-11-01T00:00:00Z,AmazonEC2',
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,0.00000000000000000001,,2023-11-01T01:00:00Z,AmazonEC2',
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,-0.30,,2023-11-01T02:00:00Z,AmazonEC2',
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,1.5,1,2023-11-02T00:00:00Z,AmazonEC2',
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,0.0000000000000000000001,2,2023-11-02T01:00:00Z,AmazonEC2',
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,-2,0.5,2023-11-02T02:00:00Z,AmazonEC2',
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,1,,2023-11-03T00:00:00Z,AmazonEC2',
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,-12345678901234567.25,,2023-11-03T01:00:00Z,AmazonEC2',
+  '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,0,,2023-11-05T00:00:00Z,AmazonEC2']
+  || array_fill('%1$s,2023-11-01T00:00:00Z,123456789012,Usage,9999999999999999.99,,2023-11-04T00:00:00Z,AmazonEC2'::text, ARRAY[200])),
+  'tap-daily') $f$, :'payer'),
+  'a delivery of amounts at and past the fixed point''s limits loads');
+SELECT is((SELECT array_agg(ARRAY[usage_date::text, unblended_cost::text, coalesce(usage_amount::text, 'null')] ORDER BY usage_date) FROM billops.cur_daily),
+          (SELECT array_agg(ARRAY[d::text, u::text, coalesce(a::text, 'null')] ORDER BY d)
+             FROM (SELECT line_item_usage_start_date::date AS d, sum(line_item_unblended_cost) AS u, sum(line_item_usage_amount) AS a
+                     FROM billops.cur_line_item GROUP BY 1) x),
+          'each day''s sums are SUM''s, digit for digit and scale for scale');
 
 SELECT * FROM finish();
 ROLLBACK;
