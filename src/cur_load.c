@@ -130,6 +130,7 @@ typedef struct Route
 	char	   *payer;
 	Relation	rel;
 	AttrNumber *attmap;			/* parent attno → this table's attno (by name) */
+	bool		same_attnos;	/* attmap is the identity: rows are built in the slot */
 	TupleTableSlot **slots;
 	int			nused;
 	BulkInsertState bistate;
@@ -140,6 +141,8 @@ typedef struct Route
 	char	   *last_invoice;
 	DailyRollup *daily;			/* the CUR's: its rows summed into billops.cur_daily */
 } Route;
+
+#define MAP_KEY_SETS 16
 
 typedef struct LoadState
 {
@@ -181,6 +184,15 @@ typedef struct LoadState
 
 	/* the keys seen in each map column (billops.cur_delivery_map_key) */
 	HTAB	   *map_keys;
+	/* per map column, the last few distinct sets of keys rows had: most rows repeat one */
+	struct
+	{
+		const char *column;
+		StringInfoData keys[MAP_KEY_SETS];
+		int			next;		/* the one to replace */
+	}			map_last[8];
+	int			nmap_last;
+	StringInfoData map_row_keys;	/* the row's, as they are read */
 } LoadState;
 
 /*
@@ -223,6 +235,61 @@ note_map_key(LoadState *st, const char *column, const char *key, int keylen)
 	memcpy(buf + n, key, keylen);
 	buf[n + keylen] = '\0';
 	(void) hash_search(st->map_keys, buf, HASH_ENTER, NULL);
+}
+
+/*
+ * Note the keys of a row's map column (st->map_row_keys), unless the column
+ * had this very set of keys in a recent row: a CUR's rows carry a few sets
+ * of product attributes and tags over and over, and noting each key of each
+ * row (a formatted string, a hash lookup) cost a tenth of the load.
+ */
+static void
+note_map_keys_of_row(LoadState *st, const char *column)
+{
+	StringInfo	row = &st->map_row_keys;
+	int			c;
+
+	for (c = 0; c < st->nmap_last; c++)
+		if (strcmp(st->map_last[c].column, column) == 0)
+			break;
+	if (c == st->nmap_last && st->nmap_last < (int) lengthof(st->map_last))
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		st->map_last[c].column = pstrdup(column);
+		for (int k = 0; k < MAP_KEY_SETS; k++)
+		{
+			initStringInfo(&st->map_last[c].keys[k]);
+			appendStringInfoChar(&st->map_last[c].keys[k], 'x');	/* no row's keys */
+		}
+		st->map_last[c].next = 0;
+		st->nmap_last++;
+		MemoryContextSwitchTo(old);
+	}
+	if (c < st->nmap_last)
+		for (int k = 0; k < MAP_KEY_SETS; k++)
+		{
+			StringInfo	seen = &st->map_last[c].keys[k];
+
+			if (seen->len == row->len && memcmp(seen->data, row->data, row->len) == 0)
+				return;
+		}
+	for (int at = 0; at < row->len;)
+	{
+		int			len;
+
+		memcpy(&len, row->data + at, sizeof(int));
+		note_map_key(st, column, row->data + at + sizeof(int), len);
+		at += sizeof(int) + len;
+	}
+	if (c < st->nmap_last)
+	{
+		StringInfo	seen = &st->map_last[c].keys[st->map_last[c].next];
+
+		st->map_last[c].next = (st->map_last[c].next + 1) % MAP_KEY_SETS;
+		resetStringInfo(seen);
+		appendBinaryStringInfo(seen, row->data, row->len);
+	}
 }
 
 /* COPY's data-source callback takes no argument: the stream it reads is here. */
@@ -309,6 +376,11 @@ route_open(LoadState *st, int64 period, const char *payer)
 				strcmp(NameStr(TupleDescAttr(rdesc, j)->attname), NameStr(pa->attname)) == 0)
 				r->attmap[i] = j + 1;
 	}
+	r->same_attnos = rdesc->natts == st->ptupdesc->natts;
+	for (int i = 0; i < st->ptupdesc->natts && r->same_attnos; i++)
+		r->same_attnos = TupleDescAttr(st->ptupdesc, i)->attisdropped
+			? TupleDescAttr(rdesc, i)->attisdropped
+			: r->attmap[i] == i + 1;
 	r->slots = palloc0(sizeof(TupleTableSlot *) * MAX_BATCH_SLOTS);
 	for (int i = 0; i < MAX_BATCH_SLOTS; i++)
 		r->slots[i] = table_slot_create(r->rel, NULL);
@@ -598,6 +670,93 @@ check_datetime_form(LoadState *st, const char *v)
 	return zoned;
 }
 
+/* n digits at *p as a number (aws_datetime_form has checked they are digits) */
+static inline int
+digits_at(const char *p, int n)
+{
+	int			v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v * 10 + (p[i] - '0');
+	return v;
+}
+
+/*
+ * The timestamps AWS writes, read directly: YYYY-MM-DD, then optionally
+ * [T ]hh:mm[:ss[.f…]] and Z or ±hh[[:]mm], no zone meaning UTC.  Every line
+ * item has four of them, and timestamptz_in (a general date/time parser)
+ * cost more than all of a row's numbers.  Anything else it could mean
+ * (24:00:00, a leap second, more than microseconds, an invalid day) is left
+ * to timestamptz_in: false means "not this simple", never "invalid".
+ */
+static bool
+iso_timestamptz(const char *v, TimestampTz *out)
+{
+	const char *p = v + 10;
+	int			y = digits_at(v, 4),
+				m = digits_at(v + 5, 2),
+				d = digits_at(v + 8, 2);
+	int			h = 0,
+				mi = 0,
+				sec = 0,
+				offset = 0;		/* seconds east of UTC */
+	int64		usec = 0;
+
+	if (y < 1 || m < 1 || m > 12 || d < 1 || d > day_tab[isleap(y)][m - 1])
+		return false;
+	if (*p == 'T' || *p == ' ')
+	{
+		h = digits_at(p + 1, 2);
+		mi = digits_at(p + 4, 2);
+		p += 6;
+		if (*p == ':')
+		{
+			sec = digits_at(p + 1, 2);
+			p += 3;
+			if (*p == '.')
+			{
+				int			n = 0;
+
+				for (p++; *p >= '0' && *p <= '9'; p++, n++)
+				{
+					if (n == 6)
+						return false;
+					usec = usec * 10 + (*p - '0');
+				}
+				for (; n < 6; n++)
+					usec *= 10;
+			}
+		}
+		if (h > 23 || mi > 59 || sec > 59)
+			return false;
+	}
+	if (*p == 'Z')
+		p++;
+	else if (*p == '+' || *p == '-')
+	{
+		int			sign = *p == '-' ? -1 : 1;
+		int			oh = digits_at(p + 1, 2),
+					om = 0;
+
+		p += 3;
+		if (*p == ':')
+			p++;
+		if (*p >= '0' && *p <= '9')
+		{
+			om = digits_at(p, 2);
+			p += 2;
+		}
+		if (oh > 15 || om > 59)
+			return false;
+		offset = sign * (oh * SECS_PER_HOUR + om * SECS_PER_MINUTE);
+	}
+	if (*p != '\0')
+		return false;
+	*out = ((int64) (date2j(y, m, d) - POSTGRES_EPOCH_JDATE) * SECS_PER_DAY +
+			h * SECS_PER_HOUR + mi * SECS_PER_MINUTE + sec - offset) * USECS_PER_SEC + usec;
+	return true;
+}
+
 /*
  * A timestamptz value: one without a zone is UTC, the zone of AWS's billing
  * data and of FOCUS's Date/Time Format, never the session's TimeZone.
@@ -606,8 +765,12 @@ static Datum
 utc_timestamptz_in(LoadState *st, const char *v, int a)
 {
 	char		buf[64];
+	bool		zoned = check_datetime_form(st, v);
+	TimestampTz ts;
 
-	if (check_datetime_form(st, v) || strlen(v) > sizeof(buf) - 4)
+	if (st->typmods[a] == -1 && iso_timestamptz(v, &ts))
+		return TimestampTzGetDatum(ts);
+	if (zoned || strlen(v) > sizeof(buf) - 4)
 		return InputFunctionCall(&st->in_funcs[a], (char *) v, st->typioparams[a], st->typmods[a]);
 	snprintf(buf, sizeof(buf), "%s+00", v);
 	return InputFunctionCall(&st->in_funcs[a], buf, st->typioparams[a], st->typmods[a]);
@@ -710,6 +873,17 @@ check_map(LoadState *st, const char *column, Datum value, MapValues values)
 				 errmsg("a map column must hold a JSON object"),
 				 errdetail("%s", st->focus ? "FOCUS's Key-Value Format is a JSON object: {\"key\": \"value\", ...}."
 						   : "CUR 2.0 writes maps such as resource_tags as {\"key\": \"value\", ...}.")));
+	if (!st->focus)
+	{
+		if (st->map_row_keys.data == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+			initStringInfo(&st->map_row_keys);
+			MemoryContextSwitchTo(old);
+		}
+		resetStringInfo(&st->map_row_keys);
+	}
 	it = JsonbIteratorInit(&j->root);
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
@@ -722,7 +896,11 @@ check_map(LoadState *st, const char *column, Datum value, MapValues values)
 			key = v.val.string.val;
 			keylen = Min(v.val.string.len, 200);
 			if (!st->focus)
-				note_map_key(st, column, v.val.string.val, v.val.string.len);
+			{
+				/* the key, length first: the row's keys are compared with the previous row's at the end */
+				appendBinaryStringInfo(&st->map_row_keys, (char *) &v.val.string.len, sizeof(int));
+				appendBinaryStringInfo(&st->map_row_keys, v.val.string.val, v.val.string.len);
+			}
 		}
 		else if (tok == WJB_VALUE && depth == 1 && v.type != jbvString && v.type != jbvNull &&
 				 !(values != MAP_OF_STRINGS && v.type == jbvNumeric) &&
@@ -738,6 +916,8 @@ check_map(LoadState *st, const char *column, Datum value, MapValues values)
 					 errmsg("a map column must hold a JSON object of %s", want),
 					 errdetail("It holds a nested object or array.")));
 	}
+	if (!st->focus)
+		note_map_keys_of_row(st, column);
 }
 
 /* Write the map keys the delivery holds (one statement, two arrays). */
@@ -867,6 +1047,14 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 	if (st->peek)
 		return;
 
+	/* the row is built in its slot, where the staging table's attributes are the parent's */
+	slot = r->slots[r->nused];
+	ExecClearTuple(slot);
+	if (r->same_attnos)
+	{
+		values = slot->tts_values;
+		nulls = slot->tts_isnull;
+	}
 	memset(nulls, true, sizeof(bool) * natts);
 	for (int t = 0; t < fm->ntargets; t++)
 		fm->targets[t].any = false;
@@ -935,17 +1123,17 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 	if (fm->invoice_idx >= 0 && fields[fm->invoice_idx] && fields[fm->invoice_idx][0])
 		route_note_invoice(r, fields[fm->invoice_idx]);
 
-	slot = r->slots[r->nused++];
-	ExecClearTuple(slot);
-	for (int i = 0; i < natts; i++)
-	{
-		AttrNumber	ta = r->attmap[i];
+	r->nused++;
+	if (!r->same_attnos)
+		for (int i = 0; i < natts; i++)
+		{
+			AttrNumber	ta = r->attmap[i];
 
-		if (ta == 0)
-			continue;
-		slot->tts_values[ta - 1] = values[i];
-		slot->tts_isnull[ta - 1] = nulls[i];
-	}
+			if (ta == 0)
+				continue;
+			slot->tts_values[ta - 1] = values[i];
+			slot->tts_isnull[ta - 1] = nulls[i];
+		}
 	ExecStoreVirtualTuple(slot);
 	r->rows++;
 	st->delivery_rows++;
