@@ -39,6 +39,7 @@ OBJS = \
 	src/bill_shared.o \
 	src/http.o \
 	src/json_value.o \
+	src/json_map.o \
 	src/byte_source.o \
 	src/gunzip.o \
 	src/s3.o \

@@ -31,6 +31,7 @@
 #include "billops.h"
 #include "billops_byte_source.h"
 #include "billops_cur.h"
+#include "billops_json.h"
 #include "billops_s3.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -515,6 +516,7 @@ typedef struct FileMap
 	JsonTarget *targets;		/* jsonb columns fed by entries/extras */
 	int			ntargets;
 	int		   *target_of;		/* column → targets[] index or -1 */
+	bool	   *string_map;		/* a CUR 2.0 map of strings (all but discount, a map of numbers) */
 } FileMap;
 
 static FileMap *
@@ -528,11 +530,13 @@ file_map_build(LoadState *st, char **fields, int nfields)
 	fm->payer_idx = fm->period_idx = fm->invoice_idx = fm->frequency_idx = -1;
 	fm->targets = palloc0(sizeof(JsonTarget) * (nfields + 1));
 	fm->target_of = palloc(sizeof(int) * Max(nfields, 1));
+	fm->string_map = palloc0(sizeof(bool) * Max(nfields, 1));
 	for (int i = 0; i < nfields; i++)
 	{
 		CurColumn  *c = &fm->cols[i];
 
 		fm->target_of[i] = -1;
+		fm->string_map[i] = c->kind == CUR_COL_MAP_JSON && !st->focus && strcmp(c->name, "discount") != 0;
 		if (c->kind != CUR_COL_TYPED)
 			;
 		else if (strcmp(c->name, st->focus ? "BillingAccountId" : "bill_payer_account_id") == 0)
@@ -954,6 +958,30 @@ record_map_keys(LoadState *st)
 		elog(ERROR, "could not record the map keys of the delivery");
 }
 
+/*
+ * A CUR 2.0 map of strings read directly (json_map.c), its keys noted; 0
+ * when the text is not a plain flat object, for jsonb_in and check_map.
+ */
+static Datum
+string_map_in(LoadState *st, const char *column, const char *text)
+{
+	Jsonb	   *j;
+
+	if (st->map_row_keys.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		initStringInfo(&st->map_row_keys);
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(&st->map_row_keys);
+	j = billops_json_flat_string_map(text, &st->map_row_keys);
+	if (j == NULL)
+		return (Datum) 0;
+	note_map_keys_of_row(st, column);
+	return JsonbPGetDatum(j);
+}
+
 static void
 load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 {
@@ -1077,6 +1105,9 @@ load_row(LoadState *st, FileMap *fm, char **fields, Datum *values, bool *nulls)
 					f = (char *) focus_charge_frequency(f);
 				if (st->is_text[a])
 					values[a] = PointerGetDatum(cstring_to_text(f));
+				else if (fm->string_map[i] &&
+						 (values[a] = string_map_in(st, c->name, f)) != (Datum) 0)
+					;
 				else
 				{
 					if (st->is_timestamptz[a])
