@@ -24,6 +24,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -78,8 +80,8 @@ billops_cur_load_init(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("billops.max_load_workers",
 							"Background workers that load a delivery's files alongside the loading session.",
-							"0 loads every file in the session. Each worker takes one of max_worker_processes while it runs.",
-							&billops_max_load_workers, 2, 0, 64,
+							"-1: one fewer than the server's CPU cores, so that the loaders fill them. 0 loads every file in the session. Each worker takes one of max_worker_processes while it runs.",
+							&billops_max_load_workers, -1, -1, 64,
 							/* the slots are the server's (the BILL worker's and pg_cron's too): a DBA's to give */
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("billops.daily_rollup_memory",
@@ -403,9 +405,14 @@ route_open(LoadState *st, int64 period, const char *payer)
 	/*
 	 * A staging table is only ever appended to, never deleted from, so it has
 	 * no free space worth looking up: like COPY into a table created in its
-	 * transaction, but also for one a parallel load created beforehand.
+	 * transaction.  Except when loaders share it: PostgreSQL 15 extends a
+	 * relation a page at a time, and only when inserts use the free space
+	 * map does a loader that finds the extension lock taken add pages for
+	 * all (hio.c, RelationAddExtraBlocks); without it the loaders queue for
+	 * the lock page by page.
 	 */
-	r->ti_options |= TABLE_INSERT_SKIP_FSM;
+	if (st->par == NULL)
+		r->ti_options |= TABLE_INSERT_SKIP_FSM;
 	st->routes = lappend(st->routes, r);
 	MemoryContextSwitchTo(old);
 	return r;
@@ -1570,6 +1577,23 @@ load_close(LoadState *st)
 }
 
 /*
+ * billops.max_load_workers, -1 meaning one loader per CPU core: the session
+ * and cores − 1 workers.  More loaders than cores only share them (and a
+ * delivery's files end less evenly among more loaders: 4 files among 3
+ * loaders on 2 cores loaded slower than among 2).
+ */
+static int
+load_workers_wanted(void)
+{
+	long		cores;
+
+	if (billops_max_load_workers >= 0)
+		return billops_max_load_workers;
+	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores > 1 ? (int) Min(cores - 1, 64) : 0;
+}
+
+/*
  * billops._ingest_delivery(delivery_id bigint) RETURNS bigint
  *
  * Loads every file of a delivery (billops.cur_delivery_file, in order) into
@@ -1588,10 +1612,10 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 
 	load_open(&st, &lf, delivery_id);
 
-	if (lf.nfiles > 1 && billops_max_load_workers > 0 && st.one_route && lf.prepared_routes == 1)
+	if (lf.nfiles > 1 && load_workers_wanted() > 0 && st.one_route && lf.prepared_routes == 1)
 	{
 		LoadParallel *lp = load_parallel_begin(delivery_id, lf.nfiles,
-											   Min(billops_max_load_workers, lf.nfiles - 1), load_batch_rows);
+											   Min(load_workers_wanted(), lf.nfiles - 1), load_batch_rows);
 		int			f;
 
 		st.par = lp;

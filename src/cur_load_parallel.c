@@ -2,9 +2,10 @@
  * cur_load_parallel.c — the files of one delivery loaded by several backends.
  *
  * AWS splits a month's report into several files.  With
- * billops.max_load_workers > 0, the loading session starts that many dynamic
- * background workers (fewer if the delivery has fewer files, or if
- * max_worker_processes has no free slot) and loads files itself as well.
+ * billops.max_load_workers > 0 (by default, -1, one fewer than the CPU
+ * cores), the loading session starts that many dynamic background workers
+ * (fewer if the delivery has fewer files, or if max_worker_processes has no
+ * free slot) and loads files itself as well.
  * Every participant takes the next file nobody has taken yet, so a large
  * file never holds the others up and a worker that could not start leaves
  * its files to the rest.  Each file is read, converted and inserted by the
@@ -28,8 +29,9 @@
  *  - Progress across workers.  Rows and compressed bytes of every participant
  *    are summed here; each loading backend's row in billops.cur_sync_progress
  *    shows its own file and the delivery's totals.
- *  - Bounded memory.  Each participant holds one batch (cur_load.c): a
- *    delivery holds at most 1 + max_load_workers of them.
+ *  - Bounded memory.  Each participant holds one batch (cur_load.c) and one
+ *    daily rollup (billops.daily_rollup_memory): a delivery holds at most
+ *    1 + its workers of each.
  *  - Its notices.  What a worker says (a file loaded, a cut body resumed)
  *    is passed to the session, which says it to its client as the single
  *    stream would; a worker has no client of its own.
@@ -126,7 +128,7 @@ struct LoadParallel
 	BackgroundWorkerHandle **handles;
 };
 
-int			billops_max_load_workers = 2;
+int			billops_max_load_workers = -1;
 
 PGDLLEXPORT void billops_load_worker_main(Datum main_arg);
 

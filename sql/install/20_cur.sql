@@ -980,7 +980,7 @@ BEGIN
             -- the background workers that load them see only what is committed.  (Not for Parquet:
             -- its first row is a read of a whole row group, which the load would read again.)
             IF cardinality(man.report_keys) > 1 AND s.layout <> 'focus_files' AND man.compression IS DISTINCT FROM 'PARQUET'
-               AND current_setting('billops.max_load_workers')::integer > 0 THEN
+               AND current_setting('billops.max_load_workers')::integer <> 0 THEN
                 PERFORM billops._prepare_staging(v_delivery);
             END IF;
         EXCEPTION WHEN OTHERS THEN
