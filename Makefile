@@ -4,6 +4,7 @@
 #   make install         install into the server found by pg_config
 #   make installcheck    pg_regress against a running server (PGHOST/PGPORT)
 #   make bench           benchmarks (test/bench/run.sh, parquet.sh, bill.sh); print name=value lines
+#   make bench-scale     cost growth with the size of a month, and a year of months (test/bench/scale.sh)
 #   make crash-matrix    1,000 crash and lost-answer trials of the BILL protocol (test/bench/bill-crash-matrix.sh)
 #
 # The install script is generated: the SQL sources live one domain per file in
@@ -75,12 +76,16 @@ $(OBJS): $(wildcard include/*.h)
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-.PHONY: bench crash-matrix
+.PHONY: bench bench-scale crash-matrix
 bench:
 	bash test/bench/run.sh
 	bash test/bench/parquet.sh
 	bash test/bench/focus.sh
 	bash test/bench/bill.sh
+
+# cost growth at 1 M, 5 M and 20 M rows and a year of months (~30 M rows, ~35 GB of disk, ~30 min)
+bench-scale:
+	bash test/bench/scale.sh
 
 crash-matrix:
 	bash test/bench/bill-crash-matrix.sh

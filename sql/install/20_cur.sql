@@ -711,6 +711,7 @@ BEGIN
         -- the month's rollup, from the same delivery, in the same transaction
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)',
                        daily_part, p.daily_table, p.payer_account_id);
+        PERFORM billops._refresh_monthly(p.billing_period, p.payer_account_id, p.daily_table, target_delivery_id);
         INSERT INTO billops.cur_partition AS cp (billing_period, payer_account_id, source_id, delivery_id, table_name, daily_table)
         VALUES (p.billing_period, p.payer_account_id, d.source_id, target_delivery_id, p.staging_table, p.daily_table)
         ON CONFLICT (billing_period, payer_account_id) DO UPDATE

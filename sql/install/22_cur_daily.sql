@@ -73,16 +73,46 @@ AS $$
            ('public_on_demand_cost', 'sum', 'pricing_public_on_demand_cost')
 $$;
 
--- Spend per month, payer, account and service, from the daily rollup, which sums
--- the same expressions per line item while a delivery loads: a year of
--- months answers from thousands of rows, not millions.
+-- The rollup once more, per month: spend per period, payer, account and service.  Written by the
+-- swap (billops._swap_delivery) from the delivery's daily rollup, in the same transaction, so it is
+-- always the visible deliveries'.  A year of month-over-month questions reads a few thousand rows.
+CREATE TABLE billops.cur_monthly (
+    billing_period   date NOT NULL,
+    payer_account_id text NOT NULL,
+    usage_account_id text,
+    service          text,
+    line_items       bigint NOT NULL,
+    unblended_cost   numeric,
+    amortized_cost   numeric,
+    currency         text,
+    delivery_id      bigint NOT NULL
+);
+CREATE INDEX ON billops.cur_monthly (billing_period, payer_account_id);
+COMMENT ON TABLE billops.cur_monthly IS
+  'The visible CUR per billing period, payer, usage account and service (the daily rollup summed by month); written by the swap.';
+
+-- Replace a (period, payer)'s monthly rows with those of the daily rollup table just attached.
+CREATE FUNCTION billops._refresh_monthly(target_period date, target_payer text, daily_table regclass, target_delivery_id bigint)
+RETURNS void
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM billops.cur_monthly WHERE billing_period = target_period AND payer_account_id = target_payer;
+    EXECUTE format($q$
+        INSERT INTO billops.cur_monthly (billing_period, payer_account_id, usage_account_id, service, line_items,
+                                         unblended_cost, amortized_cost, currency, delivery_id)
+        SELECT billing_period, payer_account_id, usage_account_id, service, sum(line_items), sum(unblended_cost),
+               sum(amortized_cost), min(currency), $1
+          FROM %s GROUP BY 1, 2, 3, 4$q$, daily_table) USING target_delivery_id;
+END
+$$;
+
+-- Spend per month, payer, account and service: the monthly rollup, which sums the same
+-- expressions per line item (billops._cur_daily_spec): a year of months answers from thousands of
+-- rows, not millions.
 CREATE VIEW billops.cur_spend_by_account_service AS
-SELECT billing_period, payer_account_id, usage_account_id, service,
-       sum(line_items)::bigint AS line_items,
-       sum(unblended_cost) AS unblended_cost,
-       sum(amortized_cost) AS amortized_cost,
-       min(currency) AS currency
-  FROM billops.cur_daily
- GROUP BY 1, 2, 3, 4;
+SELECT billing_period, payer_account_id, usage_account_id, service, line_items, unblended_cost, amortized_cost, currency
+  FROM billops.cur_monthly;
 COMMENT ON VIEW billops.cur_spend_by_account_service IS
   'Unblended and amortized cost per billing period, payer, usage account and service.';

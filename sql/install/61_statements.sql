@@ -92,6 +92,8 @@ BEGIN
                       WHERE r.cost_category_key IS NOT NULL ORDER BY 1);
 
     PERFORM billops._drop_temp('billops_cb_fact');
+    -- the CUR, and FOCUS exports of accounts it does not hold: summed per day already (the daily rollup)
+    -- unless a rule reads tags or cost categories, which only the line items have
     EXECUTE format($q$
     CREATE TEMP TABLE billops_cb_fact ON COMMIT DROP AS
     SELECT row_number() OVER () AS fid, g.*
@@ -100,12 +102,14 @@ BEGIN
                    li.service,
                    coalesce(li.usage_type, '') AS usage_type, coalesce(li.operation, '') AS operation,
                    coalesce(li.line_item_type, '') AS lit, %1$s AS tags, %2$s AS ccs,
-                   coalesce(sum(li.cost), 0) AS exact, count(*) AS n,
+                   coalesce(sum(li.cost), 0) AS exact, %4$s AS n,
                    min(li.currency) AS currency
-              FROM billops._cost_line li          -- the CUR, and FOCUS exports of accounts it does not hold
+              FROM %5$s li
              WHERE li.billing_period = %3$L
              GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) g
-    $q$, billops._jsonb_subset_sql('li.resource_tags', tag_keys), billops._jsonb_subset_sql('li.cost_category', cc_keys), period);
+    $q$, billops._jsonb_subset_sql('li.resource_tags', tag_keys), billops._jsonb_subset_sql('li.cost_category', cc_keys), period,
+         CASE WHEN tag_keys = '{}' AND cc_keys = '{}' THEN 'sum(li.line_items)' ELSE 'count(*)' END,
+         CASE WHEN tag_keys = '{}' AND cc_keys = '{}' THEN 'billops._cost_summary' ELSE 'billops._cost_line' END);
 END $$;
 
 -- build_statements, step 2: whose: a shared-cost rule, else an allocation rule, else the account's group, else nobody

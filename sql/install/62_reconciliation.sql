@@ -92,7 +92,7 @@ BEGIN
                 ELSE format('payables add up to %s%s; the CUR to %s: a delivery newer than the last build, or a charge left out',
                             p.total, CASE WHEN a.total IS NOT NULL THEN format(' plus %s in open adjustments', a.total) ELSE '' END,
                             c.total) END
-      FROM (SELECT round(sum(li.cost), 2) AS total FROM billops._cost_line li
+      FROM (SELECT round(sum(li.cost), 2) AS total FROM billops._cost_summary li
              WHERE li.billing_period = period AND li.payer_account_id = payer) c,
            (SELECT sum(x.amount) AS total, count(*) AS n FROM billops.payable x
              WHERE x.billing_period = period AND x.payer_account_id = payer AND x.status <> 'voided') p,
@@ -105,7 +105,7 @@ BEGIN
     SELECT 'cur_vs_statements', 'total', c.total, s.total,
            CASE WHEN s.n = 0 THEN 'no statements built for this period (run billops.build_statements)'
                 ELSE format('statements allocate %s of this payer''s cost, the CUR has %s: statements older than the delivery', s.total, c.total) END
-      FROM (SELECT round(sum(li.cost), 2) AS total FROM billops._cost_line li
+      FROM (SELECT round(sum(li.cost), 2) AS total FROM billops._cost_summary li
              WHERE li.billing_period = period AND li.payer_account_id = payer) c,
            (SELECT sum(l.proforma_cost - l.margin) AS total, count(*) AS n
               FROM billops.statement_line l JOIN billops.statement st USING (statement_id)
@@ -171,7 +171,7 @@ BEGIN
     END IF;
     INSERT INTO billops.period_close (billing_period, payer_account_id, cur_total, invoice_total, explained)
     VALUES (period, payer,
-            coalesce((SELECT round(sum(li.cost), 2) FROM billops._cost_line li
+            coalesce((SELECT round(sum(li.cost), 2) FROM billops._cost_summary li
                        WHERE li.billing_period = period AND li.payer_account_id = payer), 0),
             (SELECT sum(i.total_amount) FROM billops.aws_invoice i
               WHERE i.billing_period = period AND i.account_id = payer AND i.invoice_type <> 'PAYMENT_RECEIPT'),

@@ -795,3 +795,19 @@ SELECT 'focus', (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date, f."BillingAcc
   FROM billops._focus_line_item_shown f;
 COMMENT ON VIEW billops._cost_line IS
   'The cost lines statements and reconciliation read: CUR line items and FOCUS export rows (where no CUR holds the account''s period).';
+
+-- The same cost lines summed per day and the rollup's attributes: the CUR's from its daily rollup
+-- (billops.cur_daily, a row per day and key instead of a row per line item), FOCUS export rows one
+-- by one.  What reads neither invoice ids nor tags nor cost categories reads this: the same sums,
+-- with line_items the lines behind each row.
+CREATE VIEW billops._cost_summary WITH (security_invoker = true) AS
+SELECT 'cur'::text AS source, d.billing_period, d.payer_account_id, d.usage_account_id, d.billing_entity, d.product_code,
+       d.service, d.usage_type, d.operation, d.line_item_type, d.unblended_cost AS cost, d.currency, d.line_items
+  FROM billops.cur_daily d
+UNION ALL
+SELECT 'focus', (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date, f."BillingAccountId", f."SubAccountId", f."InvoiceIssuerName",
+       coalesce(f."x_ServiceCode", f."ServiceName"), f."ServiceName", coalesce(f."SkuMeter", f."x_UsageType"), f."x_Operation",
+       f."ChargeCategory", f."BilledCost", f."BillingCurrency", 1::bigint
+  FROM billops._focus_line_item_shown f;
+COMMENT ON VIEW billops._cost_summary IS
+  'billops._cost_line without invoice ids, tags and cost categories, the CUR''s part from its daily rollup: line_items lines per row.';

@@ -119,15 +119,15 @@ BEGIN
         RAISE EXCEPTION 'a billing period is the first day of a month, not %', period USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM billops._drop_temp('billops_daily');
-    -- daily spend per payer, account and service (usage lines only: fees, tax and credits are not "spend spikes")
+    -- daily spend per payer, account and service (usage lines only: fees, tax and credits are not "spend spikes"),
+    -- from the daily rollup: the line items already summed per day (usage_date is the UTC day of the usage start)
     CREATE TEMP TABLE billops_daily ON COMMIT DROP AS
-    SELECT 'cur'::text AS src, li.bill_billing_period_start_date AS billing_period, li.bill_payer_account_id AS payer,
-           li.line_item_usage_account_id AS acct, li.line_item_product_code AS pc,
-           (li.line_item_usage_start_date AT TIME ZONE 'UTC')::date AS day, sum(li.line_item_unblended_cost) AS cost
-      FROM billops.cur_line_item li
-     WHERE li.line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-       AND li.line_item_usage_start_date IS NOT NULL
-       AND (period IS NULL OR li.bill_billing_period_start_date BETWEEN (period - interval '1 month')::date AND period)
+    SELECT 'cur'::text AS src, d.billing_period, d.payer_account_id AS payer,
+           d.usage_account_id AS acct, d.product_code AS pc, d.usage_date AS day, sum(d.unblended_cost) AS cost
+      FROM billops.cur_daily d
+     WHERE d.line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
+       AND d.usage_date IS NOT NULL
+       AND (period IS NULL OR d.billing_period BETWEEN (period - interval '1 month')::date AND period)
      GROUP BY 1, 2, 3, 4, 5, 6;
     -- Cost Explorer's daily spend per account (billops.fetch_ce_daily_spend): the
     -- same baseline per account, but only for days after the CUR's last day of
@@ -231,18 +231,20 @@ SELECT s.signal_id, s.source, s.billing_period, s.day, s.usage_account_id, s.ser
  ORDER BY s.impact DESC NULLS LAST, s.signal_id;
 COMMENT ON VIEW billops.early_review_queue IS 'Open spend signals, biggest first, with the role that should review each.';
 
+-- (from the daily rollup: the line items summed per day, so each account's group is looked up per
+-- account and day, not per line item)
 CREATE VIEW billops.month_end_forecast WITH (security_invoker = true) AS
 WITH last AS (
-    SELECT li.bill_billing_period_start_date AS billing_period, max((li.line_item_usage_start_date AT TIME ZONE 'UTC')::date) AS last_day
-      FROM billops.cur_line_item li WHERE li.line_item_usage_start_date IS NOT NULL GROUP BY 1),
+    SELECT d.billing_period, max(d.usage_date) AS last_day
+      FROM billops.cur_daily d WHERE d.usage_date IS NOT NULL GROUP BY 1),
 daily AS (
-    SELECT li.bill_billing_period_start_date AS billing_period,
+    SELECT d.billing_period,
            coalesce((SELECT g.name FROM billops.billing_group g
-                      WHERE g.billing_group_id = billops.billing_group_of(li.line_item_usage_account_id, li.bill_billing_period_start_date)),
+                      WHERE g.billing_group_id = billops.billing_group_of(d.usage_account_id, d.billing_period)),
                     '(unallocated)') AS group_name,
-           (li.line_item_usage_start_date AT TIME ZONE 'UTC')::date AS day, sum(li.line_item_unblended_cost) AS cost
-      FROM billops.cur_line_item li
-     WHERE li.line_item_usage_start_date IS NOT NULL
+           d.usage_date AS day, sum(d.unblended_cost) AS cost
+      FROM billops.cur_daily d
+     WHERE d.usage_date IS NOT NULL
      GROUP BY 1, 2, 3)
 SELECT d.billing_period, d.group_name, l.last_day AS data_through,
        (l.last_day - d.billing_period + 1) AS days_known,

@@ -20,5 +20,7 @@ SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery_file', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery_partition', '');
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_partition', '');
+-- the monthly rollup of the visible deliveries (their line items and daily rollups are tables of their own)
+SELECT pg_catalog.pg_extension_config_dump('billops.cur_monthly', '');
 -- the map keys each delivery holds: rules read every spelling of a tag key from here
 SELECT pg_catalog.pg_extension_config_dump('billops.cur_delivery_map_key', '');

@@ -3,11 +3,7 @@
 BEGIN;
 SELECT plan(31);
 
-CREATE FUNCTION pg_temp.csv(path text, lines text[]) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE format('COPY (SELECT unnest(%L::text[])) TO %L', lines, path);
-    RETURN path;
-END $$;
+\ir _csv_fixture.psql
 
 -- CUR 2.0 header style with JSON map columns and an unknown column
 SELECT lives_ok($$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billops_tap_cur2.csv', ARRAY[

@@ -1,16 +1,12 @@
 -- The daily rollup (billops.cur_daily): summed by the loader while it inserts, swapped in with the
 -- line items, and always equal to the visible line items grouped by the same expressions.
 BEGIN;
-SELECT plan(14);
+SELECT plan(17);
 
 \getenv shared BILLOPS_SHARED
 \set sample :shared '/testdata/cur/legacy-cur-2023-11-sample.csv'
 
-CREATE FUNCTION pg_temp.csv(path text, lines text[]) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE format('COPY (SELECT unnest(%L::text[])) TO %L', lines, path);
-    RETURN path;
-END $$;
+\ir _csv_fixture.psql
 
 -- the visible line items grouped by billops._cur_daily_spec()'s expressions, against the rollup
 -- summed again (a key may have a row per loader): rows in one and not the other
@@ -43,6 +39,22 @@ BEGIN
     RETURN n;
 END $$;
 
+-- the monthly spend view against the visible line items grouped the same way: rows in one and not the other
+CREATE FUNCTION pg_temp.monthly_differences() RETURNS bigint LANGUAGE sql AS $$
+    WITH li AS (SELECT bill_billing_period_start_date, bill_payer_account_id, line_item_usage_account_id,
+                       billops._service_of(product, line_item_product_code), count(*), sum(line_item_unblended_cost),
+                       sum(billops._amortized_cost(line_item_line_item_type, line_item_unblended_cost,
+                           savings_plan_savings_plan_effective_cost, savings_plan_total_commitment_to_date,
+                           savings_plan_used_commitment, reservation_effective_cost,
+                           reservation_unused_amortized_upfront_fee_for_billing_period, reservation_unused_recurring_fee,
+                           reservation_reservation_a_r_n))
+                  FROM billops.cur_line_item GROUP BY 1, 2, 3, 4),
+         m AS (SELECT billing_period, payer_account_id, usage_account_id, service, line_items, unblended_cost, amortized_cost
+                 FROM billops.cur_spend_by_account_service)
+    SELECT (SELECT count(*) FROM (SELECT * FROM li EXCEPT ALL SELECT * FROM m) x)
+         + (SELECT count(*) FROM (SELECT * FROM m EXCEPT ALL SELECT * FROM li) y)
+$$;
+
 SELECT has_table('billops', 'cur_daily', 'the daily rollup table');
 SELECT lives_ok(format('SELECT billops.load_cur_file(%L, %L)', :'sample', 'tap-daily'), 'the real sample loads');
 SELECT cmp_ok((SELECT count(*) FROM billops.cur_daily), '>', 0::bigint, 'the load wrote its rollup');
@@ -57,6 +69,7 @@ SELECT is((SELECT sum(amortized_cost) FROM billops.cur_spend_by_account_service)
                       reservation_reservation_a_r_n)) FROM billops.cur_line_item),
           'the spend view''s amortized cost is the formula''s, per line item, summed');
 SELECT is(pg_temp.rollup_differences(), 0::bigint, 'the rollup is the line items grouped by the same expressions, key by key');
+SELECT is(pg_temp.monthly_differences(), 0::bigint, 'the monthly spend is the line items grouped by month, account and service');
 SELECT is((SELECT daily_table FROM billops.cur_partition), (SELECT 'billops.' || c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                                                             JOIN pg_inherits p ON p.inhrelid = i.inhparent
                                                            WHERE p.inhparent = 'billops.cur_daily'::regclass),
@@ -77,6 +90,7 @@ SELECT throws_ok(format($f$ SELECT billops.load_cur_file(pg_temp.csv('/tmp/billo
   '%1$s,2023-11-01T00:00:00Z,123456789012,Usage,abc']), 'tap-daily') $f$, :'payer'),
   '22P02', NULL, 'a delivery with a bad value is refused');
 SELECT is(pg_temp.rollup_differences(), 0::bigint, 'and the rollup still matches the visible line items');
+SELECT is(pg_temp.monthly_differences(), 0::bigint, 'and so does the monthly spend, replaced with the delivery, not added to');
 
 -- sums are exact and keep SUM's display scale, whether they fit the loader's fixed point (at most 20
 -- decimals, below 10^16, no overflow) or leave it: more decimals, a larger value, a sum past 1.7e18
@@ -100,6 +114,7 @@ SELECT is((SELECT array_agg(ARRAY[usage_date::text, unblended_cost::text, coales
              FROM (SELECT line_item_usage_start_date::date AS d, sum(line_item_unblended_cost) AS u, sum(line_item_usage_amount) AS a
                      FROM billops.cur_line_item GROUP BY 1) x),
           'each day''s sums are SUM''s, digit for digit and scale for scale');
+SELECT is(pg_temp.monthly_differences(), 0::bigint, 'the monthly spend adds up the same amounts');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -5,11 +5,7 @@
 BEGIN;
 SELECT plan(4);
 
-CREATE FUNCTION pg_temp.csv(path text, lines text[]) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE format('COPY (SELECT unnest(%L::text[])) TO %L', lines, path);
-    RETURN path;
-END $$;
+\ir _csv_fixture.psql
 
 SET TimeZone = 'America/New_York';
 CREATE TEMP TABLE forms (n int, form text);
