@@ -17,11 +17,15 @@
 
 typedef struct NumericSum
 {
-	int128		fixed;			/* the sum in units of 10^-NUMERIC_SUM_SCALE, until slow */
-	Numeric		slow;			/* the sum as a numeric, once a value did not fit */
+	union
+	{
+		int128		fixed;		/* the sum in units of 10^-NUMERIC_SUM_SCALE, until is_slow */
+		Numeric		slow;		/* the sum as a numeric, once a value did not fit */
+	}			v;
 	int16		dscale;			/* the largest display scale added (numeric_add's rule) */
 	bool		any;			/* a non-null value was added */
-} NumericSum;
+	bool		is_slow;
+} NumericSum;					/* 24 bytes: the rollup keeps four per group */
 
 extern void numeric_sum_init(NumericSum *s);
 extern void numeric_sum_add(NumericSum *s, Datum value, MemoryContext cxt);

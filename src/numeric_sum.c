@@ -221,10 +221,10 @@ numeric_sum_init(NumericSum *s)
 {
 	if (reader_state == READER_UNCHECKED)
 		check_reader();
-	s->fixed = 0;
-	s->slow = NULL;
+	s->v.fixed = 0;
 	s->dscale = 0;
 	s->any = false;
+	s->is_slow = false;
 }
 
 void
@@ -237,23 +237,28 @@ numeric_sum_add(NumericSum *s, Datum value, MemoryContext cxt)
 	MemoryContext old;
 	Numeric		sum;
 
-	if (s->slow == NULL && reader_state == READER_OK &&
+	if (!s->is_slow && reader_state == READER_OK &&
 		numeric_to_fixed(num, &v, &dscale) &&
-		!__builtin_add_overflow(s->fixed, v, &total))
+		!__builtin_add_overflow(s->v.fixed, v, &total))
 	{
-		s->fixed = total;
+		s->v.fixed = total;
 		s->dscale = Max(s->dscale, dscale);
 		s->any = true;
 		return;
 	}
 	/* from here on this sum is a numeric */
 	old = MemoryContextSwitchTo(cxt);
-	if (s->slow == NULL)
-		s->slow = s->any ? fixed_to_numeric(s->fixed, s->dscale) : NULL;
-	sum = s->slow ? numeric_add_opt_error(s->slow, num, NULL) : DatumGetNumericCopy(NumericGetDatum(num));
-	if (s->slow)
-		pfree(s->slow);
-	s->slow = sum;
+	if (!s->is_slow)
+	{
+		Numeric		so_far = s->any ? fixed_to_numeric(s->v.fixed, s->dscale) : NULL;
+
+		s->v.slow = so_far;
+		s->is_slow = true;
+	}
+	sum = s->v.slow ? numeric_add_opt_error(s->v.slow, num, NULL) : DatumGetNumericCopy(NumericGetDatum(num));
+	if (s->v.slow)
+		pfree(s->v.slow);
+	s->v.slow = sum;
 	s->any = true;
 	MemoryContextSwitchTo(old);
 }
@@ -264,7 +269,7 @@ numeric_sum_result(NumericSum *s, bool *isnull)
 	*isnull = !s->any;
 	if (!s->any)
 		return (Datum) 0;
-	if (s->slow)
-		return NumericGetDatum(s->slow);
-	return NumericGetDatum(fixed_to_numeric(s->fixed, s->dscale));
+	if (s->is_slow)
+		return NumericGetDatum(s->v.slow);
+	return NumericGetDatum(fixed_to_numeric(s->v.fixed, s->dscale));
 }
