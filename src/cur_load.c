@@ -24,6 +24,9 @@
  */
 #include "postgres.h"
 
+#ifdef __linux__
+#include <sched.h>
+#endif
 #include <unistd.h>
 
 #include "access/heapam.h"
@@ -80,7 +83,7 @@ billops_cur_load_init(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("billops.max_load_workers",
 							"Background workers that load a delivery's files alongside the loading session.",
-							"-1: one fewer than the server's CPU cores, so that the loaders fill them. 0 loads every file in the session. Each worker takes one of max_worker_processes while it runs.",
+							"-1: one fewer than the CPU cores the server may run on (within max_worker_processes less two), so that the loaders fill them. 0 loads every file in the session. Each worker takes one of max_worker_processes while it runs.",
 							&billops_max_load_workers, -1, -1, 64,
 							/* the slots are the server's (the BILL worker's and pg_cron's too): a DBA's to give */
 							PGC_SUSET, 0, NULL, NULL, NULL);
@@ -1578,19 +1581,30 @@ load_close(LoadState *st)
 
 /*
  * billops.max_load_workers, -1 meaning one loader per CPU core: the session
- * and cores − 1 workers.  More loaders than cores only share them (and a
+ * and cores − 1 workers, within max_worker_processes less two.  More loaders than cores only share them (and a
  * delivery's files end less evenly among more loaders: 4 files among 3
  * loaders on 2 cores loaded slower than among 2).
  */
 static int
 load_workers_wanted(void)
 {
-	long		cores;
+	long		cores = 0;
 
 	if (billops_max_load_workers >= 0)
 		return billops_max_load_workers;
-	cores = sysconf(_SC_NPROCESSORS_ONLN);
-	return cores > 1 ? (int) Min(cores - 1, 64) : 0;
+#ifdef __linux__
+	{
+		/* the CPUs this process may run on (a container's cpuset), as nproc counts them */
+		cpu_set_t	set;
+
+		if (sched_getaffinity(0, sizeof(set), &set) == 0)
+			cores = CPU_COUNT(&set);
+	}
+#endif
+	if (cores <= 0)
+		cores = sysconf(_SC_NPROCESSORS_ONLN);
+	/* and never more than the server's worker slots leave others (the BILL worker, pg_cron) */
+	return (int) Max(0, Min(Min(cores - 1, max_worker_processes - 2), 64));
 }
 
 /*

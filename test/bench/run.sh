@@ -57,6 +57,8 @@ CREATE TABLE public.bench_copy (LIKE billops.cur_line_item);
 SQL
 columns=$(head -1 "$BILLOPS_RUN/plain-1.csv")
 workers="${BENCH_LOAD_WORKERS:-$(q -c "SHOW billops.max_load_workers")}"
+# (-1, the default: one fewer than the cores, as the loader reads it)
+[ "$workers" != -1 ] || workers=$(( $(nproc) - 1 ))
 cores=$(nproc)
 
 ingest() {  # ingest PERIOD APPNAME WORKERS -> seconds of a forced sync, after a checkpoint
