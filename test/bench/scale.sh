@@ -53,6 +53,7 @@ for n in "${SIZES[@]}"; do
     gen "$month" "$n" 1 --files "$files" >&2
     quiesce
     ingest=$(BENCH_SAMPLE_MEMORY=0 sync_timed "$month-01" "scale-$m")
+    rm -rf "$S3_DIR/bench-billing/cur/bench/data/BILLING_PERIOD=$month"   # loaded: its disk back
     q -c "ANALYZE billops.cur_line_item_${month/-/}"
     # every account in a billing group, round robin: statements allocate the whole month
     q -c "INSERT INTO billops.billing_group_account (billing_group_id, account_id)
@@ -75,6 +76,7 @@ for k in $(seq $((m + 1)) 12); do
     month=$(month_of "$k")
     gen "$month" "$FILL" 1 --files 1 >&2
     BENCH_SAMPLE_MEMORY=0 sync_timed "$month-01" "scale-$k" >/dev/null
+    rm -rf "$S3_DIR/bench-billing/cur/bench/data/BILLING_PERIOD=$month"
 done
 q -c "ANALYZE billops.cur_monthly" -c "ANALYZE billops.cur_daily"
 
@@ -99,7 +101,7 @@ for r in "${results[@]}"; do
     awk -v n="$n" -v l="$loaded" -v i="$ingest" -v b="$build" -v s="$statements" -v rq="$rollup_q" -v lq="$lines_q" \
         -v dr="$daily_rows" -v by="$bytes" 'BEGIN {
         p = "scale_" n "_"; mil = l / 1e6
-        printf "%srows=%d\n%sdaily_rows=%d\n%stable_bytes=%d\n", p, l, p, dr, p, by
+        printf "%srows=%d\n%sdaily_rows=%d\n%stable_bytes=%.0f\n", p, l, p, dr, p, by
         printf "%singest_seconds=%.2f\n%singest_seconds_per_million=%.2f\n", p, i, p, i / mil
         printf "%sbuild_seconds=%.2f\n%sbuild_seconds_per_million=%.2f\n", p, b, p, b / mil
         printf "%sstatements_seconds=%.2f\n%sstatements_seconds_per_million=%.2f\n", p, s, p, s / mil
@@ -112,7 +114,7 @@ read -r n loaded ingest build statements rollup_q lines_q daily_rows bytes <<< "
 awk -v yl="$year_lines" -v ym="$year_months" -v yd="$year_daily" -v yms="$year_monthly" -v yb="$year_bytes" \
     -v mom="$year_mom" -v momd="$year_mom_daily" -v l="$loaded" -v i="$ingest" -v b="$build" -v s="$statements" \
     -v lq="$lines_q" -v by="$bytes" 'BEGIN {
-    printf "year_months=%d\nyear_line_items=%d\nyear_daily_rows=%d\nyear_monthly_rows=%d\nyear_database_bytes=%d\n", ym, yl, yd, yms, yb
+    printf "year_months=%d\nyear_line_items=%d\nyear_daily_rows=%d\nyear_monthly_rows=%d\nyear_database_bytes=%.0f\n", ym, yl, yd, yms, yb
     printf "year_month_over_month_seconds=%.3f\nyear_month_over_month_daily_seconds=%.3f\n", mom, momd
     # a 100 M-row year: 12 months of 8.33 M rows, each costing what the largest month cost per million (extrapolated)
     mil = l / 1e6; month = 100 / 12
