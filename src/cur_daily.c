@@ -58,17 +58,18 @@
 #include "utils/rel.h"
 
 /*
- * A group: its key, serialized (serialize_key), then its count and sums.
- * The key is one byte string, so finding a row's group costs one hash of it
- * and one memcmp, and a group is one allocation (few cache misses per row).
+ * A group: its hash, count and key, serialized (serialize_key), then its
+ * sums (group_sums).  The key is one byte string, so finding a row's group
+ * costs one hash of it and one memcmp, and a group is one piece of memory
+ * (few cache misses per row).
  */
 typedef struct DailyGroup
 {
 	uint32		hash;
 	uint32		keylen;
 	int64		count;
-	NumericSum *sums;			/* nsums of them, after the key */
 	char		key[FLEXIBLE_ARRAY_MEMBER];
+	/* then, MAXALIGNed, the group's NumericSum per sum column */
 } DailyGroup;
 
 typedef struct DailyEntry
@@ -120,7 +121,6 @@ struct DailyRollup
 	ExprState **sum_exprs;
 	AttrNumber *key_var;		/* the line item's attribute, where the key is one */
 	AttrNumber *sum_var;
-	Oid		   *key_type;
 	int16	   *key_typlen;
 	bool	   *key_typbyval;
 	AttrNumber *key_att;		/* attribute of the rollup table per key / sum */
