@@ -888,16 +888,7 @@ check_map(LoadState *st, const char *column, Datum value, MapValues values)
 				 errdetail("%s", st->focus ? "FOCUS's Key-Value Format is a JSON object: {\"key\": \"value\", ...}."
 						   : "CUR 2.0 writes maps such as resource_tags as {\"key\": \"value\", ...}.")));
 	if (!st->focus)
-	{
-		if (st->map_row_keys.data == NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-
-			initStringInfo(&st->map_row_keys);
-			MemoryContextSwitchTo(old);
-		}
 		resetStringInfo(&st->map_row_keys);
-	}
 	it = JsonbIteratorInit(&j->root);
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
@@ -977,13 +968,6 @@ string_map_in(LoadState *st, const char *column, const char *text)
 {
 	Jsonb	   *j;
 
-	if (st->map_row_keys.data == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-
-		initStringInfo(&st->map_row_keys);
-		MemoryContextSwitchTo(old);
-	}
 	resetStringInfo(&st->map_row_keys);
 	j = billops_json_flat_string_map(text, &st->map_row_keys);
 	if (j == NULL)
@@ -1345,6 +1329,12 @@ load_open(LoadState *st, LoadFiles *lf, int64 delivery_id)
 	memset(st, 0, sizeof(*st));
 	memset(lf, 0, sizeof(*lf));
 	st->delivery_id = delivery_id;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		initStringInfo(&st->map_row_keys);
+		MemoryContextSwitchTo(old);
+	}
 
 	if (SPI_execute_with_args("SELECT s.source_id, s.storage, coalesce(d.compression, 'auto'), d.billing_period, s.layout "
 							  "FROM billops.cur_delivery d JOIN billops.cur_source s USING (source_id) "
@@ -1623,13 +1613,15 @@ billops_ingest_delivery(PG_FUNCTION_ARGS)
 	LoadState	st;
 	LoadFiles	lf;
 	int64		rows;
+	int			workers;
 
 	load_open(&st, &lf, delivery_id);
 
-	if (lf.nfiles > 1 && load_workers_wanted() > 0 && st.one_route && lf.prepared_routes == 1)
+	workers = load_workers_wanted();
+	if (lf.nfiles > 1 && workers > 0 && st.one_route && lf.prepared_routes == 1)
 	{
 		LoadParallel *lp = load_parallel_begin(delivery_id, lf.nfiles,
-											   Min(load_workers_wanted(), lf.nfiles - 1), load_batch_rows);
+											   Min(workers, lf.nfiles - 1), load_batch_rows);
 		int			f;
 
 		st.par = lp;

@@ -805,9 +805,10 @@ SELECT 'cur'::text AS source, d.billing_period, d.payer_account_id, d.usage_acco
        d.service, d.usage_type, d.operation, d.line_item_type, d.unblended_cost AS cost, d.currency, d.line_items
   FROM billops.cur_daily d
 UNION ALL
-SELECT 'focus', (f."BillingPeriodStart" AT TIME ZONE 'UTC')::date, f."BillingAccountId", f."SubAccountId", f."InvoiceIssuerName",
-       coalesce(f."x_ServiceCode", f."ServiceName"), f."ServiceName", coalesce(f."SkuMeter", f."x_UsageType"), f."x_Operation",
-       f."ChargeCategory", f."BilledCost", f."BillingCurrency", 1::bigint
-  FROM billops._focus_line_item_shown f;
+-- (the FOCUS rows as _cost_line maps them: the planner drops its CUR branch, whose source is 'cur')
+SELECT c.source, c.billing_period, c.payer_account_id, c.usage_account_id, c.billing_entity, c.product_code,
+       c.service, c.usage_type, c.operation, c.line_item_type, c.cost, c.currency, 1::bigint
+  FROM billops._cost_line c
+ WHERE c.source = 'focus';
 COMMENT ON VIEW billops._cost_summary IS
   'billops._cost_line without invoice ids, tags and cost categories, the CUR''s part from its daily rollup: line_items lines per row.';
