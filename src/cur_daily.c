@@ -179,16 +179,23 @@ create_groups(DailyRollup *d)
 	d->groups = dailyhash_create(d->group_cxt, 4096, NULL);
 }
 
-static inline NumericSum *
-group_sums(DailyRollup *d, DailyGroup *g)
+/* where a group's sums start: past its key */
+static inline Size
+group_key_end(DailyGroup *g)
 {
-	return (NumericSum *) ((char *) g + MAXALIGN(offsetof(DailyGroup, key) + g->keylen));
+	return MAXALIGN(offsetof(DailyGroup, key) + g->keylen);
+}
+
+static inline NumericSum *
+group_sums(DailyGroup *g)
+{
+	return (NumericSum *) ((char *) g + group_key_end(g));
 }
 
 static inline Size
 group_size(DailyRollup *d, DailyGroup *g)
 {
-	return MAXALIGN(offsetof(DailyGroup, key) + g->keylen) + sizeof(NumericSum) * d->nsums;
+	return group_key_end(g) + sizeof(NumericSum) * d->nsums;
 }
 
 /* The key's fields, read back from its bytes into datums of the slot. */
@@ -216,33 +223,10 @@ deserialize_key(DailyRollup *d, DailyGroup *g, TupleTableSlot *slot)
 		slot->tts_isnull[a] = false;
 		if (d->key_typbyval[i])
 		{
-			Datum		v = 0;
+			Datum		byval = 0;	/* aligned, for fetch_att: serialize_key's store_att_byval in reverse */
 
-			switch (len)
-			{
-				case 1:
-					v = CharGetDatum(*(const char *) p);
-					break;
-				case 2:
-					{
-						int16		x;
-
-						memcpy(&x, p, 2);
-						v = Int16GetDatum(x);
-						break;
-					}
-				case 4:
-					{
-						int32		x;
-
-						memcpy(&x, p, 4);
-						v = Int32GetDatum(x);
-						break;
-					}
-				default:
-					memcpy(&v, p, sizeof(Datum));
-			}
-			slot->tts_values[a] = v;
+			memcpy(&byval, p, len);
+			slot->tts_values[a] = fetch_att(&byval, true, len);
 		}
 		else if (d->key_typlen[i] == -1)
 		{
@@ -303,7 +287,7 @@ write_groups(DailyRollup *d)
 		}
 		if (g != NULL)
 		{
-			NumericSum *sums = group_sums(d, g);
+			NumericSum *sums = group_sums(g);
 			TupleTableSlot *slot = slots[nused++];
 			MemoryContext old = MemoryContextSwitchTo(batch_cxt);
 
@@ -667,13 +651,13 @@ daily_rollup_add(DailyRollup *d, TupleTableSlot **slots, int n)
 			g = alloc_group(d, group_size(d, probe));
 			memcpy(g, probe, offsetof(DailyGroup, key) + probe->keylen);
 			g->count = 0;
-			sums = group_sums(d, g);
+			sums = group_sums(g);
 			for (int j = 0; j < d->nsums; j++)
 				numeric_sum_init(&sums[j]);
 			e->group = g;
 		}
 		g = e->group;
-		sums = group_sums(d, g);
+		sums = group_sums(g);
 		g->count++;
 		for (int j = 0; j < d->nsums; j++)
 		{
