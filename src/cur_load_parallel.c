@@ -435,6 +435,16 @@ load_parallel_end(LoadParallel *lp)
 	dsm_detach(lp->seg);
 }
 
+/* a worker loads with its session's value of an integer setting */
+static void
+take_session_setting(const char *name, int value)
+{
+	char		text[16];
+
+	snprintf(text, sizeof(text), "%d", value);
+	SetConfigOption(name, text, PGC_USERSET, PGC_S_SESSION);
+}
+
 void
 billops_load_worker_main(Datum main_arg)
 {
@@ -442,8 +452,6 @@ billops_load_worker_main(Datum main_arg)
 	LoadShared *sh;
 	LoadParallel lp;
 	int			slot;
-	char		batch_rows[16];
-
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
@@ -465,10 +473,8 @@ billops_load_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(sh->database_id, sh->authenticated_user_id, 0);
 	SetUserIdAndSecContext(sh->current_user_id, sh->sec_context);
-	snprintf(batch_rows, sizeof(batch_rows), "%d", sh->batch_rows);
-	SetConfigOption("billops.load_batch_rows", batch_rows, PGC_USERSET, PGC_S_SESSION);
-	snprintf(batch_rows, sizeof(batch_rows), "%d", sh->daily_rollup_memory_kb);
-	SetConfigOption("billops.daily_rollup_memory", batch_rows, PGC_USERSET, PGC_S_SESSION);
+	take_session_setting("billops.load_batch_rows", sh->batch_rows);
+	take_session_setting("billops.daily_rollup_memory", sh->daily_rollup_memory_kb);
 	/* notices reach emit_log_hook only if they are logged: forward_notice takes them out of the log */
 	SetConfigOption("log_min_messages", "notice", PGC_SUSET, PGC_S_OVERRIDE);
 	worker_shared = sh;
