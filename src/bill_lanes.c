@@ -17,6 +17,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -386,9 +387,11 @@ lane_answer(Delivery *d, int i)
 }
 
 /*
- * Deliver due rows until none is left, BILL asks us to pause, or stop_at
- * (the poll; 0: never) has come (then the lanes drain first, so the poll
- * never makes a request beyond max_lanes).
+ * Deliver due rows until none is left, BILL asks us to pause, stop_at (the
+ * poll; 0: never) has come, or a configuration reload is pending (then the
+ * lanes drain first, so the poll never makes a request beyond max_lanes, and
+ * a reload -- another database, new credentials -- takes effect after the
+ * requests in flight, not after the whole queue).
  */
 void
 bill_deliver_outbox(MemoryContext cxt, int max_lanes, TimestampTz stop_at)
@@ -415,7 +418,8 @@ bill_deliver_outbox(MemoryContext cxt, int max_lanes, TimestampTz stop_at)
 			if (d.lanes[i].busy && !d.lanes[i].in_flight && d.lanes[i].not_before <= now)
 				lane_send(&d, i);
 
-		while (queue_may_have_rows && !bill_paused() && lanes_busy(&d) < Min(d.limit, d.max_lanes) &&
+		while (queue_may_have_rows && !bill_paused() && !ConfigReloadPending &&
+			   lanes_busy(&d) < Min(d.limit, d.max_lanes) &&
 			   !(stop_at != 0 && GetCurrentTimestamp() >= stop_at))
 		{
 			int			i = 0;

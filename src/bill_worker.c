@@ -263,6 +263,16 @@ billops_bill_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	/*
+	 * A reload that came while the postmaster was starting us is lost: the
+	 * postmaster's SIGHUP reached this process before our handler existed
+	 * (PostgreSQL sets SIGHUP to SIG_IGN in a new worker, which discards a
+	 * pending one), and the settings we inherited at fork are the old ones.
+	 * Read the files once now that no later reload can be missed; otherwise
+	 * we could wait, unconnected or in the wrong database, for the next one.
+	 */
+	ProcessConfigFile(PGC_SIGHUP);
+
 	/* wait, unconnected, until an administrator names the database */
 	while (bill_database == NULL || bill_database[0] == '\0')
 	{
@@ -374,8 +384,10 @@ billops_bill_worker_main(Datum arg)
 		}
 		else
 			pgstat_report_activity(STATE_IDLE, NULL);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(sleep_ms, 10L), PG_WAIT_EXTENSION);
+		/* a reload that came while we delivered: its latch may be spent already */
+		if (!ConfigReloadPending)
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Max(sleep_ms, 10L), PG_WAIT_EXTENSION);
 	}
 }
 

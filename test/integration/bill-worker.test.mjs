@@ -386,6 +386,51 @@ test('concurrency: three requests in flight while there is work, never more; the
   }
 });
 
+test('a reload while the queue is long: another database takes effect after the rows in flight, not after the queue; the rest waits', { timeout: 90000 }, async (t) => {
+  // one request at a time, 250 ms each: the month's queue takes several seconds to deliver
+  await S.admin.query('ALTER SYSTEM SET billops.bill_max_concurrent_requests = 1');
+  await S.admin.query('SELECT pg_reload_conf()');
+  try {
+    await setFaults([{ match: { path: '/v3/' }, kind: 'slow', ms: 250, count: null }]);
+    await sleep(200);   // (the reload reached the worker)
+    const ps = await buildMonth({ partners: 12 });
+    const w = await S.workerDoing('POST', '/v3/bills');   // delivering, with most of the queue ahead
+    const left = (await one(S.db, `SELECT count(*) FILTER (WHERE state <> 'done')::int AS n FROM billops.bill_outbox`)).n;
+    t.diagnostic(`${left} rows not yet done when the database changed`);
+    assert.ok(left >= 8, `most of the queue is ahead (${left} rows)`);
+
+    const t0 = performance.now();
+    await S.admin.query(`ALTER SYSTEM SET billops.bill_database = 'postgres'`);
+    await S.admin.query('SELECT pg_reload_conf()');
+    const moved = await waitFor('the worker to connect to postgres', async () => {
+      const r = await S.workerRow();
+      return r?.datname === 'postgres' ? r : null;
+    }, 20000, 20);
+    const ms = performance.now() - t0;
+    t.diagnostic(`the worker moved after ${ms.toFixed(0)} ms`);
+    assert.notEqual(moved.pid, w.pid, 'a new worker process serves the new database');
+    // the row in flight is finished (a few requests), then the restart interval (1 s here)
+    assert.ok(ms < 4000, `the worker moved in ${ms.toFixed(0)} ms, not after the queue`);
+    const o = (await S.db.query(`SELECT state, count(*)::int AS n FROM billops.bill_outbox GROUP BY state`)).rows;
+    const n = (st) => o.find((r) => r.state === st)?.n ?? 0;
+    assert.equal(n('in_flight'), 0, 'nothing was left in flight');
+    assert.ok(n('pending') > 0, `the rest of the queue waits, pending (${JSON.stringify(o)})`);
+
+    // back to our database: the rest is delivered, exactly once each
+    await clearFaults();
+    await S.admin.query(`ALTER SYSTEM SET billops.bill_database = '${DB}'`);
+    await S.admin.query('SELECT pg_reload_conf()');
+    await connectedWorker();
+    await drained(pushable(ps).length);
+    await assertExactlyOneBillEach(ps, await state());
+  } finally {
+    await clearFaults();
+    await S.admin.query(`ALTER SYSTEM SET billops.bill_database = '${DB}'`);
+    await S.admin.query('ALTER SYSTEM RESET billops.bill_max_concurrent_requests');
+    await S.admin.query('SELECT pg_reload_conf()');
+  }
+});
+
 test('hourly limit: BDC_1144 puts the row back until the next hour and pauses the worker', async () => {
   await setFaults([{ match: { method: 'POST', path: '/v3/bills$' }, kind: 'bdc', code: 'BDC_1144', skip: 1, count: 1 }]);
   const ps = await buildMonth({ partners: 3 });
