@@ -51,6 +51,8 @@ extern void s3_location_for_source(int32 source_id, S3Location *loc);
 
 /* defines billops.load_batch_rows, max_load_workers, swap_lock_timeout, analyze_after_load (from _PG_init) */
 extern void billops_cur_load_init(void);
+/* TABLE_INSERT_FROZEN for a staging table created in this subtransaction, else 0 (cur_load.c) */
+extern int	billops_frozen_insert_option(Relation rel);
 
 /*
  * cur_load_parallel.c: the files of one delivery loaded by the session and

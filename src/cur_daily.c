@@ -310,7 +310,7 @@ write_groups(DailyRollup *d)
 		}
 		if (nused == WRITE_BATCH || (g == NULL && nused > 0))
 		{
-			table_multi_insert(d->daily, slots, nused, cid, TABLE_INSERT_SKIP_FSM, bistate);
+			table_multi_insert(d->daily, slots, nused, cid, TABLE_INSERT_SKIP_FSM | billops_frozen_insert_option(d->daily), bistate);
 			for (int i = 0; i < nused; i++)
 				ExecClearTuple(slots[i]);
 			nused = 0;
