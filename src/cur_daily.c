@@ -262,6 +262,7 @@ write_groups(DailyRollup *d)
 	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billops daily rollup rows", ALLOCSET_DEFAULT_SIZES);
 	BulkInsertState bistate = GetBulkInsertState();
 	CommandId	cid = GetCurrentCommandId(true);
+	int			ti_options = TABLE_INSERT_SKIP_FSM | billops_frozen_insert_option(d->daily);
 	int			bi = 0;
 	GroupBlock *block = d->blocks != NIL ? linitial(d->blocks) : NULL;
 	char	   *at = block ? block->start : NULL;
@@ -310,7 +311,7 @@ write_groups(DailyRollup *d)
 		}
 		if (nused == WRITE_BATCH || (g == NULL && nused > 0))
 		{
-			table_multi_insert(d->daily, slots, nused, cid, TABLE_INSERT_SKIP_FSM | billops_frozen_insert_option(d->daily), bistate);
+			table_multi_insert(d->daily, slots, nused, cid, ti_options, bistate);
 			for (int i = 0; i < nused; i++)
 				ExecClearTuple(slots[i]);
 			nused = 0;
@@ -549,7 +550,6 @@ serialize_key(DailyRollup *d, TupleTableSlot *slot, Size at)
 	g->hash = key_hash(g->key, g->keylen);
 	return MAXALIGN(used);
 }
-
 
 static inline DailyGroup *
 alloc_group(DailyRollup *d, Size size)

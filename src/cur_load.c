@@ -1598,9 +1598,9 @@ load_close(LoadState *st)
 
 /*
  * billops.max_load_workers, -1 meaning one loader per CPU core: the session
- * and cores − 1 workers, within max_worker_processes less two.  More loaders than cores only share them (and a
- * delivery's files end less evenly among more loaders: 4 files among 3
- * loaders on 2 cores loaded slower than among 2).
+ * and cores − 1 workers, within max_worker_processes less two.  More loaders
+ * than cores only share them (and a delivery's files end less evenly among
+ * more loaders: 4 files among 3 loaders on 2 cores loaded slower than among 2).
  */
 static int
 load_workers_wanted(void)
